@@ -1,0 +1,105 @@
+//! The library's one error type, grouped by cause.
+//!
+//! Every failure a user can provoke (bad files, bad options, bad checkpoints, a diverging run)
+//! is a variant here with a message that names the thing at fault, so the binary can print it
+//! as one paragraph and exit non-zero instead of panicking.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `distill`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being attempted ("reading", "writing", ...).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A data file exists but its contents are not a valid IDX file of the expected kind.
+    #[error("{path} is not a valid IDX file: {reason}")]
+    Idx {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The data files are individually valid but do not fit together.
+    #[error("dataset in {dir}: {reason}")]
+    Dataset {
+        /// The data directory.
+        dir: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// An option or configuration value is out of its allowed range or does not parse.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A model checkpoint is missing, unreadable or inconsistent.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file or model directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two models or a model and a dataset disagree (class counts, input sizes).
+    #[error("mismatch: {0}")]
+    Mismatch(String),
+    /// Training produced a non-finite loss.
+    #[error(
+        "training diverged: the loss became {value} at epoch {epoch}, step {step} (global step {global_step}); \
+         try a lower learning rate"
+    )]
+    Diverged {
+        /// The non-finite value seen (NaN or inf).
+        value: f32,
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// 1-based step counted from the start of training.
+        global_step: usize,
+    },
+    /// Input values handed to the library contain NaN or infinity.
+    #[error("non-finite value in {0}")]
+    NonFinite(String),
+    /// A JSON or TOML document could not be produced or parsed.
+    #[error("{what}: {reason}")]
+    Format {
+        /// What was being (de)serialized.
+        what: String,
+        /// The parser's or serializer's message.
+        reason: String,
+    },
+    /// Drawing a chart failed.
+    #[error("plotting {path}: {reason}")]
+    Plot {
+        /// The chart's output path.
+        path: PathBuf,
+        /// The drawing backend's message.
+        reason: String,
+    },
+}
+
+/// Shorthand used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the action and the path it concerned.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A configuration error from anything printable.
+    pub fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+}

@@ -1,0 +1,21 @@
+//! `distill`: knowledge distillation (Hinton, Vinyals & Dean 2015) as a library.
+//!
+//! Data flows one way through the modules: [`data`] reads and batches datasets, [`model`]
+//! builds and stores networks, [`distill`] holds the temperature softmax, the distillation loss
+//! and cached teacher soft targets, [`train`] runs the optimization loop, [`eval`] measures
+//! models, [`report`] writes results, and [`experiment`] composes them into the paper's
+//! experiments. The `distill` binary only parses arguments and calls into these.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod data;
+pub mod distill;
+pub mod error;
+pub mod eval;
+pub mod experiment;
+pub mod fsutil;
+pub mod model;
+pub mod report;
+pub mod train;
+
+pub use error::{Error, Result};

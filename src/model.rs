@@ -1,0 +1,402 @@
+//! Models: a multilayer perceptron built from a spec such as `mlp:1200,1200`, its checkpoint
+//! format, and ensembles of such nets.
+//!
+//! A checkpoint is one safetensors file (`model.safetensors`) whose metadata carries the
+//! architecture as JSON, so a model directory is self-describing and loading it runs no code.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+
+/// File name of a model's weights inside a model directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+const FORMAT: &str = "distill-mlp-v1";
+
+/// Hidden-layer widths and regularization parsed from a spec like `mlp:1200,1200`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Widths of the hidden layers, input side first.
+    pub hidden: Vec<usize>,
+}
+
+impl std::str::FromStr for ModelSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::config(format!(
+                "model spec {s:?} does not parse: {why} (expected e.g. mlp:1200,1200)"
+            ))
+        };
+        let rest = s
+            .strip_prefix("mlp:")
+            .ok_or_else(|| bad("it must start with \"mlp:\""))?;
+        let hidden = rest
+            .split(',')
+            .map(|w| match w.trim().parse::<usize>() {
+                Ok(0) => Err(bad("a layer width is 0")),
+                Ok(n) if n > 1 << 16 => Err(bad("a layer width is over 65536")),
+                Ok(n) => Ok(n),
+                Err(_) => Err(bad(&format!("{w:?} is not a positive integer"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ModelSpec { hidden })
+    }
+}
+
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        write!(f, "mlp:{}", w.join(","))
+    }
+}
+
+/// Full architecture of an MLP: input size, hidden widths, classes and dropout rates.
+/// Built only through [`MlpConfig::new`], which checks every field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpConfig {
+    /// Input features (pixels per image).
+    pub inputs: usize,
+    /// Hidden-layer widths.
+    pub hidden: Vec<usize>,
+    /// Output classes.
+    pub classes: usize,
+    /// Dropout probability on the input pixels during training.
+    pub input_dropout: f64,
+    /// Dropout probability on each hidden layer's output during training.
+    pub hidden_dropout: f64,
+    /// Image height and width, kept so tools can draw inputs.
+    pub image: [usize; 2],
+}
+
+impl MlpConfig {
+    /// Checks and builds a configuration.
+    pub fn new(
+        spec: &ModelSpec,
+        image: [usize; 2],
+        classes: usize,
+        input_dropout: f64,
+        hidden_dropout: f64,
+    ) -> Result<Self> {
+        for (name, p) in [
+            ("input dropout", input_dropout),
+            ("hidden dropout", hidden_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::config(format!("{name} must be in [0, 1), got {p}")));
+            }
+        }
+        if classes < 2 {
+            return Err(Error::config(format!(
+                "a classifier needs at least 2 classes, got {classes}"
+            )));
+        }
+        if image[0] == 0 || image[1] == 0 {
+            return Err(Error::config("image size must be non-zero"));
+        }
+        Ok(MlpConfig {
+            inputs: image[0] * image[1],
+            hidden: spec.hidden.clone(),
+            classes,
+            input_dropout,
+            hidden_dropout,
+            image,
+        })
+    }
+
+    /// The spec string (`mlp:...`) of this architecture.
+    pub fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            hidden: self.hidden.clone(),
+        }
+    }
+
+    /// Layer sizes from input to output.
+    fn sizes(&self) -> Vec<usize> {
+        let mut s = vec![self.inputs];
+        s.extend(&self.hidden);
+        s.push(self.classes);
+        s
+    }
+
+    /// Number of weights and biases.
+    pub fn params(&self) -> usize {
+        self.sizes().windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    }
+
+    /// Creates a freshly initialized network on `device` (seed the device first for
+    /// reproducible weights).
+    pub fn init(&self, device: &Device) -> Mlp {
+        let layers = self
+            .sizes()
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
+        Mlp {
+            layers,
+            input_dropout: DropoutConfig::new(self.input_dropout).init(),
+            hidden_dropout: DropoutConfig::new(self.hidden_dropout).init(),
+        }
+    }
+}
+
+/// A ReLU multilayer perceptron producing class logits.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+    input_dropout: Dropout,
+    hidden_dropout: Dropout,
+}
+
+impl Mlp {
+    /// Logits `[batch, classes]` for flattened images `[batch, inputs]`. Dropout is active only
+    /// on an autodiff device in training mode.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let mut x = self.input_dropout.forward(x);
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = self.hidden_dropout.forward(relu(x));
+            }
+        }
+        x
+    }
+
+    /// Logits for many images, computed in chunks of `chunk` rows to bound memory.
+    pub fn logits_chunked(&self, images: &Tensor<2>, chunk: usize) -> Tensor<2> {
+        let [n, _] = images.dims();
+        let parts: Vec<Tensor<2>> = (0..n)
+            .step_by(chunk.max(1))
+            .map(|s| self.forward(images.clone().slice(s..(s + chunk).min(n))))
+            .collect();
+        Tensor::cat(parts, 0)
+    }
+}
+
+/// A trained network with its architecture: what a model directory holds.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Architecture.
+    pub config: MlpConfig,
+    /// Weights.
+    pub mlp: Mlp,
+}
+
+/// Where a model's weights live: a directory holding `model.safetensors`, or the file itself.
+pub fn weights_path(path: &Path) -> PathBuf {
+    if path.is_dir() || path.extension().is_none() {
+        path.join(WEIGHTS_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+impl Network {
+    /// Serializes weights and architecture to safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (i, layer) in self.mlp.layers.iter().enumerate() {
+            let w = layer.weight.val();
+            tensors.push((
+                format!("layers.{i}.weight"),
+                w.dims().to_vec(),
+                f32_bytes(w.into_data())?,
+            ));
+            if let Some(b) = &layer.bias {
+                let b = b.val();
+                tensors.push((
+                    format!("layers.{i}.bias"),
+                    b.dims().to_vec(),
+                    f32_bytes(b.into_data())?,
+                ));
+            }
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, shape, bytes)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| Error::Format {
+                        what: "model tensors".into(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let config = serde_json::to_string(&self.config).map_err(|e| Error::Format {
+            what: "model config".into(),
+            reason: e.to_string(),
+        })?;
+        let meta = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("config".to_string(), config),
+        ]);
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Format {
+            what: "safetensors".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the model to `dir/model.safetensors` atomically.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(WEIGHTS_FILE);
+        write_atomic(&path, &self.to_bytes()?)?;
+        Ok(path)
+    }
+
+    /// Loads a model from a model directory (or its `model.safetensors`) onto `device`.
+    pub fn load(path: &Path, device: &Device) -> Result<Network> {
+        let file = weights_path(path);
+        if !file.exists() {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("no model here: {} does not exist", file.display()),
+            });
+        }
+        let bytes = std::fs::read(&file).map_err(|e| Error::io("reading", &file, e))?;
+        Self::from_bytes(&bytes, device).map_err(|reason| Error::Checkpoint { path: file, reason })
+    }
+
+    /// Parses safetensors bytes written by [`Network::to_bytes`].
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> std::result::Result<Network, String> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| format!("not a safetensors file ({e})"))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(format!(
+                "not a distill model (metadata format is not {FORMAT})"
+            ));
+        }
+        let config: MlpConfig =
+            serde_json::from_str(meta.get("config").ok_or("metadata has no config")?)
+                .map_err(|e| format!("architecture metadata does not parse: {e}"))?;
+        let spec = config.spec();
+        let config = MlpConfig::new(
+            &spec,
+            config.image,
+            config.classes,
+            config.input_dropout,
+            config.hidden_dropout,
+        )
+        .map_err(|e| e.to_string())?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| format!("corrupt safetensors: {e}"))?;
+        let sizes = config.sizes();
+        let read = |name: &str, shape: &[usize]| -> std::result::Result<Vec<f32>, String> {
+            let t = st
+                .tensor(name)
+                .map_err(|_| format!("tensor {name} is missing"))?;
+            if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape {
+                return Err(format!(
+                    "tensor {name} is {:?} {:?}, expected F32 {shape:?}",
+                    t.dtype(),
+                    t.shape()
+                ));
+            }
+            let v: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(format!("tensor {name} holds NaN or infinite values"));
+            }
+            Ok(v)
+        };
+        let mut mlp = config.init(device);
+        for (i, w) in sizes.windows(2).enumerate() {
+            let weight = read(&format!("layers.{i}.weight"), &[w[0], w[1]])?;
+            let bias = read(&format!("layers.{i}.bias"), &[w[1]])?;
+            mlp.layers[i].weight = Param::from_tensor(Tensor::from_data(
+                TensorData::new(weight, [w[0], w[1]]),
+                device,
+            ));
+            mlp.layers[i].bias = Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(bias, [w[1]]),
+                device,
+            )));
+        }
+        Ok(Network { config, mlp })
+    }
+}
+
+fn f32_bytes(data: TensorData) -> Result<Vec<u8>> {
+    let v: Vec<f32> = data.try_to_vec().map_err(|e| Error::Format {
+        what: "tensor data".into(),
+        reason: format!("{e:?}"),
+    })?;
+    Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parses_and_rejects() {
+        let s: ModelSpec = "mlp:1200,1200".parse().unwrap();
+        assert_eq!(s.hidden, vec![1200, 1200]);
+        assert_eq!(s.to_string(), "mlp:1200,1200");
+        for bad in ["cnn:3", "mlp:", "mlp:12,x", "mlp:0", "1200,1200", "mlp:-3"] {
+            let e = bad.parse::<ModelSpec>().unwrap_err().to_string();
+            assert!(e.contains("does not parse"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn param_count_matches_paper_architectures() {
+        let t = MlpConfig::new(&"mlp:1200,1200".parse().unwrap(), [28, 28], 10, 0.2, 0.5).unwrap();
+        assert_eq!(
+            t.params(),
+            784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
+        );
+        let s = MlpConfig::new(&"mlp:800,800".parse().unwrap(), [28, 28], 10, 0.0, 0.0).unwrap();
+        assert!(
+            s.params() * 2 < t.params() + t.params() / 10,
+            "800-800 is about half the teacher"
+        );
+        assert!(MlpConfig::new(&s.spec(), [28, 28], 10, 1.0, 0.0).is_err());
+        assert!(MlpConfig::new(&s.spec(), [28, 28], 1, 0.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn checkpoint_round_trips_and_rejects_corruption() {
+        let device = Device::flex();
+        let cfg = MlpConfig::new(&"mlp:5".parse().unwrap(), [2, 2], 3, 0.0, 0.0).unwrap();
+        let net = Network {
+            mlp: cfg.init(&device),
+            config: cfg.clone(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        net.save(dir.path()).unwrap();
+        let back = Network::load(dir.path(), &device).unwrap();
+        assert_eq!(back.config, cfg);
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![0.1f32, 0.2, 0.3, 0.4], [1, 4]),
+            &device,
+        );
+        let a: Vec<f32> = net.mlp.forward(x.clone()).into_data().try_to_vec().unwrap();
+        let b: Vec<f32> = back.mlp.forward(x).into_data().try_to_vec().unwrap();
+        assert_eq!(a, b);
+
+        let path = dir.path().join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+        let e = Network::load(dir.path(), &device).unwrap_err().to_string();
+        assert!(e.contains("checkpoint"), "{e}");
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(Network::load(dir.path(), &device).is_err());
+        let e = Network::load(&dir.path().join("nope"), &device)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}

@@ -1,0 +1,366 @@
+//! The training loop: optimizer, learning-rate schedule, seeded shuffling, progress, per-epoch
+//! metrics and atomic checkpoints.
+//!
+//! One loop serves the teacher, the student alone and the distilled student; what differs is
+//! the [`Objective`]. Validation errors are measured on a split held out of the training data.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DeviceSplit, Split, index_tensor, jittered_batch};
+use crate::distill::{DistillConfig, distillation_loss, hard_loss};
+use crate::error::{Error, Result};
+use crate::fsutil::append_line;
+use crate::model::{Mlp, Network};
+
+/// Which optimizer to use.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// SGD with momentum 0.9 (no dampening, as in PyTorch).
+    Sgd,
+    /// Adam with default betas.
+    Adam,
+}
+
+/// How the learning rate changes over training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// Cosine decay from the initial rate to zero over all steps.
+    Cosine,
+}
+
+/// Training hyperparameters as a user gives them (unchecked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Initial learning rate.
+    pub learning_rate: f64,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Maximum random shift of input images in pixels (0 = no jitter).
+    pub jitter: usize,
+    /// Seed for initialization, shuffling, dropout and jitter.
+    pub seed: u64,
+}
+
+/// Checked training hyperparameters; only [`TrainSettings::check`] makes one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    settings: TrainSettings,
+}
+
+impl TrainSettings {
+    /// Validates every field.
+    pub fn check(self) -> Result<TrainConfig> {
+        if self.epochs == 0 {
+            return Err(Error::config("epochs must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config("batch size must be at least 1"));
+        }
+        if !self.learning_rate.is_finite() || self.learning_rate <= 0.0 {
+            return Err(Error::config(format!(
+                "learning rate must be a finite number above 0, got {}",
+                self.learning_rate
+            )));
+        }
+        if self.jitter > 8 {
+            return Err(Error::config(format!(
+                "jitter of {} pixels is over the limit of 8",
+                self.jitter
+            )));
+        }
+        Ok(TrainConfig { settings: self })
+    }
+}
+
+impl TrainConfig {
+    /// The checked settings.
+    pub fn settings(&self) -> &TrainSettings {
+        &self.settings
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        match self.settings.optimizer {
+            OptimizerKind::Sgd => SgdConfig::new()
+                .with_momentum(Some(
+                    MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+                ))
+                .init(),
+            OptimizerKind::Adam => AdamConfig::new().init(),
+        }
+    }
+
+    fn learning_rate(&self, step: usize, total: usize) -> f64 {
+        let lr = self.settings.learning_rate;
+        match self.settings.schedule {
+            Schedule::Constant => lr,
+            Schedule::Cosine => {
+                lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total as f64).cos())
+            }
+        }
+    }
+}
+
+/// What the student learns from.
+#[derive(Debug, Clone)]
+pub enum Objective {
+    /// Cross-entropy against the true labels.
+    Hard,
+    /// The distillation loss against teacher log-probabilities at T, one row per transfer example.
+    Distill {
+        /// Temperature and alpha.
+        config: DistillConfig,
+        /// `[transfer examples, classes]` teacher log-probabilities at T.
+        teacher_log_probs: Tensor<2>,
+    },
+}
+
+/// The data a run trains and validates on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// Transfer / training examples.
+    pub train: &'a Split,
+    /// Held-out validation examples.
+    pub validation: &'a Split,
+    /// Image height and width (for jitter).
+    pub image: [usize; 2],
+}
+
+/// Metrics of one epoch, one line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub train_loss: f64,
+    /// Errors on the validation split.
+    pub validation_errors: usize,
+    /// Size of the validation split.
+    pub validation_examples: usize,
+    /// Learning rate at the epoch's last step.
+    pub learning_rate: f64,
+    /// Wall-clock seconds since training started.
+    pub elapsed_seconds: f64,
+}
+
+/// A finished training run.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The trained network (plain, inference-ready).
+    pub network: Network,
+    /// Per-epoch metrics.
+    pub history: Vec<EpochMetrics>,
+    /// Wall-clock training time in seconds (validation included).
+    pub seconds: f64,
+}
+
+/// Where a run writes as it trains.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Model directory: `model.safetensors` (rewritten atomically after every epoch) and
+    /// `metrics.jsonl`.
+    pub dir: PathBuf,
+    /// Label for the progress bar ("teacher", "student", ...).
+    pub label: String,
+    /// Whether to draw a progress bar.
+    pub progress: bool,
+}
+
+/// Counts classification errors of `mlp` on a device split.
+pub fn count_errors(mlp: &Mlp, split: &DeviceSplit) -> usize {
+    if split.len == 0 {
+        return 0;
+    }
+    let pred = mlp
+        .logits_chunked(&split.images, 2048)
+        .argmax(1)
+        .flatten::<1>(0, 1);
+    let wrong = pred.not_equal(split.labels.clone()).int().sum();
+    wrong.into_scalar::<i64>() as usize
+}
+
+/// Trains `network` (freshly initialized or not) on `data` towards `objective`.
+///
+/// `device` is the plain compute device; autodiff is enabled on it for the duration of training.
+pub fn train(
+    network: Network,
+    data: TrainData<'_>,
+    objective: &Objective,
+    config: &TrainConfig,
+    device: &Device,
+    output: &RunOutput,
+) -> Result<Trained> {
+    let s = config.settings();
+    let n = data.train.len();
+    if n == 0 {
+        return Err(Error::config("the training (transfer) set is empty"));
+    }
+    if data.train.pixels != network.config.inputs {
+        return Err(Error::Mismatch(format!(
+            "images have {} pixels but the model expects {} inputs",
+            data.train.pixels, network.config.inputs
+        )));
+    }
+    if let Objective::Distill {
+        teacher_log_probs, ..
+    } = objective
+    {
+        let [rows, classes] = teacher_log_probs.dims();
+        if rows != n || classes != network.config.classes {
+            return Err(Error::Mismatch(format!(
+                "teacher soft targets are {rows}x{classes} but the transfer set has {n} examples \
+                 and the student {} classes",
+                network.config.classes
+            )));
+        }
+    }
+    std::fs::create_dir_all(&output.dir)
+        .map_err(|e| Error::io("creating directory", &output.dir, e))?;
+    let metrics_path = output.dir.join("metrics.jsonl");
+    if metrics_path.exists() {
+        std::fs::remove_file(&metrics_path).map_err(|e| Error::io("removing", &metrics_path, e))?;
+    }
+
+    let ad = device.clone().autodiff();
+    ad.seed(s.seed);
+    let mut mlp = network.mlp.fork(&ad).train();
+    let mut optim = config.optimizer();
+    let train_dev = data.train.to_device(device);
+    let val_dev = data.validation.to_device(device);
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let steps_per_epoch = n.div_ceil(s.batch_size);
+    let total_steps = steps_per_epoch * s.epochs;
+    let bar = progress_bar(output, total_steps as u64);
+    let start = Instant::now();
+    let mut history = Vec::with_capacity(s.epochs);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut global = 0usize;
+    let mut lr = s.learning_rate;
+
+    for epoch in 1..=s.epochs {
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0f64;
+        for (step, chunk) in order.chunks(s.batch_size).enumerate() {
+            lr = config.learning_rate(global, total_steps);
+            let idx = index_tensor(chunk, device);
+            let x = if s.jitter > 0 {
+                let v = jittered_batch(
+                    data.train,
+                    data.image[0],
+                    data.image[1],
+                    chunk,
+                    s.jitter,
+                    &mut rng,
+                );
+                Tensor::<2>::from_data(TensorData::new(v, [chunk.len(), data.train.pixels]), device)
+            } else {
+                train_dev.images_at(&idx)
+            };
+            let y: Tensor<1, Int> = train_dev.labels_at(&idx);
+            let logits = mlp.forward(x.autodiff());
+            let loss = match objective {
+                Objective::Hard => hard_loss(logits, y.autodiff()),
+                Objective::Distill {
+                    config,
+                    teacher_log_probs,
+                } => distillation_loss(
+                    logits,
+                    teacher_log_probs.clone().select(0, idx).autodiff(),
+                    y.autodiff(),
+                    config,
+                ),
+            };
+            let value = loss.clone().into_scalar::<f32>();
+            global += 1;
+            if !value.is_finite() {
+                bar.abandon();
+                return Err(Error::Diverged {
+                    value,
+                    epoch,
+                    step: step + 1,
+                    global_step: global,
+                });
+            }
+            loss_sum += value as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &mlp);
+            mlp = optim.step(lr, mlp, grads);
+            bar.inc(1);
+            if step % 20 == 0 {
+                bar.set_message(format!("epoch {epoch}/{} loss {value:.4}", s.epochs));
+            }
+        }
+        let valid = mlp.valid();
+        let validation_errors = count_errors(&valid, &val_dev);
+        let m = EpochMetrics {
+            epoch,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            validation_errors,
+            validation_examples: val_dev.len,
+            learning_rate: lr,
+            elapsed_seconds: start.elapsed().as_secs_f64(),
+        };
+        bar.println(format!(
+            "{:>10} epoch {epoch:>3}/{}  loss {:.4}  validation errors {}/{}",
+            output.label, s.epochs, m.train_loss, m.validation_errors, m.validation_examples
+        ));
+        append_line(
+            &metrics_path,
+            &serde_json::to_string(&m).expect("metrics serialize"),
+        )?;
+        Network {
+            config: network.config.clone(),
+            mlp: valid,
+        }
+        .save(&output.dir)?;
+        history.push(m);
+    }
+    bar.finish_and_clear();
+    Ok(Trained {
+        network: Network {
+            config: network.config,
+            mlp: mlp.valid(),
+        },
+        history,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn progress_bar(output: &RunOutput, total: u64) -> ProgressBar {
+    if !output.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{:>10} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} steps  {{msg}}  (eta {{eta}})",
+            output.label
+        ))
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Path of a model directory's metrics file.
+pub fn metrics_path(dir: &Path) -> PathBuf {
+    dir.join("metrics.jsonl")
+}
