@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::data::Dataset;
 use crate::distill::{DistillSettings, check_temperature};
 use crate::error::{Error, Result};
-use crate::eval::evaluate;
+use crate::eval::{
+    agreement, check_compatible, class_similarity, evaluate, ranking_without, similar_pairs, soften,
+};
 use crate::experiment::{
     Preset, ReproduceConfig, ReproduceOptions, RoleConfig, Splits, compute_device, model_report,
     reproduce, teacher_soft_targets, train_role,
@@ -36,6 +39,10 @@ pub enum Command {
     Eval(EvalCmd),
     /// Run the paper's MNIST experiment: teacher, student alone, distilled student, report.
     Reproduce(ReproduceCmd),
+    /// Show one image's class probabilities at several temperatures (the "dark knowledge").
+    Soften(SoftenCmd),
+    /// Class-by-class similarity a model has learned: mean soft targets per true class.
+    Similarity(SimilarityCmd),
 }
 
 /// Where the data comes from and how much of it is used.
@@ -90,7 +97,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Initial learning rate.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     pub lr: f64,
     /// Optimizer (SGD uses momentum 0.9).
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
@@ -161,10 +168,10 @@ pub struct DistillCmd {
     #[arg(long)]
     pub out: PathBuf,
     /// Softmax temperature T for teacher and student while training (> 0); prediction uses T = 1.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Weight of the soft-target term in [0, 1]; the hard-label term gets 1 - alpha.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub alpha: f32,
     /// Where teacher soft targets are cached. Default: TEACHER/cache.
     #[arg(long, value_name = "DIR")]
@@ -207,14 +214,85 @@ pub struct ReproduceCmd {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Override the preset's temperature (preset: 20).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Override the preset's soft-target weight (preset: 0.9).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f32>,
     /// Retrain the teacher even if OUT/teacher was trained with the same config and data.
     #[arg(long)]
     pub retrain_teacher: bool,
+}
+
+/// `distill soften`.
+#[derive(Debug, Args)]
+pub struct SoftenCmd {
+    /// Model directory.
+    pub model: PathBuf,
+    /// Position of the image in the split.
+    #[arg(long, conflicts_with = "class", required_unless_present = "class")]
+    pub index: Option<usize>,
+    /// Use the first image of this true class instead of --index.
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// Temperatures, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,5,10,20",
+        allow_negative_numbers = true
+    )]
+    pub temperatures: Vec<f64>,
+    /// Which split the image comes from.
+    #[arg(long, value_enum, default_value_t = SplitName::Test)]
+    pub split: SplitName,
+    /// Print JSON: {"index", "label", "temperatures", "probs"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw a chart (.png or .svg) with the image beside it.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Logarithmic probability axis in the chart.
+    #[arg(long)]
+    pub log: bool,
+    /// Data directory. Default: data/mnist of this repository.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Which labelled split an image comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitName {
+    /// The test set.
+    Test,
+    /// The full training set (before the validation hold-out).
+    Train,
+}
+
+/// `distill similarity`.
+#[derive(Debug, Args)]
+pub struct SimilarityCmd {
+    /// Model directory.
+    pub model: PathBuf,
+    /// Temperature of the soft targets.
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
+    pub temperature: f64,
+    /// Other models (e.g. the distilled student and the student alone) to compare with MODEL:
+    /// mean KL(MODEL_T || OTHER_T) on the test set and top-1 agreement.
+    #[arg(long, value_name = "DIR")]
+    pub compare: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the heatmap (.png or .svg).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Number of most similar class pairs to list.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Data directory. Default: data/mnist of this repository.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Runs a parsed command line.
@@ -224,6 +302,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Distill(c) => cmd_distill(c),
         Command::Eval(c) => cmd_eval(c),
         Command::Reproduce(c) => cmd_reproduce(c),
+        Command::Soften(c) => cmd_soften(c),
+        Command::Similarity(c) => cmd_similarity(c),
     }
 }
 
@@ -345,5 +425,162 @@ fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
         println!("note: {n}");
     }
     println!("report: {}", c.out.join("report.md").display());
+    Ok(())
+}
+
+fn cmd_soften(c: SoftenCmd) -> Result<()> {
+    for &t in &c.temperatures {
+        check_temperature(t as f32)?;
+    }
+    let (device, _) = compute_device();
+    let net = Network::load(&c.model, &device)?;
+    let ds = Dataset::load(&data_dir(c.data_dir.as_deref()))?;
+    let split = match c.split {
+        SplitName::Test => &ds.test,
+        SplitName::Train => &ds.train,
+    };
+    check_compatible(&net, split, ds.classes)?;
+    let index = match (c.index, c.class) {
+        (Some(i), _) if i >= split.len() => {
+            return Err(Error::config(format!(
+                "--index {i} is out of range: the split has {} images",
+                split.len()
+            )));
+        }
+        (Some(i), _) => i,
+        (None, Some(class)) => split
+            .labels
+            .iter()
+            .position(|&l| l as usize == class)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "no image of class {class} in the split (classes are 0..{})",
+                    ds.classes - 1
+                ))
+            })?,
+        (None, None) => return Err(Error::config("give --index N or --class C")),
+    };
+    let one = split.subset(&[index]);
+    let row = crate::eval::logits(&net, &one, &device)?;
+    let probs = soften(&row, &c.temperatures);
+    let label = one.labels[0] as usize;
+    if let Some(p) = &c.plot {
+        crate::plot::soften_chart(
+            p,
+            &crate::plot::SoftenChart {
+                image: &one.images,
+                shape: [ds.rows, ds.cols],
+                label,
+                temperatures: &c.temperatures,
+                probs: &probs,
+                log_scale: c.log,
+                title: format!("{}: image {index} (a {label}) softened", net.config.spec()),
+            },
+        )?;
+    }
+    if c.json {
+        let v = serde_json::json!({"index": index, "label": label, "temperatures": c.temperatures, "probs": probs});
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "image {index} of the {:?} split, true class {label}\n",
+        c.split
+    );
+    print!("class");
+    for t in &c.temperatures {
+        print!(" {:>10}", format!("T={t}"));
+    }
+    println!();
+    for cls in 0..ds.classes {
+        print!("{cls:>5}");
+        for p in &probs {
+            print!(" {:>10.3e}", p[cls]);
+        }
+        println!();
+    }
+    println!();
+    for (t, p) in c.temperatures.iter().zip(&probs) {
+        let r: Vec<String> = ranking_without(p, label)
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        println!(
+            "T={t}: other classes, most probable first: {}",
+            r.join(" > ")
+        );
+    }
+    Ok(())
+}
+
+fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
+    check_temperature(c.temperature as f32)?;
+    let (device, _) = compute_device();
+    let net = Network::load(&c.model, &device)?;
+    let ds = Dataset::load(&data_dir(c.data_dir.as_deref()))?;
+    check_compatible(&net, &ds.test, ds.classes)?;
+    let logits = crate::eval::logits(&net, &ds.test, &device)?;
+    let m = class_similarity(&logits, &ds.test.labels, ds.classes, c.temperature);
+    let pairs = similar_pairs(&m, c.top);
+    let mut comparisons = Vec::new();
+    for other in &c.compare {
+        let o = Network::load(other, &device)?;
+        check_compatible(&o, &ds.test, ds.classes)?;
+        let ol = crate::eval::logits(&o, &ds.test, &device)?;
+        comparisons.push((
+            other.display().to_string(),
+            agreement(&logits, &ol, ds.classes, c.temperature),
+        ));
+    }
+    if let Some(p) = &c.plot {
+        crate::plot::heatmap(
+            p,
+            &m,
+            &format!(
+                "{}: mean soft targets at T = {} per true class",
+                net.config.spec(),
+                c.temperature
+            ),
+            false,
+        )?;
+    }
+    if c.json {
+        let v = serde_json::json!({
+            "temperature": c.temperature,
+            "matrix": m,
+            "pairs": pairs.iter().map(|(a, b, s)| serde_json::json!({"a": a, "b": b, "similarity": s})).collect::<Vec<_>>(),
+            "comparisons": comparisons.iter().map(|(n, a)| serde_json::json!({"model": n, "mean_kl": a.mean_kl, "top1_agreement": a.top1_agreement})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "mean soft targets at T = {} per true class (rows: true class)\n",
+        c.temperature
+    );
+    print!("    ");
+    for j in 0..ds.classes {
+        print!(" {j:>8}");
+    }
+    println!();
+    for (i, row) in m.iter().enumerate() {
+        print!("{i:>4}");
+        for v in row {
+            print!(" {v:>8.2e}");
+        }
+        println!();
+    }
+    println!("\nmost similar pairs:");
+    for (a, b, s) in &pairs {
+        println!("  {a} ~ {b}: {s:.3e}");
+    }
+    for (name, a) in &comparisons {
+        println!(
+            "vs {name}: mean KL {:.4} nats at T = {}, top-1 agreement {:.2}%",
+            a.mean_kl,
+            c.temperature,
+            100.0 * a.top1_agreement
+        );
+    }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod eval;
 pub mod experiment;
 pub mod fsutil;
 pub mod model;
+pub mod plot;
 pub mod report;
 pub mod train;
 

@@ -201,6 +201,28 @@ pub fn weights_path(path: &Path) -> PathBuf {
 }
 
 impl Network {
+    /// Adds `delta` to the output bias of each class in `classes` (bias adjustment for
+    /// classes a student never saw in its transfer set).
+    pub fn shift_bias(&mut self, classes: &[usize], delta: f32) {
+        let Some(last) = self.mlp.layers.last_mut() else {
+            return;
+        };
+        let Some(bias) = last.bias.take() else { return };
+        let b = bias.val();
+        let device = b.device();
+        let mut v: Vec<f32> = b.into_data().try_to_vec().unwrap_or_default();
+        for &c in classes {
+            if let Some(x) = v.get_mut(c) {
+                *x += delta;
+            }
+        }
+        let n = v.len();
+        last.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(v, [n]),
+            &device,
+        )));
+    }
+
     /// Serializes weights and architecture to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();

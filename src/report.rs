@@ -134,6 +134,81 @@ pub struct Report {
     pub total_seconds: f64,
     /// Free-form observations (cache hits, reused models, ...).
     pub notes: Vec<String>,
+    /// What the teacher knows beyond its top answer, and how much of it the students took on.
+    pub dark_knowledge: Option<DarkKnowledge>,
+}
+
+/// The teacher's soft knowledge as a report shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DarkKnowledge {
+    /// Test index of the image whose softened probabilities are shown.
+    pub soften_index: usize,
+    /// Its true class.
+    pub soften_label: usize,
+    /// Temperatures shown.
+    pub soften_temperatures: Vec<f64>,
+    /// `soften_probs[k][c]`: the teacher's probability of class `c` at temperature `k`.
+    pub soften_probs: Vec<Vec<f64>>,
+    /// Other classes, most probable first, at each temperature.
+    pub soften_ranking: Vec<Vec<usize>>,
+    /// Temperature of the similarity matrix.
+    pub similarity_temperature: f64,
+    /// Teacher's mean soft targets per true class (rows sum to 1).
+    pub similarity: Vec<Vec<f64>>,
+    /// Most similar class pairs `(a, b, score)`.
+    pub similar_pairs: Vec<(usize, usize, f64)>,
+    /// Temperature at which agreement is measured (the distillation T).
+    pub agreement_temperature: f64,
+    /// Per other model: mean KL(teacher_T || model_T) and top-1 agreement on the test set.
+    pub agreement_with_teacher: BTreeMap<String, crate::eval::Agreement>,
+    /// Chart files written beside the report.
+    pub charts: Vec<String>,
+}
+
+impl DarkKnowledge {
+    /// One sentence per finding, for the Markdown and HTML reports.
+    pub fn summary(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for ((t, p), r) in self
+            .soften_temperatures
+            .iter()
+            .zip(&self.soften_probs)
+            .zip(&self.soften_ranking)
+        {
+            let top: Vec<String> = r
+                .iter()
+                .take(4)
+                .map(|c| format!("{c} ({:.1e})", p[*c]))
+                .collect();
+            v.push(format!(
+                "Teacher on test image {} (a {}) at T = {t}: p({}) = {:.4}; other classes most probable first: {}",
+                self.soften_index,
+                self.soften_label,
+                self.soften_label,
+                p[self.soften_label],
+                top.join(", ")
+            ));
+        }
+        let pairs: Vec<String> = self
+            .similar_pairs
+            .iter()
+            .map(|(a, b, s)| format!("{a}~{b} ({s:.1e})"))
+            .collect();
+        v.push(format!(
+            "Most similar class pairs in the teacher's soft targets at T = {}: {}",
+            self.similarity_temperature,
+            pairs.join(", ")
+        ));
+        for (name, a) in &self.agreement_with_teacher {
+            v.push(format!(
+                "{name} vs teacher at T = {}: mean KL {:.4} nats, top-1 agreement {:.2}%",
+                self.agreement_temperature,
+                a.mean_kl,
+                100.0 * a.top1_agreement
+            ));
+        }
+        v
+    }
 }
 
 impl Report {
@@ -144,7 +219,71 @@ impl Report {
             reason: e.to_string(),
         })?;
         write_atomic(&dir.join("report.json"), json.as_bytes())?;
-        write_atomic(&dir.join("report.md"), self.markdown().as_bytes())
+        write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
+        write_atomic(&dir.join("report.html"), self.html(dir).as_bytes())
+    }
+
+    /// A self-contained HTML page: the tables, and every SVG chart in `dir` inlined, so it opens
+    /// in a browser with no network and no other file.
+    pub fn html(&self, dir: &Path) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut h = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>distill: {0}</title>\n\
+             <style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}}\
+             table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}\
+             th:first-child,td:first-child{{text-align:left}}figure{{margin:1.5em 0}}svg{{max-width:100%;height:auto}}</style>\n\
+             </head><body>\n<h1>distill: {0} ({1} preset)</h1>\n",
+            esc(&self.experiment),
+            esc(&self.preset)
+        );
+        h += "<table><tr><th>model</th><th>architecture</th><th>test errors</th><th>error %</th><th>params</th><th>train s</th><th>infer µs/example</th></tr>\n";
+        for (name, m) in self.ordered_models() {
+            h += &format!(
+                "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{:.2}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>\n",
+                esc(name),
+                esc(&m.spec),
+                m.test_errors,
+                m.test_examples,
+                100.0 * m.test_errors as f64 / m.test_examples.max(1) as f64,
+                m.params,
+                m.train_seconds,
+                m.infer_us_per_example
+            );
+        }
+        h += "</table>\n";
+        h += &format!(
+            "<p>T = {}, alpha = {}; seed {}; backend {}; {}; commit {}.</p>\n",
+            self.temperature,
+            self.alpha,
+            self.seed,
+            esc(&self.backend),
+            esc(&self.environment.hardware),
+            esc(&self.git_commit)
+        );
+        if let Some(dk) = &self.dark_knowledge {
+            h += &format!(
+                "<h2>Dark knowledge</h2>\n<ul>{}</ul>\n",
+                dk.summary()
+                    .iter()
+                    .map(|l| format!("<li>{}</li>", esc(l)))
+                    .collect::<String>()
+            );
+            for chart in dk.charts.iter().filter(|c| c.ends_with(".svg")) {
+                if let Ok(svg) = std::fs::read_to_string(dir.join(chart)) {
+                    let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+                    h += &format!(
+                        "<figure>{body}<figcaption>{}</figcaption></figure>\n",
+                        esc(chart)
+                    );
+                }
+            }
+        }
+        h += "</body></html>\n";
+        h
     }
 
     /// Reads a `report.json`.
@@ -241,6 +380,16 @@ impl Report {
             self.environment.os,
             self.total_seconds
         );
+        if let Some(dk) = &self.dark_knowledge {
+            s += "\n## Dark knowledge\n\n";
+            for l in dk.summary() {
+                s += &format!("- {l}\n");
+            }
+            s += "\n";
+            for chart in dk.charts.iter().filter(|c| c.ends_with(".png")) {
+                s += &format!("![{chart}]({chart})\n\n");
+            }
+        }
         if !self.notes.is_empty() {
             s += "\n## Notes\n\n";
             for n in &self.notes {

@@ -123,6 +123,7 @@ impl TrainConfig {
 
 /// What the student learns from.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one value per run, never stored in bulk
 pub enum Objective {
     /// Cross-entropy against the true labels.
     Hard,

@@ -1,0 +1,449 @@
+//! End-to-end checks of the `distill` binary: the smoke experiment and bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn distill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure must be a clean, explained exit: non-zero, an `error:` line naming `needle`, no panic.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v.extend_from_slice(data);
+    std::fs::write(path, v).unwrap();
+}
+
+/// A tiny 4x4 dataset with `classes` classes, raw IDX files.
+fn tiny_dataset(dir: &Path, classes: u8, n: u32) {
+    let labels: Vec<u8> = (0..n).map(|i| (i % classes as u32) as u8).collect();
+    let images: Vec<u8> = (0..n * 16).map(|i| ((i * 37) % 251) as u8).collect();
+    write_idx(&dir.join("train-images-idx3-ubyte"), &[n, 4, 4], &images);
+    write_idx(&dir.join("train-labels-idx1-ubyte"), &[n], &labels);
+    write_idx(&dir.join("t10k-images-idx3-ubyte"), &[n, 4, 4], &images);
+    write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[n], &labels);
+}
+
+#[test]
+fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
+    let out = tempfile::tempdir().unwrap();
+    let o = distill(&[
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for row in ["| teacher |", "| student |", "| distilled |"] {
+        assert!(stdout.contains(row), "table lacks {row}: {stdout}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["preset"], "smoke");
+    assert_eq!(report["seed"], 3);
+    assert_eq!(report["temperature"], 20.0);
+    assert!(report["alpha"].as_f64().unwrap() > 0.0);
+    assert!(report["backend"].as_str().unwrap().contains("flex"));
+    assert!(!report["git_commit"].as_str().unwrap().is_empty());
+    assert_eq!(report["dataset"]["test_size"], 2000);
+    assert!(report["dataset"]["train_size"].as_u64().unwrap() > 0);
+    for m in ["teacher", "student", "distilled"] {
+        let r = &report["models"][m];
+        assert_eq!(r["test_examples"], 2000, "{m}");
+        let errors = r["test_errors"].as_u64().unwrap();
+        let class_errors: u64 = r["class_errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(class_errors, errors, "{m}: class errors must add up");
+        assert_eq!(r["class_errors"].as_array().unwrap().len(), 10);
+        // A few epochs on 4,000 images: far better than chance (90% error) if the loss and
+        // gradients are right.
+        assert!(errors < 600, "{m}: {errors} errors of 2000");
+        assert!(r["params"].as_u64().unwrap() > 1_000_000);
+        assert!(r["train_seconds"].as_f64().unwrap() > 0.0);
+        assert!(r["infer_us_per_example"].as_f64().unwrap() > 0.0);
+        assert!(out.path().join(m).join("model.safetensors").exists());
+        assert!(out.path().join(m).join("metrics.jsonl").exists() || m == "teacher");
+    }
+    assert!(
+        report["models"]["teacher"]["params"].as_u64()
+            > report["models"]["student"]["params"].as_u64()
+    );
+    assert!(out.path().join("report.md").exists());
+    assert!(out.path().join("config.toml").exists());
+    let metrics = std::fs::read_to_string(out.path().join("student/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "one line per epoch");
+
+    // Every model directory is accepted by `eval`.
+    let o = distill(&[
+        "eval",
+        out.path().join("distilled").to_str().unwrap(),
+        "--json",
+        "--test-size",
+        "2000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["errors"], report["models"]["distilled"]["test_errors"]);
+
+    // Charts beside the report: decodable, not blank; the HTML page inlines the SVGs.
+    for chart in [
+        "learning_curves",
+        "soften_7",
+        "similarity_teacher",
+        "confusion_teacher",
+        "confusion_distilled",
+    ] {
+        assert_chart(&out.path().join(format!("{chart}.png")));
+        let svg = std::fs::read_to_string(out.path().join(format!("{chart}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.len() > 2000, "{chart}.svg");
+    }
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(
+        html.matches("<svg").count() >= 5 && !html.contains("src=\"http"),
+        "report.html not self-contained"
+    );
+    let dk = &report["dark_knowledge"];
+    assert_eq!(dk["soften_label"], 7);
+    for row in dk["similarity"].as_array().unwrap() {
+        let sum: f64 = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-6, "similarity rows sum to 1: {sum}");
+    }
+
+    inspect_commands(
+        &out.path().join("teacher"),
+        &out.path().join("distilled"),
+        out.path(),
+    );
+
+    // Second run: teacher and cached soft targets are reused, results identical (same seed).
+    let o = distill(&[
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    let notes = again["notes"].to_string();
+    assert!(notes.contains("teacher reused"), "{notes}");
+    assert!(notes.contains("read from cache"), "{notes}");
+    for m in ["teacher", "student", "distilled"] {
+        assert_eq!(
+            again["models"][m]["test_errors"], report["models"][m]["test_errors"],
+            "{m} not reproducible"
+        );
+    }
+}
+
+#[test]
+fn bad_options_are_refused_with_clear_errors() {
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    assert_clean_failure(
+        &distill(&[
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--out",
+            o,
+            "--temperature",
+            "0",
+        ]),
+        "temperature",
+    );
+    assert_clean_failure(
+        &distill(&[
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--out",
+            o,
+            "--temperature",
+            "-2",
+        ]),
+        "temperature",
+    );
+    assert_clean_failure(
+        &distill(&[
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--out",
+            o,
+            "--alpha",
+            "1.5",
+        ]),
+        "alpha",
+    );
+    assert_clean_failure(
+        &distill(&[
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--out",
+            o,
+            "--data-dir",
+            "/no/such/dir",
+        ]),
+        "does not exist",
+    );
+    assert_clean_failure(
+        &distill(&["train", "--model", "mlp:12,abc", "--out", o]),
+        "does not parse",
+    );
+    assert_clean_failure(&distill(&["eval", "/no/such/model"]), "does not exist");
+    let bad = out.path().join("badmodel");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("model.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{}",
+    )
+    .unwrap();
+    assert_clean_failure(&distill(&["eval", bad.to_str().unwrap()]), "checkpoint");
+}
+
+#[test]
+fn corrupt_data_files_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_dataset(d.path(), 3, 30);
+    std::fs::write(
+        d.path().join("t10k-labels-idx1-ubyte"),
+        [0u8, 0, 8, 1, 0, 0, 0, 30, 1, 2],
+    )
+    .unwrap();
+    let o = distill(&[
+        "train",
+        "--model",
+        "mlp:4",
+        "--out",
+        d.path().join("m").to_str().unwrap(),
+        "--data-dir",
+        d.path().to_str().unwrap(),
+        "--validation-size",
+        "5",
+    ]);
+    assert_clean_failure(&o, "t10k-labels-idx1-ubyte");
+    assert_clean_failure(&o, "truncated");
+}
+
+#[test]
+fn class_count_mismatch_and_divergence_are_reported() {
+    let three = tempfile::tempdir().unwrap();
+    tiny_dataset(three.path(), 3, 60);
+    let five = tempfile::tempdir().unwrap();
+    tiny_dataset(five.path(), 5, 60);
+    let models = tempfile::tempdir().unwrap();
+    let teacher = models.path().join("t");
+    let common = ["--validation-size", "10", "--epochs", "1"];
+    let mut args = vec![
+        "train",
+        "--model",
+        "mlp:8",
+        "--out",
+        teacher.to_str().unwrap(),
+        "--data-dir",
+        three.path().to_str().unwrap(),
+    ];
+    args.extend(common);
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let student = models.path().join("s");
+    let mut args = vec![
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--student",
+        "mlp:4",
+        "--out",
+        student.to_str().unwrap(),
+        "--data-dir",
+        five.path().to_str().unwrap(),
+    ];
+    args.extend(common);
+    assert_clean_failure(&distill(&args), "classes");
+
+    let args = vec![
+        "train",
+        "--model",
+        "mlp:8",
+        "--out",
+        student.to_str().unwrap(),
+        "--data-dir",
+        three.path().to_str().unwrap(),
+        "--lr",
+        "1e30",
+        "--validation-size",
+        "10",
+        "--epochs",
+        "3",
+    ];
+    let o = distill(&args);
+    assert_clean_failure(&o, "diverged");
+    assert_clean_failure(&o, "step");
+}
+
+/// A PNG that decodes to a non-trivial picture: several colours, not one flat fill.
+fn assert_chart(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
+        path.display()
+    );
+    let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert!(
+        img.width() >= 800,
+        "{} narrower than 800 px",
+        path.display()
+    );
+    let mut colours = std::collections::HashSet::new();
+    for p in img.pixels().step_by(7) {
+        colours.insert(p.0);
+    }
+    assert!(
+        colours.len() > 20,
+        "{} looks blank ({} colours)",
+        path.display(),
+        colours.len()
+    );
+}
+
+fn inspect_commands(teacher: &Path, student: &Path, tmp: &Path) {
+    let t = teacher.to_str().unwrap();
+    // soften --json: probabilities sum to 1 per temperature and entropy rises with T.
+    let o = distill(&[
+        "soften",
+        t,
+        "--class",
+        "7",
+        "--temperatures",
+        "1,5,20",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["label"], 7);
+    assert_eq!(v["temperatures"].as_array().unwrap().len(), 3);
+    let mut last_entropy = -1.0;
+    for p in v["probs"].as_array().unwrap() {
+        let p: Vec<f64> = p
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(p.len(), 10);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+        let h = -p
+            .iter()
+            .filter(|x| **x > 0.0)
+            .map(|x| x * x.ln())
+            .sum::<f64>();
+        assert!(h > last_entropy, "entropy must rise with T");
+        last_entropy = h;
+    }
+    let plot = tmp.join("soften.png");
+    let o = distill(&[
+        "soften",
+        t,
+        "--index",
+        "0",
+        "--log",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("most probable first"));
+    assert_chart(&plot);
+
+    let heat = tmp.join("similarity.svg");
+    let o = distill(&[
+        "similarity",
+        t,
+        "--json",
+        "--compare",
+        student.to_str().unwrap(),
+        "--plot",
+        heat.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for row in v["matrix"].as_array().unwrap() {
+        let sum: f64 = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-6);
+    }
+    let agree = v["comparisons"][0]["top1_agreement"].as_f64().unwrap();
+    assert!(agree > 0.5 && agree <= 1.0, "{agree}");
+    assert!(std::fs::read_to_string(&heat).unwrap().contains("<svg"));
+
+    assert_clean_failure(&distill(&["soften", t, "--index", "99999"]), "out of range");
+    assert_clean_failure(
+        &distill(&["soften", t, "--class", "12"]),
+        "no image of class 12",
+    );
+    assert_clean_failure(
+        &distill(&["soften", t, "--index", "1", "--temperatures", "1,0"]),
+        "temperature",
+    );
+    assert_clean_failure(
+        &distill(&["soften", "/no/model", "--index", "1"]),
+        "does not exist",
+    );
+    assert_clean_failure(
+        &distill(&["soften", t, "--index", "1", "--plot", "/no/such/dir/x.png"]),
+        "does not exist",
+    );
+    assert_clean_failure(
+        &distill(&["similarity", t, "--temperature", "-1"]),
+        "temperature",
+    );
+}

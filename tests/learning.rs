@@ -1,0 +1,116 @@
+//! Accuracy on a small MNIST slice with fixed seeds: a broken loss, gradient or data path
+//! cannot clear these bars.
+
+use distill::distill::DistillSettings;
+use distill::experiment::{
+    RoleConfig, Splits, compute_device, model_report, teacher_soft_targets, train_role,
+};
+use distill::train::{Objective, OptimizerKind, Schedule, TrainSettings};
+
+fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
+    RoleConfig {
+        spec: spec.into(),
+        input_dropout: 0.0,
+        hidden_dropout: 0.0,
+        train: TrainSettings {
+            epochs,
+            batch_size: 64,
+            learning_rate: 0.05,
+            optimizer: OptimizerKind::Sgd,
+            schedule: Schedule::Cosine,
+            jitter: 0,
+            seed,
+        },
+    }
+}
+
+#[test]
+fn mnist_slice_trains_and_distills_above_the_bar() {
+    let data = distill::cli::data_dir(None);
+    let splits = Splits::load(&data, 500, Some(3000), Some(1000)).unwrap();
+    let (device, _) = compute_device();
+    let dir = tempfile::tempdir().unwrap();
+
+    let teacher_dir = dir.path().join("teacher");
+    let teacher = train_role(
+        &role("mlp:256", 4, 7).check().unwrap(),
+        &splits,
+        &Objective::Hard,
+        &device,
+        &teacher_dir,
+        "t",
+        false,
+    )
+    .unwrap();
+    let t = model_report(&teacher.network, &teacher_dir, &splits, &device, 0.0, None).unwrap();
+    // 3,000 examples, 4 epochs: about 7-9% error when everything works; chance is 90%.
+    assert!(
+        t.test_errors < 130,
+        "teacher: {} errors of 1000",
+        t.test_errors
+    );
+    assert!(
+        teacher
+            .history
+            .windows(2)
+            .all(|w| w[1].train_loss < w[0].train_loss),
+        "{:?}",
+        teacher.history
+    );
+
+    // A student that only ever sees the teacher's soft targets (alpha = 1) must learn the task.
+    let distill = DistillSettings {
+        temperature: 4.0,
+        alpha: 1.0,
+    }
+    .check()
+    .unwrap();
+    let (targets, _, _) = teacher_soft_targets(
+        &teacher.network,
+        &teacher_dir,
+        &splits.train,
+        4.0,
+        &dir.path().join("cache"),
+        &device,
+    )
+    .unwrap();
+    let student_dir = dir.path().join("student");
+    let objective = Objective::Distill {
+        config: distill,
+        teacher_log_probs: targets,
+    };
+    let s = train_role(
+        &role("mlp:64", 4, 8).check().unwrap(),
+        &splits,
+        &objective,
+        &device,
+        &student_dir,
+        "s",
+        false,
+    )
+    .unwrap();
+    let r = model_report(&s.network, &student_dir, &splits, &device, 0.0, None).unwrap();
+    assert!(
+        r.test_errors < 150,
+        "soft-target-only student: {} errors of 1000",
+        r.test_errors
+    );
+}
+
+#[test]
+fn mnist_loader_matches_published_facts() {
+    let ds = distill::data::Dataset::load(&distill::cli::data_dir(None)).unwrap();
+    assert_eq!((ds.rows, ds.cols, ds.classes), (28, 28, 10));
+    assert_eq!(
+        ds.train.class_counts(10),
+        vec![5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
+    assert_eq!(
+        ds.test.class_counts(10),
+        vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+    let mean = ds.train.images.iter().map(|&p| p as f64).sum::<f64>()
+        / ds.train.images.len() as f64
+        / 255.0;
+    assert!((mean - 0.1307).abs() < 5e-4, "{mean}");
+}
