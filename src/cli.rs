@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::Dataset;
+use crate::data::TransferSettings;
 use crate::distill::{DistillSettings, check_temperature};
 use crate::error::{Error, Result};
 use crate::eval::{
     agreement, check_compatible, class_similarity, evaluate, ranking_without, similar_pairs, soften,
 };
 use crate::experiment::{
-    Preset, ReproduceConfig, ReproduceOptions, RoleConfig, Splits, compute_device, model_report,
-    reproduce, teacher_soft_targets, train_role,
+    BiasAdjust, ExperimentKind, Preset, ReproduceConfig, ReproduceOptions, RoleConfig, Splits,
+    adjust_bias, compute_device, model_report, reproduce, teacher_soft_targets, train_role,
 };
-use crate::model::Network;
+use crate::model::{Classifier, Network, Predictor};
 use crate::train::{Objective, OptimizerKind, Schedule, TrainSettings};
 
 /// Knowledge distillation (Hinton, Vinyals & Dean 2015): train a big teacher, distill it into
@@ -39,6 +40,11 @@ pub enum Command {
     Eval(EvalCmd),
     /// Run the paper's MNIST experiment: teacher, student alone, distilled student, report.
     Reproduce(ReproduceCmd),
+    /// Combine trained models into an ensemble that averages their softened probabilities;
+    /// it can be evaluated and used as a teacher like any model.
+    Ensemble(EnsembleCmd),
+    /// Time training, distillation (live and cached teacher) and inference; JSON for bench/compare.sh.
+    Bench(BenchCmd),
     /// Show one image's class probabilities at several temperatures (the "dark knowledge").
     Soften(SoftenCmd),
     /// Class-by-class similarity a model has learned: mean soft targets per true class.
@@ -178,7 +184,57 @@ pub struct DistillCmd {
     pub cache_dir: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub train: TrainArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+/// Which training examples the student learns from (the teacher is never retrained).
+#[derive(Debug, Clone, Args)]
+pub struct TransferArgs {
+    /// Keep this fraction of each class of the training set (seeded, class-stratified), in (0, 1].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub transfer_fraction: Option<f64>,
+    /// Leave these classes out of the transfer set (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "C,...")]
+    pub omit_classes: Vec<usize>,
+    /// Keep only these classes in the transfer set (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "C,...")]
+    pub only_classes: Vec<usize>,
+    /// After training, raise the output biases of classes missing from the transfer set:
+    /// `auto` picks the shift with the fewest validation errors, a number sets it, `none` skips.
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|none|VALUE",
+        allow_negative_numbers = true
+    )]
+    pub bias_adjust: String,
+}
+
+impl TransferArgs {
+    fn settings(&self) -> TransferSettings {
+        TransferSettings {
+            fraction: self.transfer_fraction,
+            omit_classes: self.omit_classes.clone(),
+            only_classes: self.only_classes.clone(),
+        }
+    }
+}
+
+/// `distill ensemble`.
+#[derive(Debug, Args)]
+pub struct EnsembleCmd {
+    /// A member's model directory (give two or more, e.g. teachers trained with different --seed).
+    #[arg(long = "member", value_name = "DIR", required = true, num_args = 1)]
+    pub members: Vec<PathBuf>,
+    /// Ensemble directory to write (ensemble.json listing the members).
+    #[arg(long)]
+    pub out: PathBuf,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -200,6 +256,19 @@ pub struct EvalCmd {
 /// `distill reproduce`.
 #[derive(Debug, Args)]
 pub struct ReproduceCmd {
+    /// Which experiment: mnist (teacher, student alone, distilled student), omit-3 (no 3 in the
+    /// transfer set, then bias adjustment), only-7-8, small-data (3% of the training set) or
+    /// ensemble (5 teachers, their ensemble, one model distilled from it).
+    #[arg(long, value_enum, default_value_t = ExperimentKind::Mnist)]
+    pub experiment: ExperimentKind,
+    /// Use this trained teacher (model or ensemble directory) instead of training one
+    /// (not for --experiment ensemble).
+    #[arg(long, value_name = "DIR")]
+    pub teacher: Option<PathBuf>,
+    /// Bias adjustment for classes missing from the transfer set: auto, none or a number
+    /// (default: auto for omit-3 and only-7-8).
+    #[arg(long, value_name = "auto|none|VALUE", allow_negative_numbers = true)]
+    pub bias_adjust: Option<String>,
     /// smoke: subset, seconds (for tests); quick: full MNIST, minutes; paper: the paper's
     /// schedules, hours on 2 cores.
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
@@ -222,6 +291,32 @@ pub struct ReproduceCmd {
     /// Retrain the teacher even if OUT/teacher was trained with the same config and data.
     #[arg(long)]
     pub retrain_teacher: bool,
+}
+
+/// `distill bench`.
+#[derive(Debug, Args)]
+pub struct BenchCmd {
+    /// Write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Worker threads of the CPU pool (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed repeats per figure.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Untimed warm-up repeats per figure.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Examples per epoch (55,000 is one MNIST training epoch).
+    #[arg(long, default_value_t = 55_000)]
+    pub epoch_examples: usize,
+    /// Also measure peak memory of `reproduce --preset quick` (adds about 7 minutes).
+    #[arg(long)]
+    pub memory: bool,
+    /// Data directory. Default: data/mnist of this repository.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `distill soften`.
@@ -302,6 +397,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Distill(c) => cmd_distill(c),
         Command::Eval(c) => cmd_eval(c),
         Command::Reproduce(c) => cmd_reproduce(c),
+        Command::Ensemble(c) => cmd_ensemble(c),
+        Command::Bench(c) => cmd_bench(c),
         Command::Soften(c) => cmd_soften(c),
         Command::Similarity(c) => cmd_similarity(c),
     }
@@ -351,15 +448,27 @@ fn cmd_distill(c: DistillCmd) -> Result<()> {
     }
     .check()?;
     let role = c.train.role(&c.student).check()?;
+    let bias: BiasAdjust = c.transfer.bias_adjust.parse()?;
     let (device, _) = compute_device();
-    let teacher = Network::load(&c.teacher, &device)?;
+    let teacher = Classifier::load(&c.teacher, &device)?;
     let splits = c.data.load()?;
-    if teacher.config.classes != splits.dataset.classes {
+    if teacher.classes() != splits.dataset.classes {
         return Err(Error::Mismatch(format!(
             "the teacher has {} classes but the dataset (and so the student) has {}",
-            teacher.config.classes, splits.dataset.classes
+            teacher.classes(),
+            splits.dataset.classes
         )));
     }
+    let selection = c.transfer.settings().check(splits.dataset.classes)?;
+    let transfer = if selection.is_everything() {
+        splits.clone()
+    } else {
+        splits.with_train(
+            splits
+                .train
+                .subset(&selection.indices(&splits.train, c.train.seed)),
+        )
+    };
     let cache = c
         .cache_dir
         .clone()
@@ -367,23 +476,60 @@ fn cmd_distill(c: DistillCmd) -> Result<()> {
     let (targets, outcome, path) = teacher_soft_targets(
         &teacher,
         &c.teacher,
-        &splits.train,
+        &transfer.train,
         distill.temperature(),
         &cache,
         &device,
     )?;
-    eprintln!("teacher soft targets: {outcome:?} ({})", path.display());
+    eprintln!(
+        "transfer set: {} examples; teacher soft targets: {outcome:?} ({})",
+        transfer.train.len(),
+        path.display()
+    );
     let objective = Objective::Distill {
         config: distill,
         teacher_log_probs: targets,
     };
-    let t = train_role(&role, &splits, &objective, &device, &c.out, "distill", true)?;
-    print_result(&t.network, &c.out, &splits, &device, t.seconds)
+    let mut t = train_role(
+        &role, &transfer, &objective, &device, &c.out, "distill", true,
+    )?;
+    print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
+    if let Some(b) = adjust_bias(
+        &mut t.network,
+        &splits,
+        &selection.missing_classes(),
+        bias,
+        &device,
+    )? {
+        t.network.save(&c.out)?;
+        println!(
+            "bias of classes {:?} raised by {:.2} ({}); validation errors {} -> {}",
+            b.classes, b.shift, b.method, b.validation_errors_before, b.validation_errors_after
+        );
+        print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
+    }
+    Ok(())
+}
+
+fn cmd_ensemble(c: EnsembleCmd) -> Result<()> {
+    let (device, _) = compute_device();
+    let ens = Classifier::create_ensemble(&c.out, &c.members, &device)?;
+    let splits = c.data.load()?;
+    let r = model_report(&ens, &c.out, &splits, &device, 0.0, None)?;
+    println!(
+        "{}: {} test errors of {} ({:.2}%); written to {}",
+        r.spec,
+        r.test_errors,
+        r.test_examples,
+        100.0 * r.test_errors as f64 / r.test_examples.max(1) as f64,
+        c.out.display()
+    );
+    Ok(())
 }
 
 fn cmd_eval(c: EvalCmd) -> Result<()> {
     let (device, _) = compute_device();
-    let net = Network::load(&c.model, &device)?;
+    let net = Classifier::load(&c.model, &device)?;
     let splits = c.data.load()?;
     let e = evaluate(&net, &splits.test, splits.dataset.classes, &device)?;
     if c.json {
@@ -394,7 +540,7 @@ fn cmd_eval(c: EvalCmd) -> Result<()> {
     } else {
         println!(
             "{}: {} test errors of {} ({:.2}%), NLL {:.4}\nerrors per class: {:?}",
-            net.config.spec(),
+            net.describe(),
             e.errors,
             e.examples,
             e.error_percent(),
@@ -406,7 +552,20 @@ fn cmd_eval(c: EvalCmd) -> Result<()> {
 }
 
 fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
-    let mut config = ReproduceConfig::preset(c.preset, c.seed, data_dir(c.data_dir.as_deref()));
+    let mut config = ReproduceConfig::recipe(
+        c.experiment,
+        c.preset,
+        c.seed,
+        data_dir(c.data_dir.as_deref()),
+    );
+    if let Some(b) = &c.bias_adjust {
+        config.bias_adjust = b.parse()?;
+    }
+    if c.teacher.is_some() && config.members > 1 {
+        return Err(Error::config(
+            "--teacher cannot be combined with --experiment ensemble, which trains its own members",
+        ));
+    }
     if let Some(t) = c.temperature {
         check_temperature(t)?;
         config.distill.temperature = t;
@@ -418,6 +577,7 @@ fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
         config,
         out: c.out.clone(),
         retrain_teacher: c.retrain_teacher,
+        teacher: c.teacher.clone(),
         progress: true,
     })?;
     println!("{}", report.table());
@@ -433,7 +593,7 @@ fn cmd_soften(c: SoftenCmd) -> Result<()> {
         check_temperature(t as f32)?;
     }
     let (device, _) = compute_device();
-    let net = Network::load(&c.model, &device)?;
+    let net = Classifier::load(&c.model, &device)?;
     let ds = Dataset::load(&data_dir(c.data_dir.as_deref()))?;
     let split = match c.split {
         SplitName::Test => &ds.test,
@@ -474,7 +634,7 @@ fn cmd_soften(c: SoftenCmd) -> Result<()> {
                 temperatures: &c.temperatures,
                 probs: &probs,
                 log_scale: c.log,
-                title: format!("{}: image {index} (a {label}) softened", net.config.spec()),
+                title: format!("{}: image {index} (a {label}) softened", net.describe()),
             },
         )?;
     }
@@ -516,7 +676,7 @@ fn cmd_soften(c: SoftenCmd) -> Result<()> {
 fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
     check_temperature(c.temperature as f32)?;
     let (device, _) = compute_device();
-    let net = Network::load(&c.model, &device)?;
+    let net = Classifier::load(&c.model, &device)?;
     let ds = Dataset::load(&data_dir(c.data_dir.as_deref()))?;
     check_compatible(&net, &ds.test, ds.classes)?;
     let logits = crate::eval::logits(&net, &ds.test, &device)?;
@@ -524,7 +684,7 @@ fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
     let pairs = similar_pairs(&m, c.top);
     let mut comparisons = Vec::new();
     for other in &c.compare {
-        let o = Network::load(other, &device)?;
+        let o = Classifier::load(other, &device)?;
         check_compatible(&o, &ds.test, ds.classes)?;
         let ol = crate::eval::logits(&o, &ds.test, &device)?;
         comparisons.push((
@@ -538,7 +698,7 @@ fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
             &m,
             &format!(
                 "{}: mean soft targets at T = {} per true class",
-                net.config.spec(),
+                net.describe(),
                 c.temperature
             ),
             false,
@@ -581,6 +741,32 @@ fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
             c.temperature,
             100.0 * a.top1_agreement
         );
+    }
+    Ok(())
+}
+
+fn cmd_bench(c: BenchCmd) -> Result<()> {
+    crate::backend::init_threads(c.threads);
+    let (device, backend) = compute_device();
+    let ds = Dataset::load(&data_dir(c.data_dir.as_deref()))?;
+    let opts = crate::bench::BenchOptions {
+        reps: c.reps,
+        warmup: c.warmup,
+        epoch_examples: c.epoch_examples,
+        memory: c.memory,
+    };
+    let report = crate::bench::run(&opts, &ds.train, &device, backend, |what| {
+        eprintln!("bench: {what}")
+    })?;
+    println!(
+        "{:<28} {:>12} {:>12} {:>12}",
+        "figure", "median", "min", "max"
+    );
+    for (k, f) in &report.figures {
+        println!("{k:<28} {:>12.3} {:>12.3} {:>12.3}", f.median, f.min, f.max);
+    }
+    if let Some(p) = &c.json {
+        crate::bench::write_json(&report, p)?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Split;
 use crate::distill::softmax_host;
 use crate::error::{Error, Result};
-use crate::model::Network;
+use crate::model::Predictor;
 
 /// A model's results on one labelled split.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -36,26 +36,27 @@ impl Evaluation {
 }
 
 /// Checks that `net` accepts the images of `split` and that its classes cover the labels.
-pub fn check_compatible(net: &Network, split: &Split, classes: usize) -> Result<()> {
-    if net.config.inputs != split.pixels {
+pub fn check_compatible(net: &dyn Predictor, split: &Split, classes: usize) -> Result<()> {
+    if net.inputs() != split.pixels {
         return Err(Error::Mismatch(format!(
             "the model expects {} inputs but the images have {} pixels",
-            net.config.inputs, split.pixels
+            net.inputs(),
+            split.pixels
         )));
     }
-    if net.config.classes != classes {
+    if net.classes() != classes {
         return Err(Error::Mismatch(format!(
             "the model has {} classes but the dataset has {classes}",
-            net.config.classes
+            net.classes()
         )));
     }
     Ok(())
 }
 
 /// Logits of `net` for every example of `split`, row-major `[len, classes]` on the host.
-pub fn logits(net: &Network, split: &Split, device: &Device) -> Result<Vec<f32>> {
+pub fn logits(net: &dyn Predictor, split: &Split, device: &Device) -> Result<Vec<f32>> {
     let dev = split.to_device(device);
-    let out: Tensor<2> = net.mlp.logits_chunked(&dev.images, 2048);
+    let out: Tensor<2> = net.logits(&dev.images);
     out.into_data()
         .try_to_vec()
         .map_err(|e| Error::NonFinite(format!("model output: {e:?}")))
@@ -98,7 +99,7 @@ pub fn argmax(row: &[f32]) -> usize {
 
 /// Evaluates `net` on `split` (a dataset with `classes` classes).
 pub fn evaluate(
-    net: &Network,
+    net: &dyn Predictor,
     split: &Split,
     classes: usize,
     device: &Device,
@@ -108,20 +109,17 @@ pub fn evaluate(
 }
 
 /// Median microseconds per example for batch-1 inference over `reps` single images.
-pub fn latency_us_batch1(net: &Network, split: &Split, device: &Device, reps: usize) -> f64 {
+pub fn latency_us_batch1(net: &dyn Predictor, split: &Split, device: &Device, reps: usize) -> f64 {
     let dev = split.head(reps.max(1)).to_device(device);
     let mut times = Vec::with_capacity(dev.len);
     // Warm-up: first calls allocate buffers and spin up thread pools.
     for i in 0..dev.len.min(10) {
-        let _ = net
-            .mlp
-            .forward(dev.images.clone().slice(i..i + 1))
-            .into_data();
+        let _ = net.logits(&dev.images.clone().slice(i..i + 1)).into_data();
     }
     for i in 0..dev.len {
         let x = dev.images.clone().slice(i..i + 1);
         let t = Instant::now();
-        let _ = net.mlp.forward(x).into_data();
+        let _ = net.logits(&x).into_data();
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     median(&mut times)

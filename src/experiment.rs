@@ -7,19 +7,17 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, DatasetInfo, Split};
-use crate::distill::{
-    CacheKey, CacheOutcome, DistillConfig, DistillSettings, cached_soft_targets, log_soft_targets,
-};
+use crate::data::{Dataset, DatasetInfo, Split, TransferSettings};
+use crate::distill::{CacheKey, CacheOutcome, DistillConfig, DistillSettings, cached_soft_targets};
 use crate::error::{Error, Result};
 use crate::eval::{
-    agreement, class_similarity, evaluate, latency_us_batch1, logits, ranking_without,
-    similar_pairs, soften,
+    agreement, choose_bias_shift, class_similarity, evaluate, latency_us_batch1, logits,
+    ranking_without, similar_pairs, soften,
 };
-use crate::fsutil::{sha256_file, write_atomic};
-use crate::model::{MlpConfig, ModelSpec, Network, weights_path};
+use crate::fsutil::write_atomic;
+use crate::model::{Classifier, MlpConfig, ModelSpec, Network, Predictor, weights_path};
 use crate::plot;
-use crate::report::DarkKnowledge;
+use crate::report::{BiasAdjustReport, DarkKnowledge};
 use crate::report::{Environment, ModelReport, Report};
 use crate::train::EpochMetrics;
 use crate::train::{
@@ -27,49 +25,7 @@ use crate::train::{
     train,
 };
 
-/// The compute device and a name for it: CUDA when built with the `cuda` feature, else the
-/// pure-Rust flex CPU backend.
-pub fn compute_device() -> (Device, &'static str) {
-    init_cpu_threads();
-    #[cfg(feature = "cuda")]
-    {
-        (Device::cuda(0), "cuda")
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        (Device::flex(), "flex (pure-Rust CPU)")
-    }
-}
-
-/// Sets flush-to-zero and denormals-are-zero on this thread. Late in training, gradients and
-/// momentum buffers drift into the subnormal range, where x86 arithmetic is many times slower
-/// (a distillation epoch was measured going from 5.6 s to 17 s); the values lost are below
-/// 1e-38 and do not matter for learning.
-fn flush_denormals() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut csr: u32 = 0;
-        // SAFETY: stmxcsr/ldmxcsr only read and write the SSE control register of this thread
-        // through a valid pointer to a local u32.
-        unsafe {
-            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
-            csr |= 0x8040; // FTZ (bit 15) and DAZ (bit 6)
-            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack));
-        }
-    }
-}
-
-/// Builds the global thread pool (used by the CPU backend's kernels) with denormal flushing on
-/// every worker, and flushes on the calling thread. Safe to call more than once.
-fn init_cpu_threads() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .start_handler(|_| flush_denormals())
-            .build_global();
-    });
-    flush_denormals();
-}
+pub use crate::backend::compute_device;
 
 /// Architecture and training of one model in a recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,15 +40,15 @@ pub struct RoleConfig {
     pub train: TrainSettings,
 }
 
-/// Named sizes of the main experiment.
+/// Named sizes of an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// Tiny subset and few epochs: a check that everything runs (under 2 minutes).
     Smoke,
-    /// Full MNIST, short schedules: the default (under 15 minutes on 2 cores).
+    /// Full MNIST, short schedules: the default (about 7 minutes on 2 cores).
     Quick,
-    /// The paper's setup: long schedules, jitter of 2 pixels (hours on 2 cores).
+    /// The paper's setup: long schedules, jitter of 2 pixels (about an hour on 2 cores).
     Paper,
 }
 
@@ -107,9 +63,77 @@ impl Preset {
     }
 }
 
-/// Everything that defines a run of the main experiment; written to `config.toml`.
+/// The paper's experiments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum ExperimentKind {
+    /// Teacher, student alone, distilled student on all of MNIST (paper section 3).
+    #[serde(rename = "mnist")]
+    #[value(name = "mnist")]
+    Mnist,
+    /// Student distilled with no 3 in its transfer set, before and after bias adjustment.
+    #[serde(rename = "omit-3")]
+    #[value(name = "omit-3")]
+    Omit3,
+    /// Transfer set of 7s and 8s only, before and after bias adjustment.
+    #[serde(rename = "only-7-8")]
+    #[value(name = "only-7-8")]
+    Only78,
+    /// Students on 3% of the training set: hard labels alone vs distilled.
+    #[serde(rename = "small-data")]
+    #[value(name = "small-data")]
+    SmallData,
+    /// Several teachers with different seeds, their ensemble, and one model distilled from it.
+    #[serde(rename = "ensemble")]
+    #[value(name = "ensemble")]
+    Ensemble,
+}
+
+impl ExperimentKind {
+    /// Name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExperimentKind::Mnist => "mnist",
+            ExperimentKind::Omit3 => "omit-3",
+            ExperimentKind::Only78 => "only-7-8",
+            ExperimentKind::SmallData => "small-data",
+            ExperimentKind::Ensemble => "ensemble",
+        }
+    }
+}
+
+/// How output biases of classes missing from the transfer set are raised after training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BiasAdjust {
+    /// No adjustment.
+    None,
+    /// The shift with the fewest validation errors (validation split, never the test set).
+    Auto,
+    /// A fixed shift.
+    Fixed(f32),
+}
+
+impl std::str::FromStr for BiasAdjust {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(BiasAdjust::Auto),
+            "none" => Ok(BiasAdjust::None),
+            v => match v.parse::<f32>() {
+                Ok(x) if x.is_finite() => Ok(BiasAdjust::Fixed(x)),
+                _ => Err(Error::config(format!(
+                    "--bias-adjust must be auto, none or a number, got {v:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// Everything that defines a run of an experiment; written to `config.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReproduceConfig {
+    /// Which experiment.
+    pub experiment: ExperimentKind,
     /// Preset the values came from.
     pub preset: Preset,
     /// Master seed.
@@ -122,12 +146,21 @@ pub struct ReproduceConfig {
     pub validation_size: usize,
     /// Test examples evaluated; `None` = all.
     pub test_size: Option<usize>,
-    /// Teacher: deep and regularized.
+    /// Teacher (for `ensemble`: each member, trained with seeds derived from `seed`).
     pub teacher: RoleConfig,
+    /// Members of the ensemble teacher (1 = a single teacher).
+    pub members: usize,
     /// Student: trained alone on hard labels, and again distilled.
     pub student: RoleConfig,
     /// Temperature and alpha of the distilled student.
     pub distill: DistillSettings,
+    /// The students' transfer set (the teacher always sees all training data).
+    pub transfer: TransferSettings,
+    /// Bias adjustment for classes missing from the transfer set.
+    pub bias_adjust: BiasAdjust,
+    /// Epochs of an extra student trained on hard labels with all the training data
+    /// (small-data), if any.
+    pub student_full: Option<usize>,
 }
 
 fn sgd(epochs: usize, lr: f64, jitter: usize, seed: u64) -> TrainSettings {
@@ -143,16 +176,32 @@ fn sgd(epochs: usize, lr: f64, jitter: usize, seed: u64) -> TrainSettings {
 }
 
 impl ReproduceConfig {
-    /// The preset's settings for `seed` and `data_dir`.
+    /// The main experiment's preset for `seed` and `data_dir`.
     pub fn preset(preset: Preset, seed: u64, data_dir: PathBuf) -> ReproduceConfig {
-        let (sizes, t_ep, s_ep, jitter) = match preset {
-            Preset::Smoke => ((Some(4000), 1000, Some(2000)), 3, 3, 1),
-            Preset::Quick => ((None, 5000, None), 16, 10, 1),
-            Preset::Paper => ((None, 5000, None), 60, 40, 2),
+        Self::recipe(ExperimentKind::Mnist, preset, seed, data_dir)
+    }
+
+    /// An experiment's preset (`paper` and `quick` are the same for the recipes other than
+    /// `mnist`, whose full preset is `quick`).
+    pub fn recipe(
+        experiment: ExperimentKind,
+        preset: Preset,
+        seed: u64,
+        data_dir: PathBuf,
+    ) -> ReproduceConfig {
+        let smoke = preset == Preset::Smoke;
+        let paper = preset == Preset::Paper && experiment == ExperimentKind::Mnist;
+        let (sizes, t_ep, s_ep, jitter) = if smoke {
+            ((Some(4000), 1000, Some(2000)), 3, 3, 1)
+        } else if paper {
+            ((None, 5000, None), 60, 40, 2)
+        } else {
+            ((None, 5000, None), 16, 10, 1)
         };
         let teacher_seed = seed.wrapping_mul(1000).wrapping_add(17);
         let student_seed = seed.wrapping_mul(1000).wrapping_add(29);
-        ReproduceConfig {
+        let mut cfg = ReproduceConfig {
+            experiment,
             preset,
             seed,
             data_dir,
@@ -161,10 +210,11 @@ impl ReproduceConfig {
             test_size: sizes.2,
             teacher: RoleConfig {
                 spec: "mlp:1200,1200".into(),
-                input_dropout: if preset == Preset::Paper { 0.2 } else { 0.1 },
-                hidden_dropout: if preset == Preset::Paper { 0.5 } else { 0.4 },
+                input_dropout: if paper { 0.2 } else { 0.1 },
+                hidden_dropout: if paper { 0.5 } else { 0.4 },
                 train: sgd(t_ep, 0.1, jitter, teacher_seed),
             },
+            members: 1,
             student: RoleConfig {
                 spec: "mlp:800,800".into(),
                 input_dropout: 0.0,
@@ -175,11 +225,45 @@ impl ReproduceConfig {
                 temperature: 20.0,
                 alpha: 0.9,
             },
+            transfer: TransferSettings::default(),
+            bias_adjust: BiasAdjust::None,
+            student_full: None,
+        };
+        match experiment {
+            ExperimentKind::Mnist => {}
+            ExperimentKind::Omit3 => {
+                cfg.transfer.omit_classes = vec![3];
+                cfg.bias_adjust = BiasAdjust::Auto;
+            }
+            ExperimentKind::Only78 => {
+                cfg.transfer.only_classes = vec![7, 8];
+                cfg.bias_adjust = BiasAdjust::Auto;
+            }
+            ExperimentKind::SmallData => {
+                cfg.transfer.fraction = Some(if smoke { 0.25 } else { 0.03 });
+                // 3% of the data is ~13 steps an epoch: train for as many steps as the full
+                // students, with no early stopping (as in the paper).
+                cfg.student.train.epochs = if smoke { 6 } else { 100 };
+                cfg.student_full = Some(s_ep);
+            }
+            ExperimentKind::Ensemble => {
+                cfg.members = if smoke { 2 } else { 5 };
+                cfg.teacher = RoleConfig {
+                    spec: "mlp:800,800".into(),
+                    input_dropout: 0.1,
+                    hidden_dropout: 0.3,
+                    train: sgd(if smoke { 2 } else { 8 }, 0.1, jitter, teacher_seed),
+                };
+            }
         }
+        cfg
     }
 
     /// Checks every part; nothing is trained with an unchecked config.
     pub fn check(&self) -> Result<CheckedRoles> {
+        if self.members == 0 {
+            return Err(Error::config("an ensemble needs at least one member"));
+        }
         Ok(CheckedRoles {
             teacher: self.teacher.check()?,
             student: self.student.check()?,
@@ -227,11 +311,24 @@ pub struct CheckedRoles {
     pub distill: DistillConfig,
 }
 
+/// Name, image shape and class count of a loaded dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetShape {
+    /// Dataset name.
+    pub name: String,
+    /// Image height.
+    pub rows: usize,
+    /// Image width.
+    pub cols: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
 /// Training, validation and test splits as an experiment uses them.
 #[derive(Debug, Clone)]
 pub struct Splits {
-    /// Dataset (full, as loaded).
-    pub dataset: Dataset,
+    /// What the dataset is.
+    pub dataset: DatasetShape,
     /// Examples trained on.
     pub train: Split,
     /// Held-out validation examples.
@@ -254,7 +351,12 @@ impl Splits {
         let train = train_size.map_or(train.clone(), |n| train.head(n));
         let test = test_size.map_or(dataset.test.clone(), |n| dataset.test.head(n));
         Ok(Splits {
-            dataset,
+            dataset: DatasetShape {
+                name: dataset.name,
+                rows: dataset.rows,
+                cols: dataset.cols,
+                classes: dataset.classes,
+            },
             train,
             validation,
             test,
@@ -270,6 +372,16 @@ impl Splits {
             test_size: self.test.len(),
             image: [self.dataset.rows, self.dataset.cols],
             classes: self.dataset.classes,
+        }
+    }
+
+    /// The same splits with the training set replaced by `train` (a transfer set).
+    pub fn with_train(&self, train: Split) -> Splits {
+        Splits {
+            dataset: self.dataset.clone(),
+            train,
+            validation: self.validation.clone(),
+            test: self.test.clone(),
         }
     }
 
@@ -342,24 +454,25 @@ fn role_config(role: &CheckedRole) -> RoleConfig {
 }
 
 /// Teacher log-probabilities at T for `transfer`, from the cache under `cache_dir` when a
-/// matching entry exists. The key is the teacher checkpoint's SHA-256, the transfer set's
-/// fingerprint and T.
+/// matching entry exists. The key is the SHA-256 of the teacher's weights (all members for an
+/// ensemble), the transfer set's fingerprint and T.
 pub fn teacher_soft_targets(
-    teacher: &Network,
+    teacher: &dyn Predictor,
     teacher_dir: &Path,
     transfer: &Split,
     temperature: f32,
     cache_dir: &Path,
     device: &Device,
 ) -> Result<(Tensor<2>, CacheOutcome, PathBuf)> {
-    if teacher.config.inputs != transfer.pixels {
+    if teacher.inputs() != transfer.pixels {
         return Err(Error::Mismatch(format!(
             "the teacher expects {} inputs but the transfer images have {} pixels",
-            teacher.config.inputs, transfer.pixels
+            teacher.inputs(),
+            transfer.pixels
         )));
     }
     let key = CacheKey::new(
-        &sha256_file(&weights_path(teacher_dir))?,
+        &Classifier::weights_hash(teacher_dir)?,
         &transfer.fingerprint(),
         temperature,
     );
@@ -367,21 +480,18 @@ pub fn teacher_soft_targets(
         cache_dir,
         &key,
         transfer.len(),
-        teacher.config.classes,
+        teacher.classes(),
         device,
         || {
             let dev = transfer.to_device(device);
-            Ok(log_soft_targets(
-                teacher.mlp.logits_chunked(&dev.images, 2048),
-                temperature,
-            ))
+            Ok(teacher.log_probs(&dev.images, temperature))
         },
     )
 }
 
 /// Evaluates a trained model for the report.
 pub fn model_report(
-    net: &Network,
+    net: &dyn Predictor,
     dir: &Path,
     splits: &Splits,
     device: &Device,
@@ -390,12 +500,12 @@ pub fn model_report(
 ) -> Result<ModelReport> {
     let e = evaluate(net, &splits.test, splits.dataset.classes, device)?;
     Ok(ModelReport {
-        spec: net.config.spec().to_string(),
+        spec: net.describe(),
         test_errors: e.errors,
         test_examples: e.examples,
         class_errors: e.class_errors,
         class_examples: e.class_examples,
-        params: net.config.params(),
+        params: net.params(),
         train_seconds,
         infer_us_per_example: latency_us_batch1(net, &splits.test, device, 200),
         test_nll: e.nll,
@@ -403,6 +513,40 @@ pub fn model_report(
         confusion: e.confusion,
         dir: dir.display().to_string(),
     })
+}
+
+/// The mean of several models' reports (integer counts rounded): the "single model" of an
+/// ensemble experiment.
+pub fn mean_report(reports: &[ModelReport]) -> ModelReport {
+    let n = reports.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&ModelReport) -> f64| reports.iter().map(f).sum::<f64>() / n;
+    let mean_u = |f: &dyn Fn(&ModelReport) -> usize| {
+        (reports.iter().map(f).sum::<usize>() as f64 / n).round() as usize
+    };
+    let first = &reports[0];
+    let classes = first.class_errors.len();
+    ModelReport {
+        spec: format!("mean of {} x {}", reports.len(), first.spec),
+        test_errors: mean_u(&|r| r.test_errors),
+        test_examples: first.test_examples,
+        class_errors: (0..classes)
+            .map(|c| mean_u(&|r| r.class_errors[c]))
+            .collect(),
+        class_examples: first.class_examples.clone(),
+        params: first.params,
+        train_seconds: mean(&|r| r.train_seconds),
+        infer_us_per_example: mean(&|r| r.infer_us_per_example),
+        test_nll: mean(&|r| r.test_nll),
+        validation_errors: None,
+        confusion: (0..classes)
+            .map(|i| {
+                (0..classes)
+                    .map(|j| mean_u(&|r| r.confusion[i][j]))
+                    .collect()
+            })
+            .collect(),
+        dir: first.dir.clone(),
+    }
 }
 
 /// Options of `distill reproduce`.
@@ -414,12 +558,158 @@ pub struct ReproduceOptions {
     pub out: PathBuf,
     /// Retrain the teacher even if a matching one exists in `out`.
     pub retrain_teacher: bool,
+    /// Use this trained teacher (a model or ensemble directory) instead of training one.
+    pub teacher: Option<PathBuf>,
     /// Draw progress bars.
     pub progress: bool,
 }
 
-/// Runs the paper's MNIST experiment: teacher, student alone, distilled student; evaluates
-/// all three on the test set and writes `config.toml`, `report.json` and `report.md`.
+/// A teacher as an experiment obtained it.
+struct TeacherRun {
+    model: Classifier,
+    dir: PathBuf,
+    seconds: f64,
+    validation_errors: Option<usize>,
+    history: Vec<EpochMetrics>,
+    member_reports: Vec<ModelReport>,
+}
+
+/// Everything an experiment run shares between its steps.
+struct Run<'a> {
+    opts: &'a ReproduceOptions,
+    splits: Splits,
+    device: Device,
+    notes: Vec<String>,
+}
+
+impl Run<'_> {
+    /// Trains (or reuses, when `dir` holds a model trained with the same config and data) one
+    /// network on hard labels with all the training data.
+    fn hard_model(
+        &mut self,
+        role: &CheckedRole,
+        dir: &Path,
+        label: &str,
+    ) -> Result<(Network, f64, Option<usize>, Vec<EpochMetrics>)> {
+        let stamp = format!(
+            "{}\ndata={}\n",
+            toml::to_string(&role_config(role)).unwrap_or_default(),
+            self.splits.train.fingerprint()
+        );
+        let stamp_path = dir.join("trained-with.txt");
+        let reusable = !self.opts.retrain_teacher
+            && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
+            && weights_path(dir).exists();
+        if reusable {
+            match Network::load(dir, &self.device) {
+                Ok(net) => {
+                    self.notes.push(format!(
+                        "{label} reused from an earlier run with the same config and data"
+                    ));
+                    return Ok((net, 0.0, None, read_metrics(dir)));
+                }
+                Err(e) => self
+                    .notes
+                    .push(format!("earlier {label} not usable ({e}); retrained")),
+            }
+        }
+        let _ = std::fs::remove_file(&stamp_path);
+        let t = train_role(
+            role,
+            &self.splits,
+            &Objective::Hard,
+            &self.device,
+            dir,
+            label,
+            self.opts.progress,
+        )?;
+        write_atomic(&stamp_path, stamp.as_bytes())?;
+        let val = t.history.last().map(|m| m.validation_errors);
+        Ok((t.network, t.seconds, val, t.history))
+    }
+
+    fn teacher(&mut self, roles: &CheckedRoles) -> Result<TeacherRun> {
+        let cfg = &self.opts.config;
+        if let Some(dir) = &self.opts.teacher {
+            let model = Classifier::load(dir, &self.device)?;
+            if model.classes() != self.splits.dataset.classes {
+                return Err(Error::Mismatch(format!(
+                    "the teacher in {} has {} classes but the dataset has {}",
+                    dir.display(),
+                    model.classes(),
+                    self.splits.dataset.classes
+                )));
+            }
+            self.notes.push(format!(
+                "teacher taken from {} (not retrained)",
+                dir.display()
+            ));
+            return Ok(TeacherRun {
+                model,
+                dir: dir.clone(),
+                seconds: 0.0,
+                validation_errors: None,
+                history: read_metrics(dir),
+                member_reports: Vec::new(),
+            });
+        }
+        let out = &self.opts.out;
+        if cfg.members <= 1 {
+            let dir = out.join("teacher");
+            let (net, seconds, validation_errors, history) =
+                self.hard_model(&roles.teacher, &dir, "teacher")?;
+            return Ok(TeacherRun {
+                model: Classifier::Single(net),
+                dir,
+                seconds,
+                validation_errors,
+                history,
+                member_reports: Vec::new(),
+            });
+        }
+        let mut dirs = Vec::new();
+        let mut seconds = 0.0;
+        let mut member_reports = Vec::new();
+        let mut history = Vec::new();
+        for k in 0..cfg.members {
+            let mut role = roles.teacher.clone();
+            let mut settings = role.train.settings().clone();
+            settings.seed = settings.seed.wrapping_add(101 * k as u64);
+            role.train = settings.check()?;
+            let dir = out.join("members").join(format!("m{}", k + 1));
+            let label = format!("member {}", k + 1);
+            let (net, secs, val, h) = self.hard_model(&role, &dir, &label)?;
+            seconds += secs;
+            member_reports.push(model_report(
+                &net,
+                &dir,
+                &self.splits,
+                &self.device,
+                secs,
+                val,
+            )?);
+            if k == 0 {
+                history = h;
+            }
+            dirs.push(dir);
+        }
+        let dir = out.join("ensemble");
+        let model = Classifier::create_ensemble(&dir, &dirs, &self.device)?;
+        Ok(TeacherRun {
+            model,
+            dir,
+            seconds,
+            validation_errors: None,
+            history,
+            member_reports,
+        })
+    }
+}
+
+/// Runs one of the paper's experiments (see [`ExperimentKind`]): obtains the teacher, trains
+/// the student alone and distilled on the transfer set (and the extra models the recipe asks
+/// for), evaluates them on the test set, draws the charts and writes `config.toml`,
+/// `report.json`, `report.md` and `report.html` into the output directory.
 pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     let start = Instant::now();
     let cfg = &opts.config;
@@ -430,6 +720,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         cfg.train_size,
         cfg.test_size,
     )?;
+    let selection = cfg.transfer.clone().check(splits.dataset.classes)?;
     let (device, backend) = compute_device();
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io("creating directory", out, e))?;
@@ -438,50 +729,36 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         reason: e.to_string(),
     })?;
     write_atomic(&out.join("config.toml"), config_toml.as_bytes())?;
-    let mut notes = Vec::new();
+    let mut run = Run {
+        opts,
+        splits,
+        device,
+        notes: Vec::new(),
+    };
+    let teacher = run.teacher(&roles)?;
+    let device = run.device.clone();
 
-    // Teacher: reused when the same config and data produced it before.
-    let teacher_dir = out.join("teacher");
-    let stamp = format!(
-        "{}\ndata={}\n",
-        toml::to_string(&role_config(&roles.teacher)).unwrap_or_default(),
-        splits.train.fingerprint()
-    );
-    let stamp_path = teacher_dir.join("trained-with.txt");
-    let reusable = !opts.retrain_teacher
-        && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
-        && weights_path(&teacher_dir).exists();
-    let (teacher, teacher_secs, teacher_val, teacher_history) = match reusable
-        .then(|| Network::load(&teacher_dir, &device))
-    {
-        Some(Ok(net)) => {
-            notes.push("teacher reused from an earlier run with the same config and data".into());
-            (net, 0.0, None, None)
-        }
-        other => {
-            if let Some(Err(e)) = other {
-                notes.push(format!("earlier teacher not usable ({e}); retrained"));
-            }
-            let _ = std::fs::remove_file(&stamp_path);
-            let t = train_role(
-                &roles.teacher,
-                &splits,
-                &Objective::Hard,
-                &device,
-                &teacher_dir,
-                "teacher",
-                opts.progress,
-            )?;
-            write_atomic(&stamp_path, stamp.as_bytes())?;
-            let val = t.history.last().map(|m| m.validation_errors);
-            (t.network, t.seconds, val, Some(t.history))
-        }
+    // The students' transfer set: the teacher never sees this selection.
+    let transfer = if selection.is_everything() {
+        run.splits.clone()
+    } else {
+        let idx = selection.indices(&run.splits.train, cfg.seed);
+        run.notes.push(format!(
+            "transfer set: {} of {} training examples (class counts {:?})",
+            idx.len(),
+            run.splits.train.len(),
+            run.splits
+                .train
+                .subset(&idx)
+                .class_counts(run.splits.dataset.classes)
+        ));
+        run.splits.with_train(run.splits.train.subset(&idx))
     };
 
     let student_dir = out.join("student");
     let student = train_role(
         &roles.student,
-        &splits,
+        &transfer,
         &Objective::Hard,
         &device,
         &student_dir,
@@ -491,15 +768,15 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
 
     let t0 = Instant::now();
     let (targets, outcome, cache_path) = teacher_soft_targets(
-        &teacher,
-        &teacher_dir,
-        &splits.train,
+        &teacher.model,
+        &teacher.dir,
+        &transfer.train,
         roles.distill.temperature(),
         &out.join("cache"),
         &device,
     )?;
     let soft_secs = t0.elapsed().as_secs_f64();
-    notes.push(match outcome {
+    run.notes.push(match outcome {
         CacheOutcome::Hit => format!(
             "teacher soft targets read from cache {}",
             cache_path.display()
@@ -520,7 +797,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     };
     let distilled = train_role(
         &roles.student,
-        &splits,
+        &transfer,
         &objective,
         &device,
         &distilled_dir,
@@ -528,31 +805,25 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         opts.progress,
     )?;
 
-    let teacher_history = teacher_history.unwrap_or_else(|| read_metrics(&teacher_dir));
-    let charts = write_charts(
-        out,
-        &splits,
-        &device,
-        &[
-            ("teacher", &teacher, &teacher_history),
-            ("student", &student.network, &student.history),
-            ("distilled", &distilled.network, &distilled.history),
-        ],
-        roles.distill.temperature() as f64,
-    )?;
-
     let mut models = std::collections::BTreeMap::new();
-    models.insert(
-        "teacher".to_string(),
-        model_report(
-            &teacher,
-            &teacher_dir,
-            &splits,
-            &device,
-            teacher_secs,
-            teacher_val,
-        )?,
-    );
+    let mut findings = std::collections::BTreeMap::new();
+    let teacher_name = if cfg.members > 1 {
+        "ensemble"
+    } else {
+        "teacher"
+    };
+    let teacher_report = model_report(
+        &teacher.model,
+        &teacher.dir,
+        &run.splits,
+        &device,
+        teacher.seconds,
+        teacher.validation_errors,
+    )?;
+    if !teacher.member_reports.is_empty() {
+        models.insert("single".to_string(), mean_report(&teacher.member_reports));
+    }
+    models.insert(teacher_name.to_string(), teacher_report);
     for (name, t, dir) in [
         ("student", &student, &student_dir),
         ("distilled", &distilled, &distilled_dir),
@@ -560,12 +831,112 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         let val = t.history.last().map(|m| m.validation_errors);
         models.insert(
             name.to_string(),
-            model_report(&t.network, dir, &splits, &device, t.seconds, val)?,
+            model_report(&t.network, dir, &run.splits, &device, t.seconds, val)?,
         );
     }
+
+    let missing = selection.missing_classes();
+    let mut adjusted = distilled.network.clone();
+    let bias_report = adjust_bias(
+        &mut adjusted,
+        &run.splits,
+        &missing,
+        cfg.bias_adjust,
+        &device,
+    )?;
+    if let Some(b) = &bias_report {
+        let adjusted_dir = out.join("distilled_adjusted");
+        adjusted.save(&adjusted_dir)?;
+        models.insert(
+            "distilled_adjusted".to_string(),
+            model_report(
+                &adjusted,
+                &adjusted_dir,
+                &run.splits,
+                &device,
+                distilled.seconds,
+                Some(b.validation_errors_after),
+            )?,
+        );
+    }
+
+    if let Some(epochs) = cfg.student_full {
+        let mut role = roles.student.clone();
+        let mut settings = role.train.settings().clone();
+        settings.epochs = epochs;
+        role.train = settings.check()?;
+        let dir = out.join("student_full");
+        let t = train_role(
+            &role,
+            &run.splits,
+            &Objective::Hard,
+            &device,
+            &dir,
+            "full data",
+            opts.progress,
+        )?;
+        let val = t.history.last().map(|m| m.validation_errors);
+        models.insert(
+            "student_full".to_string(),
+            model_report(&t.network, &dir, &run.splits, &device, t.seconds, val)?,
+        );
+    }
+
+    let errors = |k: &str| models.get(k).map(|m| m.test_errors as f64);
+    match cfg.experiment {
+        ExperimentKind::Ensemble => {
+            if let (Some(single), Some(ens), Some(dist)) =
+                (errors("single"), errors("ensemble"), errors("distilled"))
+            {
+                let gain = single - ens;
+                if gain > 0.0 {
+                    findings.insert("share_of_ensemble_gain_kept".into(), (single - dist) / gain);
+                }
+            }
+        }
+        ExperimentKind::SmallData => {
+            if let (Some(s), Some(d)) = (errors("student"), errors("distilled")) {
+                findings.insert(
+                    "distilled_error_reduction_vs_student".into(),
+                    1.0 - d / s.max(1.0),
+                );
+            }
+        }
+        ExperimentKind::Omit3 | ExperimentKind::Only78 => {
+            for name in ["student", "distilled", "distilled_adjusted"] {
+                if let Some(m) = models.get(name) {
+                    for &c in &missing {
+                        let n = m.class_examples[c].max(1) as f64;
+                        findings.insert(
+                            format!("{name}_class{c}_correct_fraction"),
+                            1.0 - m.class_errors[c] as f64 / n,
+                        );
+                    }
+                    findings.insert(
+                        format!("{name}_test_error_percent"),
+                        100.0 * m.test_errors as f64 / m.test_examples.max(1) as f64,
+                    );
+                }
+            }
+        }
+        ExperimentKind::Mnist => {}
+    }
+
+    let charts = write_charts(
+        out,
+        &run.splits,
+        &device,
+        &[
+            (teacher_name, &teacher.model, &teacher.history),
+            ("student", &student.network, &student.history),
+            ("distilled", &distilled.network, &distilled.history),
+        ],
+        roles.distill.temperature() as f64,
+    )?;
+
     let env = Environment::detect(backend);
     let report = Report {
-        experiment: "mnist".into(),
+        experiment: cfg.experiment.name().into(),
         preset: cfg.preset.name().into(),
         seed: cfg.seed,
         temperature: roles.distill.temperature(),
@@ -573,15 +944,69 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         backend: env.backend.clone(),
         git_commit: env.git_commit.clone(),
         environment: env,
-        dataset: splits.info(),
+        dataset: run.splits.info(),
         models,
         config: serde_json::to_value(cfg).unwrap_or_default(),
         total_seconds: start.elapsed().as_secs_f64(),
-        notes,
+        notes: run.notes,
         dark_knowledge: Some(charts),
+        bias_adjust: bias_report,
+        findings,
     };
     report.write(out)?;
     Ok(report)
+}
+
+/// Raises the output biases of `missing` classes of `net` as `mode` says, choosing the shift
+/// on the validation split for [`BiasAdjust::Auto`]. Returns what was done, or `None` when
+/// nothing is missing or `mode` is [`BiasAdjust::None`].
+pub fn adjust_bias(
+    net: &mut Network,
+    splits: &Splits,
+    missing: &[usize],
+    mode: BiasAdjust,
+    device: &Device,
+) -> Result<Option<BiasAdjustReport>> {
+    if missing.is_empty() || mode == BiasAdjust::None {
+        return Ok(None);
+    }
+    let classes = splits.dataset.classes;
+    let labels = &splits.validation.labels;
+    let val_logits = logits(net, &splits.validation, device)?;
+    let (_, before) = choose_bias_shift(&val_logits, labels, classes, missing, 0.0, 1.0);
+    let (shift, method, after) = match mode {
+        BiasAdjust::Fixed(v) => {
+            let e = crate::eval::score(&shifted(&val_logits, classes, missing, v), labels, classes)
+                .errors;
+            (v, "fixed by --bias-adjust".to_string(), e)
+        }
+        _ => {
+            let (v, e) = choose_bias_shift(&val_logits, labels, classes, missing, 20.0, 0.1);
+            let how = format!(
+                "auto: fewest errors on the {} validation examples over shifts 0..20 in steps of 0.1",
+                splits.validation.len()
+            );
+            (v, how, e)
+        }
+    };
+    net.shift_bias(missing, shift);
+    Ok(Some(BiasAdjustReport {
+        classes: missing.to_vec(),
+        shift,
+        method,
+        validation_errors_before: before,
+        validation_errors_after: after,
+    }))
+}
+
+fn shifted(logits: &[f32], classes: usize, shift_classes: &[usize], delta: f32) -> Vec<f32> {
+    let mut v = logits.to_vec();
+    for row in v.chunks_exact_mut(classes) {
+        for &c in shift_classes {
+            row[c] += delta;
+        }
+    }
+    v
 }
 
 /// Reads a model directory's `metrics.jsonl` (empty if absent or unreadable).
@@ -596,7 +1021,7 @@ pub fn read_metrics(dir: &Path) -> Vec<EpochMetrics> {
 }
 
 /// A named trained model with its training history, as charts take them.
-pub type ChartModel<'a> = (&'a str, &'a Network, &'a [EpochMetrics]);
+pub type ChartModel<'a> = (&'a str, &'a dyn Predictor, &'a [EpochMetrics]);
 
 /// Draws the report's charts (PNG and SVG) into `out` and returns what they show: learning
 /// curves, the teacher's softened probabilities for the first test 7 (or first test image),
@@ -663,11 +1088,11 @@ pub fn write_charts(
     })?;
 
     let mut agreements = std::collections::BTreeMap::new();
-    for (name, net, _) in models {
-        let l = if std::ptr::eq(*net, teacher) {
+    for (i, (name, net, _)) in models.iter().enumerate() {
+        let l = if i == 0 {
             teacher_logits.clone()
         } else {
-            logits(net, &splits.test, device)?
+            logits(*net, &splits.test, device)?
         };
         let e = crate::eval::score(&l, &splits.test.labels, classes);
         let norm: Vec<Vec<f64>> = e
@@ -686,7 +1111,7 @@ pub fn write_charts(
                 true,
             )
         })?;
-        if !std::ptr::eq(*net, teacher) {
+        if i > 0 {
             agreements.insert(
                 name.to_string(),
                 agreement(&teacher_logits, &l, classes, temperature),

@@ -7,6 +7,8 @@
 //! experiments. The `distill` binary only parses arguments and calls into these.
 #![warn(missing_docs)]
 
+pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod distill;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -174,6 +174,9 @@ impl Mlp {
     /// Logits for many images, computed in chunks of `chunk` rows to bound memory.
     pub fn logits_chunked(&self, images: &Tensor<2>, chunk: usize) -> Tensor<2> {
         let [n, _] = images.dims();
+        if n <= chunk {
+            return self.forward(images.clone());
+        }
         let parts: Vec<Tensor<2>> = (0..n)
             .step_by(chunk.max(1))
             .map(|s| self.forward(images.clone().slice(s..(s + chunk).min(n))))
@@ -347,6 +350,209 @@ impl Network {
             )));
         }
         Ok(Network { config, mlp })
+    }
+}
+
+/// What every classifier offers the rest of the library: logits for a batch of images and a
+/// description of its shape. Implemented by single networks and by ensembles.
+pub trait Predictor {
+    /// Input features expected.
+    fn inputs(&self) -> usize;
+    /// Output classes.
+    fn classes(&self) -> usize;
+    /// Image height and width.
+    fn image(&self) -> [usize; 2];
+    /// Weights and biases in total.
+    fn params(&self) -> usize;
+    /// Human-readable architecture.
+    fn describe(&self) -> String;
+    /// Log-probabilities at temperature `t` for `[n, inputs]` images (chunked internally).
+    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Tensor<2>;
+    /// Logits at T = 1 (for an ensemble: log of the averaged probabilities).
+    fn logits(&self, images: &Tensor<2>) -> Tensor<2>;
+}
+
+const CHUNK: usize = 2048;
+
+impl Predictor for Network {
+    fn inputs(&self) -> usize {
+        self.config.inputs
+    }
+    fn classes(&self) -> usize {
+        self.config.classes
+    }
+    fn image(&self) -> [usize; 2] {
+        self.config.image
+    }
+    fn params(&self) -> usize {
+        self.config.params()
+    }
+    fn describe(&self) -> String {
+        self.config.spec().to_string()
+    }
+    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Tensor<2> {
+        log_softmax(self.logits(images).div_scalar(t), 1)
+    }
+    fn logits(&self, images: &Tensor<2>) -> Tensor<2> {
+        self.mlp.logits_chunked(images, CHUNK)
+    }
+}
+
+/// File that marks a model directory as an ensemble and lists its members.
+pub const ENSEMBLE_FILE: &str = "ensemble.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EnsembleManifest {
+    members: Vec<PathBuf>,
+}
+
+/// A trained model directory: one network, or an ensemble that averages its members'
+/// softened probabilities.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per loaded model, never stored in bulk
+pub enum Classifier {
+    /// One network.
+    Single(Network),
+    /// Members of one input size and class count.
+    Ensemble(Vec<Network>),
+}
+
+impl Classifier {
+    /// Loads a model directory: an ensemble if it holds `ensemble.json`, else one network.
+    pub fn load(path: &Path, device: &Device) -> Result<Classifier> {
+        let manifest = path.join(ENSEMBLE_FILE);
+        if !manifest.exists() {
+            return Network::load(path, device).map(Classifier::Single);
+        }
+        let text =
+            std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
+        let m: EnsembleManifest = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+            path: manifest.clone(),
+            reason: format!("ensemble manifest does not parse: {e}"),
+        })?;
+        let members = m
+            .members
+            .iter()
+            .map(|p| Network::load(&path.join(p), device))
+            .collect::<Result<Vec<_>>>()?;
+        check_members(&members)?;
+        Ok(Classifier::Ensemble(members))
+    }
+
+    /// Writes an ensemble directory listing `members` (model directories), after checking they
+    /// load and agree in input size and class count.
+    pub fn create_ensemble(out: &Path, members: &[PathBuf], device: &Device) -> Result<Classifier> {
+        let nets = members
+            .iter()
+            .map(|p| Network::load(p, device))
+            .collect::<Result<Vec<_>>>()?;
+        check_members(&nets)?;
+        std::fs::create_dir_all(out).map_err(|e| Error::io("creating directory", out, e))?;
+        let abs: Vec<PathBuf> = members
+            .iter()
+            .map(|p| std::fs::canonicalize(p).map_err(|e| Error::io("resolving", p, e)))
+            .collect::<Result<_>>()?;
+        let json =
+            serde_json::to_string_pretty(&EnsembleManifest { members: abs }).map_err(|e| {
+                Error::Format {
+                    what: "ensemble manifest".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+        write_atomic(&out.join(ENSEMBLE_FILE), json.as_bytes())?;
+        Ok(Classifier::Ensemble(nets))
+    }
+
+    /// The member networks (one for a single network).
+    pub fn members(&self) -> &[Network] {
+        match self {
+            Classifier::Single(n) => std::slice::from_ref(n),
+            Classifier::Ensemble(v) => v,
+        }
+    }
+
+    /// SHA-256 identifying the weights of `dir` (for an ensemble, of all its members).
+    pub fn weights_hash(dir: &Path) -> Result<String> {
+        let manifest = dir.join(ENSEMBLE_FILE);
+        if !manifest.exists() {
+            return crate::fsutil::sha256_file(&weights_path(dir));
+        }
+        let text =
+            std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
+        let m: EnsembleManifest = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+            path: manifest.clone(),
+            reason: format!("ensemble manifest does not parse: {e}"),
+        })?;
+        let mut all = String::new();
+        for p in &m.members {
+            all += &crate::fsutil::sha256_file(&weights_path(&dir.join(p)))?;
+        }
+        Ok(crate::fsutil::sha256_hex(all.as_bytes()))
+    }
+}
+
+fn check_members(members: &[Network]) -> Result<()> {
+    let Some(first) = members.first() else {
+        return Err(Error::config("an ensemble needs at least one member"));
+    };
+    for (i, m) in members.iter().enumerate().skip(1) {
+        if m.config.classes != first.config.classes || m.config.inputs != first.config.inputs {
+            return Err(Error::Mismatch(format!(
+                "ensemble member {} has {} inputs and {} classes but member 1 has {} and {}",
+                i + 1,
+                m.config.inputs,
+                m.config.classes,
+                first.config.inputs,
+                first.config.classes
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Predictor for Classifier {
+    fn inputs(&self) -> usize {
+        self.members()[0].inputs()
+    }
+    fn classes(&self) -> usize {
+        self.members()[0].classes()
+    }
+    fn image(&self) -> [usize; 2] {
+        self.members()[0].image()
+    }
+    fn params(&self) -> usize {
+        self.members().iter().map(Predictor::params).sum()
+    }
+    fn describe(&self) -> String {
+        match self {
+            Classifier::Single(n) => n.describe(),
+            Classifier::Ensemble(v) => format!("ensemble of {} x {}", v.len(), v[0].describe()),
+        }
+    }
+    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Tensor<2> {
+        match self {
+            Classifier::Single(n) => n.log_probs(images, t),
+            Classifier::Ensemble(v) => {
+                // Average probabilities, not logits: the paper's ensemble teacher.
+                let mut sum: Option<Tensor<2>> = None;
+                for m in v {
+                    let p = softmax(m.logits(images).div_scalar(t), 1);
+                    sum = Some(match sum {
+                        Some(s) => s + p,
+                        None => p,
+                    });
+                }
+                sum.expect("at least one member")
+                    .div_scalar(v.len() as f32)
+                    .log()
+            }
+        }
+    }
+    fn logits(&self, images: &Tensor<2>) -> Tensor<2> {
+        match self {
+            Classifier::Single(n) => n.logits(images),
+            Classifier::Ensemble(_) => self.log_probs(images, 1.0),
+        }
     }
 }
 

@@ -136,6 +136,25 @@ pub struct Report {
     pub notes: Vec<String>,
     /// What the teacher knows beyond its top answer, and how much of it the students took on.
     pub dark_knowledge: Option<DarkKnowledge>,
+    /// The bias shift applied to classes missing from the transfer set, if any.
+    pub bias_adjust: Option<BiasAdjustReport>,
+    /// Recipe-specific figures (share of the ensemble's gain kept, fraction of 3s right, ...).
+    pub findings: BTreeMap<String, f64>,
+}
+
+/// How the output biases of classes missing from a transfer set were raised.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BiasAdjustReport {
+    /// Classes whose bias was raised.
+    pub classes: Vec<usize>,
+    /// The shift added to their biases.
+    pub shift: f32,
+    /// How the shift was chosen.
+    pub method: String,
+    /// Validation errors before the shift.
+    pub validation_errors_before: usize,
+    /// Validation errors after the shift.
+    pub validation_errors_after: usize,
 }
 
 /// The teacher's soft knowledge as a report shows it.
@@ -380,6 +399,18 @@ impl Report {
             self.environment.os,
             self.total_seconds
         );
+        if let Some(b) = &self.bias_adjust {
+            s += &format!(
+                "\nBias adjustment: classes {:?} raised by {:.2} ({}); validation errors {} -> {}.\n",
+                b.classes, b.shift, b.method, b.validation_errors_before, b.validation_errors_after
+            );
+        }
+        if !self.findings.is_empty() {
+            s += "\n## Findings\n\n";
+            for (k, v) in &self.findings {
+                s += &format!("- {k}: {v:.4}\n");
+            }
+        }
         if let Some(dk) = &self.dark_knowledge {
             s += "\n## Dark knowledge\n\n";
             for l in dk.summary() {

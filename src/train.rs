@@ -187,6 +187,71 @@ pub struct RunOutput {
     pub progress: bool,
 }
 
+/// One optimization step at a time on an autodiff copy of a network: the inner loop of
+/// [`train`], also timed by the benchmarks.
+pub struct Stepper {
+    // Always Some between calls; taken during an update so the optimizer owns the only
+    // reference to the weights and can update them in place.
+    mlp: Option<Mlp>,
+    optim: ModuleOptimizer,
+}
+
+impl Stepper {
+    /// Prepares `network` for training on `device` (autodiff is enabled on it), seeding the
+    /// device's random numbers (dropout) with the config's seed.
+    pub fn new(network: &Network, config: &TrainConfig, device: &Device) -> Stepper {
+        let ad = device.clone().autodiff();
+        ad.seed(config.settings().seed);
+        Stepper {
+            mlp: Some(network.mlp.clone().fork(&ad).train()),
+            optim: config.optimizer(),
+        }
+    }
+
+    /// One step on a batch: hard-label cross-entropy, or the distillation loss when `soft`
+    /// holds the teacher's log-probabilities at T for the batch. Returns the loss before the
+    /// update (NaN or infinite if training diverged; the update is then skipped).
+    pub fn step(
+        &mut self,
+        x: Tensor<2>,
+        y: Tensor<1, Int>,
+        soft: Option<(Tensor<2>, &DistillConfig)>,
+        lr: f64,
+    ) -> f32 {
+        let mlp = self
+            .mlp
+            .take()
+            .expect("stepper holds its network between steps");
+        let logits = mlp.forward(x.autodiff());
+        let loss = match soft {
+            None => hard_loss(logits, y.autodiff()),
+            Some((targets, config)) => {
+                distillation_loss(logits, targets.autodiff(), y.autodiff(), config)
+            }
+        };
+        let value = loss.clone().into_scalar::<f32>();
+        self.mlp = Some(if value.is_finite() {
+            let grads = GradientsParams::from_grads(loss.backward(), &mlp);
+            self.optim.step(lr, mlp, grads)
+        } else {
+            mlp
+        });
+        value
+    }
+
+    /// The network being trained, as a plain (inference) copy.
+    pub fn network(&self, config: &crate::model::MlpConfig) -> Network {
+        Network {
+            config: config.clone(),
+            mlp: self
+                .mlp
+                .as_ref()
+                .expect("stepper holds its network between steps")
+                .valid(),
+        }
+    }
+}
+
 /// Counts classification errors of `mlp` on a device split.
 pub fn count_errors(mlp: &Mlp, split: &DeviceSplit) -> usize {
     if split.len == 0 {
@@ -242,10 +307,7 @@ pub fn train(
         std::fs::remove_file(&metrics_path).map_err(|e| Error::io("removing", &metrics_path, e))?;
     }
 
-    let ad = device.clone().autodiff();
-    ad.seed(s.seed);
-    let mut mlp = network.mlp.fork(&ad).train();
-    let mut optim = config.optimizer();
+    let mut stepper = Stepper::new(&network, config, device);
     let train_dev = data.train.to_device(device);
     let val_dev = data.validation.to_device(device);
     let mut rng = StdRng::seed_from_u64(s.seed);
@@ -278,20 +340,14 @@ pub fn train(
                 train_dev.images_at(&idx)
             };
             let y: Tensor<1, Int> = train_dev.labels_at(&idx);
-            let logits = mlp.forward(x.autodiff());
-            let loss = match objective {
-                Objective::Hard => hard_loss(logits, y.autodiff()),
+            let targets = match objective {
+                Objective::Hard => None,
                 Objective::Distill {
                     config,
                     teacher_log_probs,
-                } => distillation_loss(
-                    logits,
-                    teacher_log_probs.clone().select(0, idx).autodiff(),
-                    y.autodiff(),
-                    config,
-                ),
+                } => Some((teacher_log_probs.clone().select(0, idx), config)),
             };
-            let value = loss.clone().into_scalar::<f32>();
+            let value = stepper.step(x, y, targets, lr);
             global += 1;
             if !value.is_finite() {
                 bar.abandon();
@@ -303,15 +359,13 @@ pub fn train(
                 });
             }
             loss_sum += value as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &mlp);
-            mlp = optim.step(lr, mlp, grads);
             bar.inc(1);
             if step % 20 == 0 {
                 bar.set_message(format!("epoch {epoch}/{} loss {value:.4}", s.epochs));
             }
         }
-        let valid = mlp.valid();
-        let validation_errors = count_errors(&valid, &val_dev);
+        let snapshot = stepper.network(&network.config);
+        let validation_errors = count_errors(&snapshot.mlp, &val_dev);
         let m = EpochMetrics {
             epoch,
             train_loss: loss_sum / steps_per_epoch as f64,
@@ -328,19 +382,12 @@ pub fn train(
             &metrics_path,
             &serde_json::to_string(&m).expect("metrics serialize"),
         )?;
-        Network {
-            config: network.config.clone(),
-            mlp: valid,
-        }
-        .save(&output.dir)?;
+        snapshot.save(&output.dir)?;
         history.push(m);
     }
     bar.finish_and_clear();
     Ok(Trained {
-        network: Network {
-            config: network.config,
-            mlp: mlp.valid(),
-        },
+        network: stepper.network(&network.config),
         history,
         seconds: start.elapsed().as_secs_f64(),
     })

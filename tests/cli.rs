@@ -447,3 +447,203 @@ fn inspect_commands(teacher: &Path, student: &Path, tmp: &Path) {
         "temperature",
     );
 }
+
+fn report_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn assert_model_fields(report: &serde_json::Value, names: &[&str]) {
+    for m in names {
+        let r = &report["models"][*m];
+        for field in [
+            "test_errors",
+            "test_examples",
+            "class_errors",
+            "params",
+            "train_seconds",
+            "infer_us_per_example",
+        ] {
+            assert!(!r[field].is_null(), "models.{m}.{field} missing");
+        }
+        let sum: u64 = r["class_errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        let total = r["test_errors"].as_u64().unwrap();
+        if r["spec"].as_str().unwrap().starts_with("mean of") {
+            // Means rounded one by one: the parts may miss the rounded total by a few.
+            assert!(sum.abs_diff(total) <= 5, "{m}: {sum} vs {total}");
+        } else {
+            assert_eq!(sum, total, "{m}");
+        }
+    }
+}
+
+#[test]
+fn transfer_recipes_run_from_the_cli() {
+    let out = tempfile::tempdir().unwrap();
+    let omit = out.path().join("omit");
+    let o = distill(&[
+        "reproduce",
+        "--experiment",
+        "omit-3",
+        "--preset",
+        "smoke",
+        "--out",
+        omit.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report_of(&omit);
+    assert_eq!(r["experiment"], "omit-3");
+    assert_model_fields(
+        &r,
+        &["teacher", "student", "distilled", "distilled_adjusted"],
+    );
+    // No 3 in the transfer set: the student alone never predicts 3 correctly.
+    let threes = r["models"]["student"]["class_examples"][3]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        r["models"]["student"]["class_errors"][3].as_u64().unwrap(),
+        threes
+    );
+    let b = &r["bias_adjust"];
+    assert_eq!(b["classes"], serde_json::json!([3]));
+    assert!(b["validation_errors_after"].as_u64() <= b["validation_errors_before"].as_u64());
+    assert!(b["method"].as_str().unwrap().contains("validation"));
+
+    // The same teacher reused for a small-data run; the teacher is not retrained.
+    let small = out.path().join("small");
+    let teacher = omit.join("teacher");
+    let o = distill(&[
+        "reproduce",
+        "--experiment",
+        "small-data",
+        "--preset",
+        "smoke",
+        "--out",
+        small.to_str().unwrap(),
+        "--teacher",
+        teacher.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report_of(&small);
+    assert_model_fields(&r, &["teacher", "student_full", "student", "distilled"]);
+    assert!(r["notes"].to_string().contains("not retrained"));
+
+    // distill with transfer options, and their refusals.
+    let student = out.path().join("s");
+    let t = teacher.to_str().unwrap();
+    let s = student.to_str().unwrap();
+    let base = [
+        "distill",
+        "--teacher",
+        t,
+        "--student",
+        "mlp:32",
+        "--out",
+        s,
+        "--epochs",
+        "1",
+        "--train-size",
+        "3000",
+        "--test-size",
+        "500",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--only-classes", "7,8"]);
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("raised by"));
+    for (extra, needle) in [
+        (vec!["--transfer-fraction", "0"], "(0, 1]"),
+        (vec!["--transfer-fraction", "1.5"], "(0, 1]"),
+        (vec!["--omit-classes", "11"], "does not exist"),
+        (vec!["--omit-classes", "0,1,2,3,4,5,6,7,8,9"], "every class"),
+        (vec!["--bias-adjust", "lots"], "bias-adjust"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        assert_clean_failure(&distill(&args), needle);
+    }
+}
+
+#[test]
+fn ensemble_recipe_and_command() {
+    let out = tempfile::tempdir().unwrap();
+    let o = distill(&[
+        "reproduce",
+        "--experiment",
+        "ensemble",
+        "--preset",
+        "smoke",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report_of(out.path());
+    assert_model_fields(&r, &["single", "ensemble", "student", "distilled"]);
+    assert!(
+        r["models"]["ensemble"]["spec"]
+            .as_str()
+            .unwrap()
+            .contains("ensemble of 2")
+    );
+
+    // `distill ensemble` from the members, evaluated like any model.
+    let ens = out.path().join("ens2");
+    let m1 = out.path().join("members/m1");
+    let m2 = out.path().join("members/m2");
+    let o = distill(&[
+        "ensemble",
+        "--member",
+        m1.to_str().unwrap(),
+        "--member",
+        m2.to_str().unwrap(),
+        "--out",
+        ens.to_str().unwrap(),
+        "--test-size",
+        "2000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = distill(&[
+        "eval",
+        ens.to_str().unwrap(),
+        "--json",
+        "--test-size",
+        "2000",
+    ]);
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["errors"], r["models"]["ensemble"]["test_errors"]);
+
+    // A member with another class count is refused.
+    let three = tempfile::tempdir().unwrap();
+    tiny_dataset(three.path(), 3, 60);
+    let odd = out.path().join("odd");
+    let o = distill(&[
+        "train",
+        "--model",
+        "mlp:8",
+        "--out",
+        odd.to_str().unwrap(),
+        "--data-dir",
+        three.path().to_str().unwrap(),
+        "--validation-size",
+        "10",
+        "--epochs",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = distill(&[
+        "ensemble",
+        "--member",
+        m1.to_str().unwrap(),
+        "--member",
+        odd.to_str().unwrap(),
+        "--out",
+        out.path().join("bad").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "classes");
+}

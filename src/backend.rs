@@ -1,0 +1,55 @@
+//! The compute device: which burn backend runs the tensors, and the CPU thread pool.
+
+use burn::tensor::Device;
+
+/// The compute device and a name for it: CUDA when built with the `cuda` feature, else the
+/// pure-Rust flex CPU backend.
+pub fn compute_device() -> (Device, &'static str) {
+    init_threads(None);
+    #[cfg(feature = "cuda")]
+    {
+        (Device::cuda(0), "cuda")
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        (Device::flex(), "flex (pure-Rust CPU)")
+    }
+}
+
+/// Sets flush-to-zero and denormals-are-zero on this thread. Late in training, gradients and
+/// momentum buffers drift into the subnormal range, where x86 arithmetic is many times slower
+/// (a distillation epoch was measured going from 5.6 s to 17 s); the values lost are below
+/// 1e-38 and do not matter for learning.
+fn flush_denormals() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut csr: u32 = 0;
+        // SAFETY: stmxcsr/ldmxcsr only read and write the SSE control register of this thread
+        // through a valid pointer to a local u32.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
+            csr |= 0x8040; // FTZ (bit 15) and DAZ (bit 6)
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack));
+        }
+    }
+}
+
+/// Builds the global thread pool used by the CPU backend's kernels, with `threads` workers
+/// (default: one per core) that flush denormals, and flushes on the calling thread. Only the
+/// first call sizes the pool; later calls just flush.
+pub fn init_threads(threads: Option<usize>) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut b = rayon::ThreadPoolBuilder::new().start_handler(|_| flush_denormals());
+        if let Some(n) = threads {
+            b = b.num_threads(n.max(1));
+        }
+        let _ = b.build_global();
+    });
+    flush_denormals();
+}
+
+/// Worker threads of the CPU pool.
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}

@@ -1,0 +1,341 @@
+//! Benchmarks on the project's own models and data path: training steps and epochs of the
+//! teacher, distillation with a live teacher and with cached soft targets, inference latency
+//! and throughput, and the peak memory of a `reproduce --preset quick` run. Every figure is the
+//! median of repeated runs after warm-up, with min and max; `bench/compare.sh` runs the same
+//! workloads in PyTorch and prints the ratios.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::data::{DeviceSplit, Split, index_tensor};
+use crate::distill::{DistillConfig, DistillSettings, log_soft_targets};
+use crate::error::{Error, Result};
+use crate::eval::median;
+use crate::model::{MlpConfig, ModelSpec, Network};
+use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Timed repeats per figure.
+    pub reps: usize,
+    /// Untimed repeats first.
+    pub warmup: usize,
+    /// Examples per "epoch" (55,000 = one MNIST training epoch).
+    pub epoch_examples: usize,
+    /// Also measure the peak memory of `reproduce --preset quick` (about 7 minutes).
+    pub memory: bool,
+}
+
+/// Median, min and max of one figure.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Figure {
+    /// Median over repeats.
+    pub median: f64,
+    /// Fastest repeat.
+    pub min: f64,
+    /// Slowest repeat.
+    pub max: f64,
+}
+
+/// All figures of a run, in the JSON layout `bench/compare.sh` reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Always "distill".
+    pub implementation: String,
+    /// distill and burn versions.
+    pub version: String,
+    /// Worker threads of the CPU pool.
+    pub threads: usize,
+    /// Compute backend.
+    pub backend: String,
+    /// CPU model and cores.
+    pub machine: String,
+    /// Figure name -> values (ms for steps, s for epochs, µs for latency, examples/s for
+    /// throughput, MiB for memory).
+    pub figures: BTreeMap<String, Figure>,
+}
+
+fn figure(mut v: Vec<f64>) -> Figure {
+    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    Figure {
+        median: median(&mut v),
+        min,
+        max,
+    }
+}
+
+fn repeat(opts: &BenchOptions, mut f: impl FnMut() -> f64) -> Figure {
+    for _ in 0..opts.warmup {
+        f();
+    }
+    figure((0..opts.reps.max(1)).map(|_| f()).collect())
+}
+
+fn net(spec: &str, input_dropout: f64, hidden_dropout: f64, device: &Device) -> Result<Network> {
+    let spec: ModelSpec = spec.parse()?;
+    let config = MlpConfig::new(&spec, [28, 28], 10, input_dropout, hidden_dropout)?;
+    device.seed(7);
+    Ok(Network {
+        mlp: config.init(device),
+        config,
+    })
+}
+
+fn sgd() -> Result<TrainConfig> {
+    TrainSettings {
+        epochs: 1,
+        batch_size: 128,
+        learning_rate: 0.05,
+        optimizer: OptimizerKind::Sgd,
+        schedule: Schedule::Constant,
+        jitter: 0,
+        seed: 7,
+    }
+    .check()
+}
+
+/// What a distillation step learns from.
+enum Soft<'a> {
+    None,
+    Live(&'a Network, &'a DistillConfig),
+    Cached(&'a Tensor<2>, &'a DistillConfig),
+}
+
+/// Seconds for one pass over `data` in shuffled batches of 128.
+fn epoch(
+    stepper: &mut Stepper,
+    data: &DeviceSplit,
+    soft: &Soft<'_>,
+    device: &Device,
+    rng: &mut StdRng,
+) -> f64 {
+    let mut order: Vec<usize> = (0..data.len).collect();
+    order.shuffle(rng);
+    let t = Instant::now();
+    for chunk in order.chunks(128) {
+        step(stepper, data, chunk, soft, device);
+    }
+    t.elapsed().as_secs_f64()
+}
+
+fn step(
+    stepper: &mut Stepper,
+    data: &DeviceSplit,
+    chunk: &[usize],
+    soft: &Soft<'_>,
+    device: &Device,
+) -> f32 {
+    let idx = index_tensor(chunk, device);
+    let x = data.images_at(&idx);
+    let y = data.labels_at(&idx);
+    let targets = match soft {
+        Soft::None => None,
+        Soft::Live(teacher, cfg) => Some((
+            log_soft_targets(teacher.mlp.forward(x.clone()), cfg.temperature()),
+            *cfg,
+        )),
+        Soft::Cached(all, cfg) => Some(((*all).clone().select(0, idx), *cfg)),
+    };
+    stepper.step(x, y, targets, 0.05)
+}
+
+/// Milliseconds per step, averaged over `steps` steps on random batches.
+fn steps_ms(
+    stepper: &mut Stepper,
+    data: &DeviceSplit,
+    soft: &Soft<'_>,
+    device: &Device,
+    rng: &mut StdRng,
+    steps: usize,
+) -> f64 {
+    let mut order: Vec<usize> = (0..data.len).collect();
+    order.shuffle(rng);
+    let t = Instant::now();
+    for k in 0..steps {
+        let start = (k * 128) % (data.len.saturating_sub(128).max(1));
+        step(
+            stepper,
+            data,
+            &order[start..(start + 128).min(data.len)],
+            soft,
+            device,
+        );
+    }
+    1e3 * t.elapsed().as_secs_f64() / steps as f64
+}
+
+/// Runs every benchmark on `split` (MNIST training images).
+pub fn run(
+    opts: &BenchOptions,
+    split: &Split,
+    device: &Device,
+    backend: &str,
+    progress: impl Fn(&str),
+) -> Result<BenchReport> {
+    let n = opts.epoch_examples.min(split.len());
+    if n < 128 {
+        return Err(Error::config(
+            "--epoch-examples must be at least 128 (one batch)",
+        ));
+    }
+    let data = split.head(n).to_device(device);
+    let cfg = sgd()?;
+    let kd = DistillSettings {
+        temperature: 20.0,
+        alpha: 0.9,
+    }
+    .check()?;
+    let teacher = net("mlp:1200,1200", 0.2, 0.5, device)?;
+    let student = net("mlp:800,800", 0.0, 0.0, device)?;
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut figures = BTreeMap::new();
+
+    progress("teacher training");
+    let mut st = Stepper::new(&teacher, &cfg, device);
+    figures.insert(
+        "teacher_step_ms".into(),
+        repeat(opts, || {
+            steps_ms(&mut st, &data, &Soft::None, device, &mut rng, 50)
+        }),
+    );
+    figures.insert(
+        "teacher_epoch_s".into(),
+        repeat(opts, || {
+            epoch(&mut st, &data, &Soft::None, device, &mut rng)
+        }),
+    );
+
+    progress("distillation, live teacher");
+    let live = Soft::Live(&teacher, &kd);
+    let mut ss = Stepper::new(&student, &cfg, device);
+    figures.insert(
+        "kd_step_live_ms".into(),
+        repeat(opts, || {
+            steps_ms(&mut ss, &data, &live, device, &mut rng, 50)
+        }),
+    );
+    figures.insert(
+        "kd_epoch_live_s".into(),
+        repeat(opts, || epoch(&mut ss, &data, &live, device, &mut rng)),
+    );
+
+    progress("distillation, cached soft targets");
+    let cached_targets = log_soft_targets(
+        teacher.mlp.logits_chunked(&data.images, 2048),
+        kd.temperature(),
+    );
+    let cached = Soft::Cached(&cached_targets, &kd);
+    figures.insert(
+        "kd_step_cached_ms".into(),
+        repeat(opts, || {
+            steps_ms(&mut ss, &data, &cached, device, &mut rng, 50)
+        }),
+    );
+    figures.insert(
+        "kd_epoch_cached_s".into(),
+        repeat(opts, || epoch(&mut ss, &data, &cached, device, &mut rng)),
+    );
+
+    progress("inference");
+    for (name, model) in [("teacher", &teacher), ("student", &student)] {
+        figures.insert(
+            format!("{name}_latency_b1_us"),
+            repeat(opts, || {
+                let mut t: Vec<f64> = (0..200)
+                    .map(|i| {
+                        let x = data.images.clone().slice(i..i + 1);
+                        let s = Instant::now();
+                        let _ = model.mlp.forward(x).into_data();
+                        1e6 * s.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                median(&mut t)
+            }),
+        );
+        let big = data.images.clone().slice(0..1024.min(n));
+        figures.insert(
+            format!("{name}_throughput_b1024"),
+            repeat(opts, || {
+                let s = Instant::now();
+                for _ in 0..5 {
+                    let _ = model.mlp.forward(big.clone()).into_data();
+                }
+                5.0 * big.dims()[0] as f64 / s.elapsed().as_secs_f64()
+            }),
+        );
+    }
+
+    if opts.memory {
+        progress("peak memory of reproduce --preset quick (about 7 minutes)");
+        let mib = peak_rss_of_quick()?;
+        figures.insert("peak_rss_quick_mib".into(), figure(vec![mib]));
+    }
+    let env = crate::report::Environment::detect(backend);
+    Ok(BenchReport {
+        implementation: "distill".into(),
+        version: format!("distill {} / burn 0.22.1", env!("CARGO_PKG_VERSION")),
+        threads: crate::backend::threads(),
+        backend: backend.into(),
+        machine: env.hardware,
+        figures,
+    })
+}
+
+/// Runs `distill reproduce --preset quick` in a child process and returns its peak resident
+/// memory in MiB, read from the kernel's high-water mark while it runs.
+fn peak_rss_of_quick() -> Result<f64> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("locating", "the distill binary", e))?;
+    let out = std::env::temp_dir().join(format!("distill-bench-quick-{}", std::process::id()));
+    let mut child = std::process::Command::new(exe)
+        .args(["reproduce", "--preset", "quick", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("starting", "distill reproduce", e))?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0f64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                peak_kib = peak_kib.max(v);
+            }
+        }
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(status)) => {
+                return Err(Error::config(format!(
+                    "reproduce --preset quick failed ({status})"
+                )));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            Err(e) => return Err(Error::io("waiting for", "distill reproduce", e)),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(peak_kib / 1024.0)
+}
+
+/// Writes the report as JSON to `path` atomically.
+pub fn write_json(report: &BenchReport, path: &Path) -> Result<()> {
+    let s = serde_json::to_string_pretty(report).map_err(|e| Error::Format {
+        what: "bench JSON".into(),
+        reason: e.to_string(),
+    })?;
+    crate::fsutil::write_atomic(path, s.as_bytes())
+}
