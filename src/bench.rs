@@ -306,15 +306,14 @@ fn peak_rss_of_quick() -> Result<f64> {
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0f64;
     loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path) {
-            if let Some(v) = s
-                .lines()
+        let hwm = std::fs::read_to_string(&status_path).ok().and_then(|s| {
+            s.lines()
                 .find(|l| l.starts_with("VmHWM:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<f64>().ok())
-            {
-                peak_kib = peak_kib.max(v);
-            }
+        });
+        if let Some(v) = hwm {
+            peak_kib = peak_kib.max(v);
         }
         match child.try_wait() {
             Ok(Some(status)) if status.success() => break,

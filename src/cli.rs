@@ -43,6 +43,8 @@ pub enum Command {
     /// Combine trained models into an ensemble that averages their softened probabilities;
     /// it can be evaluated and used as a teacher like any model.
     Ensemble(EnsembleCmd),
+    /// Distill one student per temperature (and alpha) from one teacher; chart errors against T.
+    Sweep(SweepCmd),
     /// Time training, distillation (live and cached teacher) and inference; JSON for bench/compare.sh.
     Bench(BenchCmd),
     /// Show one image's class probabilities at several temperatures (the "dark knowledge").
@@ -293,6 +295,42 @@ pub struct ReproduceCmd {
     pub retrain_teacher: bool,
 }
 
+/// `distill sweep`.
+#[derive(Debug, Args)]
+pub struct SweepCmd {
+    /// Trained teacher (e.g. runs/mnist/teacher); its soft targets are cached per T.
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// Temperatures, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,8,20",
+        allow_negative_numbers = true
+    )]
+    pub temperatures: Vec<f32>,
+    /// Soft-target weights, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.9",
+        allow_negative_numbers = true
+    )]
+    pub alphas: Vec<f32>,
+    /// Student architecture; repeat for several (default mlp:800,800).
+    #[arg(long = "student", value_name = "SPEC")]
+    pub students: Vec<String>,
+    /// Output directory (sweep.json, sweep.md, sweep.png/.svg and one model per setting).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub train: TrainArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
 /// `distill bench`.
 #[derive(Debug, Args)]
 pub struct BenchCmd {
@@ -399,6 +437,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reproduce(c) => cmd_reproduce(c),
         Command::Ensemble(c) => cmd_ensemble(c),
         Command::Bench(c) => cmd_bench(c),
+        Command::Sweep(c) => cmd_sweep(c),
         Command::Soften(c) => cmd_soften(c),
         Command::Similarity(c) => cmd_similarity(c),
     }
@@ -768,5 +807,46 @@ fn cmd_bench(c: BenchCmd) -> Result<()> {
     if let Some(p) = &c.json {
         crate::bench::write_json(&report, p)?;
     }
+    Ok(())
+}
+
+fn cmd_sweep(c: SweepCmd) -> Result<()> {
+    let students = if c.students.is_empty() {
+        vec!["mlp:800,800".to_string()]
+    } else {
+        c.students.clone()
+    };
+    for a in &c.alphas {
+        DistillSettings {
+            temperature: 1.0,
+            alpha: *a,
+        }
+        .check()?;
+    }
+    let report = crate::experiment::sweep(&crate::experiment::SweepOptions {
+        teacher: c.teacher.clone(),
+        students,
+        temperatures: c.temperatures.clone(),
+        alphas: c.alphas.clone(),
+        train: c.train.role("mlp:1").train,
+        data_dir: data_dir(c.data.data_dir.as_deref()),
+        validation_size: c.data.validation_size,
+        train_size: c.data.train_size,
+        test_size: c.data.test_size,
+        out: c.out.clone(),
+        progress: true,
+    })?;
+    println!("| student | alpha | T | test errors | validation errors |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for p in &report.points {
+        println!(
+            "| {} | {} | {} | {} / {} | {} |",
+            p.student, p.alpha, p.temperature, p.test_errors, p.test_examples, p.validation_errors
+        );
+    }
+    for f in &report.findings {
+        println!("{f}");
+    }
+    println!("report: {}", c.out.join("sweep.md").display());
     Ok(())
 }

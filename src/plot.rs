@@ -374,3 +374,67 @@ where
     }
     Ok(())
 }
+
+/// One line of a sweep chart: a label and `(temperature, error %)` points.
+pub type SweepSeries = (String, Vec<(f64, f64)>);
+
+/// Writes test error against temperature (log axis), one line per student and alpha.
+pub fn sweep_chart(path: &Path, title: &str, series: &[SweepSeries]) -> Result<()> {
+    render(
+        path,
+        (WIDTH, 520),
+        |r| draw_sweep(r, title, series),
+        |r| draw_sweep(r, title, series),
+    )
+}
+
+fn draw_sweep<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    series: &[SweepSeries],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let (tmin, tmax, emax) = pts.fold((f64::MAX, 0f64, 0f64), |(a, b, c), &(t, e)| {
+        (a.min(t), b.max(t), c.max(e))
+    });
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (tmin.max(0.1) / 1.3..tmax * 1.3).log_scale(),
+            0f64..emax * 1.15 + 0.01,
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("temperature T (log scale)")
+        .y_desc("test error %")
+        .draw()
+        .map_err(err)?;
+    for (i, (name, p)) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(p.clone(), colour.stroke_width(2)))
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 15, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(p.iter().map(|&pt| Circle::new(pt, 4, colour.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

@@ -446,6 +446,49 @@ fn inspect_commands(teacher: &Path, student: &Path, tmp: &Path) {
         &distill(&["similarity", t, "--temperature", "-1"]),
         "temperature",
     );
+    // A small sweep from the same teacher.
+    let sw = tmp.join("sweep");
+    let o = distill(&[
+        "sweep",
+        "--teacher",
+        t,
+        "--student",
+        "mlp:16",
+        "--temperatures",
+        "2,8",
+        "--epochs",
+        "1",
+        "--train-size",
+        "1000",
+        "--test-size",
+        "500",
+        "--out",
+        sw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    assert!(
+        points
+            .iter()
+            .all(|p| p["test_errors"].as_u64().unwrap() < 500)
+    );
+    assert!(v["findings"][0].as_str().unwrap().contains("best T"));
+    assert_chart(&sw.join("sweep.png"));
+    assert_clean_failure(
+        &distill(&[
+            "sweep",
+            "--teacher",
+            t,
+            "--temperatures",
+            "0,2",
+            "--out",
+            sw.to_str().unwrap(),
+        ]),
+        "temperature",
+    );
 }
 
 fn report_of(dir: &Path) -> serde_json::Value {
