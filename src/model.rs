@@ -420,16 +420,9 @@ pub enum Classifier {
 impl Classifier {
     /// Loads a model directory: an ensemble if it holds `ensemble.json`, else one network.
     pub fn load(path: &Path, device: &Device) -> Result<Classifier> {
-        let manifest = path.join(ENSEMBLE_FILE);
-        if !manifest.exists() {
+        let Some(m) = read_manifest(path)? else {
             return Network::load(path, device).map(Classifier::Single);
-        }
-        let text =
-            std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
-        let m: EnsembleManifest = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
-            path: manifest.clone(),
-            reason: format!("ensemble manifest does not parse: {e}"),
-        })?;
+        };
         let members = m
             .members
             .iter()
@@ -473,22 +466,28 @@ impl Classifier {
 
     /// SHA-256 identifying the weights of `dir` (for an ensemble, of all its members).
     pub fn weights_hash(dir: &Path) -> Result<String> {
-        let manifest = dir.join(ENSEMBLE_FILE);
-        if !manifest.exists() {
+        let Some(m) = read_manifest(dir)? else {
             return crate::fsutil::sha256_file(&weights_path(dir));
-        }
-        let text =
-            std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
-        let m: EnsembleManifest = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
-            path: manifest.clone(),
-            reason: format!("ensemble manifest does not parse: {e}"),
-        })?;
+        };
         let mut all = String::new();
         for p in &m.members {
             all += &crate::fsutil::sha256_file(&weights_path(&dir.join(p)))?;
         }
         Ok(crate::fsutil::sha256_hex(all.as_bytes()))
     }
+}
+
+/// The ensemble manifest of a model directory, or `None` for a single network.
+fn read_manifest(dir: &Path) -> Result<Option<EnsembleManifest>> {
+    let manifest = dir.join(ENSEMBLE_FILE);
+    if !manifest.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::Checkpoint {
+        path: manifest.clone(),
+        reason: format!("ensemble manifest does not parse: {e}"),
+    })
 }
 
 fn check_members(members: &[Network]) -> Result<()> {

@@ -247,7 +247,13 @@ where
         .y_label_formatter(&|y| format!("{}", (n as f64 - 1.0 - y).round() as i64))
         .draw()
         .map_err(err)?;
-    let vmax = m.iter().flatten().fold(1e-12f64, |a, &b| a.max(b));
+    // Linear colours are scaled to the largest off-diagonal value: the diagonal (a class with
+    // itself) would otherwise wash out the similarities between classes, which are the point.
+    let vmax = m
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.iter().enumerate().filter(move |(j, _)| *j != i).map(|(_, v)| *v))
+        .fold(1e-12f64, f64::max);
     let scale = |v: f64| {
         if log_colour {
             ((v.max(1e-5).log10() + 5.0) / 5.0).clamp(0.0, 1.0)
