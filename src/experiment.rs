@@ -48,7 +48,7 @@ pub enum Preset {
     Smoke,
     /// Full MNIST, short schedules: the default (about 7 minutes on 2 cores).
     Quick,
-    /// The paper's setup: long schedules, jitter of 2 pixels (about an hour on 2 cores).
+    /// The paper's setup: long schedules, jitter of 2 pixels (about half an hour on 2 cores).
     Paper,
 }
 

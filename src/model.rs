@@ -483,11 +483,14 @@ fn read_manifest(dir: &Path) -> Result<Option<EnsembleManifest>> {
     if !manifest.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::Checkpoint {
-        path: manifest.clone(),
-        reason: format!("ensemble manifest does not parse: {e}"),
-    })
+    let text =
+        std::fs::read_to_string(&manifest).map_err(|e| Error::io("reading", &manifest, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Checkpoint {
+            path: manifest.clone(),
+            reason: format!("ensemble manifest does not parse: {e}"),
+        })
 }
 
 fn check_members(members: &[Network]) -> Result<()> {

@@ -252,7 +252,12 @@ where
     let vmax = m
         .iter()
         .enumerate()
-        .flat_map(|(i, r)| r.iter().enumerate().filter(move |(j, _)| *j != i).map(|(_, v)| *v))
+        .flat_map(|(i, r)| {
+            r.iter()
+                .enumerate()
+                .filter(move |(j, _)| *j != i)
+                .map(|(_, v)| *v)
+        })
         .fold(1e-12f64, f64::max);
     let scale = |v: f64| {
         if log_colour {

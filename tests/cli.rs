@@ -690,3 +690,66 @@ fn ensemble_recipe_and_command() {
     ]);
     assert_clean_failure(&o, "classes");
 }
+
+/// `report.html` opens in a real browser with no console errors and draws something.
+/// Needs Debian's `chromium` (CI installs it); elsewhere the test says so and passes, unless
+/// running under CI, where a missing browser is a failure.
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let Some(browser) = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (see .ci/run)"
+        );
+        eprintln!("chromium not installed: browser check not run here");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let o = distill(&[
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shot = out.path().join("shot.png");
+    let profile = out.path().join("profile");
+    let page = format!("file://{}", out.path().join("report.html").display());
+    let o = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1100,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&page)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    let console_errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") && (l.contains("rror") || l.contains("Uncaught")))
+        .collect();
+    assert!(
+        console_errors.is_empty(),
+        "console errors: {console_errors:?}"
+    );
+    assert_chart(&shot);
+}
