@@ -823,7 +823,7 @@ fn cmd_sweep(c: SweepCmd) -> Result<()> {
         }
         .check()?;
     }
-    let report = crate::experiment::sweep(&crate::experiment::SweepOptions {
+    let report = crate::sweep::sweep(&crate::sweep::SweepOptions {
         teacher: c.teacher.clone(),
         students,
         temperatures: c.temperatures.clone(),

@@ -1,0 +1,358 @@
+//! Temperature sweeps: one distilled student per (student, alpha, T) from one cached teacher,
+//! charted against T, with the paper's two findings on temperature checked on the results.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::distill::{DistillConfig, DistillSettings};
+use crate::error::{Error, Result};
+use crate::eval::evaluate;
+use crate::experiment::{
+    CheckedRole, RoleConfig, Splits, compute_device, teacher_soft_targets, train_role,
+};
+use crate::fsutil::write_atomic;
+use crate::model::{Classifier, Predictor};
+use crate::plot;
+use crate::report::Environment;
+use crate::train::{Objective, TrainSettings};
+
+/// Options of `distill sweep`: one distilled student per (student, alpha, T) from one teacher.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Trained teacher (model or ensemble directory); its soft targets are cached per T.
+    pub teacher: PathBuf,
+    /// Student architectures.
+    pub students: Vec<String>,
+    /// Temperatures.
+    pub temperatures: Vec<f32>,
+    /// Soft-target weights.
+    pub alphas: Vec<f32>,
+    /// Training of every student (epochs, rate, seed...).
+    pub train: TrainSettings,
+    /// Data directory and sizes.
+    pub data_dir: PathBuf,
+    /// Validation examples held out of the training set.
+    pub validation_size: usize,
+    /// Training examples used; `None` = all.
+    pub train_size: Option<usize>,
+    /// Test examples; `None` = all.
+    pub test_size: Option<usize>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Draw progress bars.
+    pub progress: bool,
+}
+
+/// One trained setting of a sweep.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SweepPoint {
+    /// Student architecture.
+    pub student: String,
+    /// Soft-target weight.
+    pub alpha: f32,
+    /// Temperature.
+    pub temperature: f32,
+    /// Test errors.
+    pub test_errors: usize,
+    /// Test examples.
+    pub test_examples: usize,
+    /// Validation errors after the last epoch (what "best" is judged on).
+    pub validation_errors: usize,
+    /// Training seconds.
+    pub train_seconds: f64,
+}
+
+/// What a sweep measured and what it says about the paper's findings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SweepReport {
+    /// Teacher directory.
+    pub teacher: String,
+    /// Every setting.
+    pub points: Vec<SweepPoint>,
+    /// One sentence per student and alpha on the paper's findings.
+    pub findings: Vec<String>,
+    /// The training settings of every student.
+    pub train: TrainSettings,
+    /// Hardware, backend, commit.
+    pub environment: Environment,
+}
+
+/// Distills one student per setting and charts test error against T.
+pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
+    for &t in &opts.temperatures {
+        crate::distill::check_temperature(t)?;
+    }
+    if opts.temperatures.is_empty() || opts.alphas.is_empty() || opts.students.is_empty() {
+        return Err(Error::config(
+            "a sweep needs at least one student, temperature and alpha",
+        ));
+    }
+    let roles: Vec<CheckedRole> = opts
+        .students
+        .iter()
+        .map(|s| {
+            RoleConfig {
+                spec: s.clone(),
+                input_dropout: 0.0,
+                hidden_dropout: 0.0,
+                train: opts.train.clone(),
+            }
+            .check()
+        })
+        .collect::<Result<_>>()?;
+    let configs: Vec<DistillConfig> = opts
+        .alphas
+        .iter()
+        .flat_map(|&alpha| {
+            opts.temperatures
+                .iter()
+                .map(move |&temperature| DistillSettings { temperature, alpha })
+        })
+        .map(DistillSettings::check)
+        .collect::<Result<_>>()?;
+    let (device, backend) = compute_device();
+    let teacher = Classifier::load(&opts.teacher, &device)?;
+    let splits = Splits::load(
+        &opts.data_dir,
+        opts.validation_size,
+        opts.train_size,
+        opts.test_size,
+    )?;
+    if teacher.classes() != splits.dataset.classes {
+        return Err(Error::Mismatch(format!(
+            "the teacher has {} classes but the dataset has {}",
+            teacher.classes(),
+            splits.dataset.classes
+        )));
+    }
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| Error::io("creating directory", &opts.out, e))?;
+    let cache = opts.out.join("cache");
+    let mut points = Vec::new();
+    for role in &roles {
+        for cfg in &configs {
+            let (targets, _, _) = teacher_soft_targets(
+                &teacher,
+                &opts.teacher,
+                &splits.train,
+                cfg.temperature(),
+                &cache,
+                &device,
+            )?;
+            let name = format!(
+                "{}-a{}-T{}",
+                role.spec.to_string().replace([':', ','], "_"),
+                cfg.alpha(),
+                cfg.temperature()
+            );
+            let dir = opts.out.join(&name);
+            let objective = Objective::Distill {
+                config: *cfg,
+                teacher_log_probs: targets,
+            };
+            let t = train_role(
+                role,
+                &splits,
+                &objective,
+                &device,
+                &dir,
+                &name,
+                opts.progress,
+            )?;
+            let e = evaluate(&t.network, &splits.test, splits.dataset.classes, &device)?;
+            points.push(SweepPoint {
+                student: role.spec.to_string(),
+                alpha: cfg.alpha(),
+                temperature: cfg.temperature(),
+                test_errors: e.errors,
+                test_examples: e.examples,
+                validation_errors: t.history.last().map_or(0, |m| m.validation_errors),
+                train_seconds: t.seconds,
+            });
+            if opts.progress {
+                eprintln!(
+                    "{name}: {} test errors, {} validation errors",
+                    e.errors,
+                    points.last().map_or(0, |p| p.validation_errors)
+                );
+            }
+        }
+    }
+    let findings = sweep_findings(&points);
+    let series: Vec<plot::SweepSeries> = group_points(&points)
+        .into_iter()
+        .map(|((s, a), ps)| {
+            let pts = ps
+                .iter()
+                .map(|p| {
+                    (
+                        p.temperature as f64,
+                        100.0 * p.test_errors as f64 / p.test_examples.max(1) as f64,
+                    )
+                })
+                .collect();
+            (format!("{s}, alpha {a}"), pts)
+        })
+        .collect();
+    for ext in ["png", "svg"] {
+        plot::sweep_chart(
+            &opts.out.join(format!("sweep.{ext}")),
+            "distilled students: test error vs temperature",
+            &series,
+        )?;
+    }
+    let report = SweepReport {
+        teacher: opts.teacher.display().to_string(),
+        points,
+        findings,
+        train: opts.train.clone(),
+        environment: Environment::detect(backend),
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Format {
+        what: "sweep.json".into(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&opts.out.join("sweep.json"), json.as_bytes())?;
+    write_atomic(
+        &opts.out.join("sweep.md"),
+        sweep_markdown(&report).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+type SweepGroup<'a> = ((String, String), Vec<&'a SweepPoint>);
+
+fn group_points(points: &[SweepPoint]) -> Vec<SweepGroup<'_>> {
+    let mut groups: Vec<SweepGroup<'_>> = Vec::new();
+    for p in points {
+        let key = (p.student.clone(), p.alpha.to_string());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(p),
+            None => groups.push((key, vec![p])),
+        }
+    }
+    for (_, v) in &mut groups {
+        v.sort_by(|a, b| a.temperature.total_cmp(&b.temperature));
+    }
+    groups
+}
+
+/// Checks the paper's two findings on the measured points: wide students (300+ units per
+/// layer) do about equally well for all T of 8 and above; narrow ones (30 units) do best for T
+/// between 2.5 and 4. "Best" is judged on validation errors, never the test set.
+pub fn sweep_findings(points: &[SweepPoint]) -> Vec<String> {
+    let mut out = Vec::new();
+    for ((student, alpha), ps) in group_points(points) {
+        let width = student
+            .trim_start_matches("mlp:")
+            .split(',')
+            .filter_map(|w| w.parse::<usize>().ok())
+            .min()
+            .unwrap_or(0);
+        let best = ps
+            .iter()
+            .min_by_key(|p| (p.validation_errors, p.test_errors))
+            .expect("non-empty group");
+        let mut s = format!(
+            "{student}, alpha {alpha}: best T by validation errors is {} ({} validation, {} test errors).",
+            best.temperature, best.validation_errors, best.test_errors
+        );
+        if width >= 300 {
+            let high: Vec<&&SweepPoint> = ps.iter().filter(|p| p.temperature >= 8.0).collect();
+            if high.len() >= 2 {
+                let errs: Vec<f64> = high.iter().map(|p| p.test_errors as f64).collect();
+                let (lo, hi) = errs
+                    .iter()
+                    .fold((f64::MAX, 0f64), |(a, b), &e| (a.min(e), b.max(e)));
+                let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+                let similar = (hi - lo) <= 0.15 * mean;
+                s += &format!(
+                    " Paper: for 300+ units all T above 8 are similar. Here T >= 8 gives {lo}..{hi} test errors (spread {:.0}% of the mean): {}.",
+                    100.0 * (hi - lo) / mean.max(1.0),
+                    if similar { "agrees" } else { "does not agree" }
+                );
+            }
+        } else if width <= 50 {
+            let agrees = (2.5..=4.0).contains(&best.temperature);
+            s += &format!(
+                " Paper: for 30 units T between 2.5 and 4 is best. Here the best T is {}: {}.",
+                best.temperature,
+                if agrees { "agrees" } else { "does not agree" }
+            );
+        }
+        out.push(s);
+    }
+    out
+}
+
+fn sweep_markdown(r: &SweepReport) -> String {
+    let mut s = format!(
+        "# distill sweep\n\nTeacher: `{}`.\n\n| student | alpha | T | test errors | validation errors | train s |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+        r.teacher
+    );
+    for p in &r.points {
+        s += &format!(
+            "| {} | {} | {} | {} / {} | {} | {:.1} |\n",
+            p.student,
+            p.alpha,
+            p.temperature,
+            p.test_errors,
+            p.test_examples,
+            p.validation_errors,
+            p.train_seconds
+        );
+    }
+    s += "\n## Findings\n\n";
+    for f in &r.findings {
+        s += &format!("- {f}\n");
+    }
+    s += &format!(
+        "\n![sweep](sweep.png)\n\nRun on {}, backend {}, commit {}.\n",
+        r.environment.hardware, r.environment.backend, r.environment.git_commit
+    );
+    s
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    fn p(student: &str, t: f32, val: usize, test: usize) -> SweepPoint {
+        SweepPoint {
+            student: student.into(),
+            alpha: 0.9,
+            temperature: t,
+            test_errors: test,
+            test_examples: 10000,
+            validation_errors: val,
+            train_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn findings_judge_the_papers_claims_on_validation_errors() {
+        let pts = vec![
+            p("mlp:800,800", 1.0, 90, 160),
+            p("mlp:800,800", 8.0, 60, 130),
+            p("mlp:800,800", 20.0, 62, 126),
+            p("mlp:30,30", 1.0, 300, 500),
+            p("mlp:30,30", 3.0, 200, 420),
+            p("mlp:30,30", 20.0, 260, 410),
+        ];
+        let f = sweep_findings(&pts);
+        assert_eq!(f.len(), 2);
+        assert!(
+            f[0].contains("best T by validation errors is 8") && f[0].contains(": agrees"),
+            "{}",
+            f[0]
+        );
+        // The 30-unit best is T = 3 by validation even though T = 20 has fewer test errors.
+        assert!(f[1].contains("best T is 3: agrees"), "{}", f[1]);
+        let f = sweep_findings(&[
+            p("mlp:800,800", 8.0, 60, 100),
+            p("mlp:800,800", 20.0, 70, 200),
+        ]);
+        assert!(f[0].contains("does not agree"), "{}", f[0]);
+    }
+}
