@@ -105,6 +105,39 @@ fn git_commit() -> String {
     }
 }
 
+/// Escapes text for HTML.
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A complete, self-contained HTML page (inline styles, no scripts, no external files).
+pub fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n\
+         <style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}\
+         th:first-child,td:first-child{{text-align:left}}figure{{margin:1.5em 0}}svg{{max-width:100%;height:auto}}</style>\n\
+         </head><body>\n{body}</body></html>\n",
+        html_escape(title)
+    )
+}
+
+/// The SVG file `dir/name` inlined as a captioned figure (empty if it cannot be read).
+pub fn html_figure(dir: &Path, name: &str) -> String {
+    match std::fs::read_to_string(dir.join(name)) {
+        Ok(svg) => {
+            let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+            format!(
+                "<figure>{body}<figcaption>{}</figcaption></figure>\n",
+                html_escape(name)
+            )
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// A complete experiment report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -245,17 +278,9 @@ impl Report {
     /// A self-contained HTML page: the tables, and every SVG chart in `dir` inlined, so it opens
     /// in a browser with no network and no other file.
     pub fn html(&self, dir: &Path) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
+        let esc = html_escape;
         let mut h = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>distill: {0}</title>\n\
-             <style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}}\
-             table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}\
-             th:first-child,td:first-child{{text-align:left}}figure{{margin:1.5em 0}}svg{{max-width:100%;height:auto}}</style>\n\
-             </head><body>\n<h1>distill: {0} ({1} preset)</h1>\n",
+            "<h1>distill: {} ({} preset)</h1>\n",
             esc(&self.experiment),
             esc(&self.preset)
         );
@@ -292,17 +317,10 @@ impl Report {
                     .collect::<String>()
             );
             for chart in dk.charts.iter().filter(|c| c.ends_with(".svg")) {
-                if let Ok(svg) = std::fs::read_to_string(dir.join(chart)) {
-                    let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
-                    h += &format!(
-                        "<figure>{body}<figcaption>{}</figcaption></figure>\n",
-                        esc(chart)
-                    );
-                }
+                h += &html_figure(dir, chart);
             }
         }
-        h += "</body></html>\n";
-        h
+        html_page(&format!("distill: {}", self.experiment), &h)
     }
 
     /// Reads a `report.json`.

@@ -218,6 +218,10 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
         &opts.out.join("sweep.md"),
         sweep_markdown(&report).as_bytes(),
     )?;
+    write_atomic(
+        &opts.out.join("report.html"),
+        sweep_html(&report, &opts.out).as_bytes(),
+    )?;
     Ok(report)
 }
 
@@ -284,6 +288,40 @@ pub fn sweep_findings(points: &[SweepPoint]) -> Vec<String> {
         out.push(s);
     }
     out
+}
+
+fn sweep_html(r: &SweepReport, dir: &std::path::Path) -> String {
+    use crate::report::{html_escape as esc, html_figure, html_page};
+    let mut h = format!(
+        "<h1>distill sweep</h1>\n<p>Teacher {}.</p>\n<table><tr><th>student</th><th>alpha</th><th>T</th>\
+         <th>test errors</th><th>validation errors</th><th>train s</th></tr>\n",
+        esc(&r.teacher)
+    );
+    for p in &r.points {
+        h += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{:.1}</td></tr>\n",
+            esc(&p.student),
+            p.alpha,
+            p.temperature,
+            p.test_errors,
+            p.test_examples,
+            p.validation_errors,
+            p.train_seconds
+        );
+    }
+    h += "</table>\n<ul>";
+    for f in &r.findings {
+        h += &format!("<li>{}</li>", esc(f));
+    }
+    h += "</ul>\n";
+    h += &html_figure(dir, "sweep.svg");
+    h += &format!(
+        "<p>{}; backend {}; commit {}.</p>\n",
+        esc(&r.environment.hardware),
+        esc(&r.environment.backend),
+        esc(&r.environment.git_commit)
+    );
+    html_page("distill sweep", &h)
 }
 
 fn sweep_markdown(r: &SweepReport) -> String {

@@ -477,6 +477,11 @@ fn inspect_commands(teacher: &Path, student: &Path, tmp: &Path) {
     );
     assert!(v["findings"][0].as_str().unwrap().contains("best T"));
     assert_chart(&sw.join("sweep.png"));
+    let html = std::fs::read_to_string(sw.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("best T"),
+        "sweep report.html"
+    );
     assert_clean_failure(
         &distill(&[
             "sweep",
