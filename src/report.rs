@@ -105,6 +105,46 @@ fn git_commit() -> String {
     }
 }
 
+/// A table of text cells that renders as Markdown (first column left-aligned, the rest right)
+/// or as HTML, so the Markdown and HTML reports show the same rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Column titles.
+    pub header: Vec<&'static str>,
+    /// Rows of cells, one per column.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// GitHub-flavoured Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = format!("| {} |\n|", self.header.join(" | "));
+        for i in 0..self.header.len() {
+            s += if i == 0 { " --- |" } else { " ---: |" };
+        }
+        s += "\n";
+        for r in &self.rows {
+            s += &format!("| {} |\n", r.join(" | "));
+        }
+        s
+    }
+
+    /// An HTML `<table>` with escaped cells.
+    pub fn html(&self) -> String {
+        let cells = |tag: &str, row: &[String]| -> String {
+            row.iter()
+                .map(|c| format!("<{tag}>{}</{tag}>", html_escape(c)))
+                .collect()
+        };
+        let header: Vec<String> = self.header.iter().map(|h| h.to_string()).collect();
+        let mut h = format!("<table><tr>{}</tr>\n", cells("th", &header));
+        for r in &self.rows {
+            h += &format!("<tr>{}</tr>\n", cells("td", r));
+        }
+        h + "</table>\n"
+    }
+}
+
 /// Escapes text for HTML.
 pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -284,21 +324,7 @@ impl Report {
             esc(&self.experiment),
             esc(&self.preset)
         );
-        h += "<table><tr><th>model</th><th>architecture</th><th>test errors</th><th>error %</th><th>params</th><th>train s</th><th>infer µs/example</th></tr>\n";
-        for (name, m) in self.ordered_models() {
-            h += &format!(
-                "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{:.2}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>\n",
-                esc(name),
-                esc(&m.spec),
-                m.test_errors,
-                m.test_examples,
-                100.0 * m.test_errors as f64 / m.test_examples.max(1) as f64,
-                m.params,
-                m.train_seconds,
-                m.infer_us_per_example
-            );
-        }
-        h += "</table>\n";
+        h += &self.results_table().html();
         h += &format!(
             "<p>T = {}, alpha = {}; seed {}; backend {}; {}; commit {}.</p>\n",
             self.temperature,
@@ -334,23 +360,40 @@ impl Report {
 
     /// The results table, one row per model.
     pub fn table(&self) -> String {
-        let mut s = String::from(
-            "| model | architecture | test errors | error % | params | train s | infer µs/example (batch 1) |\n\
-             | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
-        );
-        for (name, m) in self.ordered_models() {
-            s += &format!(
-                "| {name} | {} | {} / {} | {:.2} | {} | {:.1} | {:.1} |\n",
-                m.spec,
-                m.test_errors,
-                m.test_examples,
-                100.0 * m.test_errors as f64 / m.test_examples.max(1) as f64,
-                m.params,
-                m.train_seconds,
-                m.infer_us_per_example
-            );
+        self.results_table().markdown()
+    }
+
+    fn results_table(&self) -> Table {
+        let rows = self
+            .ordered_models()
+            .into_iter()
+            .map(|(name, m)| {
+                vec![
+                    name.clone(),
+                    m.spec.clone(),
+                    format!("{} / {}", m.test_errors, m.test_examples),
+                    format!(
+                        "{:.2}",
+                        100.0 * m.test_errors as f64 / m.test_examples.max(1) as f64
+                    ),
+                    m.params.to_string(),
+                    format!("{:.1}", m.train_seconds),
+                    format!("{:.1}", m.infer_us_per_example),
+                ]
+            })
+            .collect();
+        Table {
+            header: vec![
+                "model",
+                "architecture",
+                "test errors",
+                "error %",
+                "params",
+                "train s",
+                "infer µs/example (batch 1)",
+            ],
+            rows,
         }
-        s
     }
 
     /// Models in a reading order: teacher first, then students, then the rest.
@@ -446,5 +489,30 @@ impl Report {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_renders_markdown_and_escaped_html() {
+        let t = Table {
+            header: vec!["model", "errors"],
+            rows: vec![vec!["a<b".into(), "3".into()]],
+        };
+        assert_eq!(
+            t.markdown(),
+            "| model | errors |\n| --- | ---: |\n| a<b | 3 |\n"
+        );
+        let h = t.html();
+        assert!(
+            h.contains("<td>a&lt;b</td><td>3</td>") && h.contains("<th>errors</th>"),
+            "{h}"
+        );
+        let page = html_page("x & y", &h);
+        assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<title>x &amp; y</title>"));
+        assert!(!page.contains("<script"));
     }
 }

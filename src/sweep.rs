@@ -290,26 +290,41 @@ pub fn sweep_findings(points: &[SweepPoint]) -> Vec<String> {
     out
 }
 
+fn points_table(r: &SweepReport) -> crate::report::Table {
+    crate::report::Table {
+        header: vec![
+            "student",
+            "alpha",
+            "T",
+            "test errors",
+            "validation errors",
+            "train s",
+        ],
+        rows: r
+            .points
+            .iter()
+            .map(|p| {
+                vec![
+                    p.student.clone(),
+                    p.alpha.to_string(),
+                    p.temperature.to_string(),
+                    format!("{} / {}", p.test_errors, p.test_examples),
+                    p.validation_errors.to_string(),
+                    format!("{:.1}", p.train_seconds),
+                ]
+            })
+            .collect(),
+    }
+}
+
 fn sweep_html(r: &SweepReport, dir: &std::path::Path) -> String {
     use crate::report::{html_escape as esc, html_figure, html_page};
     let mut h = format!(
-        "<h1>distill sweep</h1>\n<p>Teacher {}.</p>\n<table><tr><th>student</th><th>alpha</th><th>T</th>\
-         <th>test errors</th><th>validation errors</th><th>train s</th></tr>\n",
+        "<h1>distill sweep</h1>\n<p>Teacher {}.</p>\n",
         esc(&r.teacher)
     );
-    for p in &r.points {
-        h += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{:.1}</td></tr>\n",
-            esc(&p.student),
-            p.alpha,
-            p.temperature,
-            p.test_errors,
-            p.test_examples,
-            p.validation_errors,
-            p.train_seconds
-        );
-    }
-    h += "</table>\n<ul>";
+    h += &points_table(r).html();
+    h += "<ul>";
     for f in &r.findings {
         h += &format!("<li>{}</li>", esc(f));
     }
@@ -325,22 +340,8 @@ fn sweep_html(r: &SweepReport, dir: &std::path::Path) -> String {
 }
 
 fn sweep_markdown(r: &SweepReport) -> String {
-    let mut s = format!(
-        "# distill sweep\n\nTeacher: `{}`.\n\n| student | alpha | T | test errors | validation errors | train s |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
-        r.teacher
-    );
-    for p in &r.points {
-        s += &format!(
-            "| {} | {} | {} | {} / {} | {} | {:.1} |\n",
-            p.student,
-            p.alpha,
-            p.temperature,
-            p.test_errors,
-            p.test_examples,
-            p.validation_errors,
-            p.train_seconds
-        );
-    }
+    let mut s = format!("# distill sweep\n\nTeacher: `{}`.\n\n", r.teacher);
+    s += &points_table(r).markdown();
     s += "\n## Findings\n\n";
     for f in &r.findings {
         s += &format!("- {f}\n");
