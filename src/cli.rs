@@ -472,7 +472,7 @@ fn print_result(
         r.spec,
         r.test_errors,
         r.test_examples,
-        100.0 * r.test_errors as f64 / r.test_examples.max(1) as f64,
+        crate::eval::error_percent(r.test_errors, r.test_examples),
         r.params,
         secs,
         dir.display()
@@ -560,7 +560,7 @@ fn cmd_ensemble(c: EnsembleCmd) -> Result<()> {
         r.spec,
         r.test_errors,
         r.test_examples,
-        100.0 * r.test_errors as f64 / r.test_examples.max(1) as f64,
+        crate::eval::error_percent(r.test_errors, r.test_examples),
         c.out.display()
     );
     Ok(())

@@ -31,8 +31,13 @@ pub struct Evaluation {
 impl Evaluation {
     /// Error rate in percent.
     pub fn error_percent(&self) -> f64 {
-        100.0 * self.errors as f64 / self.examples.max(1) as f64
+        error_percent(self.errors, self.examples)
     }
+}
+
+/// `errors` as a percentage of `examples` (0 when there are none).
+pub fn error_percent(errors: usize, examples: usize) -> f64 {
+    100.0 * errors as f64 / examples.max(1) as f64
 }
 
 /// Checks that `net` accepts the images of `split` and that its classes cover the labels.

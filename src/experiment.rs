@@ -924,7 +924,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
                     }
                     findings.insert(
                         format!("{name}_test_error_percent"),
-                        100.0 * m.test_errors as f64 / m.test_examples.max(1) as f64,
+                        crate::eval::error_percent(m.test_errors, m.test_examples),
                     );
                 }
             }

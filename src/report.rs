@@ -374,7 +374,7 @@ impl Report {
                     format!("{} / {}", m.test_errors, m.test_examples),
                     format!(
                         "{:.2}",
-                        100.0 * m.test_errors as f64 / m.test_examples.max(1) as f64
+                        crate::eval::error_percent(m.test_errors, m.test_examples)
                     ),
                     m.params.to_string(),
                     format!("{:.1}", m.train_seconds),

@@ -188,7 +188,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
                 .map(|p| {
                     (
                         p.temperature as f64,
-                        100.0 * p.test_errors as f64 / p.test_examples.max(1) as f64,
+                        crate::eval::error_percent(p.test_errors, p.test_examples),
                     )
                 })
                 .collect();

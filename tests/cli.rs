@@ -11,6 +11,19 @@ fn distill(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// `distill reproduce --preset smoke --out DIR --seed SEED`.
+fn reproduce_smoke(out: &Path, seed: &str) -> Output {
+    distill(&[
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        seed,
+    ])
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -51,15 +64,7 @@ fn tiny_dataset(dir: &Path, classes: u8, n: u32) {
 #[test]
 fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
     let out = tempfile::tempdir().unwrap();
-    let o = distill(&[
-        "reproduce",
-        "--preset",
-        "smoke",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--seed",
-        "3",
-    ]);
+    let o = reproduce_smoke(out.path(), "3");
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     for row in ["| teacher |", "| student |", "| distilled |"] {
@@ -154,15 +159,7 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
     );
 
     // Second run: teacher and cached soft targets are reused, results identical (same seed).
-    let o = distill(&[
-        "reproduce",
-        "--preset",
-        "smoke",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--seed",
-        "3",
-    ]);
+    let o = reproduce_smoke(out.path(), "3");
     assert!(o.status.success(), "{}", stderr(&o));
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
@@ -715,15 +712,7 @@ fn report_html_renders_in_headless_chromium() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let o = distill(&[
-        "reproduce",
-        "--preset",
-        "smoke",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--seed",
-        "5",
-    ]);
+    let o = reproduce_smoke(out.path(), "5");
     assert!(o.status.success(), "{}", stderr(&o));
     let shot = out.path().join("shot.png");
     let profile = out.path().join("profile");
