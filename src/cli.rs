@@ -14,7 +14,7 @@ use crate::eval::{
 };
 use crate::experiment::{
     BiasAdjust, ExperimentKind, Preset, ReproduceConfig, ReproduceOptions, RoleConfig, Splits,
-    adjust_bias, compute_device, model_report, reproduce, teacher_soft_targets, train_role,
+    adjust_bias, compute_device, distill_objective, model_report, reproduce, train_role,
 };
 use crate::model::{Classifier, Network, Predictor};
 use crate::train::{Objective, OptimizerKind, Schedule, TrainSettings};
@@ -51,6 +51,9 @@ pub enum Command {
     Soften(SoftenCmd),
     /// Class-by-class similarity a model has learned: mean soft targets per true class.
     Similarity(SimilarityCmd),
+    /// Gather runs of one experiment made with different seeds: errors per seed, mean ± sd,
+    /// findings, and a chart (e.g. `summarize runs/omit-3-s1 runs/omit-3-s2 runs/omit-3-s3`).
+    Summarize(SummarizeCmd),
 }
 
 /// Where the data comes from and how much of it is used.
@@ -428,6 +431,20 @@ pub struct SimilarityCmd {
     pub data_dir: Option<PathBuf>,
 }
 
+/// `distill summarize`.
+#[derive(Debug, Args)]
+pub struct SummarizeCmd {
+    /// Run directories written by `distill reproduce` (each with a report.json), one per seed.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Also write summary.md, summary.json, summary.png and summary.svg into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -440,6 +457,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sweep(c) => cmd_sweep(c),
         Command::Soften(c) => cmd_soften(c),
         Command::Similarity(c) => cmd_similarity(c),
+        Command::Summarize(c) => cmd_summarize(c),
     }
 }
 
@@ -512,23 +530,16 @@ fn cmd_distill(c: DistillCmd) -> Result<()> {
         .cache_dir
         .clone()
         .unwrap_or_else(|| c.teacher.join("cache"));
-    let (targets, outcome, path) = teacher_soft_targets(
+    let (objective, note) = distill_objective(
         &teacher,
         &c.teacher,
+        &role,
         &transfer.train,
-        distill.temperature(),
+        distill,
         &cache,
         &device,
     )?;
-    eprintln!(
-        "transfer set: {} examples; teacher soft targets: {outcome:?} ({})",
-        transfer.train.len(),
-        path.display()
-    );
-    let objective = Objective::Distill {
-        config: distill,
-        teacher_log_probs: targets,
-    };
+    eprintln!("transfer set: {} examples; {note}", transfer.train.len());
     let mut t = train_role(
         &role, &transfer, &objective, &device, &c.out, "distill", true,
     )?;
@@ -848,5 +859,25 @@ fn cmd_sweep(c: SweepCmd) -> Result<()> {
         println!("{f}");
     }
     println!("report: {}", c.out.join("sweep.md").display());
+    Ok(())
+}
+
+fn cmd_summarize(c: SummarizeCmd) -> Result<()> {
+    let summary = crate::summary::summarize(&c.runs)?;
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("a summary serializes")
+        );
+    } else {
+        print!("{}", summary.markdown());
+    }
+    if let Some(out) = &c.out {
+        summary.write(out)?;
+        eprintln!(
+            "wrote summary.md, summary.json, summary.png and summary.svg to {}",
+            out.display()
+        );
+    }
     Ok(())
 }

@@ -4,9 +4,9 @@
 //! builds and stores networks and ensembles, [`distill`] holds the temperature softmax, the
 //! distillation loss and cached teacher soft targets, [`train`] runs the optimization loop,
 //! [`eval`] measures models, [`report`] and [`plot`] write results, and [`experiment`] and
-//! [`sweep`] compose them into the paper's experiments. [`bench`] times the same code paths,
-//! [`backend`] picks the compute device. The `distill` binary only parses arguments
-//! ([`cli`]) and calls into these.
+//! [`sweep`] compose them into the paper's experiments, [`summary`] gathers runs over seeds.
+//! [`bench`] times the same code paths, [`backend`] picks the compute device. The `distill`
+//! binary only parses arguments ([`cli`]) and calls into these.
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod model;
 pub mod plot;
 pub mod report;
+pub mod summary;
 pub mod sweep;
 pub mod train;
 

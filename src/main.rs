@@ -7,9 +7,14 @@ fn main() -> std::process::ExitCode {
     match distill::cli::run(cli).map_err(anyhow::Error::from) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            let message = e.to_string();
+            eprintln!("error: {message}");
+            // Causes already quoted in the message (I/O errors are) are not repeated.
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                }
             }
             std::process::ExitCode::FAILURE
         }

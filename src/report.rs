@@ -145,6 +145,17 @@ impl Table {
     }
 }
 
+/// Where a model role goes in tables: teachers first, then students, then the rest.
+pub fn role_rank(role: &str) -> u8 {
+    match role {
+        "teacher" | "ensemble" | "single" => 0,
+        "student_full" => 1,
+        "student" => 2,
+        "distilled" => 3,
+        _ => 4,
+    }
+}
+
 /// Escapes text for HTML.
 pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -208,10 +219,13 @@ pub struct Report {
     /// Free-form observations (cache hits, reused models, ...).
     pub notes: Vec<String>,
     /// What the teacher knows beyond its top answer, and how much of it the students took on.
+    #[serde(default)]
     pub dark_knowledge: Option<DarkKnowledge>,
     /// The bias shift applied to classes missing from the transfer set, if any.
+    #[serde(default)]
     pub bias_adjust: Option<BiasAdjustReport>,
     /// Recipe-specific figures (share of the ensemble's gain kept, fraction of 3s right, ...).
+    #[serde(default)]
     pub findings: BTreeMap<String, f64>,
 }
 
@@ -398,15 +412,8 @@ impl Report {
 
     /// Models in a reading order: teacher first, then students, then the rest.
     pub fn ordered_models(&self) -> Vec<(&String, &ModelReport)> {
-        let rank = |k: &str| match k {
-            "teacher" | "ensemble" | "single" => 0,
-            "student_full" => 1,
-            "student" => 2,
-            "distilled" => 3,
-            _ => 4,
-        };
         let mut v: Vec<_> = self.models.iter().collect();
-        v.sort_by_key(|(k, _)| (rank(k), (*k).clone()));
+        v.sort_by_key(|(k, _)| (role_rank(k), (*k).clone()));
         v
     }
 

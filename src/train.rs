@@ -21,7 +21,7 @@ use crate::data::{DeviceSplit, Split, index_tensor, jittered_batch};
 use crate::distill::{DistillConfig, distillation_loss, hard_loss};
 use crate::error::{Error, Result};
 use crate::fsutil::append_line;
-use crate::model::{Mlp, Network};
+use crate::model::{Classifier, Mlp, Network, Predictor};
 
 /// Which optimizer to use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
@@ -133,6 +133,15 @@ pub enum Objective {
         config: DistillConfig,
         /// `[transfer examples, classes]` teacher log-probabilities at T.
         teacher_log_probs: Tensor<2>,
+    },
+    /// The distillation loss against a teacher run on every batch as the student sees it:
+    /// needed when the student's inputs are jittered, since cached soft targets describe only
+    /// the unshifted images.
+    DistillLive {
+        /// Temperature and alpha.
+        config: DistillConfig,
+        /// The teacher (a network or an ensemble), in inference mode.
+        teacher: Classifier,
     },
 }
 
@@ -300,6 +309,17 @@ pub fn train(
             )));
         }
     }
+    if let Objective::DistillLive { teacher, .. } = objective
+        && (teacher.classes() != network.config.classes || teacher.inputs() != data.train.pixels)
+    {
+        return Err(Error::Mismatch(format!(
+            "the teacher maps {} inputs to {} classes but the student {} inputs to {} classes",
+            teacher.inputs(),
+            teacher.classes(),
+            network.config.inputs,
+            network.config.classes
+        )));
+    }
     std::fs::create_dir_all(&output.dir)
         .map_err(|e| Error::io("creating directory", &output.dir, e))?;
     let metrics_path = output.dir.join("metrics.jsonl");
@@ -346,6 +366,9 @@ pub fn train(
                     config,
                     teacher_log_probs,
                 } => Some((teacher_log_probs.clone().select(0, idx), config)),
+                Objective::DistillLive { config, teacher } => {
+                    Some((teacher.log_probs(&x, config.temperature()), config))
+                }
             };
             let value = stepper.step(x, y, targets, lr);
             global += 1;

@@ -173,6 +173,61 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
             "{m} not reproducible"
         );
     }
+
+    summarize_two_seeds(out.path(), &report);
+}
+
+/// A second seed (teacher reused) and `summarize` over both runs: per-seed errors, their mean,
+/// the chart; mixing experiments or repeating a seed is refused.
+fn summarize_two_seeds(first: &Path, first_report: &serde_json::Value) {
+    let second = first.join("seed4");
+    let teacher = first.join("teacher");
+    let o = distill(&[
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--seed",
+        "4",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--out",
+        second.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let second_report = report_of(&second);
+    let summary_dir = first.join("summary");
+    let o = distill(&[
+        "summarize",
+        first.to_str().unwrap(),
+        second.to_str().unwrap(),
+        "--json",
+        "--out",
+        summary_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["seeds"], serde_json::json!([3, 4]));
+    for m in ["teacher", "student", "distilled"] {
+        let a = first_report["models"][m]["test_errors"].as_f64().unwrap();
+        let b = second_report["models"][m]["test_errors"].as_f64().unwrap();
+        let stat = &s["models"][m]["test_errors"];
+        assert_eq!(stat["values"], serde_json::json!([a, b]), "{m}");
+        assert!((stat["mean"].as_f64().unwrap() - (a + b) / 2.0).abs() < 1e-9);
+        let classes = s["models"][m]["class_error_percent"].as_array().unwrap();
+        assert_eq!(classes.len(), 10);
+    }
+    assert_chart(&summary_dir.join("summary.png"));
+    let md = std::fs::read_to_string(summary_dir.join("summary.md")).unwrap();
+    assert!(md.contains("| distilled |"), "{md}");
+
+    let o = distill(&[
+        "summarize",
+        first.to_str().unwrap(),
+        first.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "seed 3 appears twice");
+    let o = distill(&["summarize", first.join("nothing").to_str().unwrap()]);
+    assert_clean_failure(&o, "no report.json");
 }
 
 #[test]
@@ -577,6 +632,9 @@ fn transfer_recipes_run_from_the_cli() {
     let r = report_of(&small);
     assert_model_fields(&r, &["teacher", "student_full", "student", "distilled"]);
     assert!(r["notes"].to_string().contains("not retrained"));
+    // Runs of different experiments are not averaged together.
+    let o = distill(&["summarize", omit.to_str().unwrap(), small.to_str().unwrap()]);
+    assert_clean_failure(&o, "experiment");
 
     // distill with transfer options, and their refusals.
     let student = out.path().join("s");
@@ -635,6 +693,12 @@ fn ensemble_recipe_and_command() {
             .as_str()
             .unwrap()
             .contains("ensemble of 2")
+    );
+    // The distilled model trains on jittered images, so the ensemble runs live.
+    assert!(
+        r["notes"].to_string().contains("computed live"),
+        "{}",
+        r["notes"]
     );
 
     // `distill ensemble` from the members, evaluated like any model.

@@ -1,0 +1,376 @@
+//! Results over several seeds: reads the `report.json` of runs of one experiment that differ
+//! only in their seed, and gives each model's test errors (per seed, mean, spread and per class)
+//! and each recipe finding as a mean, as `summary.json`, `summary.md` and a chart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::eval::error_percent;
+use crate::fsutil::write_atomic;
+use crate::report::{Report, Table};
+
+/// A quantity measured once per seed, with its mean and spread.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Stat {
+    /// One value per run, in the order the runs were given.
+    pub values: Vec<f64>,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation (0 for a single run).
+    pub sd: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Stat {
+    /// Summarizes `values` (which must not be empty).
+    pub fn new(values: Vec<f64>) -> Stat {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = if values.len() > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Stat {
+            values,
+            mean,
+            sd,
+            min,
+            max,
+        }
+    }
+
+    /// `a / b / c` then `mean ± sd`, with `digits` decimals for the values.
+    fn cells(&self, digits: usize) -> [String; 2] {
+        let vals: Vec<String> = self
+            .values
+            .iter()
+            .map(|v| format!("{v:.digits$}"))
+            .collect();
+        [
+            vals.join(" / "),
+            format!("{:.1} ± {:.1}", self.mean, self.sd),
+        ]
+    }
+}
+
+/// One model role over the runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelSummary {
+    /// Architecture spec (of the first run).
+    pub spec: String,
+    /// Weights and biases.
+    pub params: usize,
+    /// Test errors per run.
+    pub test_errors: Stat,
+    /// Test examples per run (the same in every run).
+    pub test_examples: usize,
+    /// Mean test error % per true class over the runs.
+    pub class_error_percent: Vec<f64>,
+    /// Training seconds per run (0 where a model was reused).
+    pub train_seconds: Stat,
+    /// Batch-1 inference microseconds per example, per run.
+    pub infer_us_per_example: Stat,
+}
+
+/// An experiment's results over several seeds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Experiment name (the same in every run).
+    pub experiment: String,
+    /// Preset name (the same in every run).
+    pub preset: String,
+    /// Seed of each run.
+    pub seeds: Vec<u64>,
+    /// Run directories, in order.
+    pub runs: Vec<String>,
+    /// Git commit of each run.
+    pub git_commits: Vec<String>,
+    /// Hardware of the first run.
+    pub hardware: String,
+    /// Backend of the first run.
+    pub backend: String,
+    /// Per model role.
+    pub models: BTreeMap<String, ModelSummary>,
+    /// Each recipe finding (present in every run) over the runs.
+    pub findings: BTreeMap<String, Stat>,
+    /// Bias shift chosen in each run, where the recipe adjusts biases.
+    pub bias_shift: Option<Stat>,
+}
+
+/// Reads `report.json` from each run directory and summarizes them. The runs must be of the
+/// same experiment and preset, with distinct seeds, the same model roles and the same test set
+/// size; otherwise the mismatch is named.
+pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
+    if runs.is_empty() {
+        return Err(Error::config("give at least one run directory"));
+    }
+    let reports = runs
+        .iter()
+        .map(|d| {
+            let path = d.join("report.json");
+            if !path.is_file() {
+                return Err(Error::config(format!(
+                    "{} has no report.json; give directories written by `distill reproduce`",
+                    d.display()
+                )));
+            }
+            Report::read(&path)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let first = &reports[0];
+    let roles: Vec<&String> = first.models.keys().collect();
+    for (r, dir) in reports.iter().zip(runs).skip(1) {
+        let differs = |what: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            Error::Mismatch(format!(
+                "{} has {what} {b:?} but {} has {a:?}; summarize runs of one experiment only",
+                dir.display(),
+                runs[0].display()
+            ))
+        };
+        if r.experiment != first.experiment {
+            return Err(differs("experiment", &first.experiment, &r.experiment));
+        }
+        if r.preset != first.preset {
+            return Err(differs("preset", &first.preset, &r.preset));
+        }
+        let these: Vec<&String> = r.models.keys().collect();
+        if these != roles {
+            return Err(differs("models", &roles, &these));
+        }
+        for (name, m) in &r.models {
+            let f = &first.models[name];
+            if m.test_examples != f.test_examples || m.class_errors.len() != f.class_errors.len() {
+                return Err(differs(
+                    &format!("a {name} tested on"),
+                    &(f.test_examples, f.class_errors.len()),
+                    &(m.test_examples, m.class_errors.len()),
+                ));
+            }
+        }
+    }
+    let seeds: Vec<u64> = reports.iter().map(|r| r.seed).collect();
+    for (i, s) in seeds.iter().enumerate() {
+        if seeds[..i].contains(s) {
+            return Err(Error::Mismatch(format!(
+                "seed {s} appears twice ({}); give each seed once",
+                runs[i].display()
+            )));
+        }
+    }
+    let stat = |f: &dyn Fn(&Report) -> f64| Stat::new(reports.iter().map(f).collect());
+    let models = roles
+        .iter()
+        .map(|&name| {
+            let f = &first.models[name];
+            let classes = f.class_errors.len();
+            let class_error_percent = (0..classes)
+                .map(|c| {
+                    reports
+                        .iter()
+                        .map(|r| {
+                            let m = &r.models[name];
+                            100.0 * m.class_errors[c] as f64 / m.class_examples[c].max(1) as f64
+                        })
+                        .sum::<f64>()
+                        / reports.len() as f64
+                })
+                .collect();
+            let summary = ModelSummary {
+                spec: f.spec.clone(),
+                params: f.params,
+                test_errors: stat(&|r| r.models[name].test_errors as f64),
+                test_examples: f.test_examples,
+                class_error_percent,
+                train_seconds: stat(&|r| r.models[name].train_seconds),
+                infer_us_per_example: stat(&|r| r.models[name].infer_us_per_example),
+            };
+            (name.clone(), summary)
+        })
+        .collect();
+    let findings = first
+        .findings
+        .keys()
+        .filter(|k| reports.iter().all(|r| r.findings.contains_key(*k)))
+        .map(|k| (k.clone(), stat(&|r| r.findings[k])))
+        .collect();
+    let bias_shift = reports
+        .iter()
+        .map(|r| r.bias_adjust.as_ref().map(|b| f64::from(b.shift)))
+        .collect::<Option<Vec<f64>>>()
+        .map(Stat::new);
+    Ok(Summary {
+        experiment: first.experiment.clone(),
+        preset: first.preset.clone(),
+        seeds,
+        runs: runs.iter().map(|d| d.display().to_string()).collect(),
+        git_commits: reports.iter().map(|r| r.git_commit.clone()).collect(),
+        hardware: first.environment.hardware.clone(),
+        backend: first.backend.clone(),
+        models,
+        findings,
+        bias_shift,
+    })
+}
+
+impl Summary {
+    /// Model roles in the order reports use.
+    pub fn ordered_models(&self) -> Vec<(&String, &ModelSummary)> {
+        let mut v: Vec<_> = self.models.iter().collect();
+        v.sort_by_key(|(k, _)| (crate::report::role_rank(k), (*k).clone()));
+        v
+    }
+
+    /// One row per model: test errors per seed, mean ± sd, error %, params and times.
+    pub fn table(&self) -> Table {
+        let rows = self
+            .ordered_models()
+            .into_iter()
+            .map(|(name, m)| {
+                let [per_seed, mean] = m.test_errors.cells(0);
+                vec![
+                    name.clone(),
+                    m.spec.clone(),
+                    per_seed,
+                    mean,
+                    format!(
+                        "{:.2}",
+                        100.0 * m.test_errors.mean / m.test_examples.max(1) as f64
+                    ),
+                    m.params.to_string(),
+                    format!("{:.0}", m.train_seconds.mean),
+                    format!("{:.0}", m.infer_us_per_example.mean),
+                ]
+            })
+            .collect();
+        Table {
+            header: vec![
+                "model",
+                "architecture",
+                "test errors per seed",
+                "mean ± sd",
+                "mean error %",
+                "params",
+                "mean train s",
+                "mean infer µs (batch 1)",
+            ],
+            rows,
+        }
+    }
+
+    /// The findings (and the bias shift) as `name | per seed | mean ± sd` rows.
+    pub fn findings_table(&self) -> Table {
+        // Findings are fractions and percentages: more decimals than error counts.
+        let mut rows: Vec<Vec<String>> = self
+            .findings
+            .iter()
+            .map(|(k, s)| {
+                let [per_seed, _] = s.cells(3);
+                vec![k.clone(), per_seed, format!("{:.3} ± {:.3}", s.mean, s.sd)]
+            })
+            .collect();
+        if let Some(b) = &self.bias_shift {
+            let [per_seed, _] = b.cells(1);
+            rows.push(vec![
+                "bias_shift".into(),
+                per_seed,
+                format!("{:.2} ± {:.2}", b.mean, b.sd),
+            ]);
+        }
+        Table {
+            header: vec!["finding", "per seed", "mean ± sd"],
+            rows,
+        }
+    }
+
+    /// The Markdown summary.
+    pub fn markdown(&self) -> String {
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        let mut s = format!(
+            "# distill: {} ({} preset), seeds {}\n\n{}\n",
+            self.experiment,
+            self.preset,
+            seeds.join(", "),
+            self.table().markdown()
+        );
+        if !self.findings.is_empty() || self.bias_shift.is_some() {
+            s += &format!("\n{}", self.findings_table().markdown());
+        }
+        let mut commits = self.git_commits.clone();
+        commits.dedup();
+        s += &format!(
+            "\nRuns: {}. Backend {}; {}; commit {}.\n",
+            self.runs.join(", "),
+            self.backend,
+            self.hardware,
+            commits.join(", ")
+        );
+        s
+    }
+
+    /// Writes `summary.json`, `summary.md`, `summary.png` and `summary.svg` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
+            what: "summary.json".into(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&dir.join("summary.json"), json.as_bytes())?;
+        write_atomic(&dir.join("summary.md"), self.markdown().as_bytes())?;
+        let chart = self.chart();
+        for ext in ["png", "svg"] {
+            crate::plot::summary_chart(&dir.join(format!("summary.{ext}")), &chart)?;
+        }
+        Ok(())
+    }
+
+    /// The chart's inputs: test error % per model and seed, and mean error % per class.
+    pub fn chart(&self) -> crate::plot::SummaryChart {
+        let models = self
+            .ordered_models()
+            .into_iter()
+            .map(|(name, m)| crate::plot::SummaryModel {
+                name: name.clone(),
+                error_percent: m
+                    .test_errors
+                    .values
+                    .iter()
+                    .map(|&e| error_percent(e as usize, m.test_examples))
+                    .collect(),
+                class_error_percent: m.class_error_percent.clone(),
+            })
+            .collect();
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        crate::plot::SummaryChart {
+            title: format!(
+                "{} ({} preset), seeds {}",
+                self.experiment,
+                self.preset,
+                seeds.join(", ")
+            ),
+            models,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_mean_and_sample_sd() {
+        let s = Stat::new(vec![100.0, 104.0, 100.0]);
+        assert!((s.mean - 101.333_333).abs() < 1e-5);
+        assert!((s.sd - 2.309_401).abs() < 1e-5);
+        assert_eq!((s.min, s.max), (100.0, 104.0));
+        assert_eq!(Stat::new(vec![7.0]).sd, 0.0);
+    }
+}
