@@ -9,13 +9,13 @@ use crate::distill::{DistillConfig, DistillSettings};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::experiment::{
-    CheckedRole, RoleConfig, Splits, compute_device, teacher_soft_targets, train_role,
+    CheckedRole, RoleConfig, Splits, compute_device, distill_objective, train_role,
 };
 use crate::fsutil::write_atomic;
 use crate::model::{Classifier, Predictor};
 use crate::plot;
 use crate::report::Environment;
-use crate::train::{Objective, TrainSettings};
+use crate::train::TrainSettings;
 
 /// Options of `distill sweep`: one distilled student per (student, alpha, T) from one teacher.
 #[derive(Debug, Clone)]
@@ -132,11 +132,12 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let mut points = Vec::new();
     for role in &roles {
         for cfg in &configs {
-            let (targets, _, _) = teacher_soft_targets(
+            let (objective, _) = distill_objective(
                 &teacher,
                 &opts.teacher,
+                role,
                 &splits.train,
-                cfg.temperature(),
+                *cfg,
                 &cache,
                 &device,
             )?;
@@ -147,10 +148,6 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
                 cfg.temperature()
             );
             let dir = opts.out.join(&name);
-            let objective = Objective::Distill {
-                config: *cfg,
-                teacher_log_probs: targets,
-            };
             let t = train_role(
                 role,
                 &splits,
