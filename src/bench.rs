@@ -332,9 +332,5 @@ fn peak_rss_of_quick() -> Result<f64> {
 
 /// Writes the report as JSON to `path` atomically.
 pub fn write_json(report: &BenchReport, path: &Path) -> Result<()> {
-    let s = serde_json::to_string_pretty(report).map_err(|e| Error::Format {
-        what: "bench JSON".into(),
-        reason: e.to_string(),
-    })?;
-    crate::fsutil::write_atomic(path, s.as_bytes())
+    crate::fsutil::write_json(path, report)
 }

@@ -10,6 +10,15 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// Writes `value` as pretty-printed JSON to `path` atomically.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| Error::Format {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, json.as_bytes())
+}
+
 /// Writes `bytes` to `path` atomically: a temporary sibling file is written, flushed to disk,
 /// and renamed over `path`. Parent directories are created as needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -445,14 +445,7 @@ impl Classifier {
             .iter()
             .map(|p| std::fs::canonicalize(p).map_err(|e| Error::io("resolving", p, e)))
             .collect::<Result<_>>()?;
-        let json =
-            serde_json::to_string_pretty(&EnsembleManifest { members: abs }).map_err(|e| {
-                Error::Format {
-                    what: "ensemble manifest".into(),
-                    reason: e.to_string(),
-                }
-            })?;
-        write_atomic(&out.join(ENSEMBLE_FILE), json.as_bytes())?;
+        crate::fsutil::write_json(&out.join(ENSEMBLE_FILE), &EnsembleManifest { members: abs })?;
         Ok(Classifier::Ensemble(nets))
     }
 

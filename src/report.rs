@@ -320,11 +320,7 @@ impl DarkKnowledge {
 impl Report {
     /// Writes `report.json` and `report.md` into `dir`, atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
-            what: "report.json".into(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&dir.join("report.json"), json.as_bytes())?;
+        crate::fsutil::write_json(&dir.join("report.json"), self)?;
         write_atomic(&dir.join("report.md"), self.markdown().as_bytes())?;
         write_atomic(&dir.join("report.html"), self.html(dir).as_bytes())
     }

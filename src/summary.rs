@@ -319,11 +319,7 @@ impl Summary {
     /// Writes `summary.json`, `summary.md`, `summary.png` and `summary.svg` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
-            what: "summary.json".into(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(&dir.join("summary.json"), json.as_bytes())?;
+        crate::fsutil::write_json(&dir.join("summary.json"), self)?;
         write_atomic(&dir.join("summary.md"), self.markdown().as_bytes())?;
         let chart = self.chart();
         for ext in ["png", "svg"] {

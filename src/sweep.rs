@@ -206,11 +206,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
         train: opts.train.clone(),
         environment: Environment::detect(backend),
     };
-    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Format {
-        what: "sweep.json".into(),
-        reason: e.to_string(),
-    })?;
-    write_atomic(&opts.out.join("sweep.json"), json.as_bytes())?;
+    crate::fsutil::write_json(&opts.out.join("sweep.json"), &report)?;
     write_atomic(
         &opts.out.join("sweep.md"),
         sweep_markdown(&report).as_bytes(),
