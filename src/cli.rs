@@ -116,7 +116,9 @@ pub struct TrainArgs {
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
     pub schedule: Schedule,
-    /// Randomly shift training images by up to this many pixels (0 = off).
+    /// Randomly shift training images by up to this many pixels (0 = off). A distilled
+    /// student with jitter gets its teacher's soft targets live on every shifted batch
+    /// (slower; cached targets only cover unshifted images).
     #[arg(long, default_value_t = 0)]
     pub jitter: usize,
     /// Dropout on input pixels while training.

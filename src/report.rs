@@ -46,7 +46,7 @@ pub struct Environment {
     pub hardware: String,
     /// Compute backend.
     pub backend: String,
-    /// Git commit of the source tree (with `-dirty` if it had uncommitted changes), or "unknown".
+    /// Git commit the binary was built from (with `-dirty` if tracked files differed), or "unknown".
     pub git_commit: String,
     /// Versions of distill and burn.
     pub versions: BTreeMap<String, String>,
@@ -86,23 +86,10 @@ fn hardware() -> String {
     format!("{cpu}, {cores} cores")
 }
 
+/// The commit the binary was built from (stamped by `build.rs`), not whatever the working
+/// tree holds when the run starts.
 fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "HEAD"]) {
-        Some(c) if !c.is_empty() => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty { format!("{c}-dirty") } else { c }
-        }
-        _ => "unknown".into(),
-    }
+    env!("DISTILL_GIT_COMMIT").to_string()
 }
 
 /// A table of text cells that renders as Markdown (first column left-aligned, the rest right)

@@ -1,0 +1,43 @@
+//! Stamps the binary with the git commit it was built from (with `-dirty` when tracked files
+//! differ from that commit), so a report names the code that produced it even when the
+//! working tree has moved on since the build.
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    // --no-optional-locks: `status` must not rewrite .git/index, which would make this script
+    // rerun on every build.
+    Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn main() {
+    for path in ["src", "tests", "Cargo.toml", "Cargo.lock", "build.rs"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
+        let git_dir = Path::new(&git_dir);
+        // HEAD moves on checkout, the branch ref on commit, the index on add.
+        for file in ["HEAD", "index", "packed-refs"] {
+            println!("cargo:rerun-if-changed={}", git_dir.join(file).display());
+        }
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={}", git_dir.join(branch).display());
+        }
+    }
+    let commit = match git(&["rev-parse", "HEAD"]) {
+        Some(c) if !c.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{c}-dirty") } else { c }
+        }
+        _ => "unknown".into(),
+    };
+    println!("cargo:rustc-env=DISTILL_GIT_COMMIT={commit}");
+}
