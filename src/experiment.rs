@@ -241,8 +241,8 @@ impl ReproduceConfig {
             }
             ExperimentKind::SmallData => {
                 cfg.transfer.fraction = Some(if smoke { 0.25 } else { 0.03 });
-                // 3% of the data is ~13 steps an epoch: train for as many steps as the full
-                // students, with no early stopping (as in the paper).
+                // 3% of the data is ~13 steps an epoch: 100 epochs are about 1,300 steps (three
+                // full-data epochs), with no early stopping (as in the paper).
                 cfg.student.train.epochs = if smoke { 6 } else { 100 };
                 cfg.student_full = Some(s_ep);
             }
