@@ -18,7 +18,7 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    for path in ["src", "tests", "Cargo.toml", "Cargo.lock", "build.rs"] {
+    for path in ["src", "Cargo.toml", "Cargo.lock", "build.rs"] {
         println!("cargo:rerun-if-changed={path}");
     }
     if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
