@@ -439,7 +439,7 @@ pub struct SummarizeCmd {
     /// Run directories written by `distill reproduce` (each with a report.json), one per seed.
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
-    /// Also write summary.md, summary.json, summary.png and summary.svg into this directory.
+    /// Also write summary.md, summary.json, summary.html, summary.png and summary.svg here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print the summary as JSON instead of tables.
@@ -877,7 +877,7 @@ fn cmd_summarize(c: SummarizeCmd) -> Result<()> {
     if let Some(out) = &c.out {
         summary.write(out)?;
         eprintln!(
-            "wrote summary.md, summary.json, summary.png and summary.svg to {}",
+            "wrote summary.md, summary.json, summary.html, summary.png and summary.svg to {}",
             out.display()
         );
     }

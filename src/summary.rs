@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::eval::error_percent;
 use crate::fsutil::write_atomic;
-use crate::report::{Report, Table};
+use crate::report::{Report, Table, html_escape, html_figure, html_page};
 
 /// A quantity measured once per seed, with its mean and spread.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -316,7 +316,8 @@ impl Summary {
         s
     }
 
-    /// Writes `summary.json`, `summary.md`, `summary.png` and `summary.svg` into `dir`.
+    /// Writes `summary.json`, `summary.md`, `summary.png`, `summary.svg` and a self-contained
+    /// `summary.html` (tables and the chart inlined) into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
         crate::fsutil::write_json(&dir.join("summary.json"), self)?;
@@ -325,7 +326,28 @@ impl Summary {
         for ext in ["png", "svg"] {
             crate::plot::summary_chart(&dir.join(format!("summary.{ext}")), &chart)?;
         }
-        Ok(())
+        write_atomic(&dir.join("summary.html"), self.html(dir).as_bytes())
+    }
+
+    /// The summary as one HTML page with the chart `dir/summary.svg` inlined.
+    fn html(&self, dir: &Path) -> String {
+        let title = format!(
+            "distill: {} ({} preset) over seeds",
+            self.experiment, self.preset
+        );
+        let mut body = format!("<h1>{}</h1>\n", html_escape(&title));
+        body += &self.table().html();
+        if !self.findings.is_empty() || self.bias_shift.is_some() {
+            body += &self.findings_table().html();
+        }
+        body += &html_figure(dir, "summary.svg");
+        body += &format!(
+            "<p>Runs: {}. Backend {}; {}.</p>\n",
+            html_escape(&self.runs.join(", ")),
+            html_escape(&self.backend),
+            html_escape(&self.hardware)
+        );
+        html_page(&title, &body)
     }
 
     /// The chart's inputs: test error % per model and seed, and mean error % per class.

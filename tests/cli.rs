@@ -219,6 +219,8 @@ fn summarize_two_seeds(first: &Path, first_report: &serde_json::Value) {
     assert_chart(&summary_dir.join("summary.png"));
     let md = std::fs::read_to_string(summary_dir.join("summary.md")).unwrap();
     assert!(md.contains("| distilled |"), "{md}");
+    let html = std::fs::read_to_string(summary_dir.join("summary.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("<td>distilled</td>"));
 
     let o = distill(&[
         "summarize",
