@@ -484,6 +484,34 @@ pub fn summary_chart(path: &Path, c: &SummaryChart) -> Result<()> {
     )
 }
 
+fn largest<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+    values.fold(0f64, |a, &b| a.max(b))
+}
+
+/// Axes with `slots` categories centred on 0, 1, ... and a linear y axis from 0 to `top`.
+fn slot_axes<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    slots: usize,
+    top: f64,
+) -> std::result::Result<
+    ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+>
+where
+    DB::ErrorType: 'static,
+{
+    ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(-0.5f64..slots as f64 - 0.5, 0f64..top + 0.01)
+        .map_err(err)
+}
+
 fn draw_summary<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &SummaryChart) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -492,18 +520,9 @@ where
     let root = root.titled(&c.title, ("sans-serif", 22)).map_err(err)?;
     let (left, right) = root.split_horizontally(420);
     let n = c.models.len();
-    let top = c
-        .models
-        .iter()
-        .flat_map(|m| m.error_percent.iter())
-        .fold(0f64, |a, &b| a.max(b));
+    let top = largest(c.models.iter().flat_map(|m| &m.error_percent));
     let names: Vec<String> = c.models.iter().map(|m| m.name.clone()).collect();
-    let mut chart = ChartBuilder::on(&left)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(55)
-        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top * 1.12 + 0.01)
-        .map_err(err)?;
+    let mut chart = slot_axes(&left, n, top * 1.12)?;
     chart
         .configure_mesh()
         .y_desc("test error % (bar: mean; dots: one per seed)")
@@ -547,17 +566,8 @@ where
         .map(|m| m.class_error_percent.len())
         .max()
         .unwrap_or(0);
-    let ctop = c
-        .models
-        .iter()
-        .flat_map(|m| m.class_error_percent.iter())
-        .fold(0f64, |a, &b| a.max(b));
-    let mut chart = ChartBuilder::on(&right)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(55)
-        .build_cartesian_2d(-0.5f64..classes as f64 - 0.5, 0f64..ctop * 1.3 + 0.01)
-        .map_err(err)?;
+    let ctop = largest(c.models.iter().flat_map(|m| &m.class_error_percent));
+    let mut chart = slot_axes(&right, classes, ctop * 1.3)?;
     chart
         .configure_mesh()
         .x_desc("true class")
