@@ -304,8 +304,12 @@ impl Summary {
         if !self.findings.is_empty() || self.bias_shift.is_some() {
             s += &format!("\n{}", self.findings_table().markdown());
         }
-        let mut commits = self.git_commits.clone();
-        commits.dedup();
+        let mut commits: Vec<&str> = Vec::new();
+        for c in &self.git_commits {
+            if !commits.contains(&c.as_str()) {
+                commits.push(c);
+            }
+        }
         s += &format!(
             "\nRuns: {}. Backend {}; {}; commit {}.\n",
             self.runs.join(", "),
