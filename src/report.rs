@@ -132,15 +132,19 @@ impl Table {
     }
 }
 
-/// Where a model role goes in tables: teachers first, then students, then the rest.
-pub fn role_rank(role: &str) -> u8 {
-    match role {
+/// The entries of a per-role map in reading order: teachers first, then students, then the
+/// rest, alphabetically within each group.
+pub fn by_role<V>(models: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
+    let rank = |role: &str| match role {
         "teacher" | "ensemble" | "single" => 0,
         "student_full" => 1,
         "student" => 2,
         "distilled" => 3,
         _ => 4,
-    }
+    };
+    let mut v: Vec<_> = models.iter().collect();
+    v.sort_by_key(|(k, _)| (rank(k), (*k).clone()));
+    v
 }
 
 /// Escapes text for HTML.
@@ -395,9 +399,7 @@ impl Report {
 
     /// Models in a reading order: teacher first, then students, then the rest.
     pub fn ordered_models(&self) -> Vec<(&String, &ModelReport)> {
-        let mut v: Vec<_> = self.models.iter().collect();
-        v.sort_by_key(|(k, _)| (role_rank(k), (*k).clone()));
-        v
+        by_role(&self.models)
     }
 
     /// The Markdown report.

@@ -48,17 +48,19 @@ impl Stat {
         }
     }
 
-    /// `a / b / c` then `mean ± sd`, with `digits` decimals for the values.
-    fn cells(&self, digits: usize) -> [String; 2] {
+    /// The values as `a / b / c`, with `digits` decimals.
+    fn per_seed(&self, digits: usize) -> String {
         let vals: Vec<String> = self
             .values
             .iter()
             .map(|v| format!("{v:.digits$}"))
             .collect();
-        [
-            vals.join(" / "),
-            format!("{:.1} ± {:.1}", self.mean, self.sd),
-        ]
+        vals.join(" / ")
+    }
+
+    /// `mean ± sd` with `digits` decimals.
+    fn mean_sd(&self, digits: usize) -> String {
+        format!("{:.digits$} ± {:.digits$}", self.mean, self.sd)
     }
 }
 
@@ -178,7 +180,7 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
                         .iter()
                         .map(|r| {
                             let m = &r.models[name];
-                            100.0 * m.class_errors[c] as f64 / m.class_examples[c].max(1) as f64
+                            error_percent(m.class_errors[c], m.class_examples[c])
                         })
                         .sum::<f64>()
                         / reports.len() as f64
@@ -222,11 +224,20 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
 }
 
 impl Summary {
+    /// `EXPERIMENT (PRESET preset), seeds 1, 2, 3`.
+    fn title(&self) -> String {
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        format!(
+            "{} ({} preset), seeds {}",
+            self.experiment,
+            self.preset,
+            seeds.join(", ")
+        )
+    }
+
     /// Model roles in the order reports use.
     pub fn ordered_models(&self) -> Vec<(&String, &ModelSummary)> {
-        let mut v: Vec<_> = self.models.iter().collect();
-        v.sort_by_key(|(k, _)| (crate::report::role_rank(k), (*k).clone()));
-        v
+        crate::report::by_role(&self.models)
     }
 
     /// One row per model: test errors per seed, mean ± sd, error %, params and times.
@@ -235,12 +246,11 @@ impl Summary {
             .ordered_models()
             .into_iter()
             .map(|(name, m)| {
-                let [per_seed, mean] = m.test_errors.cells(0);
                 vec![
                     name.clone(),
                     m.spec.clone(),
-                    per_seed,
-                    mean,
+                    m.test_errors.per_seed(0),
+                    m.test_errors.mean_sd(1),
                     format!(
                         "{:.2}",
                         100.0 * m.test_errors.mean / m.test_examples.max(1) as f64
@@ -272,18 +282,10 @@ impl Summary {
         let mut rows: Vec<Vec<String>> = self
             .findings
             .iter()
-            .map(|(k, s)| {
-                let [per_seed, _] = s.cells(3);
-                vec![k.clone(), per_seed, format!("{:.3} ± {:.3}", s.mean, s.sd)]
-            })
+            .map(|(k, s)| vec![k.clone(), s.per_seed(3), s.mean_sd(3)])
             .collect();
         if let Some(b) = &self.bias_shift {
-            let [per_seed, _] = b.cells(1);
-            rows.push(vec![
-                "bias_shift".into(),
-                per_seed,
-                format!("{:.2} ± {:.2}", b.mean, b.sd),
-            ]);
+            rows.push(vec!["bias_shift".into(), b.per_seed(1), b.mean_sd(2)]);
         }
         Table {
             header: vec!["finding", "per seed", "mean ± sd"],
@@ -293,12 +295,9 @@ impl Summary {
 
     /// The Markdown summary.
     pub fn markdown(&self) -> String {
-        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
         let mut s = format!(
-            "# distill: {} ({} preset), seeds {}\n\n{}\n",
-            self.experiment,
-            self.preset,
-            seeds.join(", "),
+            "# distill: {}\n\n{}\n",
+            self.title(),
             self.table().markdown()
         );
         if !self.findings.is_empty() || self.bias_shift.is_some() {
@@ -335,10 +334,7 @@ impl Summary {
 
     /// The summary as one HTML page with the chart `dir/summary.svg` inlined.
     fn html(&self, dir: &Path) -> String {
-        let title = format!(
-            "distill: {} ({} preset) over seeds",
-            self.experiment, self.preset
-        );
+        let title = format!("distill: {}", self.title());
         let mut body = format!("<h1>{}</h1>\n", html_escape(&title));
         body += &self.table().html();
         if !self.findings.is_empty() || self.bias_shift.is_some() {
@@ -370,14 +366,8 @@ impl Summary {
                 class_error_percent: m.class_error_percent.clone(),
             })
             .collect();
-        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
         crate::plot::SummaryChart {
-            title: format!(
-                "{} ({} preset), seeds {}",
-                self.experiment,
-                self.preset,
-                seeds.join(", ")
-            ),
+            title: self.title(),
             models,
         }
     }

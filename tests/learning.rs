@@ -6,7 +6,8 @@ use distill::experiment::{
     RoleConfig, Splits, compute_device, model_report, teacher_soft_targets, train_role,
 };
 use distill::model::Classifier;
-use distill::train::{Objective, OptimizerKind, Schedule, TrainSettings};
+use distill::report::ModelReport;
+use distill::train::{Objective, OptimizerKind, Schedule, TrainSettings, Trained};
 
 fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
     RoleConfig {
@@ -25,6 +26,28 @@ fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
     }
 }
 
+/// Trains `role` towards `objective` into `dir` and scores it on the test slice.
+fn train_and_score(
+    role: &RoleConfig,
+    objective: &Objective,
+    splits: &Splits,
+    dir: &std::path::Path,
+) -> (Trained, ModelReport) {
+    let (device, _) = compute_device();
+    let run = train_role(
+        &role.check().unwrap(),
+        splits,
+        objective,
+        &device,
+        dir,
+        "t",
+        false,
+    )
+    .unwrap();
+    let report = model_report(&run.network, dir, splits, &device, 0.0, None).unwrap();
+    (run, report)
+}
+
 #[test]
 fn mnist_slice_trains_and_distills_above_the_bar() {
     let data = distill::cli::data_dir(None);
@@ -33,17 +56,12 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
     let dir = tempfile::tempdir().unwrap();
 
     let teacher_dir = dir.path().join("teacher");
-    let teacher = train_role(
-        &role("mlp:256", 4, 7).check().unwrap(),
-        &splits,
+    let (teacher, t) = train_and_score(
+        &role("mlp:256", 4, 7),
         &Objective::Hard,
-        &device,
+        &splits,
         &teacher_dir,
-        "t",
-        false,
-    )
-    .unwrap();
-    let t = model_report(&teacher.network, &teacher_dir, &splits, &device, 0.0, None).unwrap();
+    );
     // 3,000 examples, 4 epochs: about 7-9% error when everything works; chance is 90%.
     assert!(
         t.test_errors < 130,
@@ -80,17 +98,7 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
         config: distill,
         teacher_log_probs: targets,
     };
-    let s = train_role(
-        &role("mlp:64", 4, 8).check().unwrap(),
-        &splits,
-        &objective,
-        &device,
-        &student_dir,
-        "s",
-        false,
-    )
-    .unwrap();
-    let r = model_report(&s.network, &student_dir, &splits, &device, 0.0, None).unwrap();
+    let (_, r) = train_and_score(&role("mlp:64", 4, 8), &objective, &splits, &student_dir);
     assert!(
         r.test_errors < 150,
         "soft-target-only student: {} errors of 1000",
@@ -108,17 +116,7 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
     for jitter in [0, 1] {
         jittered.train.jitter = jitter;
         let live_dir = dir.path().join(format!("live{jitter}"));
-        let l = train_role(
-            &jittered.check().unwrap(),
-            &splits,
-            &live,
-            &device,
-            &live_dir,
-            "l",
-            false,
-        )
-        .unwrap();
-        let lr = model_report(&l.network, &live_dir, &splits, &device, 0.0, None).unwrap();
+        let (_, lr) = train_and_score(&jittered, &live, &splits, &live_dir);
         assert!(
             lr.test_errors < 150,
             "live-teacher student, jitter {jitter}: {} errors of 1000",
