@@ -138,7 +138,7 @@ pub fn by_role<V>(models: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
     let rank = |role: &str| match role {
         "teacher" | "ensemble" | "single" => 0,
         "student_full" => 1,
-        "student" => 2,
+        "student" | "student_jitter" => 2,
         "distilled" => 3,
         _ => 4,
     };

@@ -634,6 +634,30 @@ fn transfer_recipes_run_from_the_cli() {
     let r = report_of(&small);
     assert_model_fields(&r, &["teacher", "student_full", "student", "distilled"]);
     assert!(r["notes"].to_string().contains("not retrained"));
+    // A teacher taken from elsewhere reports the training time it took there.
+    assert!(r["models"]["teacher"]["train_seconds"].as_f64().unwrap() > 0.0);
+
+    // Distilling on shifted images adds the control student trained alone on the same shifts.
+    let shifted = out.path().join("shifted");
+    let o = distill(&[
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--out",
+        shifted.to_str().unwrap(),
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--distilled-jitter",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report_of(&shifted);
+    assert_model_fields(&r, &["teacher", "student", "student_jitter", "distilled"]);
+    assert!(r["notes"].to_string().contains("live"));
+    let config = std::fs::read_to_string(shifted.join("config.toml")).unwrap();
+    assert!(config.contains("distilled_jitter = 1"), "{config}");
+    let control = std::fs::read_to_string(shifted.join("student_jitter/config.toml")).unwrap();
+    assert!(control.contains("jitter = 1"), "{control}");
     // Runs of different experiments are not averaged together.
     let o = distill(&["summarize", omit.to_str().unwrap(), small.to_str().unwrap()]);
     assert_clean_failure(&o, "experiment");
