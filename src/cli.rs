@@ -761,6 +761,7 @@ fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
                 net.describe(),
                 c.temperature
             ),
+            "soft-target class",
             false,
         )?;
     }

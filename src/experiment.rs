@@ -946,7 +946,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         let val = t.history.last().map(|m| m.validation_errors);
         let report = model_report(&t.network, &dir, splits, &device, t.seconds, val)?;
         models.insert(name.to_string(), report);
-        Ok::<_, Error>(())
+        Ok::<_, Error>(t)
     };
     if let Some(epochs) = cfg.student_full {
         let mut role = roles.student.clone();
@@ -958,9 +958,17 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     // Without this control, what the shifted images teach would be credited to the soft
     // targets (paper preset, seed 1: 2-px shifts took the distilled student from 107 to 86
     // test errors, and the student alone from 158 to 84).
-    if roles.distilled.train.settings().jitter != roles.student.train.settings().jitter {
-        extra("student_jitter", "jittered", &roles.distilled, &transfer)?;
-    }
+    let control =
+        if roles.distilled.train.settings().jitter != roles.student.train.settings().jitter {
+            Some(extra(
+                "student_jitter",
+                "jittered",
+                &roles.distilled,
+                &transfer,
+            )?)
+        } else {
+            None
+        };
 
     let errors = |k: &str| models.get(k).map(|m| m.test_errors as f64);
     match cfg.experiment {
@@ -1002,15 +1010,19 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         ExperimentKind::Mnist => {}
     }
 
+    let mut charted: Vec<ChartModel> = vec![
+        (teacher_name, &teacher.model, &teacher.history),
+        ("student", &student.network, &student.history),
+    ];
+    if let Some(c) = &control {
+        charted.push(("student_jitter", &c.network, &c.history));
+    }
+    charted.push(("distilled", &distilled.network, &distilled.history));
     let charts = write_charts(
         out,
         &run.splits,
         &device,
-        &[
-            (teacher_name, &teacher.model, &teacher.history),
-            ("student", &student.network, &student.history),
-            ("distilled", &distilled.network, &distilled.history),
-        ],
+        &charted,
         roles.distill.temperature() as f64,
     )?;
 
@@ -1173,6 +1185,7 @@ pub fn write_charts(
             p,
             &similarity,
             &format!("{teacher_name}: mean soft targets at T = 4 per true class"),
+            "soft-target class",
             false,
         )
     })?;
@@ -1198,6 +1211,7 @@ pub fn write_charts(
                 p,
                 &norm,
                 &format!("{name}: confusion (row-normalized), {} errors", e.errors),
+                "predicted class",
                 true,
             )
         })?;

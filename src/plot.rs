@@ -42,6 +42,8 @@ where
         .configure_series_labels()
         .border_style(BLACK)
         .background_style(WHITE.mix(0.85))
+        // At the default size the bitmap backend drops a descender-left glyph like `j`.
+        .label_font(("sans-serif", 14))
         .position(position)
         .draw()
         .map_err(err)
@@ -221,13 +223,20 @@ where
     Ok(())
 }
 
-/// Writes a heatmap of a square matrix (rows: true class, columns: soft-target class).
-pub fn heatmap(path: &Path, m: &[Vec<f64>], title: &str, log_colour: bool) -> Result<()> {
+/// Writes a heatmap of a square matrix: rows are true classes, columns are what `columns`
+/// names (a confusion matrix's predicted class, a similarity map's soft-target class).
+pub fn heatmap(
+    path: &Path,
+    m: &[Vec<f64>],
+    title: &str,
+    columns: &str,
+    log_colour: bool,
+) -> Result<()> {
     render(
         path,
         (820, 760),
-        |r| draw_heatmap(r, m, title, log_colour),
-        |r| draw_heatmap(r, m, title, log_colour),
+        |r| draw_heatmap(r, m, title, columns, log_colour),
+        |r| draw_heatmap(r, m, title, columns, log_colour),
     )
 }
 
@@ -235,6 +244,7 @@ fn draw_heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     m: &[Vec<f64>],
     title: &str,
+    columns: &str,
     log_colour: bool,
 ) -> DrawResult
 where
@@ -252,7 +262,7 @@ where
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_desc("soft-target class")
+        .x_desc(columns)
         .y_desc("true class (top row = 0)")
         .x_labels(n)
         .y_labels(n)
