@@ -48,7 +48,7 @@ pub enum Preset {
     Smoke,
     /// Full MNIST, short schedules: the default (about 7 minutes on 2 cores).
     Quick,
-    /// Full MNIST, long schedules (teacher 48 epochs, students 40): about 20 minutes on
+    /// Full MNIST, long schedules (teacher 48 epochs, students 40): about 15 minutes on
     /// 2 cores.
     Paper,
 }
