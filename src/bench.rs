@@ -97,6 +97,7 @@ fn sgd() -> Result<TrainConfig> {
         learning_rate: 0.05,
         optimizer: OptimizerKind::Sgd,
         schedule: Schedule::Constant,
+        warmup_epochs: 0,
         jitter: 0,
         seed: 7,
     }

@@ -116,6 +116,11 @@ pub struct TrainArgs {
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
     pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up before the schedule starts. Large early
+    /// gradients (a distilled student at high T starts far from its soft targets) can
+    /// silence ReLU units for good; a short warm-up avoids that.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_epochs: usize,
     /// Randomly shift training images by up to this many pixels (0 = off). A distilled
     /// student with jitter gets its teacher's soft targets live on every shifted batch
     /// (slower; cached targets only cover unshifted images).
@@ -144,6 +149,7 @@ impl TrainArgs {
                 learning_rate: self.lr,
                 optimizer: self.optimizer,
                 schedule: self.schedule,
+                warmup_epochs: self.warmup_epochs,
                 jitter: self.jitter,
                 seed: self.seed,
             },

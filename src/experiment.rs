@@ -170,13 +170,18 @@ pub struct ReproduceConfig {
     pub student_full: Option<usize>,
 }
 
-fn sgd(epochs: usize, lr: f64, jitter: usize, seed: u64) -> TrainSettings {
+/// How a role is optimized: optimizer, initial learning rate and warm-up epochs.
+type Optimization = (OptimizerKind, f64, usize);
+
+fn cosine(epochs: usize, opt: Optimization, jitter: usize, seed: u64) -> TrainSettings {
+    let (optimizer, learning_rate, warmup_epochs) = opt;
     TrainSettings {
         epochs,
         batch_size: 128,
-        learning_rate: lr,
-        optimizer: OptimizerKind::Sgd,
+        learning_rate,
+        optimizer,
         schedule: Schedule::Cosine,
+        warmup_epochs,
         jitter,
         seed,
     }
@@ -198,9 +203,10 @@ impl ReproduceConfig {
     ) -> ReproduceConfig {
         let smoke = preset == Preset::Smoke;
         let paper = preset == Preset::Paper && experiment == ExperimentKind::Mnist;
-        // Teacher dropout is (input, hidden).
-        let (sizes, t_ep, s_ep, jitter, dropout) = if smoke {
-            ((Some(4000), 1000, Some(2000)), 3, 3, 1, (0.1, 0.4))
+        // Teacher dropout is (input, hidden); both students share one optimization.
+        let sgd: Optimization = (OptimizerKind::Sgd, 0.05, 0);
+        let (sizes, t_ep, s_ep, jitter, dropout, student_opt) = if smoke {
+            ((Some(4000), 1000, Some(2000)), 3, 3, 1, (0.1, 0.4), sgd)
         } else if paper {
             // Three times the quick schedules (the paper's dropout of 0.2 / 0.5 reached only 125
             // test errors in 60 epochs: under-trained). Teacher regularization chosen on
@@ -209,9 +215,16 @@ impl ReproduceConfig {
             // jitter 35, and 0.1 / 0.4 with 2-px jitter 34. The students' transfer set stays
             // unshifted, as in the paper: shifting it helped the distilled student no more than
             // the student alone (README, "paper" preset).
-            ((None, 5000, None), 48, 40, 2, (0.0, 0.2))
+            //
+            // Students: Adam (rate 0.001) with one epoch of warm-up, chosen on the distilled
+            // student's validation errors (seed 1, 40 epochs): 34 of 5,000 against 43 for SGD
+            // at 0.05. With SGD at 0.05 and no warm-up the first steps at T = 20 silenced 440 of
+            // the first layer's 800 units for good; the student alone is unaffected by the
+            // change (157 test errors against 158), so both use it.
+            let adam: Optimization = (OptimizerKind::Adam, 0.001, 1);
+            ((None, 5000, None), 48, 40, 2, (0.0, 0.2), adam)
         } else {
-            ((None, 5000, None), 16, 10, 1, (0.1, 0.4))
+            ((None, 5000, None), 16, 10, 1, (0.1, 0.4), sgd)
         };
         let teacher_seed = seed.wrapping_mul(1000).wrapping_add(17);
         let student_seed = seed.wrapping_mul(1000).wrapping_add(29);
@@ -227,14 +240,14 @@ impl ReproduceConfig {
                 spec: "mlp:1200,1200".into(),
                 input_dropout: dropout.0,
                 hidden_dropout: dropout.1,
-                train: sgd(t_ep, 0.1, jitter, teacher_seed),
+                train: cosine(t_ep, (OptimizerKind::Sgd, 0.1, 0), jitter, teacher_seed),
             },
             members: 1,
             student: RoleConfig {
                 spec: "mlp:800,800".into(),
                 input_dropout: 0.0,
                 hidden_dropout: 0.0,
-                train: sgd(s_ep, 0.05, 0, student_seed),
+                train: cosine(s_ep, student_opt, 0, student_seed),
             },
             distill: DistillSettings {
                 temperature: 20.0,
@@ -1275,6 +1288,13 @@ mod tests {
         assert_eq!((s.input_dropout, s.hidden_dropout), (0.0, 0.0));
         assert_eq!((s.train.jitter, s.train.epochs), (0, 40));
         assert_eq!(cfg.distilled_jitter, None);
+        // Both students: Adam at 0.001 after one warm-up epoch; quick keeps plain SGD.
+        let opt = |t: &TrainSettings| (t.optimizer, t.learning_rate, t.warmup_epochs);
+        assert_eq!(opt(&s.train), (OptimizerKind::Adam, 0.001, 1));
+        let roles = cfg.check().unwrap();
+        assert_eq!(opt(roles.distilled.train.settings()), opt(&s.train));
+        let quick = ReproduceConfig::preset(Preset::Quick, 1, "data/mnist".into());
+        assert_eq!(opt(&quick.student.train), (OptimizerKind::Sgd, 0.05, 0));
     }
 
     #[test]
@@ -1284,6 +1304,13 @@ mod tests {
         assert!(!text.contains("distilled_jitter"));
         let back: ReproduceConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, cfg);
+        // No warm-up is left out, so configs (and reuse stamps) written before warm-up existed
+        // still match; a warm-up is written and read back.
+        assert!(!text.contains("warmup_epochs"));
+        let paper = ReproduceConfig::preset(Preset::Paper, 3, "data/mnist".into());
+        let text = toml::to_string_pretty(&paper).unwrap();
+        assert!(text.contains("warmup_epochs = 1"));
+        assert_eq!(toml::from_str::<ReproduceConfig>(&text).unwrap(), paper);
         let mut jittered = cfg.clone();
         jittered.distilled_jitter = Some(2);
         let back: ReproduceConfig =

@@ -56,10 +56,19 @@ pub struct TrainSettings {
     pub optimizer: OptimizerKind,
     /// Learning-rate schedule.
     pub schedule: Schedule,
+    /// Epochs over which the rate first climbs linearly from near zero to its initial value,
+    /// before the schedule starts (0 = none). Left out of configs when 0, so that configs and
+    /// reuse stamps written before warm-up existed still match.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warmup_epochs: usize,
     /// Maximum random shift of input images in pixels (0 = no jitter).
     pub jitter: usize,
     /// Seed for initialization, shuffling, dropout and jitter.
     pub seed: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Checked training hyperparameters; only [`TrainSettings::check`] makes one.
@@ -81,6 +90,12 @@ impl TrainSettings {
             return Err(Error::config(format!(
                 "learning rate must be a finite number above 0, got {}",
                 self.learning_rate
+            )));
+        }
+        if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
+            return Err(Error::config(format!(
+                "warm-up of {} epochs leaves nothing of the {} training epochs",
+                self.warmup_epochs, self.epochs
             )));
         }
         if self.jitter > 8 {
@@ -110,12 +125,18 @@ impl TrainConfig {
         }
     }
 
-    fn learning_rate(&self, step: usize, total: usize) -> f64 {
+    /// The rate at 0-based `step` of `total`, where the first `warmup` steps ramp up linearly
+    /// and the schedule spans the rest.
+    fn learning_rate(&self, step: usize, total: usize, warmup: usize) -> f64 {
         let lr = self.settings.learning_rate;
+        if step < warmup {
+            return lr * (step + 1) as f64 / warmup as f64;
+        }
         match self.settings.schedule {
             Schedule::Constant => lr,
             Schedule::Cosine => {
-                lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total as f64).cos())
+                let progress = (step - warmup) as f64 / (total - warmup) as f64;
+                lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
             }
         }
     }
@@ -333,6 +354,7 @@ pub fn train(
     let mut rng = StdRng::seed_from_u64(s.seed);
     let steps_per_epoch = n.div_ceil(s.batch_size);
     let total_steps = steps_per_epoch * s.epochs;
+    let warmup_steps = steps_per_epoch * s.warmup_epochs;
     let bar = progress_bar(output, total_steps as u64);
     let start = Instant::now();
     let mut history = Vec::with_capacity(s.epochs);
@@ -344,7 +366,7 @@ pub fn train(
         order.shuffle(&mut rng);
         let mut loss_sum = 0.0f64;
         for (step, chunk) in order.chunks(s.batch_size).enumerate() {
-            lr = config.learning_rate(global, total_steps);
+            lr = config.learning_rate(global, total_steps, warmup_steps);
             let idx = index_tensor(chunk, device);
             let x = if s.jitter > 0 {
                 let v = jittered_batch(
@@ -434,4 +456,48 @@ fn progress_bar(output: &RunOutput, total: u64) -> ProgressBar {
 /// Path of a model directory's metrics file.
 pub fn metrics_path(dir: &Path) -> PathBuf {
     dir.join("metrics.jsonl")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(epochs: usize, warmup_epochs: usize, schedule: Schedule) -> TrainSettings {
+        TrainSettings {
+            epochs,
+            batch_size: 10,
+            learning_rate: 0.1,
+            optimizer: OptimizerKind::Sgd,
+            schedule,
+            warmup_epochs,
+            jitter: 0,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn warmup_ramps_linearly_then_the_schedule_spans_the_rest() {
+        let c = settings(4, 1, Schedule::Cosine).check().unwrap();
+        // 10 steps an epoch: 10 warm-up steps, then cosine over the remaining 30.
+        let lr = |step| c.learning_rate(step, 40, 10);
+        assert!((lr(0) - 0.01).abs() < 1e-12);
+        assert!((lr(4) - 0.05).abs() < 1e-12);
+        assert!((lr(9) - 0.1).abs() < 1e-12);
+        assert!((lr(10) - 0.1).abs() < 1e-12);
+        assert!((lr(25) - 0.05).abs() < 1e-12);
+        assert!(lr(39) < 0.001);
+        let flat = settings(4, 2, Schedule::Constant).check().unwrap();
+        assert!((flat.learning_rate(5, 40, 20) - 0.03).abs() < 1e-12);
+        assert!((flat.learning_rate(30, 40, 20) - 0.1).abs() < 1e-12);
+        // Without warm-up the cosine starts at the full rate.
+        let plain = settings(4, 0, Schedule::Cosine).check().unwrap();
+        assert!((plain.learning_rate(0, 40, 0) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn warmup_must_leave_epochs_for_the_schedule() {
+        let err = settings(3, 3, Schedule::Cosine).check().unwrap_err();
+        assert!(err.to_string().contains("warm-up of 3 epochs"), "{err}");
+        assert!(settings(3, 2, Schedule::Cosine).check().is_ok());
+    }
 }

@@ -20,6 +20,7 @@ fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
             learning_rate: 0.05,
             optimizer: OptimizerKind::Sgd,
             schedule: Schedule::Cosine,
+            warmup_epochs: 0,
             jitter: 0,
             seed,
         },
