@@ -171,6 +171,36 @@ impl Mlp {
         x
     }
 
+    /// For each hidden layer, how many ReLU units output zero on every one of `images`.
+    /// Such units pass no gradient and so never recover: they are capacity lost, typically to
+    /// a few oversized early steps.
+    pub fn silent_units(&self, images: &Tensor<2>) -> Vec<usize> {
+        let hidden = &self.layers[..self.layers.len() - 1];
+        let mut peak: Vec<Vec<f32>> = hidden
+            .iter()
+            .map(|l| vec![f32::NEG_INFINITY; l.weight.dims()[1]])
+            .collect();
+        let [n, _] = images.dims();
+        for s in (0..n).step_by(CHUNK) {
+            let mut x = images.clone().slice(s..(s + CHUNK).min(n));
+            for (layer, peak) in hidden.iter().zip(&mut peak) {
+                x = relu(layer.forward(x));
+                let batch_max: Vec<f32> = x
+                    .clone()
+                    .max_dim(0)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default();
+                for (p, m) in peak.iter_mut().zip(batch_max) {
+                    *p = p.max(m);
+                }
+            }
+        }
+        peak.iter()
+            .map(|p| p.iter().filter(|&&m| m <= 0.0).count())
+            .collect()
+    }
+
     /// Logits for many images, computed in chunks of `chunk` rows to bound memory.
     pub fn logits_chunked(&self, images: &Tensor<2>, chunk: usize) -> Tensor<2> {
         let [n, _] = images.dims();
@@ -370,6 +400,11 @@ pub trait Predictor {
     fn log_probs(&self, images: &Tensor<2>, t: f32) -> Tensor<2>;
     /// Logits at T = 1 (for an ensemble: log of the averaged probabilities).
     fn logits(&self, images: &Tensor<2>) -> Tensor<2>;
+    /// ReLU units per hidden layer that never fire on `images` (see [`Mlp::silent_units`]);
+    /// empty for an ensemble.
+    fn silent_units(&self, _images: &Tensor<2>) -> Vec<usize> {
+        Vec::new()
+    }
 }
 
 const CHUNK: usize = 2048;
@@ -395,6 +430,9 @@ impl Predictor for Network {
     }
     fn logits(&self, images: &Tensor<2>) -> Tensor<2> {
         self.mlp.logits_chunked(images, CHUNK)
+    }
+    fn silent_units(&self, images: &Tensor<2>) -> Vec<usize> {
+        self.mlp.silent_units(images)
     }
 }
 
@@ -549,6 +587,12 @@ impl Predictor for Classifier {
             Classifier::Ensemble(_) => self.log_probs(images, 1.0),
         }
     }
+    fn silent_units(&self, images: &Tensor<2>) -> Vec<usize> {
+        match self {
+            Classifier::Single(n) => n.silent_units(images),
+            Classifier::Ensemble(_) => Vec::new(),
+        }
+    }
 }
 
 fn f32_bytes(data: TensorData) -> Result<Vec<u8>> {
@@ -588,6 +632,40 @@ mod tests {
         );
         assert!(MlpConfig::new(&s.spec(), [28, 28], 10, 1.0, 0.0).is_err());
         assert!(MlpConfig::new(&s.spec(), [28, 28], 1, 0.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn silent_units_are_those_that_never_fire_on_any_image() {
+        let device = Device::flex();
+        let cfg = MlpConfig::new(&"mlp:6,4".parse().unwrap(), [2, 2], 3, 0.0, 0.0).unwrap();
+        let mut mlp = cfg.init(&device);
+        let set = |mlp: &mut Mlp, i: usize, w: Vec<f32>, shape: [usize; 2], b: Vec<f32>| {
+            mlp.layers[i].weight =
+                Param::from_tensor(Tensor::from_data(TensorData::new(w, shape), &device));
+            mlp.layers[i].bias = Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(b, [shape[1]]),
+                &device,
+            )));
+        };
+        // Layer 1: only unit 4 reads an input (pixel 0); the rest fire iff their bias is > 0.
+        let mut w = vec![0.0f32; 4 * 6];
+        w[4] = 1.0;
+        set(&mut mlp, 0, w, [4, 6], vec![1.0, -1.0, 1.0, -1.0, 0.0, 2.0]);
+        set(
+            &mut mlp,
+            1,
+            vec![0.0; 6 * 4],
+            [6, 4],
+            vec![-1.0, 1.0, 1.0, 1.0],
+        );
+        // More images than one chunk; pixel 0 lights up only in an image of the second chunk.
+        let n = CHUNK + 1000;
+        let mut pixels = vec![0.0f32; n * 4];
+        let images =
+            |p: &Vec<f32>| Tensor::<2>::from_data(TensorData::new(p.clone(), [n, 4]), &device);
+        assert_eq!(mlp.silent_units(&images(&pixels)), vec![3, 1]);
+        pixels[(CHUNK + 500) * 4] = 1.0;
+        assert_eq!(mlp.silent_units(&images(&pixels)), vec![2, 1]);
     }
 
     #[test]

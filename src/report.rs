@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::DatasetInfo;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::model::ModelSpec;
 
 /// One model's results in a report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -37,6 +38,35 @@ pub struct ModelReport {
     pub confusion: Vec<Vec<usize>>,
     /// Where the model directory is.
     pub dir: String,
+    /// ReLU units per hidden layer that never fire on the validation images (empty for an
+    /// ensemble or a mean of models). Many of them mean capacity lost to oversized early
+    /// steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silent_units: Vec<usize>,
+}
+
+impl ModelReport {
+    /// A warning for each hidden layer where at least a tenth of the units never fire on the
+    /// validation images, naming the remedy.
+    pub fn silent_unit_warnings(&self, name: &str) -> Vec<String> {
+        let Ok(spec) = self.spec.parse::<ModelSpec>() else {
+            return Vec::new();
+        };
+        spec.hidden
+            .iter()
+            .zip(&self.silent_units)
+            .enumerate()
+            .filter(|(_, (width, silent))| **silent * 10 >= **width)
+            .map(|(layer, (width, silent))| {
+                format!(
+                    "{name}: {silent} of the {width} ReLU units of hidden layer {} never fire on \
+                     the validation images (capacity lost, usually to oversized early steps; \
+                     a learning-rate warm-up (--warmup-epochs) or a lower rate prevents it)",
+                    layer + 1
+                )
+            })
+            .collect()
+    }
 }
 
 /// Where and with what a run was made.
@@ -380,6 +410,15 @@ impl Report {
                     m.params.to_string(),
                     format!("{:.1}", m.train_seconds),
                     format!("{:.1}", m.infer_us_per_example),
+                    if m.silent_units.is_empty() {
+                        "-".into()
+                    } else {
+                        m.silent_units
+                            .iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    },
                 ]
             })
             .collect();
@@ -392,6 +431,7 @@ impl Report {
                 "params",
                 "train s",
                 "infer µs/example (batch 1)",
+                "silent ReLU units per layer",
             ],
             rows,
         }
@@ -506,5 +546,46 @@ mod tests {
         let page = html_page("x & y", &h);
         assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<title>x &amp; y</title>"));
         assert!(!page.contains("<script"));
+    }
+
+    #[test]
+    fn silent_unit_warnings_name_layers_with_a_tenth_or_more_silent() {
+        let report = |spec: &str, silent_units: Vec<usize>| ModelReport {
+            spec: spec.into(),
+            test_errors: 0,
+            test_examples: 1,
+            class_errors: vec![0],
+            class_examples: vec![1],
+            params: 1,
+            train_seconds: 0.0,
+            infer_us_per_example: 0.0,
+            test_nll: 0.0,
+            validation_errors: None,
+            confusion: vec![vec![1]],
+            dir: String::new(),
+            silent_units,
+        };
+        let w = report("mlp:800,800", vec![440, 79]).silent_unit_warnings("distilled");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("distilled: 440 of the 800 ReLU units of hidden layer 1"),
+            "{w:?}"
+        );
+        assert_eq!(
+            report("mlp:800,800", vec![0, 80])
+                .silent_unit_warnings("s")
+                .len(),
+            1
+        );
+        assert!(
+            report("mlp:800,800", vec![79, 0])
+                .silent_unit_warnings("s")
+                .is_empty()
+        );
+        assert!(
+            report("ensemble of 2 x mlp:8", vec![])
+                .silent_unit_warnings("e")
+                .is_empty()
+        );
     }
 }

@@ -99,6 +99,15 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
         assert!(r["params"].as_u64().unwrap() > 1_000_000);
         assert!(r["train_seconds"].as_f64().unwrap() > 0.0);
         assert!(r["infer_us_per_example"].as_f64().unwrap() > 0.0);
+        // Two hidden layers, each with a count of silent units no larger than its width.
+        let silent: Vec<u64> = r["silent_units"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{m}: silent_units missing"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(silent.len(), 2, "{m}");
+        assert!(silent.iter().all(|&s| s <= 800), "{m}: {silent:?}");
         assert!(out.path().join(m).join("model.safetensors").exists());
         assert!(out.path().join(m).join("metrics.jsonl").exists() || m == "teacher");
     }
