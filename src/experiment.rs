@@ -1298,7 +1298,8 @@ mod tests {
         assert_eq!((s.input_dropout, s.hidden_dropout), (0.0, 0.0));
         assert_eq!((s.train.jitter, s.train.epochs), (0, 40));
         assert_eq!(cfg.distilled_jitter, None);
-        // Both students: Adam at 0.001 after one warm-up epoch; quick keeps plain SGD.
+        // Both students: Adam at 0.001 after one warm-up epoch; quick keeps SGD (with the
+        // warm-up), the other recipes keep SGD without it, teachers never warm up.
         let opt = |t: &TrainSettings| (t.optimizer, t.learning_rate, t.warmup_epochs);
         assert_eq!(opt(&s.train), (OptimizerKind::Adam, 0.001, 1));
         let roles = cfg.check().unwrap();
