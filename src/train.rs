@@ -92,7 +92,8 @@ impl TrainSettings {
                 self.learning_rate
             )));
         }
-        if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
+        // `epochs` is at least 1 here, so this never refuses a warm-up of 0.
+        if self.warmup_epochs >= self.epochs {
             return Err(Error::config(format!(
                 "warm-up of {} epochs leaves nothing of the {} training epochs",
                 self.warmup_epochs, self.epochs
