@@ -14,7 +14,8 @@ use crate::eval::{
 };
 use crate::experiment::{
     BiasAdjust, ExperimentKind, Preset, ReproduceConfig, ReproduceOptions, RoleConfig, Splits,
-    adjust_bias, compute_device, distill_objective, model_report, reproduce, train_role,
+    adjust_bias, check_bias_adjust, compute_device, distill_objective, model_report, reproduce,
+    train_role,
 };
 use crate::model::{Classifier, Network, Predictor};
 use crate::train::{Objective, OptimizerKind, Schedule, TrainSettings};
@@ -63,7 +64,9 @@ pub struct DataArgs {
     /// and t10k-labels-idx1-ubyte (each raw or .gz). Default: data/mnist of this repository.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Examples held out of the training set for validation (never the test set).
+    /// Examples held out of the training set for validation (never the test set). 0 fits all
+    /// training examples; epochs then report the loss only (as the `paper` preset does, after
+    /// its settings were chosen with 5,000 held out).
     #[arg(long, default_value_t = 5000)]
     pub validation_size: usize,
     /// Use only the first N training examples (after the validation hold-out).
@@ -530,6 +533,7 @@ fn cmd_distill(c: DistillCmd) -> Result<()> {
         )));
     }
     let selection = c.transfer.settings().check(splits.dataset.classes)?;
+    check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     let transfer = if selection.is_everything() {
         splits.clone()
     } else {

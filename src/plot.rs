@@ -336,6 +336,12 @@ pub fn learning_curves(path: &Path, runs: &[(&str, &[EpochMetrics])]) -> Result<
     )
 }
 
+/// Validation error in percent, for epochs that had a validation split.
+fn validation_percent(m: &EpochMetrics) -> Option<f64> {
+    m.validation()
+        .map(|e| 100.0 * e as f64 / m.validation_examples as f64)
+}
+
 fn draw_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     runs: &[(&str, &[EpochMetrics])],
@@ -356,14 +362,19 @@ where
         .fold(1e-3, f64::max);
     let max_err = runs
         .iter()
-        .flat_map(|(_, h)| {
-            h.iter()
-                .map(|m| 100.0 * m.validation_errors as f64 / m.validation_examples.max(1) as f64)
-        })
+        .flat_map(|(_, h)| h.iter().filter_map(validation_percent))
         .fold(0.1, f64::max);
+    let validated = runs
+        .iter()
+        .any(|(_, h)| h.iter().any(|m| m.validation().is_some()));
+    let right_title = if validated {
+        "validation error"
+    } else {
+        "validation error (no validation split)"
+    };
     for (area, title, ymax, ylabel, pick) in [
         (&left, "training loss", max_loss * 1.05, "loss", 0),
-        (&right, "validation error", max_err * 1.05, "error %", 1),
+        (&right, right_title, max_err * 1.05, "error %", 1),
     ] {
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
@@ -382,13 +393,13 @@ where
             let colour = PALETTE[i % PALETTE.len()];
             let pts: Vec<(f64, f64)> = h
                 .iter()
-                .map(|m| {
+                .filter_map(|m| {
                     let y = if pick == 0 {
-                        m.train_loss
+                        Some(m.train_loss)
                     } else {
-                        100.0 * m.validation_errors as f64 / m.validation_examples.max(1) as f64
+                        validation_percent(m)
                     };
-                    (m.epoch as f64, y)
+                    y.map(|y| (m.epoch as f64, y))
                 })
                 .collect();
             chart

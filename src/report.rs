@@ -38,7 +38,8 @@ pub struct ModelReport {
     pub confusion: Vec<Vec<usize>>,
     /// Where the model directory is.
     pub dir: String,
-    /// ReLU units per hidden layer that never fire on the validation images (empty for an
+    /// ReLU units per hidden layer that never fire on the validation images (the first 5,000
+    /// training images when there is no validation split; empty for an
     /// ensemble or a mean of models). Many of them mean capacity lost to oversized early
     /// steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -46,8 +47,8 @@ pub struct ModelReport {
 }
 
 impl ModelReport {
-    /// A warning for each hidden layer where at least a tenth of the units never fire on the
-    /// validation images, naming the remedy.
+    /// A warning for each hidden layer where at least a tenth of the units never fire (see
+    /// `silent_units`), naming the remedy.
     pub fn silent_unit_warnings(&self, name: &str) -> Vec<String> {
         let Ok(spec) = self.spec.parse::<ModelSpec>() else {
             return Vec::new();
@@ -59,8 +60,8 @@ impl ModelReport {
             .filter(|(_, (width, silent))| **silent * 10 >= **width)
             .map(|(layer, (width, silent))| {
                 format!(
-                    "{name}: {silent} of the {width} ReLU units of hidden layer {} never fire on \
-                     the validation images (capacity lost, usually to oversized early steps; \
+                    "{name}: {silent} of the {width} ReLU units of hidden layer {} never fire \
+                     (capacity lost, usually to oversized early steps; \
                      a learning-rate warm-up (--warmup-epochs) or a lower rate prevents it)",
                     layer + 1
                 )

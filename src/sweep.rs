@@ -88,6 +88,11 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
             "a sweep needs at least one student, temperature and alpha",
         ));
     }
+    if opts.validation_size == 0 {
+        return Err(Error::config(
+            "a sweep judges its settings on validation errors: give --validation-size above 0",
+        ));
+    }
     let roles: Vec<CheckedRole> = opts
         .students
         .iter()

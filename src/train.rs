@@ -185,14 +185,22 @@ pub struct EpochMetrics {
     pub epoch: usize,
     /// Mean training loss over the epoch's steps.
     pub train_loss: f64,
-    /// Errors on the validation split.
+    /// Errors on the validation split (0 when there is none).
     pub validation_errors: usize,
-    /// Size of the validation split.
+    /// Size of the validation split (0 when the run fits all training examples).
     pub validation_examples: usize,
     /// Learning rate at the epoch's last step.
     pub learning_rate: f64,
     /// Wall-clock seconds since training started.
     pub elapsed_seconds: f64,
+}
+
+impl EpochMetrics {
+    /// Validation errors, or `None` when the run held out no validation split (it then
+    /// records 0 of 0).
+    pub fn validation(&self) -> Option<usize> {
+        (self.validation_examples > 0).then_some(self.validation_errors)
+    }
 }
 
 /// A finished training run.
@@ -420,9 +428,13 @@ pub fn train(
             learning_rate: lr,
             elapsed_seconds: start.elapsed().as_secs_f64(),
         };
+        let validation = match m.validation() {
+            Some(errors) => format!("validation errors {errors}/{}", m.validation_examples),
+            None => "no validation split".to_string(),
+        };
         bar.println(format!(
-            "{:>10} epoch {epoch:>3}/{}  loss {:.4}  validation errors {}/{}",
-            output.label, s.epochs, m.train_loss, m.validation_errors, m.validation_examples
+            "{:>10} epoch {epoch:>3}/{}  loss {:.4}  {validation}",
+            output.label, s.epochs, m.train_loss
         ));
         append_line(
             &metrics_path,
@@ -474,6 +486,21 @@ mod tests {
             jitter: 0,
             seed: 1,
         }
+    }
+
+    #[test]
+    fn epochs_without_a_validation_split_report_none() {
+        let m = |errors, examples| EpochMetrics {
+            epoch: 1,
+            train_loss: 0.5,
+            validation_errors: errors,
+            validation_examples: examples,
+            learning_rate: 0.1,
+            elapsed_seconds: 1.0,
+        };
+        assert_eq!(m(0, 0).validation(), None);
+        assert_eq!(m(0, 100).validation(), Some(0));
+        assert_eq!(m(7, 100).validation(), Some(7));
     }
 
     #[test]

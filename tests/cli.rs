@@ -298,6 +298,18 @@ fn bad_options_are_refused_with_clear_errors() {
         "does not parse",
     );
     assert_clean_failure(&distill(&["eval", "/no/such/model"]), "does not exist");
+    assert_clean_failure(
+        &distill(&[
+            "sweep",
+            "--teacher",
+            "/no/such/model",
+            "--out",
+            o,
+            "--validation-size",
+            "0",
+        ]),
+        "validation errors",
+    );
     let bad = out.path().join("badmodel");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(
@@ -701,11 +713,23 @@ fn transfer_recipes_run_from_the_cli() {
         (vec!["--omit-classes", "11"], "does not exist"),
         (vec!["--omit-classes", "0,1,2,3,4,5,6,7,8,9"], "every class"),
         (vec!["--bias-adjust", "lots"], "bias-adjust"),
+        (
+            vec!["--omit-classes", "3", "--validation-size", "0"],
+            "needs a validation split",
+        ),
     ] {
         let mut args = base.to_vec();
         args.extend(extra);
         assert_clean_failure(&distill(&args), needle);
     }
+    // Without a validation split every training image is fitted and epochs record 0 of 0.
+    let mut args = base.to_vec();
+    args.extend(["--validation-size", "0"]);
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = std::fs::read_to_string(student.join("metrics.jsonl")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert_eq!(m["validation_examples"], 0, "{metrics}");
 }
 
 #[test]
