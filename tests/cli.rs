@@ -345,6 +345,38 @@ fn corrupt_data_files_are_named() {
 }
 
 #[test]
+fn paper_preset_fits_every_training_image() {
+    // The full recipe (48 teacher epochs, 80 per student) on 120 tiny images: one step an epoch.
+    let data = tempfile::tempdir().unwrap();
+    tiny_dataset(data.path(), 10, 120);
+    let out = tempfile::tempdir().unwrap();
+    let o = distill(&[
+        "reproduce",
+        "--preset",
+        "paper",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report_of(out.path());
+    assert_eq!(r["preset"], "paper");
+    assert_eq!(r["dataset"]["train_size"], 120);
+    assert_eq!(r["dataset"]["validation_size"], 0);
+    assert_model_fields(&r, &["teacher", "student", "distilled"]);
+    for name in ["teacher", "student", "distilled"] {
+        let m = &r["models"][name];
+        assert!(m["validation_errors"].is_null(), "{name}: {m}");
+        // Counted on training images, as there are no validation images.
+        assert_eq!(m["silent_units"].as_array().unwrap().len(), 2, "{name}");
+    }
+    let metrics = std::fs::read_to_string(out.path().join("distilled/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 80);
+    assert!(metrics.contains("\"validation_examples\":0"), "{metrics}");
+}
+
+#[test]
 fn class_count_mismatch_and_divergence_are_reported() {
     let three = tempfile::tempdir().unwrap();
     tiny_dataset(three.path(), 3, 60);
