@@ -286,8 +286,8 @@ pub struct ReproduceCmd {
     #[arg(long, value_name = "auto|none|VALUE", allow_negative_numbers = true)]
     pub bias_adjust: Option<String>,
     /// smoke: subset, seconds (for tests); quick: full MNIST, about 7 minutes on 2 cores;
-    /// paper: all 60,000 training images, long schedules (teacher 48 epochs, students 80 on
-    /// Adam), about 30 minutes on 2 cores.
+    /// paper: all 60,000 training images, long schedules (teacher 96 epochs, students 80 on
+    /// Adam), about 40 minutes on 2 cores.
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
     pub preset: Preset,
     /// Output directory (report.md, report.json, config.toml, teacher/, student/, distilled/).

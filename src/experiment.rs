@@ -49,7 +49,7 @@ pub enum Preset {
     /// Full MNIST, short schedules: the default (about 7 minutes on 2 cores).
     Quick,
     /// Full MNIST with all 60,000 training images (no validation split), long schedules
-    /// (teacher 48 epochs, students 80 on Adam): about 30 minutes on 2 cores.
+    /// (teacher 96 epochs, students 80 on Adam): about 40 minutes on 2 cores.
     Paper,
 }
 
@@ -231,8 +231,12 @@ impl ReproduceConfig {
             // With every choice made on 5,000 held-out images, the preset then fits all 60,000
             // training images as the paper did: no validation split. These last two changes
             // were adopted after trials on seeds 1 and 2 judged on test errors (README).
+            //
+            // Teacher 96 epochs rather than 48, chosen with 5,000 held out (seeds 1 and 2,
+            // 80-epoch students): teacher validation errors 23 / 24 against 26 / 24, distilled
+            // 27 / 35 against 30 / 37.
             let adam: Optimization = (OptimizerKind::Adam, 0.001, 1);
-            ((None, 0, None), 48, 80, 2, (0.0, 0.2), adam)
+            ((None, 0, None), 96, 80, 2, (0.0, 0.2), adam)
         } else {
             ((None, 5000, None), 16, 10, 1, (0.1, 0.4), sgd)
         };
@@ -1355,7 +1359,7 @@ mod tests {
         let cfg = ReproduceConfig::preset(Preset::Paper, 1, "data/mnist".into());
         let t = &cfg.teacher;
         assert_eq!((t.input_dropout, t.hidden_dropout), (0.0, 0.2));
-        assert_eq!((t.train.jitter, t.train.epochs), (2, 48));
+        assert_eq!((t.train.jitter, t.train.epochs), (2, 96));
         // Students: unregularized, unshifted, 80 epochs.
         let s = &cfg.student;
         assert_eq!((s.input_dropout, s.hidden_dropout), (0.0, 0.0));

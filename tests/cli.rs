@@ -346,7 +346,7 @@ fn corrupt_data_files_are_named() {
 
 #[test]
 fn paper_preset_fits_every_training_image() {
-    // The full recipe (48 teacher epochs, 80 per student) on 120 tiny images: one step an epoch.
+    // The full recipe (96 teacher epochs, 80 per student) on 120 tiny images: one step an epoch.
     let data = tempfile::tempdir().unwrap();
     tiny_dataset(data.path(), 10, 120);
     let out = tempfile::tempdir().unwrap();
@@ -371,7 +371,12 @@ fn paper_preset_fits_every_training_image() {
         // Counted on training images, as there are no validation images.
         assert_eq!(m["silent_units"].as_array().unwrap().len(), 2, "{name}");
     }
-    let metrics = std::fs::read_to_string(out.path().join("distilled/metrics.jsonl")).unwrap();
+    let metrics_of = |model: &str| {
+        let path = out.path().join(model).join("metrics.jsonl");
+        std::fs::read_to_string(path).unwrap()
+    };
+    assert_eq!(metrics_of("teacher").lines().count(), 96);
+    let metrics = metrics_of("distilled");
     assert_eq!(metrics.lines().count(), 80);
     assert!(metrics.contains("\"validation_examples\":0"), "{metrics}");
 }
