@@ -213,11 +213,11 @@ impl ReproduceConfig {
         let (sizes, t_ep, s_ep, jitter, dropout, student_opt) = if smoke {
             ((Some(4000), 1000, Some(2000)), 3, 3, 1, (0.1, 0.4), sgd)
         } else if paper {
-            // Long schedules (the paper's dropout of 0.2 / 0.5 reached only 125
-            // test errors in 60 epochs: under-trained). Teacher regularization chosen on
-            // validation errors (seed 1, 48 epochs): 2-px jitter with hidden dropout 0.2 and
-            // none on the inputs gave 26 of 5,000, the quick teacher's 0.1 / 0.4 with 1-px
-            // jitter 35, and 0.1 / 0.4 with 2-px jitter 34. The students' transfer set stays
+            // Long schedules (the paper's dropout of 0.2 / 0.5 reached only 125 test errors in
+            // 60 epochs: under-trained). Teacher regularization chosen on validation errors
+            // (seed 1, 48 epochs): 2-px jitter with hidden dropout 0.2 and none on the inputs
+            // gave 26 of 5,000, the quick teacher's 0.1 / 0.4 with 1-px jitter 35, and
+            // 0.1 / 0.4 with 2-px jitter 34. The students' transfer set stays
             // unshifted, as in the paper: shifting it helped the distilled student no more than
             // the student alone (README, "paper" preset).
             //

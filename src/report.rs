@@ -39,9 +39,8 @@ pub struct ModelReport {
     /// Where the model directory is.
     pub dir: String,
     /// ReLU units per hidden layer that never fire on the validation images (the first 5,000
-    /// training images when there is no validation split; empty for an
-    /// ensemble or a mean of models). Many of them mean capacity lost to oversized early
-    /// steps.
+    /// training images when there is no validation split; empty for an ensemble or a mean of
+    /// models). Many of them mean capacity lost to oversized early steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silent_units: Vec<usize>,
 }
