@@ -68,6 +68,46 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(sha256_hex(&bytes))
 }
 
+/// Rewrites a safetensors file's JSON header with its keys in sorted order. The `safetensors`
+/// crate writes metadata from a hash map, whose order changes from process to process, so two
+/// files with equal contents would differ in bytes (and in content hashes, which key caches).
+/// The sorted header has the same length, so tensor offsets are unchanged. Bytes that are not
+/// a well-formed safetensors file are returned as they are.
+pub fn canonical_safetensors(mut bytes: Vec<u8>) -> Vec<u8> {
+    use std::collections::BTreeMap;
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return bytes;
+    };
+    let Some(header) = bytes.get(8..8usize.saturating_add(len)) else {
+        return bytes;
+    };
+    let Ok(map) = serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(header) else {
+        return bytes;
+    };
+    let sorted: BTreeMap<&String, serde_json::Value> = map
+        .iter()
+        .map(|(k, v)| {
+            let v = match v.as_object() {
+                Some(o) => serde_json::to_value(o.iter().collect::<BTreeMap<_, _>>())
+                    .unwrap_or_else(|_| v.clone()),
+                None => v.clone(),
+            };
+            (k, v)
+        })
+        .collect();
+    match serde_json::to_vec(&sorted) {
+        Ok(mut json) if json.len() <= len => {
+            json.resize(len, b' ');
+            bytes[8..8 + len].copy_from_slice(&json);
+            bytes
+        }
+        _ => bytes,
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -88,6 +128,32 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
+    }
+
+    #[test]
+    fn safetensors_headers_come_out_in_one_order() {
+        use std::collections::HashMap;
+        let bytes = [1u8, 0, 0, 0, 2, 0, 0, 0];
+        let view = || {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &bytes).unwrap()
+        };
+        // Many metadata keys make two hash-map orders all but certain to differ somewhere.
+        let meta: HashMap<String, String> = (0..32)
+            .map(|i| (format!("key{i}"), format!("value{i}")))
+            .collect();
+        let files: Vec<Vec<u8>> = (0..8)
+            .map(|_| {
+                let meta: HashMap<String, String> = meta.clone().into_iter().collect();
+                let raw = safetensors::serialize([("b", view()), ("a", view())], Some(meta));
+                canonical_safetensors(raw.unwrap())
+            })
+            .collect();
+        assert!(files.windows(2).all(|w| w[0] == w[1]));
+        let st = safetensors::SafeTensors::deserialize(&files[0]).unwrap();
+        assert_eq!(st.tensor("a").unwrap().data(), &bytes);
+        let (_, m) = safetensors::SafeTensors::read_metadata(&files[0]).unwrap();
+        assert_eq!(m.metadata().as_ref().unwrap().len(), 32);
+        assert_eq!(canonical_safetensors(b"junk".to_vec()), b"junk");
     }
 
     #[test]

@@ -135,7 +135,7 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
     // Charts beside the report: decodable, not blank; the HTML page inlines the SVGs.
     for chart in [
         "learning_curves",
-        "soften_7",
+        "soften",
         "similarity_teacher",
         "confusion_teacher",
         "confusion_distilled",

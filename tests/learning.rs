@@ -1,13 +1,14 @@
 //! Accuracy on a small MNIST slice with fixed seeds: a broken loss, gradient or data path
 //! cannot clear these bars.
 
-use distill::distill::DistillSettings;
-use distill::experiment::{
-    RoleConfig, Splits, compute_device, model_report, teacher_soft_targets, train_role,
-};
+use std::sync::Arc;
+
+use distill::backend::compute_device;
+use distill::data::Splits;
+use distill::distill::{DistillSettings, Objective, teacher_soft_targets};
+use distill::eval::{ModelReport, model_report};
 use distill::model::Classifier;
-use distill::report::ModelReport;
-use distill::train::{Objective, OptimizerKind, Schedule, TrainSettings, Trained};
+use distill::train::{OptimizerKind, RoleConfig, Schedule, TrainSettings, Trained, train_role};
 
 fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
     RoleConfig {
@@ -79,12 +80,14 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
     );
 
     // A student that only ever sees the teacher's soft targets (alpha = 1) must learn the task.
-    let distill = DistillSettings {
-        temperature: 4.0,
-        alpha: 1.0,
-    }
-    .check()
-    .unwrap();
+    let distill = Arc::new(
+        DistillSettings {
+            temperature: 4.0,
+            alpha: 1.0,
+        }
+        .check()
+        .unwrap(),
+    );
     let (targets, _, _) = teacher_soft_targets(
         &teacher.network,
         &teacher_dir,
@@ -96,7 +99,7 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
     .unwrap();
     let student_dir = dir.path().join("student");
     let objective = Objective::Distill {
-        config: distill,
+        loss: distill.clone(),
         teacher_log_probs: targets,
     };
     let (_, r) = train_and_score(&role("mlp:64", 4, 8), &objective, &splits, &student_dir);
@@ -110,7 +113,7 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
     // same targets as from the cache (up to rounding, as batches are multiplied in other
     // blocks), so it lands on nearly the same errors; with jitter it still learns the task.
     let live = Objective::DistillLive {
-        config: distill,
+        loss: distill,
         teacher: Classifier::Single(teacher.network.clone()),
     };
     let mut jittered = role("mlp:64", 4, 8);
@@ -136,8 +139,12 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
 
 #[test]
 fn mnist_loader_matches_published_facts() {
-    let ds = distill::data::Dataset::load(&distill::cli::data_dir(None)).unwrap();
-    assert_eq!((ds.rows, ds.cols, ds.classes), (28, 28, 10));
+    let ds = distill::data::load(&distill::cli::data_dir(None)).unwrap();
+    assert_eq!(
+        (ds.shape.channels, ds.shape.height, ds.shape.width),
+        (1, 28, 28)
+    );
+    assert_eq!(ds.classes, 10);
     assert_eq!(
         ds.train.class_counts(10),
         vec![5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

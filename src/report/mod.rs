@@ -1,5 +1,14 @@
-//! Reports: what a run measured, with the context needed to trust and reproduce it (hardware,
-//! backend, seed, commit, versions), as `report.json` and `report.md`.
+//! Stage 6, report: what a run measured, with the context needed to trust and reproduce it
+//! (hardware, backend, seed, commit, versions), as `report.json`, `report.md` and a
+//! self-contained `report.html`, and the charts beside them.
+//!
+//! Owns: every file a person reads after a run, and the drawing of charts.
+//! May use: every stage below it (`data` to `eval`) and the foundation modules.
+
+mod charts;
+mod environment;
+pub mod plot;
+mod table;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,207 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetInfo;
 use crate::error::{Error, Result};
+use crate::eval::{Agreement, BiasAdjustReport, ModelReport, error_percent};
 use crate::fsutil::write_atomic;
-use crate::model::ModelSpec;
 
-/// One model's results in a report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ModelReport {
-    /// Architecture spec (`mlp:...`), or a description for ensembles.
-    pub spec: String,
-    /// Test-set errors.
-    pub test_errors: usize,
-    /// Test examples evaluated.
-    pub test_examples: usize,
-    /// Test errors per true class.
-    pub class_errors: Vec<usize>,
-    /// Test examples per true class.
-    pub class_examples: Vec<usize>,
-    /// Weights and biases.
-    pub params: usize,
-    /// Wall-clock training seconds (0 when the model was reused).
-    pub train_seconds: f64,
-    /// Median batch-1 inference time per example in microseconds.
-    pub infer_us_per_example: f64,
-    /// Mean negative log-likelihood on the test set.
-    pub test_nll: f64,
-    /// Validation errors after the last epoch, if trained here.
-    pub validation_errors: Option<usize>,
-    /// `confusion[true][predicted]` on the test set.
-    pub confusion: Vec<Vec<usize>>,
-    /// Where the model directory is.
-    pub dir: String,
-    /// ReLU units per hidden layer that never fire on the validation images (the first 5,000
-    /// training images when there is no validation split; empty for an ensemble or a mean of
-    /// models). Many of them mean capacity lost to oversized early steps.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub silent_units: Vec<usize>,
-}
-
-impl ModelReport {
-    /// A warning for each hidden layer where at least a tenth of the units never fire (see
-    /// `silent_units`), naming the remedy.
-    pub fn silent_unit_warnings(&self, name: &str) -> Vec<String> {
-        let Ok(spec) = self.spec.parse::<ModelSpec>() else {
-            return Vec::new();
-        };
-        spec.hidden
-            .iter()
-            .zip(&self.silent_units)
-            .enumerate()
-            .filter(|(_, (width, silent))| **silent * 10 >= **width)
-            .map(|(layer, (width, silent))| {
-                format!(
-                    "{name}: {silent} of the {width} ReLU units of hidden layer {} never fire \
-                     (capacity lost, usually to oversized early steps; \
-                     a learning-rate warm-up (--warmup-epochs) or a lower rate prevents it)",
-                    layer + 1
-                )
-            })
-            .collect()
-    }
-}
-
-/// Where and with what a run was made.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Environment {
-    /// CPU model and core count, or the GPU.
-    pub hardware: String,
-    /// Compute backend.
-    pub backend: String,
-    /// Git commit the binary was built from (with `-dirty` if tracked files differed), or "unknown".
-    pub git_commit: String,
-    /// Versions of distill and burn.
-    pub versions: BTreeMap<String, String>,
-    /// Operating system and architecture.
-    pub os: String,
-}
-
-impl Environment {
-    /// Describes the current process's environment for the given backend.
-    pub fn detect(backend: &str) -> Environment {
-        let mut versions = BTreeMap::new();
-        versions.insert("distill".into(), env!("CARGO_PKG_VERSION").into());
-        versions.insert("burn".into(), "0.22.1".into());
-        Environment {
-            hardware: hardware(),
-            backend: backend.into(),
-            git_commit: git_commit(),
-            versions,
-            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-        }
-    }
-}
-
-fn hardware() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    format!("{cpu}, {cores} cores")
-}
-
-/// The commit the binary was built from (stamped by `build.rs`), not whatever the working
-/// tree holds when the run starts.
-fn git_commit() -> String {
-    env!("DISTILL_GIT_COMMIT").to_string()
-}
-
-/// A table of text cells that renders as Markdown (first column left-aligned, the rest right)
-/// or as HTML, so the Markdown and HTML reports show the same rows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Table {
-    /// Column titles.
-    pub header: Vec<&'static str>,
-    /// Rows of cells, one per column.
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    /// GitHub-flavoured Markdown.
-    pub fn markdown(&self) -> String {
-        let mut s = format!("| {} |\n|", self.header.join(" | "));
-        for i in 0..self.header.len() {
-            s += if i == 0 { " --- |" } else { " ---: |" };
-        }
-        s += "\n";
-        for r in &self.rows {
-            s += &format!("| {} |\n", r.join(" | "));
-        }
-        s
-    }
-
-    /// An HTML `<table>` with escaped cells.
-    pub fn html(&self) -> String {
-        let cells = |tag: &str, row: &[String]| -> String {
-            row.iter()
-                .map(|c| format!("<{tag}>{}</{tag}>", html_escape(c)))
-                .collect()
-        };
-        let header: Vec<String> = self.header.iter().map(|h| h.to_string()).collect();
-        let mut h = format!("<table><tr>{}</tr>\n", cells("th", &header));
-        for r in &self.rows {
-            h += &format!("<tr>{}</tr>\n", cells("td", r));
-        }
-        h + "</table>\n"
-    }
-}
-
-/// The entries of a per-role map in reading order: teachers first, then students, then the
-/// rest, alphabetically within each group.
-pub fn by_role<V>(models: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
-    let rank = |role: &str| match role {
-        "teacher" | "ensemble" | "single" => 0,
-        "student_full" => 1,
-        "student" | "student_jitter" => 2,
-        "distilled" => 3,
-        _ => 4,
-    };
-    let mut v: Vec<_> = models.iter().collect();
-    v.sort_by_key(|(k, _)| (rank(k), (*k).clone()));
-    v
-}
-
-/// Escapes text for HTML.
-pub fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A complete, self-contained HTML page (inline styles, no scripts, no external files).
-pub fn html_page(title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n\
-         <style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}\
-         th:first-child,td:first-child{{text-align:left}}figure{{margin:1.5em 0}}svg{{max-width:100%;height:auto}}</style>\n\
-         </head><body>\n{body}</body></html>\n",
-        html_escape(title)
-    )
-}
-
-/// The SVG file `dir/name` inlined as a captioned figure (empty if it cannot be read).
-pub fn html_figure(dir: &Path, name: &str) -> String {
-    match std::fs::read_to_string(dir.join(name)) {
-        Ok(svg) => {
-            let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
-            format!(
-                "<figure>{body}<figcaption>{}</figcaption></figure>\n",
-                html_escape(name)
-            )
-        }
-        Err(_) => String::new(),
-    }
-}
+pub use charts::{ChartModel, write_charts};
+pub use environment::Environment;
+pub use table::{Table, by_role, html_escape, html_figure, html_page};
 
 /// A complete experiment report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -250,21 +64,6 @@ pub struct Report {
     pub findings: BTreeMap<String, f64>,
 }
 
-/// How the output biases of classes missing from a transfer set were raised.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BiasAdjustReport {
-    /// Classes whose bias was raised.
-    pub classes: Vec<usize>,
-    /// The shift added to their biases.
-    pub shift: f32,
-    /// How the shift was chosen.
-    pub method: String,
-    /// Validation errors before the shift.
-    pub validation_errors_before: usize,
-    /// Validation errors after the shift.
-    pub validation_errors_after: usize,
-}
-
 /// The teacher's soft knowledge as a report shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DarkKnowledge {
@@ -287,7 +86,7 @@ pub struct DarkKnowledge {
     /// Temperature at which agreement is measured (the distillation T).
     pub agreement_temperature: f64,
     /// Per other model: mean KL(teacher_T || model_T) and top-1 agreement on the test set.
-    pub agreement_with_teacher: BTreeMap<String, crate::eval::Agreement>,
+    pub agreement_with_teacher: BTreeMap<String, Agreement>,
     /// Chart files written beside the report.
     pub charts: Vec<String>,
 }
@@ -403,10 +202,7 @@ impl Report {
                     name.clone(),
                     m.spec.clone(),
                     format!("{} / {}", m.test_errors, m.test_examples),
-                    format!(
-                        "{:.2}",
-                        crate::eval::error_percent(m.test_errors, m.test_examples)
-                    ),
+                    format!("{:.2}", error_percent(m.test_errors, m.test_examples)),
                     m.params.to_string(),
                     format!("{:.1}", m.train_seconds),
                     format!("{:.1}", m.infer_us_per_example),
@@ -521,71 +317,5 @@ impl Report {
             }
         }
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_renders_markdown_and_escaped_html() {
-        let t = Table {
-            header: vec!["model", "errors"],
-            rows: vec![vec!["a<b".into(), "3".into()]],
-        };
-        assert_eq!(
-            t.markdown(),
-            "| model | errors |\n| --- | ---: |\n| a<b | 3 |\n"
-        );
-        let h = t.html();
-        assert!(
-            h.contains("<td>a&lt;b</td><td>3</td>") && h.contains("<th>errors</th>"),
-            "{h}"
-        );
-        let page = html_page("x & y", &h);
-        assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<title>x &amp; y</title>"));
-        assert!(!page.contains("<script"));
-    }
-
-    #[test]
-    fn silent_unit_warnings_name_layers_with_a_tenth_or_more_silent() {
-        let report = |spec: &str, silent_units: Vec<usize>| ModelReport {
-            spec: spec.into(),
-            test_errors: 0,
-            test_examples: 1,
-            class_errors: vec![0],
-            class_examples: vec![1],
-            params: 1,
-            train_seconds: 0.0,
-            infer_us_per_example: 0.0,
-            test_nll: 0.0,
-            validation_errors: None,
-            confusion: vec![vec![1]],
-            dir: String::new(),
-            silent_units,
-        };
-        let w = report("mlp:800,800", vec![440, 79]).silent_unit_warnings("distilled");
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].starts_with("distilled: 440 of the 800 ReLU units of hidden layer 1"),
-            "{w:?}"
-        );
-        assert_eq!(
-            report("mlp:800,800", vec![0, 80])
-                .silent_unit_warnings("s")
-                .len(),
-            1
-        );
-        assert!(
-            report("mlp:800,800", vec![79, 0])
-                .silent_unit_warnings("s")
-                .is_empty()
-        );
-        assert!(
-            report("ensemble of 2 x mlp:8", vec![])
-                .silent_unit_warnings("e")
-                .is_empty()
-        );
     }
 }

@@ -14,11 +14,11 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use crate::data::{DeviceSplit, Split, index_tensor};
-use crate::distill::{DistillConfig, DistillSettings, log_soft_targets};
+use crate::data::{Dataset, DeviceSplit, ImageShape, index_tensor};
+use crate::distill::{DistillLoss, DistillSettings, log_soft_targets};
 use crate::error::{Error, Result};
 use crate::eval::median;
-use crate::model::{MlpConfig, ModelSpec, Network};
+use crate::model::{Dropout, ModelConfig, ModelSpec, Network};
 use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings};
 
 /// What to run.
@@ -80,14 +80,18 @@ fn repeat(opts: &BenchOptions, mut f: impl FnMut() -> f64) -> Figure {
     figure((0..opts.reps.max(1)).map(|_| f()).collect())
 }
 
-fn net(spec: &str, input_dropout: f64, hidden_dropout: f64, device: &Device) -> Result<Network> {
+/// A freshly initialized network of `spec` for the benchmark's dataset.
+fn net(
+    spec: &str,
+    dropout: Dropout,
+    shape: ImageShape,
+    classes: usize,
+    device: &Device,
+) -> Result<Network> {
     let spec: ModelSpec = spec.parse()?;
-    let config = MlpConfig::new(&spec, [28, 28], 10, input_dropout, hidden_dropout)?;
+    let config = ModelConfig::new(&spec, shape, classes, dropout)?;
     device.seed(7);
-    Ok(Network {
-        mlp: config.init(device),
-        config,
-    })
+    Ok(Network::init(config, device))
 }
 
 fn sgd() -> Result<TrainConfig> {
@@ -107,8 +111,8 @@ fn sgd() -> Result<TrainConfig> {
 /// What a distillation step learns from.
 enum Soft<'a> {
     None,
-    Live(&'a Network, &'a DistillConfig),
-    Cached(&'a Tensor<2>, &'a DistillConfig),
+    Live(&'a Network, &'a dyn DistillLoss),
+    Cached(&'a Tensor<2>, &'a dyn DistillLoss),
 }
 
 /// Seconds for one pass over `data` in shuffled batches of 128.
@@ -140,9 +144,9 @@ fn step(
     let y = data.labels_at(&idx);
     let targets = match soft {
         Soft::None => None,
-        Soft::Live(teacher, cfg) => Some((
-            log_soft_targets(teacher.mlp.forward(x.clone()), cfg.temperature()),
-            *cfg,
+        Soft::Live(teacher, loss) => Some((
+            log_soft_targets(teacher.net.forward(x.clone()), loss.temperature()),
+            *loss,
         )),
         Soft::Cached(all, cfg) => Some(((*all).clone().select(0, idx), *cfg)),
     };
@@ -174,14 +178,16 @@ fn steps_ms(
     1e3 * t.elapsed().as_secs_f64() / steps as f64
 }
 
-/// Runs every benchmark on `split` (MNIST training images).
+/// Runs every benchmark on the training images of `dataset`, with the paper's teacher and
+/// student architectures sized to its images and classes.
 pub fn run(
     opts: &BenchOptions,
-    split: &Split,
+    dataset: &Dataset,
     device: &Device,
     backend: &str,
     progress: impl Fn(&str),
 ) -> Result<BenchReport> {
+    let split = &dataset.train;
     let n = opts.epoch_examples.min(split.len());
     if n < 128 {
         return Err(Error::config(
@@ -195,8 +201,13 @@ pub fn run(
         alpha: 0.9,
     }
     .check()?;
-    let teacher = net("mlp:1200,1200", 0.2, 0.5, device)?;
-    let student = net("mlp:800,800", 0.0, 0.0, device)?;
+    let (shape, classes) = (dataset.shape, dataset.classes);
+    let teacher_dropout = Dropout {
+        input: 0.2,
+        hidden: 0.5,
+    };
+    let teacher = net("mlp:1200,1200", teacher_dropout, shape, classes, device)?;
+    let student = net("mlp:800,800", Dropout::NONE, shape, classes, device)?;
     let mut rng = StdRng::seed_from_u64(1);
     let mut figures = BTreeMap::new();
 
@@ -230,10 +241,8 @@ pub fn run(
     );
 
     progress("distillation, cached soft targets");
-    let cached_targets = log_soft_targets(
-        teacher.mlp.logits_chunked(&data.images, 2048),
-        kd.temperature(),
-    );
+    let cached_targets =
+        log_soft_targets(teacher.net.logits_chunked(&data.images), kd.temperature());
     let cached = Soft::Cached(&cached_targets, &kd);
     figures.insert(
         "kd_step_cached_ms".into(),
@@ -255,7 +264,7 @@ pub fn run(
                     .map(|i| {
                         let x = data.images.clone().slice(i % n..i % n + 1);
                         let s = Instant::now();
-                        let _ = model.mlp.forward(x).into_data();
+                        let _ = model.net.forward(x).into_data();
                         1e6 * s.elapsed().as_secs_f64()
                     })
                     .collect();
@@ -268,7 +277,7 @@ pub fn run(
             repeat(opts, || {
                 let s = Instant::now();
                 for _ in 0..5 {
-                    let _ = model.mlp.forward(big.clone()).into_data();
+                    let _ = model.net.forward(big.clone()).into_data();
                 }
                 5.0 * big.dims()[0] as f64 / s.elapsed().as_secs_f64()
             }),

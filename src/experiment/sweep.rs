@@ -2,20 +2,19 @@
 //! charted against T, with the paper's two findings on temperature checked on the results.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::distill::{DistillConfig, DistillSettings};
+use crate::backend::compute_device;
+use crate::data::Splits;
+use crate::distill::{DistillConfig, DistillSettings, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
-use crate::experiment::{
-    CheckedRole, RoleConfig, Splits, compute_device, distill_objective, train_role,
-};
 use crate::fsutil::write_atomic;
 use crate::model::{Classifier, Predictor};
-use crate::plot;
-use crate::report::Environment;
-use crate::train::TrainSettings;
+use crate::report::{Environment, plot};
+use crate::train::{CheckedRole, RoleConfig, TrainSettings, train_role};
 
 /// Options of `distill sweep`: one distilled student per (student, alpha, T) from one teacher.
 #[derive(Debug, Clone)]
@@ -140,9 +139,9 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
             let (objective, _) = distill_objective(
                 &teacher,
                 &opts.teacher,
-                role,
+                role.train.settings().jitter,
                 &splits.train,
-                *cfg,
+                Arc::new(*cfg),
                 &cache,
                 &device,
             )?;
@@ -181,22 +180,25 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
             }
         }
     }
-    let findings = sweep_findings(&points);
-    let series: Vec<plot::SweepSeries> = group_points(&points)
-        .into_iter()
-        .map(|((s, a), ps)| {
-            let pts = ps
-                .iter()
-                .map(|p| {
-                    (
-                        p.temperature as f64,
-                        crate::eval::error_percent(p.test_errors, p.test_examples),
-                    )
-                })
-                .collect();
-            (format!("{s}, alpha {a}"), pts)
-        })
-        .collect();
+    let choosing: Vec<ValidationPoint> = points.iter().map(SweepPoint::for_choosing).collect();
+    let findings = sweep_findings(&choosing);
+    let series: Vec<plot::SweepSeries> =
+        group_by_setting(&points, |p| (p.student.clone(), p.alpha.to_string()))
+            .into_iter()
+            .map(|((s, a), mut ps)| {
+                ps.sort_by(|a, b| a.temperature.total_cmp(&b.temperature));
+                let pts = ps
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.temperature as f64,
+                            crate::eval::error_percent(p.test_errors, p.test_examples),
+                        )
+                    })
+                    .collect();
+                (format!("{s}, alpha {a}"), pts)
+            })
+            .collect();
     for ext in ["png", "svg"] {
         plot::sweep_chart(
             &opts.out.join(format!("sweep.{ext}")),
@@ -223,29 +225,55 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
     Ok(report)
 }
 
-type SweepGroup<'a> = ((String, String), Vec<&'a SweepPoint>);
+/// Points grouped by (student, alpha), in first-seen order.
+type Groups<'a, P> = Vec<((String, String), Vec<&'a P>)>;
 
-fn group_points(points: &[SweepPoint]) -> Vec<SweepGroup<'_>> {
-    let mut groups: Vec<SweepGroup<'_>> = Vec::new();
+fn group_by_setting<'a, P>(points: &'a [P], key: impl Fn(&P) -> (String, String)) -> Groups<'a, P> {
+    let mut groups: Groups<'a, P> = Vec::new();
     for p in points {
-        let key = (p.student.clone(), p.alpha.to_string());
-        match groups.iter_mut().find(|(k, _)| *k == key) {
+        let k = key(p);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
             Some((_, v)) => v.push(p),
-            None => groups.push((key, vec![p])),
+            None => groups.push((k, vec![p])),
         }
-    }
-    for (_, v) in &mut groups {
-        v.sort_by(|a, b| a.temperature.total_cmp(&b.temperature));
     }
     groups
 }
 
-/// Checks the paper's two findings on the measured points: wide students (300+ units per
-/// layer) do about equally well for all T of 8 and above; narrow ones (30 units) do best for T
-/// between 2.5 and 4. "Best" is judged on validation errors, never the test set.
-pub fn sweep_findings(points: &[SweepPoint]) -> Vec<String> {
+/// What a chooser may see of a sweep point: its setting and its validation errors. Test errors
+/// are left out on purpose, so no finding or choice can read the test set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationPoint {
+    /// Student architecture.
+    pub student: String,
+    /// Soft-target weight.
+    pub alpha: f32,
+    /// Temperature.
+    pub temperature: f32,
+    /// Errors on the validation split.
+    pub validation_errors: usize,
+}
+
+impl SweepPoint {
+    /// The point as a chooser sees it: without its test errors.
+    pub fn for_choosing(&self) -> ValidationPoint {
+        ValidationPoint {
+            student: self.student.clone(),
+            alpha: self.alpha,
+            temperature: self.temperature,
+            validation_errors: self.validation_errors,
+        }
+    }
+}
+
+/// Checks the paper's two findings on the measured points, judged on validation errors only:
+/// wide students (300+ units per layer) do about equally well for all T of 8 and above; narrow
+/// ones (30 units) do best for T between 2.5 and 4. Ties for the best T go to the lower T.
+pub fn sweep_findings(points: &[ValidationPoint]) -> Vec<String> {
     let mut out = Vec::new();
-    for ((student, alpha), ps) in group_points(points) {
+    for ((student, alpha), ps) in
+        group_by_setting(points, |p| (p.student.clone(), p.alpha.to_string()))
+    {
         let width = student
             .trim_start_matches("mlp:")
             .split(',')
@@ -254,23 +282,30 @@ pub fn sweep_findings(points: &[SweepPoint]) -> Vec<String> {
             .unwrap_or(0);
         let best = ps
             .iter()
-            .min_by_key(|p| (p.validation_errors, p.test_errors))
+            .min_by(|a, b| {
+                (a.validation_errors, a.temperature)
+                    .partial_cmp(&(b.validation_errors, b.temperature))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .expect("non-empty group");
         let mut s = format!(
-            "{student}, alpha {alpha}: best T by validation errors is {} ({} validation, {} test errors).",
-            best.temperature, best.validation_errors, best.test_errors
+            "{student}, alpha {alpha}: best T by validation errors is {} ({} validation errors).",
+            best.temperature, best.validation_errors
         );
         if width >= 300 {
-            let high: Vec<&&SweepPoint> = ps.iter().filter(|p| p.temperature >= 8.0).collect();
+            let high: Vec<f64> = ps
+                .iter()
+                .filter(|p| p.temperature >= 8.0)
+                .map(|p| p.validation_errors as f64)
+                .collect();
             if high.len() >= 2 {
-                let errs: Vec<f64> = high.iter().map(|p| p.test_errors as f64).collect();
-                let (lo, hi) = errs
+                let (lo, hi) = high
                     .iter()
                     .fold((f64::MAX, 0f64), |(a, b), &e| (a.min(e), b.max(e)));
-                let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+                let mean = high.iter().sum::<f64>() / high.len() as f64;
                 let similar = (hi - lo) <= 0.15 * mean;
                 s += &format!(
-                    " Paper: for 300+ units all T above 8 are similar. Here T >= 8 gives {lo}..{hi} test errors (spread {:.0}% of the mean): {}.",
+                    " Paper: for 300+ units all T above 8 are similar. Here T >= 8 gives {lo}..{hi} validation errors (spread {:.0}% of the mean): {}.",
                     100.0 * (hi - lo) / mean.max(1.0),
                     if similar { "agrees" } else { "does not agree" }
                 );
@@ -352,30 +387,27 @@ fn sweep_markdown(r: &SweepReport) -> String {
 }
 
 #[cfg(test)]
-mod sweep_tests {
+mod tests {
     use super::*;
 
-    fn p(student: &str, t: f32, val: usize, test: usize) -> SweepPoint {
-        SweepPoint {
+    fn p(student: &str, t: f32, val: usize) -> ValidationPoint {
+        ValidationPoint {
             student: student.into(),
             alpha: 0.9,
             temperature: t,
-            test_errors: test,
-            test_examples: 10000,
             validation_errors: val,
-            train_seconds: 1.0,
         }
     }
 
     #[test]
     fn findings_judge_the_papers_claims_on_validation_errors() {
         let pts = vec![
-            p("mlp:800,800", 1.0, 90, 160),
-            p("mlp:800,800", 8.0, 60, 130),
-            p("mlp:800,800", 20.0, 62, 126),
-            p("mlp:30,30", 1.0, 300, 500),
-            p("mlp:30,30", 3.0, 200, 420),
-            p("mlp:30,30", 20.0, 260, 410),
+            p("mlp:800,800", 1.0, 90),
+            p("mlp:800,800", 8.0, 60),
+            p("mlp:800,800", 20.0, 62),
+            p("mlp:30,30", 1.0, 300),
+            p("mlp:30,30", 3.0, 200),
+            p("mlp:30,30", 20.0, 260),
         ];
         let f = sweep_findings(&pts);
         assert_eq!(f.len(), 2);
@@ -384,12 +416,44 @@ mod sweep_tests {
             "{}",
             f[0]
         );
-        // The 30-unit best is T = 3 by validation even though T = 20 has fewer test errors.
         assert!(f[1].contains("best T is 3: agrees"), "{}", f[1]);
-        let f = sweep_findings(&[
-            p("mlp:800,800", 8.0, 60, 100),
-            p("mlp:800,800", 20.0, 70, 200),
-        ]);
+        let f = sweep_findings(&[p("mlp:800,800", 8.0, 60), p("mlp:800,800", 20.0, 90)]);
         assert!(f[0].contains("does not agree"), "{}", f[0]);
+    }
+
+    #[test]
+    fn choices_follow_validation_where_the_test_set_disagrees() {
+        // By test errors T = 20 is best and T >= 8 all alike; by validation T = 3 is best and
+        // T = 8 and 20 are far apart. Every finding must follow validation.
+        let point = |t: f32, validation_errors: usize, test_errors: usize| SweepPoint {
+            student: "mlp:800,800".into(),
+            alpha: 0.9,
+            temperature: t,
+            test_errors,
+            test_examples: 10000,
+            validation_errors,
+            train_seconds: 1.0,
+        };
+        let points = [
+            point(3.0, 50, 140),
+            point(8.0, 60, 121),
+            point(20.0, 90, 120),
+        ];
+        let choosing: Vec<ValidationPoint> = points.iter().map(SweepPoint::for_choosing).collect();
+        let f = sweep_findings(&choosing);
+        assert!(
+            f[0].contains("best T by validation errors is 3"),
+            "{}",
+            f[0]
+        );
+        assert!(f[0].contains("does not agree"), "{}", f[0]);
+        // A tie on validation goes to the lower T, never to the test set.
+        let tied = [point(4.0, 55, 130), point(2.0, 55, 150)];
+        let choosing: Vec<ValidationPoint> = tied.iter().map(SweepPoint::for_choosing).collect();
+        assert!(
+            sweep_findings(&choosing)[0].contains("is 2 "),
+            "{:?}",
+            sweep_findings(&choosing)
+        );
     }
 }

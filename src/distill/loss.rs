@@ -1,19 +1,29 @@
-//! The distillation method itself: temperature softmax, the distillation loss, and teacher
-//! soft targets computed once and cached on disk.
-//!
-//! Teachers hand over their knowledge as log-probabilities at the distillation temperature
-//! (`log softmax(z / T)`; for an ensemble, the log of its members' averaged probabilities). That
-//! one representation serves single nets and ensembles alike, and is what the cache stores.
-
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+//! The distillation losses: temperature softmax, cross-entropy to hard labels, the KD loss of
+//! Hinton et al. (2015), and the [`DistillLoss`] trait that every soft-target loss implements.
 
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil::{sha256_hex, write_atomic};
+
+/// A loss between a student's logits and its teacher's soft targets (plus the true labels).
+/// The training loop holds one of these; KD is [`DistillConfig`], and newer losses (DKD, DIST)
+/// are new implementations.
+pub trait DistillLoss: std::fmt::Debug + Send + Sync {
+    /// Temperature at which the teacher's log-probabilities are taken (and cached).
+    fn temperature(&self) -> f32;
+    /// The loss for a batch: `student_logits` `[b, classes]` at T = 1, the teacher's
+    /// log-probabilities at [`DistillLoss::temperature`] (constants), labels `[b]`.
+    fn loss(
+        &self,
+        student_logits: Tensor<2>,
+        teacher_log_probs: Tensor<2>,
+        labels: Tensor<1, Int>,
+    ) -> Tensor<1>;
+    /// Short description for reports and progress lines.
+    fn describe(&self) -> String;
+}
 
 /// Temperature and soft-target weight as a user gives them (unchecked).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -134,142 +144,31 @@ pub fn distillation_loss(
     }
 }
 
-/// Metadata that identifies what a cache file holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheKey {
-    /// SHA-256 of the teacher's checkpoint file(s).
-    pub teacher: String,
-    /// Fingerprint of the transfer set (images and labels).
-    pub data: String,
-    /// Temperature, as its exact bit pattern written in hex.
-    pub temperature_bits: String,
-}
-
-impl CacheKey {
-    /// Key for `teacher` hash, `data` fingerprint and temperature `t`.
-    pub fn new(teacher: &str, data: &str, t: f32) -> Self {
-        CacheKey {
-            teacher: teacher.into(),
-            data: data.into(),
-            temperature_bits: format!("{:08x}", t.to_bits()),
-        }
+/// The KD loss `alpha * T^2 * KL + (1 - alpha) * CE` with these settings.
+impl DistillLoss for DistillConfig {
+    fn temperature(&self) -> f32 {
+        self.settings.temperature
     }
-
-    /// File name under a cache directory: a short hash of the whole key.
-    pub fn file_name(&self) -> String {
-        let h = sha256_hex(
-            format!("{}|{}|{}", self.teacher, self.data, self.temperature_bits).as_bytes(),
-        );
-        format!("teacher-logprobs-{}.safetensors", &h[..16])
+    fn loss(
+        &self,
+        student_logits: Tensor<2>,
+        teacher_log_probs: Tensor<2>,
+        labels: Tensor<1, Int>,
+    ) -> Tensor<1> {
+        distillation_loss(student_logits, teacher_log_probs, labels, self)
     }
-
-    fn metadata(&self, rows: usize, classes: usize) -> HashMap<String, String> {
-        HashMap::from([
-            ("format".into(), "distill-soft-targets-v1".into()),
-            ("teacher_sha256".into(), self.teacher.clone()),
-            ("data_sha256".into(), self.data.clone()),
-            ("temperature_bits".into(), self.temperature_bits.clone()),
-            ("rows".into(), rows.to_string()),
-            ("classes".into(), classes.to_string()),
-        ])
+    fn describe(&self) -> String {
+        format!(
+            "kd (T = {}, alpha = {})",
+            self.settings.temperature, self.settings.alpha
+        )
     }
-}
-
-/// What happened when soft targets were requested from the cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// A matching file was found and used.
-    Hit,
-    /// No file existed; targets were computed and stored.
-    Miss,
-    /// A file existed but did not match (stale, corrupt, wrong shape); it was recomputed.
-    Stale(String),
-}
-
-/// Teacher log-probabilities at T for a transfer set, read from `dir` if a matching cache file
-/// exists, otherwise computed with `compute` and stored atomically. A file whose metadata,
-/// shape or values do not match is reported as [`CacheOutcome::Stale`] and replaced, never used.
-pub fn cached_soft_targets(
-    dir: &Path,
-    key: &CacheKey,
-    rows: usize,
-    classes: usize,
-    device: &Device,
-    compute: impl FnOnce() -> Result<Tensor<2>>,
-) -> Result<(Tensor<2>, CacheOutcome, PathBuf)> {
-    let path = dir.join(key.file_name());
-    let outcome = if path.exists() {
-        match read_cache(&path, key, rows, classes) {
-            Ok(values) => {
-                let t = Tensor::<2>::from_data(TensorData::new(values, [rows, classes]), device);
-                return Ok((t, CacheOutcome::Hit, path));
-            }
-            Err(why) => CacheOutcome::Stale(why),
-        }
-    } else {
-        CacheOutcome::Miss
-    };
-    let targets = compute()?;
-    let values: Vec<f32> = targets
-        .to_data()
-        .try_to_vec()
-        .map_err(|e| Error::NonFinite(format!("teacher outputs: {e:?}")))?;
-    if values.iter().any(|v| v.is_nan()) {
-        return Err(Error::NonFinite("teacher soft targets (NaN)".into()));
-    }
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows, classes], &bytes)
-            .map_err(|e| Error::Format {
-                what: "soft-target cache".into(),
-                reason: e.to_string(),
-            })?;
-    let out = safetensors::serialize([("log_probs", view)], Some(key.metadata(rows, classes)))
-        .map_err(|e| Error::Format {
-            what: "soft-target cache".into(),
-            reason: e.to_string(),
-        })?;
-    write_atomic(&path, &out)?;
-    Ok((targets, outcome, path))
-}
-
-fn read_cache(
-    path: &Path,
-    key: &CacheKey,
-    rows: usize,
-    classes: usize,
-) -> std::result::Result<Vec<f32>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("corrupt: {e}"))?;
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format!("corrupt: {e}"))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
-    if meta != key.metadata(rows, classes) {
-        return Err("its teacher, data, temperature or shape differ from this run's".into());
-    }
-    let t = st
-        .tensor("log_probs")
-        .map_err(|_| "no log_probs tensor".to_string())?;
-    if t.shape() != [rows, classes] || t.dtype() != safetensors::Dtype::F32 {
-        return Err(format!(
-            "tensor shape {:?} is not [{rows}, {classes}]",
-            t.shape()
-        ));
-    }
-    let v: Vec<f32> = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if v.iter().any(|x| x.is_nan()) {
-        return Err("holds NaN".into());
-    }
-    Ok(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::{Device, TensorData};
 
     fn t2(v: &[f32], shape: [usize; 2], d: &Device) -> Tensor<2> {
         Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
@@ -463,40 +362,6 @@ mod tests {
             }
             .check()
             .is_ok()
-        );
-    }
-
-    #[test]
-    fn cache_hits_and_detects_stale_files() {
-        let d = Device::flex();
-        let dir = tempfile::tempdir().unwrap();
-        let key = CacheKey::new("teacherhash", "datahash", 4.0);
-        let make = || Ok(t2(&[-0.1, -2.0, -3.0, -0.5], [2, 2], &d));
-        let (_, o, path) = cached_soft_targets(dir.path(), &key, 2, 2, &d, make).unwrap();
-        assert_eq!(o, CacheOutcome::Miss);
-        let (v, o, _) =
-            cached_soft_targets(dir.path(), &key, 2, 2, &d, || panic!("must not recompute"))
-                .unwrap();
-        assert_eq!(o, CacheOutcome::Hit);
-        assert_eq!(
-            v.into_data().try_to_vec::<f32>().unwrap(),
-            vec![-0.1, -2.0, -3.0, -0.5]
-        );
-        // Corrupt the file: detected and recomputed, not used.
-        std::fs::write(&path, b"junk").unwrap();
-        let (_, o, _) = cached_soft_targets(dir.path(), &key, 2, 2, &d, make).unwrap();
-        assert!(matches!(o, CacheOutcome::Stale(_)), "{o:?}");
-        // A file renamed under another key's name: metadata mismatch.
-        let other = CacheKey::new("otherteacher", "datahash", 4.0);
-        std::fs::copy(&path, dir.path().join(other.file_name())).unwrap();
-        let (_, o, _) = cached_soft_targets(dir.path(), &other, 2, 2, &d, make).unwrap();
-        assert!(
-            matches!(o, CacheOutcome::Stale(ref s) if s.contains("differ")),
-            "{o:?}"
-        );
-        assert_ne!(
-            key.file_name(),
-            CacheKey::new("teacherhash", "datahash", 5.0).file_name()
         );
     }
 }

@@ -327,7 +327,7 @@ impl Summary {
         write_atomic(&dir.join("summary.md"), self.markdown().as_bytes())?;
         let chart = self.chart();
         for ext in ["png", "svg"] {
-            crate::plot::summary_chart(&dir.join(format!("summary.{ext}")), &chart)?;
+            crate::report::plot::summary_chart(&dir.join(format!("summary.{ext}")), &chart)?;
         }
         write_atomic(&dir.join("summary.html"), self.html(dir).as_bytes())
     }
@@ -351,11 +351,11 @@ impl Summary {
     }
 
     /// The chart's inputs: test error % per model and seed, and mean error % per class.
-    pub fn chart(&self) -> crate::plot::SummaryChart {
+    pub fn chart(&self) -> crate::report::plot::SummaryChart {
         let models = self
             .ordered_models()
             .into_iter()
-            .map(|(name, m)| crate::plot::SummaryModel {
+            .map(|(name, m)| crate::report::plot::SummaryModel {
                 name: name.clone(),
                 error_percent: m
                     .test_errors
@@ -366,7 +366,7 @@ impl Summary {
                 class_error_percent: m.class_error_percent.clone(),
             })
             .collect();
-        crate::plot::SummaryChart {
+        crate::report::plot::SummaryChart {
             title: self.title(),
             models,
         }

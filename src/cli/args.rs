@@ -1,0 +1,158 @@
+//! Options shared by several commands: where the data is and how much of it is used, how a
+//! model is optimized, and which examples a student learns from.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::data::{Splits, TransferSettings};
+use crate::error::Result;
+use crate::train::{OptimizerKind, RoleConfig, Schedule, TrainSettings};
+
+/// Where the data comes from and how much of it is used.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte
+    /// and t10k-labels-idx1-ubyte (each raw or .gz). Default: data/mnist of this repository.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Examples held out of the training set for validation (never the test set). 0 fits all
+    /// training examples; epochs then report the loss only (as the `paper` preset does, after
+    /// its settings were chosen with 5,000 held out).
+    #[arg(long, default_value_t = 5000)]
+    pub validation_size: usize,
+    /// Use only the first N training examples (after the validation hold-out).
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Evaluate on only the first N test examples.
+    #[arg(long, value_name = "N")]
+    pub test_size: Option<usize>,
+}
+
+impl DataArgs {
+    /// Loads the dataset and cuts it into the splits these options ask for.
+    pub fn load(&self) -> Result<Splits> {
+        Splits::load(
+            &data_dir(self.data_dir.as_deref()),
+            self.validation_size,
+            self.train_size,
+            self.test_size,
+        )
+    }
+}
+
+/// The default data directory: `./data/mnist` if present, else the one in this source tree.
+pub fn data_dir(given: Option<&Path>) -> PathBuf {
+    if let Some(d) = given {
+        return d.to_path_buf();
+    }
+    let local = PathBuf::from("data/mnist");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+    }
+}
+
+/// Optimization options shared by `train` and `distill`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Passes over the training (transfer) set.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Optimizer (SGD uses momentum 0.9).
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = Schedule::Cosine)]
+    pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up before the schedule starts. Large early
+    /// gradients (a distilled student at high T starts far from its soft targets) can
+    /// silence ReLU units for good; a short warm-up avoids that.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_epochs: usize,
+    /// Randomly shift training images by up to this many pixels (0 = off). A distilled
+    /// student with jitter gets its teacher's soft targets live on every shifted batch
+    /// (slower; cached targets only cover unshifted images).
+    #[arg(long, default_value_t = 0)]
+    pub jitter: usize,
+    /// Dropout on input pixels while training.
+    #[arg(long, default_value_t = 0.0)]
+    pub input_dropout: f64,
+    /// Dropout on hidden units while training.
+    #[arg(long, default_value_t = 0.0)]
+    pub hidden_dropout: f64,
+    /// Seed for initialization, shuffling, dropout and jitter.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl TrainArgs {
+    /// A role of architecture `spec` trained with these options.
+    pub fn role(&self, spec: &str) -> RoleConfig {
+        RoleConfig {
+            spec: spec.into(),
+            input_dropout: self.input_dropout,
+            hidden_dropout: self.hidden_dropout,
+            train: TrainSettings {
+                epochs: self.epochs,
+                batch_size: self.batch_size,
+                learning_rate: self.lr,
+                optimizer: self.optimizer,
+                schedule: self.schedule,
+                warmup_epochs: self.warmup_epochs,
+                jitter: self.jitter,
+                seed: self.seed,
+            },
+        }
+    }
+}
+
+/// Which training examples the student learns from (the teacher is never retrained).
+#[derive(Debug, Clone, Args)]
+pub struct TransferArgs {
+    /// Keep this fraction of each class of the training set (seeded, class-stratified), in (0, 1].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub transfer_fraction: Option<f64>,
+    /// Leave these classes out of the transfer set (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "C,...")]
+    pub omit_classes: Vec<usize>,
+    /// Keep only these classes in the transfer set (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "C,...")]
+    pub only_classes: Vec<usize>,
+    /// After training, raise the output biases of classes missing from the transfer set:
+    /// `auto` picks the shift with the fewest validation errors, a number sets it, `none` skips.
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|none|VALUE",
+        allow_negative_numbers = true
+    )]
+    pub bias_adjust: String,
+}
+
+impl TransferArgs {
+    /// The transfer-set selection these options ask for (unchecked).
+    pub fn settings(&self) -> TransferSettings {
+        TransferSettings {
+            fraction: self.transfer_fraction,
+            omit_classes: self.omit_classes.clone(),
+            only_classes: self.only_classes.clone(),
+        }
+    }
+}
+
+/// Which labelled split an image comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitName {
+    /// The test set.
+    Test,
+    /// The full training set (before the validation hold-out).
+    Train,
+}

@@ -1,0 +1,73 @@
+//! Stage 8, cli: the command line. Argument definitions (clap derive), one file per command
+//! group, each command calling the stages it needs directly, top to bottom. The `distill`
+//! binary is a thin wrapper around [`run`].
+//!
+//! May use: every stage and the foundation modules; nothing uses it but the binary (and
+//! `data_dir`, the default dataset, which tests share).
+
+mod args;
+mod inspect;
+mod reproduce;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+pub use args::{DataArgs, SplitName, TrainArgs, TransferArgs, data_dir};
+pub use inspect::{SimilarityCmd, SoftenCmd};
+pub use reproduce::{BenchCmd, ReproduceCmd, SummarizeCmd, SweepCmd};
+pub use train::{DistillCmd, EnsembleCmd, EvalCmd, TrainCmd};
+
+/// Knowledge distillation (Hinton, Vinyals & Dean 2015): train a big teacher, distill it into
+/// a small student, and see why it works.
+#[derive(Debug, Parser)]
+#[command(name = "distill", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train one model on hard labels (e.g. a teacher: --model mlp:1200,1200 --hidden-dropout 0.5 --jitter 2).
+    Train(TrainCmd),
+    /// Train a student from a trained teacher's soft targets at temperature T.
+    Distill(DistillCmd),
+    /// Evaluate a model directory on the test set.
+    Eval(EvalCmd),
+    /// Run the paper's MNIST experiment: teacher, student alone, distilled student, report.
+    Reproduce(ReproduceCmd),
+    /// Combine trained models into an ensemble that averages their softened probabilities;
+    /// it can be evaluated and used as a teacher like any model.
+    Ensemble(EnsembleCmd),
+    /// Distill one student per temperature (and alpha) from one teacher; chart errors against T.
+    Sweep(SweepCmd),
+    /// Time training, distillation (live and cached teacher) and inference; JSON for bench/compare.sh.
+    Bench(BenchCmd),
+    /// Show one image's class probabilities at several temperatures (the "dark knowledge").
+    Soften(SoftenCmd),
+    /// Class-by-class similarity a model has learned: mean soft targets per true class.
+    Similarity(SimilarityCmd),
+    /// Gather runs of one experiment made with different seeds: errors per seed, mean ± sd,
+    /// findings, and a chart (e.g. `summarize runs/omit-3-s1 runs/omit-3-s2 runs/omit-3-s3`).
+    Summarize(SummarizeCmd),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(c) => train::cmd_train(c),
+        Command::Distill(c) => train::cmd_distill(c),
+        Command::Eval(c) => train::cmd_eval(c),
+        Command::Reproduce(c) => reproduce::cmd_reproduce(c),
+        Command::Ensemble(c) => train::cmd_ensemble(c),
+        Command::Bench(c) => reproduce::cmd_bench(c),
+        Command::Sweep(c) => reproduce::cmd_sweep(c),
+        Command::Soften(c) => inspect::cmd_soften(c),
+        Command::Similarity(c) => inspect::cmd_similarity(c),
+        Command::Summarize(c) => reproduce::cmd_summarize(c),
+    }
+}

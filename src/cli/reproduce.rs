@@ -1,0 +1,262 @@
+//! Commands that run recipes: `reproduce`, `sweep`, `summarize`, `bench`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::{DataArgs, TrainArgs, data_dir};
+use crate::backend::{compute_device, init_threads};
+use crate::distill::{DistillSettings, check_temperature};
+use crate::error::{Error, Result};
+use crate::experiment::{
+    ExperimentKind, Preset, ReproduceConfig, ReproduceOptions, bench, reproduce, summary, sweep,
+};
+
+/// `distill reproduce`.
+#[derive(Debug, Args)]
+pub struct ReproduceCmd {
+    /// Which experiment: mnist (teacher, student alone, distilled student), omit-3 (no 3 in the
+    /// transfer set, then bias adjustment), only-7-8, small-data (3% of the training set) or
+    /// ensemble (5 teachers, their ensemble, one model distilled from it).
+    #[arg(long, value_enum, default_value_t = ExperimentKind::Mnist)]
+    pub experiment: ExperimentKind,
+    /// Use this trained teacher (model or ensemble directory) instead of training one
+    /// (not for --experiment ensemble).
+    #[arg(long, value_name = "DIR")]
+    pub teacher: Option<PathBuf>,
+    /// Bias adjustment for classes missing from the transfer set: auto, none or a number
+    /// (default: auto for omit-3 and only-7-8).
+    #[arg(long, value_name = "auto|none|VALUE", allow_negative_numbers = true)]
+    pub bias_adjust: Option<String>,
+    /// smoke: subset, seconds (for tests); quick: full MNIST, about 7 minutes on 2 cores;
+    /// paper: all 60,000 training images, long schedules (teacher 96 epochs, students 80 on
+    /// Adam), about 40 minutes on 2 cores.
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    pub preset: Preset,
+    /// Output directory (report.md, report.json, config.toml, teacher/, student/, distilled/).
+    #[arg(long, default_value = "runs/mnist")]
+    pub out: PathBuf,
+    /// Master seed; teacher and students derive their seeds from it.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Data directory (four IDX files). Default: data/mnist of this repository.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Override the preset's temperature (preset: 20).
+    #[arg(long, allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    /// Override the preset's soft-target weight (preset: 0.9).
+    #[arg(long, allow_negative_numbers = true)]
+    pub alpha: Option<f32>,
+    /// Shift the distilled student's transfer images by up to N pixels, with the teacher's soft
+    /// targets computed live on each shifted batch. The student alone stays unshifted; a control
+    /// student trained alone on the same shifts (`student_jitter`) is added to the report.
+    #[arg(long, value_name = "N")]
+    pub distilled_jitter: Option<usize>,
+    /// Retrain the teacher even if OUT/teacher was trained with the same config and data.
+    #[arg(long)]
+    pub retrain_teacher: bool,
+}
+
+/// `distill sweep`.
+#[derive(Debug, Args)]
+pub struct SweepCmd {
+    /// Trained teacher (e.g. runs/mnist/teacher); its soft targets are cached per T.
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// Temperatures, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,8,20",
+        allow_negative_numbers = true
+    )]
+    pub temperatures: Vec<f32>,
+    /// Soft-target weights, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.9",
+        allow_negative_numbers = true
+    )]
+    pub alphas: Vec<f32>,
+    /// Student architecture; repeat for several (default mlp:800,800).
+    #[arg(long = "student", value_name = "SPEC")]
+    pub students: Vec<String>,
+    /// Output directory (sweep.json, sweep.md, sweep.png/.svg and one model per setting).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub train: TrainArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+/// `distill bench`.
+#[derive(Debug, Args)]
+pub struct BenchCmd {
+    /// Write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Worker threads of the CPU pool (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed repeats per figure.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Untimed warm-up repeats per figure.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Examples per epoch (55,000 is one MNIST training epoch).
+    #[arg(long, default_value_t = 55_000)]
+    pub epoch_examples: usize,
+    /// Also measure peak memory of `reproduce --preset quick` (adds about 7 minutes).
+    #[arg(long)]
+    pub memory: bool,
+    /// Data directory. Default: data/mnist of this repository.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `distill summarize`.
+#[derive(Debug, Args)]
+pub struct SummarizeCmd {
+    /// Run directories written by `distill reproduce` (each with a report.json), one per seed.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Also write summary.md, summary.json, summary.html, summary.png and summary.svg here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
+    let mut config = ReproduceConfig::recipe(
+        c.experiment,
+        c.preset,
+        c.seed,
+        data_dir(c.data_dir.as_deref()),
+    );
+    if let Some(b) = &c.bias_adjust {
+        config.bias_adjust = b.parse()?;
+    }
+    if c.teacher.is_some() && config.members > 1 {
+        return Err(Error::config(
+            "--teacher cannot be combined with --experiment ensemble, which trains its own members",
+        ));
+    }
+    if let Some(t) = c.temperature {
+        check_temperature(t)?;
+        config.distill.temperature = t;
+    }
+    if let Some(a) = c.alpha {
+        config.distill.alpha = a;
+    }
+    if c.distilled_jitter.is_some() {
+        config.distilled_jitter = c.distilled_jitter;
+    }
+    let report = reproduce(&ReproduceOptions {
+        config,
+        out: c.out.clone(),
+        retrain_teacher: c.retrain_teacher,
+        teacher: c.teacher.clone(),
+        progress: true,
+    })?;
+    println!("{}", report.table());
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+    println!("report: {}", c.out.join("report.md").display());
+    Ok(())
+}
+
+pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
+    init_threads(c.threads);
+    let (device, backend) = compute_device();
+    let ds = crate::data::load(&data_dir(c.data_dir.as_deref()))?;
+    let opts = bench::BenchOptions {
+        reps: c.reps,
+        warmup: c.warmup,
+        epoch_examples: c.epoch_examples,
+        memory: c.memory,
+    };
+    let report = bench::run(&opts, &ds, &device, backend, |what| {
+        eprintln!("bench: {what}")
+    })?;
+    println!(
+        "{:<28} {:>12} {:>12} {:>12}",
+        "figure", "median", "min", "max"
+    );
+    for (k, f) in &report.figures {
+        println!("{k:<28} {:>12.3} {:>12.3} {:>12.3}", f.median, f.min, f.max);
+    }
+    if let Some(p) = &c.json {
+        bench::write_json(&report, p)?;
+    }
+    Ok(())
+}
+
+pub(super) fn cmd_sweep(c: SweepCmd) -> Result<()> {
+    let students = if c.students.is_empty() {
+        vec!["mlp:800,800".to_string()]
+    } else {
+        c.students.clone()
+    };
+    for a in &c.alphas {
+        DistillSettings {
+            temperature: 1.0,
+            alpha: *a,
+        }
+        .check()?;
+    }
+    let report = sweep::sweep(&sweep::SweepOptions {
+        teacher: c.teacher.clone(),
+        students,
+        temperatures: c.temperatures.clone(),
+        alphas: c.alphas.clone(),
+        train: c.train.role("mlp:1").train,
+        data_dir: data_dir(c.data.data_dir.as_deref()),
+        validation_size: c.data.validation_size,
+        train_size: c.data.train_size,
+        test_size: c.data.test_size,
+        out: c.out.clone(),
+        progress: true,
+    })?;
+    println!("| student | alpha | T | test errors | validation errors |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for p in &report.points {
+        println!(
+            "| {} | {} | {} | {} / {} | {} |",
+            p.student, p.alpha, p.temperature, p.test_errors, p.test_examples, p.validation_errors
+        );
+    }
+    for f in &report.findings {
+        println!("{f}");
+    }
+    println!("report: {}", c.out.join("sweep.md").display());
+    Ok(())
+}
+
+pub(super) fn cmd_summarize(c: SummarizeCmd) -> Result<()> {
+    let summary = summary::summarize(&c.runs)?;
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("a summary serializes")
+        );
+    } else {
+        print!("{}", summary.markdown());
+    }
+    if let Some(out) = &c.out {
+        summary.write(out)?;
+        eprintln!(
+            "wrote summary.md, summary.json, summary.html, summary.png and summary.svg to {}",
+            out.display()
+        );
+    }
+    Ok(())
+}

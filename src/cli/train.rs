@@ -1,0 +1,234 @@
+//! Commands that make and measure single models: `train`, `distill`, `ensemble`, `eval`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::args::{DataArgs, TrainArgs, TransferArgs};
+use crate::backend::compute_device;
+use crate::data::Splits;
+use crate::distill::{DistillSettings, Objective, distill_objective};
+use crate::error::{Error, Result};
+use crate::eval::{
+    BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
+};
+use crate::model::{Classifier, Network, Predictor};
+use crate::train::train_role;
+
+/// `distill train`.
+#[derive(Debug, Args)]
+pub struct TrainCmd {
+    /// Architecture: mlp:W1,W2,... (hidden-layer widths).
+    #[arg(long, default_value = "mlp:1200,1200")]
+    pub model: String,
+    /// Model directory to write (model.safetensors, metrics.jsonl, config.toml).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub train: TrainArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+/// `distill distill`.
+#[derive(Debug, Args)]
+pub struct DistillCmd {
+    /// Trained teacher's model directory.
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// Student architecture.
+    #[arg(long, default_value = "mlp:800,800")]
+    pub student: String,
+    /// Model directory to write for the student.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Softmax temperature T for teacher and student while training (> 0); prediction uses T = 1.
+    #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Weight of the soft-target term in [0, 1]; the hard-label term gets 1 - alpha.
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    pub alpha: f32,
+    /// Where teacher soft targets are cached. Default: TEACHER/cache.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub train: TrainArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+/// `distill ensemble`.
+#[derive(Debug, Args)]
+pub struct EnsembleCmd {
+    /// A member's model directory (give two or more, e.g. teachers trained with different --seed).
+    #[arg(long = "member", value_name = "DIR", required = true, num_args = 1)]
+    pub members: Vec<PathBuf>,
+    /// Ensemble directory to write (ensemble.json listing the members).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+/// `distill eval`.
+#[derive(Debug, Args)]
+pub struct EvalCmd {
+    /// Model directory (or its model.safetensors).
+    pub model: PathBuf,
+    /// Print the evaluation as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+pub(super) fn cmd_train(c: TrainCmd) -> Result<()> {
+    let role = c.train.role(&c.model).check()?;
+    let splits = c.data.load()?;
+    let (device, _) = compute_device();
+    let t = train_role(
+        &role,
+        &splits,
+        &Objective::Hard,
+        &device,
+        &c.out,
+        "train",
+        true,
+    )?;
+    print_result(&t.network, &c.out, &splits, &device, t.seconds)
+}
+
+fn print_result(
+    net: &Network,
+    dir: &Path,
+    splits: &Splits,
+    device: &burn::tensor::Device,
+    secs: f64,
+) -> Result<()> {
+    let r = model_report(net, dir, splits, device, secs, None)?;
+    println!(
+        "{}: {} test errors of {} ({:.2}%), {} params, trained in {:.1} s; saved to {}",
+        r.spec,
+        r.test_errors,
+        r.test_examples,
+        error_percent(r.test_errors, r.test_examples),
+        r.params,
+        secs,
+        dir.display()
+    );
+    Ok(())
+}
+
+pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
+    let distill = DistillSettings {
+        temperature: c.temperature,
+        alpha: c.alpha,
+    }
+    .check()?;
+    let role = c.train.role(&c.student).check()?;
+    let bias: BiasAdjust = c.transfer.bias_adjust.parse()?;
+    let (device, _) = compute_device();
+    let teacher = Classifier::load(&c.teacher, &device)?;
+    let splits = c.data.load()?;
+    if teacher.classes() != splits.dataset.classes {
+        return Err(Error::Mismatch(format!(
+            "the teacher has {} classes but the dataset (and so the student) has {}",
+            teacher.classes(),
+            splits.dataset.classes
+        )));
+    }
+    let selection = c.transfer.settings().check(splits.dataset.classes)?;
+    check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
+    let transfer = if selection.is_everything() {
+        splits.clone()
+    } else {
+        splits.with_train(
+            splits
+                .train
+                .subset(&selection.indices(&splits.train, c.train.seed)),
+        )
+    };
+    let cache = c
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| c.teacher.join("cache"));
+    let (objective, note) = distill_objective(
+        &teacher,
+        &c.teacher,
+        role.train.settings().jitter,
+        &transfer.train,
+        Arc::new(distill),
+        &cache,
+        &device,
+    )?;
+    eprintln!("transfer set: {} examples; {note}", transfer.train.len());
+    let mut t = train_role(
+        &role, &transfer, &objective, &device, &c.out, "distill", true,
+    )?;
+    print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
+    if let Some(b) = adjust_bias(
+        &mut t.network,
+        &splits,
+        &selection.missing_classes(),
+        bias,
+        &device,
+    )? {
+        t.network.save(&c.out)?;
+        println!(
+            "bias of classes {:?} raised by {:.2} ({}); validation errors {} -> {}",
+            b.classes, b.shift, b.method, b.validation_errors_before, b.validation_errors_after
+        );
+        print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
+    }
+    Ok(())
+}
+
+pub(super) fn cmd_ensemble(c: EnsembleCmd) -> Result<()> {
+    let (device, _) = compute_device();
+    let ens = Classifier::create_ensemble(&c.out, &c.members, &device)?;
+    let splits = c.data.load()?;
+    let r = model_report(&ens, &c.out, &splits, &device, 0.0, None)?;
+    println!(
+        "{}: {} test errors of {} ({:.2}%); written to {}",
+        r.spec,
+        r.test_errors,
+        r.test_examples,
+        error_percent(r.test_errors, r.test_examples),
+        c.out.display()
+    );
+    Ok(())
+}
+
+pub(super) fn cmd_eval(c: EvalCmd) -> Result<()> {
+    let (device, _) = compute_device();
+    let net = Classifier::load(&c.model, &device)?;
+    let splits = c.data.load()?;
+    let e = evaluate(&net, &splits.test, splits.dataset.classes, &device)?;
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&e).expect("evaluation serializes")
+        );
+    } else {
+        println!(
+            "{}: {} test errors of {} ({:.2}%), NLL {:.4}\nerrors per class: {:?}",
+            net.describe(),
+            e.errors,
+            e.examples,
+            e.error_percent(),
+            e.nll,
+            e.class_errors
+        );
+    }
+    Ok(())
+}

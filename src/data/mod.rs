@@ -1,0 +1,22 @@
+//! Stage 1, data: reading datasets from disk, the splits a run trains, validates and tests on,
+//! batching on the compute device, augmentation and transfer-set selection.
+//!
+//! Owns: every file format a dataset can come in (one entry point, [`load`]), the image shape
+//! `[C, H, W]`, labels, and which examples a student may learn from.
+//! May use: only the foundation modules (`error`, `fsutil`). Nothing here knows about models.
+//!
+//! Images stay as `u8` on the host (a quarter of the memory of `f32`) and are turned into
+//! `[0, 1]` floats once, when a split is uploaded to the compute device as one tensor. Batches
+//! are then gathered on the device by index, so a training step copies no image data from the
+//! host unless augmentation (jitter) has to change the pixels.
+
+mod augment;
+mod dataset;
+pub mod idx;
+mod split;
+mod transfer;
+
+pub use augment::jittered_batch;
+pub use dataset::{Dataset, DatasetInfo, ImageShape, Label, load};
+pub use split::{DatasetShape, DeviceSplit, Split, Splits, index_tensor};
+pub use transfer::{TransferSelection, TransferSettings};

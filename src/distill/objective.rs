@@ -1,0 +1,87 @@
+//! What a student learns from: hard labels, soft targets cached for the transfer set, or a
+//! teacher run live on every (augmented) batch.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor};
+
+use super::loss::DistillLoss;
+use super::soft_targets::{CacheOutcome, teacher_soft_targets};
+use crate::data::Split;
+use crate::error::Result;
+use crate::model::Classifier;
+
+/// What the student learns from.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one value per run, never stored in bulk
+pub enum Objective {
+    /// Cross-entropy against the true labels.
+    Hard,
+    /// A distillation loss against teacher log-probabilities at its temperature, one row per
+    /// transfer example.
+    Distill {
+        /// The loss (KD, ...), which also fixes the temperature.
+        loss: Arc<dyn DistillLoss>,
+        /// `[transfer examples, classes]` teacher log-probabilities at the loss's temperature.
+        teacher_log_probs: Tensor<2>,
+    },
+    /// A distillation loss against a teacher run on every batch as the student sees it:
+    /// needed when the student's inputs are jittered, since cached soft targets describe only
+    /// the unshifted images.
+    DistillLive {
+        /// The loss (KD, ...).
+        loss: Arc<dyn DistillLoss>,
+        /// The teacher (a network or an ensemble), in inference mode.
+        teacher: Classifier,
+    },
+}
+
+/// The distillation objective for a student whose inputs are shifted by up to `jitter` pixels,
+/// and a note on where its soft targets come from. A jittered student sees shifted images, so
+/// its teacher runs live on every batch; otherwise the teacher's soft targets for `transfer`
+/// come from (or go into) the cache under `cache_dir` (see [`teacher_soft_targets`]).
+pub fn distill_objective(
+    teacher: &Classifier,
+    teacher_dir: &Path,
+    jitter: usize,
+    transfer: &Split,
+    loss: Arc<dyn DistillLoss>,
+    cache_dir: &Path,
+    device: &Device,
+) -> Result<(Objective, String)> {
+    if jitter > 0 {
+        let note = format!(
+            "teacher soft targets computed live on every batch (the student's inputs are \
+             jittered by up to {jitter} px, which cached targets do not cover)"
+        );
+        let teacher = teacher.clone();
+        return Ok((Objective::DistillLive { loss, teacher }, note));
+    }
+    let t0 = Instant::now();
+    let (targets, outcome, path) = teacher_soft_targets(
+        teacher,
+        teacher_dir,
+        transfer,
+        loss.temperature(),
+        cache_dir,
+        device,
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let note = match outcome {
+        CacheOutcome::Hit => format!("teacher soft targets read from cache {}", path.display()),
+        CacheOutcome::Miss => format!(
+            "teacher soft targets computed in {secs:.1} s and cached at {}",
+            path.display()
+        ),
+        CacheOutcome::Stale(why) => {
+            format!("stale cache {} ignored ({why}); recomputed", path.display())
+        }
+    };
+    let objective = Objective::Distill {
+        loss,
+        teacher_log_probs: targets,
+    };
+    Ok((objective, note))
+}

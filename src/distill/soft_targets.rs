@@ -1,0 +1,290 @@
+//! Teacher soft targets: log-probabilities at T for a transfer set, computed once and cached
+//! on disk (safetensors), keyed by the teacher's weights, the transfer set and T. A stale or
+//! corrupt cache file is detected and recomputed, never used.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::data::Split;
+use crate::error::{Error, Result};
+use crate::fsutil::{canonical_safetensors, sha256_hex, write_atomic};
+use crate::model::{Classifier, Predictor};
+
+/// Metadata key of the SHA-256 of the stored values, checked on every read.
+const VALUES_DIGEST: &str = "values_sha256";
+
+/// Metadata that identifies what a cache file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    /// SHA-256 of the teacher's checkpoint file(s).
+    pub teacher: String,
+    /// Fingerprint of the transfer set (images and labels).
+    pub data: String,
+    /// Temperature, as its exact bit pattern written in hex.
+    pub temperature_bits: String,
+    /// What computed the values and how (kind of teacher, formula version): a change in how
+    /// log-probabilities are computed must not reuse values computed the old way.
+    pub producer: String,
+}
+
+/// Version of the file layout and of the log-probability formulas (2: ensembles in log space).
+const FORMAT: &str = "distill-soft-targets-v2";
+
+impl CacheKey {
+    /// Key for `teacher` hash, `data` fingerprint, temperature `t` and `producer`.
+    pub fn new(teacher: &str, data: &str, t: f32, producer: &str) -> Self {
+        CacheKey {
+            teacher: teacher.into(),
+            data: data.into(),
+            temperature_bits: format!("{:08x}", t.to_bits()),
+            producer: producer.into(),
+        }
+    }
+
+    /// File name under a cache directory: a short hash of the whole key.
+    pub fn file_name(&self) -> String {
+        let h = sha256_hex(
+            format!(
+                "{}|{}|{}|{}|{FORMAT}",
+                self.teacher, self.data, self.temperature_bits, self.producer
+            )
+            .as_bytes(),
+        );
+        format!("teacher-logprobs-{}.safetensors", &h[..16])
+    }
+
+    fn metadata(&self, rows: usize, classes: usize) -> HashMap<String, String> {
+        HashMap::from([
+            ("format".into(), FORMAT.into()),
+            ("producer".into(), self.producer.clone()),
+            ("teacher_sha256".into(), self.teacher.clone()),
+            ("data_sha256".into(), self.data.clone()),
+            ("temperature_bits".into(), self.temperature_bits.clone()),
+            ("rows".into(), rows.to_string()),
+            ("classes".into(), classes.to_string()),
+        ])
+    }
+}
+
+/// What happened when soft targets were requested from the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// A matching file was found and used.
+    Hit,
+    /// No file existed; targets were computed and stored.
+    Miss,
+    /// A file existed but did not match (stale, corrupt, wrong shape); it was recomputed.
+    Stale(String),
+}
+
+/// Teacher log-probabilities at T for a transfer set, read from `dir` if a matching cache file
+/// exists, otherwise computed with `compute` and stored atomically. A file whose metadata,
+/// shape or values do not match is reported as [`CacheOutcome::Stale`] and replaced, never used.
+pub fn cached_soft_targets(
+    dir: &Path,
+    key: &CacheKey,
+    rows: usize,
+    classes: usize,
+    device: &Device,
+    compute: impl FnOnce() -> Result<Tensor<2>>,
+) -> Result<(Tensor<2>, CacheOutcome, PathBuf)> {
+    let path = dir.join(key.file_name());
+    let outcome = if path.exists() {
+        match read_cache(&path, key, rows, classes) {
+            Ok(values) => {
+                let t = Tensor::<2>::from_data(TensorData::new(values, [rows, classes]), device);
+                return Ok((t, CacheOutcome::Hit, path));
+            }
+            Err(why) => CacheOutcome::Stale(why),
+        }
+    } else {
+        CacheOutcome::Miss
+    };
+    let targets = compute()?;
+    let values: Vec<f32> = targets
+        .to_data()
+        .try_to_vec()
+        .map_err(|e| Error::NonFinite(format!("teacher outputs: {e:?}")))?;
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(Error::NonFinite(format!(
+            "the teacher's soft targets at T = {} (a log-probability is {v}): the teacher's \
+             outputs overflow or are not finite; nothing was cached",
+            f32::from_bits(u32::from_str_radix(&key.temperature_bits, 16).unwrap_or(0))
+        )));
+    }
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut meta = key.metadata(rows, classes);
+    meta.insert(VALUES_DIGEST.into(), sha256_hex(&bytes));
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows, classes], &bytes)
+            .map_err(|e| Error::Format {
+                what: "soft-target cache".into(),
+                reason: e.to_string(),
+            })?;
+    let out = safetensors::serialize([("log_probs", view)], Some(meta))
+        .map(canonical_safetensors)
+        .map_err(|e| Error::Format {
+            what: "soft-target cache".into(),
+            reason: e.to_string(),
+        })?;
+    write_atomic(&path, &out)?;
+    Ok((targets, outcome, path))
+}
+
+fn read_cache(
+    path: &Path,
+    key: &CacheKey,
+    rows: usize,
+    classes: usize,
+) -> std::result::Result<Vec<f32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("corrupt: {e}"))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format!("corrupt: {e}"))?;
+    let mut meta = meta.metadata().clone().unwrap_or_default();
+    let digest = meta.remove(VALUES_DIGEST);
+    if meta != key.metadata(rows, classes) {
+        return Err(
+            "its teacher, data, temperature, producer, format or shape differ from this run's"
+                .into(),
+        );
+    }
+    let t = st
+        .tensor("log_probs")
+        .map_err(|_| "no log_probs tensor".to_string())?;
+    if t.shape() != [rows, classes] || t.dtype() != safetensors::Dtype::F32 {
+        return Err(format!(
+            "tensor shape {:?} is not [{rows}, {classes}]",
+            t.shape()
+        ));
+    }
+    if digest.as_deref() != Some(sha256_hex(t.data()).as_str()) {
+        return Err("its values do not match their recorded SHA-256 (the file was altered)".into());
+    }
+    let v: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err("holds NaN or infinite values".into());
+    }
+    Ok(v)
+}
+
+/// Teacher log-probabilities at T for `transfer`, from the cache under `cache_dir` when a
+/// matching entry exists. The key is the SHA-256 of the teacher's weights (all members for an
+/// ensemble), the transfer set's fingerprint and T.
+pub fn teacher_soft_targets(
+    teacher: &dyn Predictor,
+    teacher_dir: &Path,
+    transfer: &Split,
+    temperature: f32,
+    cache_dir: &Path,
+    device: &Device,
+) -> Result<(Tensor<2>, CacheOutcome, PathBuf)> {
+    if teacher.inputs() != transfer.pixels {
+        return Err(Error::Mismatch(format!(
+            "the teacher expects {} inputs but the transfer images have {} pixels",
+            teacher.inputs(),
+            transfer.pixels
+        )));
+    }
+    let key = CacheKey::new(
+        &Classifier::weights_hash(teacher_dir)?,
+        &transfer.fingerprint(),
+        temperature,
+        &teacher.describe(),
+    );
+    cached_soft_targets(
+        cache_dir,
+        &key,
+        transfer.len(),
+        teacher.classes(),
+        device,
+        || {
+            let dev = transfer.to_device(device);
+            Ok(teacher.log_probs(&dev.images, temperature))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn t2(v: &[f32], shape: [usize; 2], d: &Device) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
+    }
+
+    #[test]
+    fn cache_hits_and_detects_stale_files() {
+        let d = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let key = CacheKey::new("teacherhash", "datahash", 4.0, "mlp:8");
+        let make = || Ok(t2(&[-0.1, -2.0, -3.0, -0.5], [2, 2], &d));
+        let (_, o, path) = cached_soft_targets(dir.path(), &key, 2, 2, &d, make).unwrap();
+        assert_eq!(o, CacheOutcome::Miss);
+        let (v, o, _) =
+            cached_soft_targets(dir.path(), &key, 2, 2, &d, || panic!("must not recompute"))
+                .unwrap();
+        assert_eq!(o, CacheOutcome::Hit);
+        assert_eq!(
+            v.into_data().try_to_vec::<f32>().unwrap(),
+            vec![-0.1, -2.0, -3.0, -0.5]
+        );
+        // Corrupt the file: detected and recomputed, not used.
+        std::fs::write(&path, b"junk").unwrap();
+        let (_, o, _) = cached_soft_targets(dir.path(), &key, 2, 2, &d, make).unwrap();
+        assert!(matches!(o, CacheOutcome::Stale(_)), "{o:?}");
+        // A file renamed under another key's name: metadata mismatch.
+        let other = CacheKey::new("otherteacher", "datahash", 4.0, "mlp:8");
+        std::fs::copy(&path, dir.path().join(other.file_name())).unwrap();
+        let (_, o, _) = cached_soft_targets(dir.path(), &other, 2, 2, &d, make).unwrap();
+        assert!(
+            matches!(o, CacheOutcome::Stale(ref s) if s.contains("differ")),
+            "{o:?}"
+        );
+        assert_ne!(
+            key.file_name(),
+            CacheKey::new("teacherhash", "datahash", 5.0, "mlp:8").file_name()
+        );
+        assert_ne!(
+            key.file_name(),
+            CacheKey::new("teacherhash", "datahash", 4.0, "ensemble of 2 x mlp:8").file_name()
+        );
+    }
+
+    #[test]
+    fn a_flipped_byte_in_the_values_is_caught_and_recomputed() {
+        let d = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let key = CacheKey::new("t", "d", 2.0, "mlp:8");
+        let make = || Ok(t2(&[-0.1, -2.0, -3.0, -0.5], [2, 2], &d));
+        let (_, _, path) = cached_soft_targets(dir.path(), &key, 2, 2, &d, make).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1; // a byte of the last value, still a finite float
+        bytes[last - 2] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let (v, o, _) = cached_soft_targets(dir.path(), &key, 2, 2, &d, make).unwrap();
+        assert!(
+            matches!(o, CacheOutcome::Stale(ref s) if s.contains("SHA-256")),
+            "{o:?}"
+        );
+        assert_eq!(v.into_data().try_to_vec::<f32>().unwrap()[3], -0.5);
+    }
+
+    #[test]
+    fn non_finite_soft_targets_are_refused_not_cached() {
+        let d = Device::flex();
+        let dir = tempfile::tempdir().unwrap();
+        let key = CacheKey::new("t", "d", 1.0, "mlp:8");
+        let make = || Ok(t2(&[0.0, f32::NEG_INFINITY, -0.1, -2.0], [2, 2], &d));
+        let e = cached_soft_targets(dir.path(), &key, 2, 2, &d, make).unwrap_err();
+        assert!(e.to_string().contains("-inf"), "{e}");
+        assert!(!dir.path().join(key.file_name()).exists());
+    }
+}

@@ -1,0 +1,185 @@
+//! Stage 5, eval: measuring models. Test errors overall and per class, confusion, negative
+//! log-likelihood, latency; what a model learned beyond its answers; the bias adjustment chosen
+//! on validation errors; and one model's line of a report.
+//!
+//! Owns: every number computed about a trained model.
+//! May use: `data`, `model`, `distill`, `train` and the foundation modules.
+
+mod analysis;
+mod bias;
+mod model_report;
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Label, Split};
+use crate::distill::softmax_host;
+use crate::error::{Error, Result};
+use crate::model::Predictor;
+
+pub use analysis::{
+    Agreement, agreement, class_similarity, ranking_without, similar_pairs, soften,
+};
+pub use bias::{BiasAdjust, BiasAdjustReport, adjust_bias, check_bias_adjust, choose_bias_shift};
+pub use model_report::{ModelReport, mean_report, model_report};
+
+/// A model's results on one labelled split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evaluation {
+    /// Misclassified examples.
+    pub errors: usize,
+    /// Examples evaluated.
+    pub examples: usize,
+    /// Errors per true class.
+    pub class_errors: Vec<usize>,
+    /// Examples per true class.
+    pub class_examples: Vec<usize>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    /// Mean negative log-likelihood of the true class at T = 1.
+    pub nll: f64,
+}
+
+impl Evaluation {
+    /// Error rate in percent.
+    pub fn error_percent(&self) -> f64 {
+        error_percent(self.errors, self.examples)
+    }
+}
+
+/// `errors` as a percentage of `examples` (0 when there are none).
+pub fn error_percent(errors: usize, examples: usize) -> f64 {
+    100.0 * errors as f64 / examples.max(1) as f64
+}
+
+/// Checks that `net` accepts the images of `split` and that its classes cover the labels.
+pub fn check_compatible(net: &dyn Predictor, split: &Split, classes: usize) -> Result<()> {
+    if net.inputs() != split.pixels {
+        return Err(Error::Mismatch(format!(
+            "the model expects {} images ({} values each) but the images have {} values each",
+            net.shape(),
+            net.inputs(),
+            split.pixels
+        )));
+    }
+    if net.classes() != classes {
+        return Err(Error::Mismatch(format!(
+            "the model has {} classes but the dataset has {classes}",
+            net.classes()
+        )));
+    }
+    Ok(())
+}
+
+/// Logits of `net` for every example of `split`, row-major `[len, classes]` on the host.
+pub fn logits(net: &dyn Predictor, split: &Split, device: &Device) -> Result<Vec<f32>> {
+    let dev = split.to_device(device);
+    let out: Tensor<2> = net.logits(&dev.images);
+    out.into_data()
+        .try_to_vec()
+        .map_err(|e| Error::NonFinite(format!("model output: {e:?}")))
+}
+
+/// Scores host-side logits `[n, classes]` against labels.
+pub fn score(logits: &[f32], labels: &[Label], classes: usize) -> Evaluation {
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let mut nll = 0.0;
+    for (row, &y) in logits.chunks_exact(classes).zip(labels) {
+        let pred = argmax(row);
+        confusion[y as usize][pred] += 1;
+        nll -= softmax_host(row, 1.0)[y as usize].max(1e-300).ln();
+    }
+    let class_examples: Vec<usize> = confusion.iter().map(|r| r.iter().sum()).collect();
+    let class_errors: Vec<usize> = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, r)| r.iter().sum::<usize>() - r[c])
+        .collect();
+    Evaluation {
+        errors: class_errors.iter().sum(),
+        examples: labels.len(),
+        class_errors,
+        class_examples,
+        confusion,
+        nll: nll / labels.len().max(1) as f64,
+    }
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// Evaluates `net` on `split` (a dataset with `classes` classes).
+pub fn evaluate(
+    net: &dyn Predictor,
+    split: &Split,
+    classes: usize,
+    device: &Device,
+) -> Result<Evaluation> {
+    check_compatible(net, split, classes)?;
+    Ok(score(&logits(net, split, device)?, &split.labels, classes))
+}
+
+/// Median microseconds per example for batch-1 inference over `reps` single images.
+pub fn latency_us_batch1(net: &dyn Predictor, split: &Split, device: &Device, reps: usize) -> f64 {
+    let dev = split.head(reps.max(1)).to_device(device);
+    let mut times = Vec::with_capacity(dev.len);
+    // Warm-up: first calls allocate buffers and spin up thread pools.
+    for i in 0..dev.len.min(10) {
+        let _ = net.logits(&dev.images.clone().slice(i..i + 1)).into_data();
+    }
+    for i in 0..dev.len {
+        let x = dev.images.clone().slice(i..i + 1);
+        let t = Instant::now();
+        let _ = net.logits(&x).into_data();
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    median(&mut times)
+}
+
+/// Median of a slice (sorted in place); 0 for an empty slice.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_counts_errors_per_class_and_confusion() {
+        // Three examples, 3 classes: predictions 0, 2, 2 for labels 0, 1, 2.
+        let logits = [5.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 3.0];
+        let e = score(&logits, &[0, 1, 2], 3);
+        assert_eq!(e.errors, 1);
+        assert_eq!(e.class_errors, vec![0, 1, 0]);
+        assert_eq!(e.confusion[1][2], 1);
+        assert_eq!(e.class_examples, vec![1, 1, 1]);
+        assert!(e.nll > 0.0);
+        assert!((e.error_percent() - 100.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn median_handles_even_and_odd() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+}

@@ -1,0 +1,274 @@
+//! Model specs (`mlp:1200,1200` on the command line) and the checked architecture a checkpoint
+//! stores. A new kind of model adds a variant to [`ModelSpec`] and [`ModelConfig`].
+
+use serde::{Deserialize, Serialize};
+
+use super::mlp::MlpConfig;
+use super::net::Net;
+use crate::data::ImageShape;
+use crate::error::{Error, Result};
+use burn::tensor::Device;
+
+/// The largest layer width a spec or checkpoint may ask for: far above any useful model, low
+/// enough that a crafted file cannot make the loader allocate without bound.
+pub const MAX_WIDTH: usize = 1 << 16;
+
+/// An architecture as a user writes it, before the data's shape is known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ModelSpec {
+    /// `mlp:W1,W2,...`: a ReLU multilayer perceptron with these hidden widths.
+    Mlp {
+        /// Widths of the hidden layers, input side first.
+        hidden: Vec<usize>,
+    },
+}
+
+/// Parses a comma-separated list of layer widths, each in `1..=MAX_WIDTH`.
+fn widths(list: &str, bad: &dyn Fn(&str) -> Error) -> Result<Vec<usize>> {
+    list.split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(0) => Err(bad("a layer width is 0")),
+            Ok(n) if n > MAX_WIDTH => Err(bad("a layer width is over 65536")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(bad(&format!("{w:?} is not a positive integer"))),
+        })
+        .collect()
+}
+
+impl std::str::FromStr for ModelSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::config(format!(
+                "model spec {s:?} does not parse: {why} (expected e.g. mlp:1200,1200)"
+            ))
+        };
+        let rest = s
+            .strip_prefix("mlp:")
+            .ok_or_else(|| bad("it must start with \"mlp:\""))?;
+        Ok(ModelSpec::Mlp {
+            hidden: widths(rest, &bad)?,
+        })
+    }
+}
+
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSpec::Mlp { hidden } => {
+                let w: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
+                write!(f, "mlp:{}", w.join(","))
+            }
+        }
+    }
+}
+
+impl ModelSpec {
+    /// Widths of the layers whose ReLU units the silent-unit diagnostic counts, in its order.
+    pub fn hidden_widths(&self) -> Vec<usize> {
+        match self {
+            ModelSpec::Mlp { hidden } => hidden.clone(),
+        }
+    }
+}
+
+/// Training-time regularization of a model: dropout on the inputs and on hidden units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Dropout {
+    /// Dropout probability on the input pixels, in [0, 1).
+    pub input: f64,
+    /// Dropout probability on each hidden layer's output, in [0, 1).
+    pub hidden: f64,
+}
+
+impl Dropout {
+    /// No dropout.
+    pub const NONE: Dropout = Dropout {
+        input: 0.0,
+        hidden: 0.0,
+    };
+
+    /// Rejects probabilities outside [0, 1).
+    pub fn check(self) -> Result<Dropout> {
+        for (name, p) in [
+            ("input dropout", self.input),
+            ("hidden dropout", self.hidden),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::config(format!("{name} must be in [0, 1), got {p}")));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// A full architecture: spec, input shape, classes and regularization, checked. It is what a
+/// checkpoint stores (tagged by `kind`) and what builds a fresh [`Net`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ModelConfig {
+    /// A multilayer perceptron.
+    Mlp(MlpConfig),
+}
+
+impl ModelConfig {
+    /// Checks and builds an architecture for images of `shape` and `classes` classes.
+    pub fn new(
+        spec: &ModelSpec,
+        shape: ImageShape,
+        classes: usize,
+        dropout: Dropout,
+    ) -> Result<ModelConfig> {
+        match spec {
+            ModelSpec::Mlp { hidden } => Ok(ModelConfig::Mlp(MlpConfig::new(
+                hidden, shape, classes, dropout,
+            )?)),
+        }
+    }
+
+    /// Re-checks a configuration read from a file: the same checks as [`ModelConfig::new`],
+    /// plus a cap on the parameter count computed with checked arithmetic, all before any
+    /// tensor is allocated.
+    pub fn check(self) -> Result<ModelConfig> {
+        let spec = self.spec();
+        let checked = ModelConfig::new(&spec, self.shape(), self.classes(), self.dropout())?;
+        if let ModelSpec::Mlp { hidden } = &spec
+            && hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH)
+        {
+            return Err(Error::config(format!(
+                "layer widths {hidden:?} are outside 1..={MAX_WIDTH}"
+            )));
+        }
+        if checked.checked_params().is_none_or(|p| p > 1 << 31) {
+            return Err(Error::config(
+                "the architecture has more than 2^31 parameters",
+            ));
+        }
+        Ok(checked)
+    }
+
+    /// The spec this architecture was built from.
+    pub fn spec(&self) -> ModelSpec {
+        match self {
+            ModelConfig::Mlp(c) => ModelSpec::Mlp {
+                hidden: c.hidden.clone(),
+            },
+        }
+    }
+
+    /// Shape of the images it takes.
+    pub fn shape(&self) -> ImageShape {
+        match self {
+            ModelConfig::Mlp(c) => c.shape(),
+        }
+    }
+
+    /// Values per input image.
+    pub fn inputs(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// Output classes.
+    pub fn classes(&self) -> usize {
+        match self {
+            ModelConfig::Mlp(c) => c.classes,
+        }
+    }
+
+    /// Dropout while training.
+    pub fn dropout(&self) -> Dropout {
+        match self {
+            ModelConfig::Mlp(c) => Dropout {
+                input: c.input_dropout,
+                hidden: c.hidden_dropout,
+            },
+        }
+    }
+
+    /// Weights and biases in total.
+    pub fn params(&self) -> usize {
+        self.checked_params().unwrap_or(usize::MAX)
+    }
+
+    fn checked_params(&self) -> Option<usize> {
+        match self {
+            ModelConfig::Mlp(c) => c.checked_params(),
+        }
+    }
+
+    /// A freshly initialized network (seed the device first for reproducible weights).
+    pub fn init(&self, device: &Device) -> Net {
+        match self {
+            ModelConfig::Mlp(c) => Net::Mlp(c.init(device)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parses_and_rejects() {
+        let s: ModelSpec = "mlp:1200,1200".parse().unwrap();
+        assert_eq!(s.hidden_widths(), vec![1200, 1200]);
+        assert_eq!(s.to_string(), "mlp:1200,1200");
+        for bad in [
+            "cnn:3",
+            "mlp:",
+            "mlp:12,x",
+            "mlp:0",
+            "1200,1200",
+            "mlp:-3",
+            "mlp:70000",
+        ] {
+            let e = bad.parse::<ModelSpec>().unwrap_err().to_string();
+            assert!(e.contains("does not parse"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn param_count_matches_paper_architectures() {
+        let shape = ImageShape::gray(28, 28);
+        let t = ModelConfig::new(
+            &"mlp:1200,1200".parse().unwrap(),
+            shape,
+            10,
+            Dropout {
+                input: 0.2,
+                hidden: 0.5,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            t.params(),
+            784 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 10 + 10
+        );
+        let spec = "mlp:800,800".parse().unwrap();
+        let s = ModelConfig::new(&spec, shape, 10, Dropout::NONE).unwrap();
+        assert!(
+            s.params() * 2 < t.params() + t.params() / 10,
+            "800-800 is about half the teacher"
+        );
+        let full = Dropout {
+            input: 1.0,
+            hidden: 0.0,
+        };
+        assert!(ModelConfig::new(&spec, shape, 10, full).is_err());
+        assert!(ModelConfig::new(&spec, shape, 1, Dropout::NONE).is_err());
+    }
+
+    #[test]
+    fn configs_from_files_are_capped_before_anything_is_built() {
+        let spec = "mlp:8".parse().unwrap();
+        let ModelConfig::Mlp(mut c) =
+            ModelConfig::new(&spec, ImageShape::gray(2, 2), 3, Dropout::NONE).unwrap();
+        c.hidden = vec![2_000_000_000, 2_000_000_000];
+        let e = ModelConfig::Mlp(c.clone()).check().unwrap_err().to_string();
+        assert!(e.contains("65536"), "{e}");
+        c.hidden = vec![8];
+        c.image = [1 << 20, 1 << 20];
+        assert!(ModelConfig::Mlp(c).check().is_err());
+    }
+}

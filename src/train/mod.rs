@@ -1,0 +1,18 @@
+//! Stage 4, train: the optimization loop and everything it needs: checked hyperparameters, the
+//! optimizer step, per-epoch metrics, checkpoints, and training one model of a recipe.
+//!
+//! Owns: how a network is fitted, whatever it learns from.
+//! May use: `data`, `model`, `distill` and the foundation modules.
+//! Validation errors are measured on a split held out of the training data, never the test set.
+
+mod metrics;
+mod role;
+mod run;
+mod settings;
+mod stepper;
+
+pub use metrics::{EpochMetrics, earlier_training, metrics_path, read_metrics};
+pub use role::{CheckedRole, RoleConfig, train_role};
+pub use run::{RunOutput, TrainData, Trained, train};
+pub use settings::{OptimizerKind, Schedule, TrainConfig, TrainSettings};
+pub use stepper::{Stepper, count_errors};

@@ -1,0 +1,123 @@
+//! One model of a recipe: its architecture and training as a config gives them, checked, and
+//! the call that trains it from scratch into a model directory.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::run::{RunOutput, TrainData, Trained, train};
+use super::settings::{TrainConfig, TrainSettings};
+use crate::data::Splits;
+use crate::distill::Objective;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::model::{Dropout, ModelConfig, ModelSpec, Network};
+
+/// Architecture and training of one model in a recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleConfig {
+    /// Architecture (`mlp:...`).
+    pub spec: String,
+    /// Input dropout while training.
+    pub input_dropout: f64,
+    /// Hidden dropout while training.
+    pub hidden_dropout: f64,
+    /// Optimization settings.
+    pub train: TrainSettings,
+}
+
+/// A role whose spec parsed and whose training settings passed their checks.
+#[derive(Debug, Clone)]
+pub struct CheckedRole {
+    /// Parsed architecture.
+    pub spec: ModelSpec,
+    /// Dropout while training.
+    pub dropout: Dropout,
+    /// Checked training settings.
+    pub train: TrainConfig,
+}
+
+impl RoleConfig {
+    /// Parses the spec and checks dropout and training settings.
+    pub fn check(&self) -> Result<CheckedRole> {
+        let spec: ModelSpec = self.spec.parse()?;
+        let dropout = Dropout {
+            input: self.input_dropout,
+            hidden: self.hidden_dropout,
+        }
+        .check()?;
+        Ok(CheckedRole {
+            spec,
+            dropout,
+            train: self.train.clone().check()?,
+        })
+    }
+}
+
+impl CheckedRole {
+    /// The role as a config records it (the inverse of [`RoleConfig::check`]).
+    pub fn config(&self) -> RoleConfig {
+        RoleConfig {
+            spec: self.spec.to_string(),
+            input_dropout: self.dropout.input,
+            hidden_dropout: self.dropout.hidden,
+            train: self.train.settings().clone(),
+        }
+    }
+
+    /// The same role with other training settings, checked.
+    pub fn with_train(&self, settings: TrainSettings) -> Result<CheckedRole> {
+        Ok(CheckedRole {
+            train: settings.check()?,
+            ..self.clone()
+        })
+    }
+}
+
+/// A role's config as recorded beside its model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct RoleRecord {
+    model: RoleConfig,
+}
+
+/// Trains one model from scratch on `splits` towards `objective`, into the model directory
+/// `dir` (weights, `metrics.jsonl`, then `config.toml`).
+pub fn train_role(
+    role: &CheckedRole,
+    splits: &Splits,
+    objective: &Objective,
+    device: &Device,
+    dir: &Path,
+    label: &str,
+    progress: bool,
+) -> Result<Trained> {
+    let config = ModelConfig::new(
+        &role.spec,
+        splits.dataset.shape,
+        splits.dataset.classes,
+        role.dropout,
+    )?;
+    device.seed(role.train.settings().seed);
+    let network = Network::init(config, device);
+    let out = RunOutput {
+        dir: dir.to_path_buf(),
+        label: label.into(),
+        progress,
+    };
+    let data = TrainData {
+        train: &splits.train,
+        validation: &splits.validation,
+        shape: splits.dataset.shape,
+    };
+    let trained = train(network, data, objective, &role.train, device, &out)?;
+    let record = RoleRecord {
+        model: role.config(),
+    };
+    let toml = toml::to_string_pretty(&record).map_err(|e| Error::Format {
+        what: "config.toml".into(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
+    Ok(trained)
+}

@@ -1,0 +1,172 @@
+//! Training hyperparameters as a user gives them, checked: optimizer, learning rate and its
+//! schedule (with warm-up), batch size, jitter, seed.
+
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Which optimizer to use.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// SGD with momentum 0.9 (no dampening, as in PyTorch).
+    Sgd,
+    /// Adam with default betas.
+    Adam,
+}
+
+/// How the learning rate changes over training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// Cosine decay from the initial rate to zero over all steps.
+    Cosine,
+}
+
+/// Training hyperparameters as a user gives them (unchecked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Initial learning rate.
+    pub learning_rate: f64,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Epochs over which the rate first climbs linearly from near zero to its initial value,
+    /// before the schedule starts (0 = none). Left out of configs when 0, so that configs and
+    /// reuse stamps written before warm-up existed still match.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warmup_epochs: usize,
+    /// Maximum random shift of input images in pixels (0 = no jitter).
+    pub jitter: usize,
+    /// Seed for initialization, shuffling, dropout and jitter.
+    pub seed: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Checked training hyperparameters; only [`TrainSettings::check`] makes one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    settings: TrainSettings,
+}
+
+impl TrainSettings {
+    /// Validates every field.
+    pub fn check(self) -> Result<TrainConfig> {
+        if self.epochs == 0 {
+            return Err(Error::config("epochs must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config("batch size must be at least 1"));
+        }
+        if !self.learning_rate.is_finite() || self.learning_rate <= 0.0 {
+            return Err(Error::config(format!(
+                "learning rate must be a finite number above 0, got {}",
+                self.learning_rate
+            )));
+        }
+        // `epochs` is at least 1 here, so this never refuses a warm-up of 0.
+        if self.warmup_epochs >= self.epochs {
+            return Err(Error::config(format!(
+                "warm-up of {} epochs leaves nothing of the {} training epochs",
+                self.warmup_epochs, self.epochs
+            )));
+        }
+        if self.jitter > 8 {
+            return Err(Error::config(format!(
+                "jitter of {} pixels is over the limit of 8",
+                self.jitter
+            )));
+        }
+        Ok(TrainConfig { settings: self })
+    }
+}
+
+impl TrainConfig {
+    /// The checked settings.
+    pub fn settings(&self) -> &TrainSettings {
+        &self.settings
+    }
+
+    pub(crate) fn optimizer(&self) -> ModuleOptimizer {
+        match self.settings.optimizer {
+            OptimizerKind::Sgd => SgdConfig::new()
+                .with_momentum(Some(
+                    MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+                ))
+                .init(),
+            OptimizerKind::Adam => AdamConfig::new().init(),
+        }
+    }
+
+    /// The rate at 0-based `step` of `total`, where the first `warmup` steps ramp up linearly
+    /// and the schedule spans the rest.
+    pub(crate) fn learning_rate(&self, step: usize, total: usize, warmup: usize) -> f64 {
+        let lr = self.settings.learning_rate;
+        if step < warmup {
+            return lr * (step + 1) as f64 / warmup as f64;
+        }
+        match self.settings.schedule {
+            Schedule::Constant => lr,
+            Schedule::Cosine => {
+                let progress = (step - warmup) as f64 / (total - warmup) as f64;
+                lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(epochs: usize, warmup_epochs: usize, schedule: Schedule) -> TrainSettings {
+        TrainSettings {
+            epochs,
+            batch_size: 10,
+            learning_rate: 0.1,
+            optimizer: OptimizerKind::Sgd,
+            schedule,
+            warmup_epochs,
+            jitter: 0,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn warmup_ramps_linearly_then_the_schedule_spans_the_rest() {
+        let c = settings(4, 1, Schedule::Cosine).check().unwrap();
+        // 10 steps an epoch: 10 warm-up steps, then cosine over the remaining 30.
+        let lr = |step| c.learning_rate(step, 40, 10);
+        assert!((lr(0) - 0.01).abs() < 1e-12);
+        assert!((lr(4) - 0.05).abs() < 1e-12);
+        assert!((lr(9) - 0.1).abs() < 1e-12);
+        assert!((lr(10) - 0.1).abs() < 1e-12);
+        assert!((lr(25) - 0.05).abs() < 1e-12);
+        assert!(lr(39) < 0.001);
+        let flat = settings(4, 2, Schedule::Constant).check().unwrap();
+        assert!((flat.learning_rate(5, 40, 20) - 0.03).abs() < 1e-12);
+        assert!((flat.learning_rate(30, 40, 20) - 0.1).abs() < 1e-12);
+        // Without warm-up the cosine starts at the full rate.
+        let plain = settings(4, 0, Schedule::Cosine).check().unwrap();
+        assert!((plain.learning_rate(0, 40, 0) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn warmup_must_leave_epochs_for_the_schedule() {
+        let err = settings(3, 3, Schedule::Cosine).check().unwrap_err();
+        assert!(err.to_string().contains("warm-up of 3 epochs"), "{err}");
+        assert!(settings(3, 2, Schedule::Cosine).check().is_ok());
+    }
+}
