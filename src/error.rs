@@ -75,6 +75,17 @@ pub enum Error {
         /// The parser's or serializer's message.
         reason: String,
     },
+    /// Another process is writing to the same output directory.
+    #[error(
+        "{dir} is in use by another distill process (pid {pid}, see {dir}/.distill.lock); \
+         wait for it to finish or choose another --out"
+    )]
+    Locked {
+        /// The output directory.
+        dir: PathBuf,
+        /// The process holding it.
+        pid: u32,
+    },
     /// Drawing a chart failed.
     #[error("plotting {path}: {reason}")]
     Plot {
@@ -101,5 +112,20 @@ impl Error {
     /// A configuration error from anything printable.
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
+    }
+
+    /// The process exit code for this error, one per cause (documented in `docs/errors.md`):
+    /// 2 bad usage or configuration (as clap's own usage errors), 3 bad data, 4 bad model or
+    /// models that do not fit the data, 5 input/output, 6 training diverged or produced
+    /// non-finite values, 7 output directory in use.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Idx { .. } | Error::Dataset { .. } => 3,
+            Error::Checkpoint { .. } | Error::Mismatch(_) => 4,
+            Error::Io { .. } | Error::Format { .. } | Error::Plot { .. } => 5,
+            Error::Diverged { .. } | Error::NonFinite(_) => 6,
+            Error::Locked { .. } => 7,
+        }
     }
 }

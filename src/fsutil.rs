@@ -108,6 +108,86 @@ pub fn canonical_safetensors(mut bytes: Vec<u8>) -> Vec<u8> {
     }
 }
 
+/// One writer per output directory: a lock file holding the writer's process id, created
+/// atomically (`create_new`), removed when the lock is dropped. A lock whose process is gone
+/// (killed, crashed) is taken over, and [`RunLock::took_over`] says from whom.
+#[derive(Debug)]
+pub struct RunLock {
+    path: std::path::PathBuf,
+    took_over: Option<u32>,
+}
+
+/// Name of the lock file inside an output directory.
+pub const LOCK_FILE: &str = ".distill.lock";
+
+impl RunLock {
+    /// Takes the lock of `dir` (created if needed), or fails naming the process that holds it.
+    pub fn acquire(dir: &Path) -> Result<RunLock> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        let mut took_over = None;
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id())
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| Error::io("writing", &path, e))?;
+                    return Ok(RunLock { path, took_over });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    match holder {
+                        Some(pid) if process_alive(pid) => {
+                            return Err(Error::Locked {
+                                dir: dir.to_path_buf(),
+                                pid,
+                            });
+                        }
+                        // Dead holder, or a lock file torn before its pid was written.
+                        _ => {
+                            took_over = holder.or(Some(0));
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(Error::io("creating", &path, e)),
+            }
+        }
+        Err(Error::io(
+            "taking the lock",
+            &path,
+            std::io::Error::other("the lock file keeps reappearing"),
+        ))
+    }
+
+    /// The process id of a dead holder whose lock was taken over (0 if it was unreadable).
+    pub fn took_over(&self) -> Option<u32> {
+        self.took_over
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a process with this id exists (Linux: `/proc/PID`; elsewhere assumed alive, so a
+/// lock is never stolen from a live run).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -154,6 +234,22 @@ mod tests {
         let (_, m) = safetensors::SafeTensors::read_metadata(&files[0]).unwrap();
         assert_eq!(m.metadata().as_ref().unwrap().len(), 32);
         assert_eq!(canonical_safetensors(b"junk".to_vec()), b"junk");
+    }
+
+    #[test]
+    fn one_writer_per_directory_and_dead_holders_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = RunLock::acquire(dir.path()).unwrap();
+        assert_eq!(lock.took_over(), None);
+        // This process holds it: a second taker is refused, naming the holder.
+        let e = RunLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        drop(lock);
+        assert!(!dir.path().join(LOCK_FILE).exists());
+        // A lock left by a process that no longer exists is taken over.
+        std::fs::write(dir.path().join(LOCK_FILE), "4194999").unwrap();
+        let lock = RunLock::acquire(dir.path()).unwrap();
+        assert_eq!(lock.took_over(), Some(4194999));
     }
 
     #[test]

@@ -4,9 +4,11 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = distill::cli::Cli::parse();
-    match distill::cli::run(cli).map_err(anyhow::Error::from) {
+    match distill::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            let code = e.exit_code();
+            let e = anyhow::Error::from(e);
             let message = e.to_string();
             eprintln!("error: {message}");
             // Causes already quoted in the message (I/O errors are) are not repeated.
@@ -16,7 +18,7 @@ fn main() -> std::process::ExitCode {
                     eprintln!("  caused by: {cause}");
                 }
             }
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(code)
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
 };
+use crate::fsutil::RunLock;
 use crate::model::{Classifier, Network, Predictor};
 use crate::train::train_role;
 
@@ -92,8 +93,21 @@ pub struct EvalCmd {
     pub data: DataArgs,
 }
 
+/// Takes the output directory's lock, telling the user when a dead run's lock was taken over.
+fn lock(out: &Path) -> Result<RunLock> {
+    let lock = RunLock::acquire(out)?;
+    if let Some(pid) = lock.took_over() {
+        eprintln!(
+            "note: took over the lock of {} left by process {pid}, which no longer runs",
+            out.display()
+        );
+    }
+    Ok(lock)
+}
+
 pub(super) fn cmd_train(c: TrainCmd) -> Result<()> {
     let role = c.train.role(&c.model).check()?;
+    let _lock = lock(&c.out)?;
     let splits = c.data.load()?;
     let (device, _) = compute_device();
     let t = train_role(
@@ -137,8 +151,9 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     .check()?;
     let role = c.train.role(&c.student).check()?;
     let bias: BiasAdjust = c.transfer.bias_adjust.parse()?;
+    let _lock = lock(&c.out)?;
     let (device, _) = compute_device();
-    let teacher = Classifier::load(&c.teacher, &device)?;
+    let teacher = Classifier::load_teacher(&c.teacher, &device)?;
     let splits = c.data.load()?;
     if teacher.classes() != splits.dataset.classes {
         return Err(Error::Mismatch(format!(
@@ -183,7 +198,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         bias,
         &device,
     )? {
-        t.network.save(&c.out)?;
+        t.network.save_complete(&c.out)?;
         println!(
             "bias of classes {:?} raised by {:.2} ({}); validation errors {} -> {}",
             b.classes, b.shift, b.method, b.validation_errors_before, b.validation_errors_after

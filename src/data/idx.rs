@@ -106,14 +106,7 @@ pub fn read_idx(path: &Path, expected_rank: usize) -> Result<IdxArray> {
     let is_gz_name = path.extension().is_some_and(|e| e == "gz");
     let has_gz_magic = raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b;
     let bytes = if has_gz_magic {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Idx {
-                path: path.to_path_buf(),
-                reason: format!("corrupt or truncated gzip stream: {e}"),
-            })?;
-        out
+        gunzip_bounded(&raw, expected_rank, path)?
     } else if is_gz_name {
         return Err(Error::Idx {
             path: path.to_path_buf(),
@@ -123,6 +116,52 @@ pub fn read_idx(path: &Path, expected_rank: usize) -> Result<IdxArray> {
         raw
     };
     parse_idx(&bytes, expected_rank, path)
+}
+
+/// Deflate cannot compress by more than about 1,032 to 1: a header that declares more data
+/// than that times the compressed size is lying.
+const MAX_DEFLATE_RATIO: usize = 1100;
+
+/// Decompresses an IDX file's header, then at most the payload it declares plus one byte (so
+/// that `parse_idx` can name an over-long file). A gzip bomb, or a header claiming more data
+/// than the compressed file could hold, costs no more memory than the claim allows.
+fn gunzip_bounded(raw: &[u8], expected_rank: usize, path: &Path) -> Result<Vec<u8>> {
+    let corrupt = |e: std::io::Error| Error::Idx {
+        path: path.to_path_buf(),
+        reason: format!("corrupt or truncated gzip stream: {e}"),
+    };
+    let mut dec = flate2::read::GzDecoder::new(raw);
+    let header = 4 + 4 * expected_rank;
+    let mut out = Vec::with_capacity(header);
+    (&mut dec)
+        .take(header as u64)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    // A short or foreign header: `parse_idx` says what is wrong with it.
+    if out.len() < header || out[3] as usize != expected_rank {
+        return Ok(out);
+    }
+    let declared = out[4..]
+        .chunks_exact(4)
+        .try_fold(1usize, |acc, d| {
+            acc.checked_mul(u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
+        })
+        .filter(|&n| n <= raw.len().saturating_mul(MAX_DEFLATE_RATIO))
+        .ok_or_else(|| Error::Idx {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the header declares dimensions {:?}, more data than a {}-byte gzip file can hold",
+                out[4..]
+                    .chunks_exact(4)
+                    .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+                    .collect::<Vec<_>>(),
+                raw.len()
+            ),
+        })?;
+    dec.take(declared as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    Ok(out)
 }
 
 /// Finds `name` or `name.gz` in `dir`.
@@ -363,5 +402,44 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let e = load_dir(d.path()).unwrap_err().to_string();
         assert!(e.contains("gzip"), "{e}");
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_bombs_and_lying_headers_fail_fast() {
+        let d = tempfile::tempdir().unwrap();
+        // A valid header for 1 x 2 x 2 images followed by 64 MiB of zeros: decompression stops
+        // one byte past the declared 4, and the file is named as too long.
+        let mut bomb = idx_bytes(&[1, 2, 2], 3, &[0; 4]);
+        bomb.resize(64 << 20, 0);
+        let p = d.path().join("bomb.gz");
+        std::fs::write(&p, gzip(&bomb)).unwrap();
+        let e = read_idx(&p, 3).unwrap_err().to_string();
+        assert!(
+            e.contains("unexpected bytes") && e.contains("bomb.gz"),
+            "{e}"
+        );
+        // A header claiming 2^32 - 1 images of 28 x 28 in a file of a few dozen bytes.
+        let liar = gzip(&idx_bytes(&[u32::MAX, 28, 28], 3, &[0; 16]));
+        let p = d.path().join("liar.gz");
+        std::fs::write(&p, &liar).unwrap();
+        let e = read_idx(&p, 3).unwrap_err().to_string();
+        assert!(e.contains("more data than") && e.contains("liar.gz"), "{e}");
+        // A truthful gzip file still reads, and its CRC is still checked.
+        let good = gzip(&idx_bytes(&[2], 1, &[3, 4]));
+        let p = d.path().join("good.gz");
+        std::fs::write(&p, &good).unwrap();
+        assert_eq!(read_idx(&p, 1).unwrap().data, vec![3, 4]);
+        let mut bad_crc = good.clone();
+        let n = bad_crc.len();
+        bad_crc[n - 6] ^= 0xff;
+        std::fs::write(&p, &bad_crc).unwrap();
+        assert!(read_idx(&p, 1).unwrap_err().to_string().contains("gzip"));
     }
 }

@@ -15,7 +15,7 @@ use crate::train::{CheckedRole, OptimizerKind, RoleConfig, Schedule, TrainSettin
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// Tiny subset and few epochs: a check that everything runs (under 2 minutes).
+    /// Tiny subset and few epochs: a check that everything runs (about 10 s on 2 cores).
     Smoke,
     /// Full MNIST, short schedules: the default (about 7 minutes on 2 cores).
     Quick,
@@ -309,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn paper_preset_teacher_is_the_one_chosen_on_validation() {
+    fn paper_preset_settings_are_the_documented_constants() {
         let cfg = ReproduceConfig::preset(Preset::Paper, 1, "data/mnist".into());
         let t = &cfg.teacher;
         assert_eq!((t.input_dropout, t.hidden_dropout), (0.0, 0.2));

@@ -14,7 +14,7 @@ use crate::data::Splits;
 use crate::distill::{Objective, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::{ModelReport, adjust_bias, error_percent, mean_report, model_report};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, Network, Predictor, weights_path};
 use crate::report::{ChartModel, Environment, Report, write_charts};
 use crate::train::{CheckedRole, EpochMetrics, earlier_training, train_role};
@@ -103,7 +103,7 @@ impl Run<'_> {
     fn teacher(&mut self, roles: &CheckedRoles) -> Result<TeacherRun> {
         let cfg = &self.opts.config;
         if let Some(dir) = &self.opts.teacher {
-            let model = Classifier::load(dir, &self.device)?;
+            let model = Classifier::load_teacher(dir, &self.device)?;
             if model.classes() != self.splits.dataset.classes {
                 return Err(Error::Mismatch(format!(
                     "the teacher in {} has {} classes but the dataset has {}",
@@ -197,7 +197,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     let selection = cfg.transfer.clone().check(splits.dataset.classes)?;
     let (device, backend) = compute_device();
     let out = &opts.out;
-    std::fs::create_dir_all(out).map_err(|e| Error::io("creating directory", out, e))?;
+    let lock = RunLock::acquire(out)?;
     let config_toml = toml::to_string_pretty(cfg).map_err(|e| Error::Format {
         what: "config.toml".into(),
         reason: e.to_string(),
@@ -209,6 +209,12 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         device,
         notes: Vec::new(),
     };
+    if let Some(pid) = lock.took_over() {
+        run.notes.push(format!(
+            "took over the lock of {} left by process {pid}, which no longer runs",
+            out.display()
+        ));
+    }
     let teacher = run.teacher(&roles)?;
     let device = run.device.clone();
 
@@ -302,7 +308,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     )?;
     if let Some(b) = &bias_report {
         let adjusted_dir = out.join("distilled_adjusted");
-        adjusted.save(&adjusted_dir)?;
+        adjusted.save_complete(&adjusted_dir)?;
         models.insert(
             "distilled_adjusted".to_string(),
             model_report(

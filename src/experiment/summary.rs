@@ -125,7 +125,9 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
                     d.display()
                 )));
             }
-            Report::read(&path)
+            let report = Report::read(&path)?;
+            check_report(&report, &path)?;
+            Ok(report)
         })
         .collect::<Result<Vec<_>>>()?;
     let first = &reports[0];
@@ -221,6 +223,40 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
         findings,
         bias_shift,
     })
+}
+
+/// Refuses a report whose per-model arrays do not fit its dataset (a hand-edited or foreign
+/// `report.json`), naming the file, before anything indexes into them.
+fn check_report(r: &Report, path: &Path) -> Result<()> {
+    let classes = r.dataset.classes;
+    for (name, m) in &r.models {
+        let bad = |what: String| Error::Format {
+            what: path.display().to_string(),
+            reason: format!("model {name}: {what}"),
+        };
+        if m.class_errors.len() != classes || m.class_examples.len() != classes {
+            return Err(bad(format!(
+                "{} class errors and {} class examples for {classes} classes",
+                m.class_errors.len(),
+                m.class_examples.len()
+            )));
+        }
+        if m.class_errors
+            .iter()
+            .zip(&m.class_examples)
+            .any(|(e, n)| e > n)
+        {
+            return Err(bad("more errors than examples in a class".into()));
+        }
+        if m.class_examples.iter().sum::<usize>() != m.test_examples {
+            return Err(bad(format!(
+                "class examples add up to {}, not the {} test examples",
+                m.class_examples.iter().sum::<usize>(),
+                m.test_examples
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Summary {

@@ -116,7 +116,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
         .map(DistillSettings::check)
         .collect::<Result<_>>()?;
     let (device, backend) = compute_device();
-    let teacher = Classifier::load(&opts.teacher, &device)?;
+    let teacher = Classifier::load_teacher(&opts.teacher, &device)?;
     let splits = Splits::load(
         &opts.data_dir,
         opts.validation_size,
@@ -130,8 +130,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
             splits.dataset.classes
         )));
     }
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|e| Error::io("creating directory", &opts.out, e))?;
+    let _lock = crate::fsutil::RunLock::acquire(&opts.out)?;
     let cache = opts.out.join("cache");
     let mut points = Vec::new();
     for role in &roles {

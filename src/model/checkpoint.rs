@@ -23,6 +23,55 @@ const FORMAT: &str = "distill-model-v2";
 /// The first format: MLPs only, metadata config an untagged `MlpConfig`. Still read.
 const FORMAT_MLP_V1: &str = "distill-mlp-v1";
 
+/// Written last into a model directory whose training finished, with the SHA-256 of the
+/// weights it vouches for. A directory without it (a run killed mid-way, or over an older
+/// directory) is refused by everything that reads a finished model.
+pub const COMPLETE_FILE: &str = "complete.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Complete {
+    weights_sha256: String,
+}
+
+/// Marks the model in `dir` as finished: records the SHA-256 of its current weights.
+pub fn mark_complete(dir: &Path) -> Result<()> {
+    let weights_sha256 = crate::fsutil::sha256_file(&dir.join(WEIGHTS_FILE))?;
+    crate::fsutil::write_json(&dir.join(COMPLETE_FILE), &Complete { weights_sha256 })
+}
+
+/// Removes the completion marker of `dir` (training is about to rewrite its weights).
+pub fn clear_complete(dir: &Path) -> Result<()> {
+    let p = dir.join(COMPLETE_FILE);
+    match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", &p, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that the weights in `file` are those a finished run vouched for, else says why the
+/// directory looks interrupted.
+fn check_complete(file: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let marker = dir.join(COMPLETE_FILE);
+    let text = std::fs::read_to_string(&marker).map_err(|_| {
+        format!(
+            "{} has no {COMPLETE_FILE}: its training looks interrupted (or an older distill \
+             wrote it); train it again",
+            dir.display()
+        )
+    })?;
+    let c: Complete = serde_json::from_str(&text)
+        .map_err(|e| format!("{} does not parse ({e})", marker.display()))?;
+    if c.weights_sha256 != crate::fsutil::sha256_hex(bytes) {
+        return Err(format!(
+            "the weights differ from those {} vouches for: they changed after training \
+             finished (an interrupted run over this directory?); train it again",
+            marker.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A trained network with its architecture: what a model directory holds.
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -94,14 +143,23 @@ impl Network {
             .map_err(|e| format_error("safetensors", e))
     }
 
-    /// Writes the model to `dir/model.safetensors` atomically.
+    /// Writes the model to `dir/model.safetensors` atomically (unfinished: see
+    /// [`Network::save_complete`]).
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(WEIGHTS_FILE);
         write_atomic(&path, &self.to_bytes()?)?;
         Ok(path)
     }
 
-    /// Loads a model from a model directory (or its `model.safetensors`) onto `device`.
+    /// Writes the model and marks it finished.
+    pub fn save_complete(&self, dir: &Path) -> Result<PathBuf> {
+        let path = self.save(dir)?;
+        mark_complete(dir)?;
+        Ok(path)
+    }
+
+    /// Loads a finished model from a model directory (or its `model.safetensors`) onto
+    /// `device`; a directory whose training did not finish is refused.
     pub fn load(path: &Path, device: &Device) -> Result<Network> {
         let file = weights_path(path);
         if !file.exists() {
@@ -111,7 +169,9 @@ impl Network {
             });
         }
         let bytes = std::fs::read(&file).map_err(|e| Error::io("reading", &file, e))?;
-        Self::from_bytes(&bytes, device).map_err(|reason| Error::Checkpoint { path: file, reason })
+        check_complete(&file, &bytes)
+            .and_then(|()| Self::from_bytes(&bytes, device))
+            .map_err(|reason| Error::Checkpoint { path: file, reason })
     }
 
     /// Parses safetensors bytes written by [`Network::to_bytes`] (or by the first, MLP-only
@@ -208,6 +268,13 @@ mod tests {
         let net = tiny(&device);
         let dir = tempfile::tempdir().unwrap();
         net.save(dir.path()).unwrap();
+        // Weights without the completion marker: an interrupted run.
+        let e = Network::load(dir.path(), &device).unwrap_err().to_string();
+        assert!(
+            e.contains("looks interrupted") && e.contains(COMPLETE_FILE),
+            "{e}"
+        );
+        net.save_complete(dir.path()).unwrap();
         let back = Network::load(dir.path(), &device).unwrap();
         assert_eq!(back.config, net.config);
         let x = Tensor::<2>::from_data(
@@ -222,8 +289,16 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
         let e = Network::load(dir.path(), &device).unwrap_err().to_string();
+        assert!(
+            e.contains("checkpoint") && e.contains("changed after training"),
+            "{e}"
+        );
+        std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+        mark_complete(dir.path()).unwrap();
+        let e = Network::load(dir.path(), &device).unwrap_err().to_string();
         assert!(e.contains("checkpoint"), "{e}");
         std::fs::write(&path, b"garbage").unwrap();
+        mark_complete(dir.path()).unwrap();
         assert!(Network::load(dir.path(), &device).is_err());
         let e = Network::load(&dir.path().join("nope"), &device)
             .unwrap_err()

@@ -46,6 +46,21 @@ impl Classifier {
         Ok(Classifier::Ensemble(members))
     }
 
+    /// Loads a teacher: like [`Classifier::load`], but only from a model directory, since a
+    /// teacher's soft targets are cached by its directory's weights and its metrics are read
+    /// from the directory. A file is refused by name.
+    pub fn load_teacher(path: &Path, device: &Device) -> Result<Classifier> {
+        if path.is_file() {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: "a teacher is given as its model directory, not a file inside it \
+                         (pass the directory that holds model.safetensors)"
+                    .into(),
+            });
+        }
+        Classifier::load(path, device)
+    }
+
     /// Writes an ensemble directory listing `members` (model directories), after checking they
     /// load and agree in input size and class count.
     pub fn create_ensemble(out: &Path, members: &[PathBuf], device: &Device) -> Result<Classifier> {

@@ -15,7 +15,9 @@ use burn::tensor::Tensor;
 
 use crate::data::ImageShape;
 
-pub use checkpoint::{Network, WEIGHTS_FILE, weights_path};
+pub use checkpoint::{
+    COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, mark_complete, weights_path,
+};
 pub use ensemble::{Classifier, ENSEMBLE_FILE};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};

@@ -14,5 +14,5 @@ mod stepper;
 pub use metrics::{EpochMetrics, earlier_training, metrics_path, read_metrics};
 pub use role::{CheckedRole, RoleConfig, train_role};
 pub use run::{RunOutput, TrainData, Trained, train};
-pub use settings::{OptimizerKind, Schedule, TrainConfig, TrainSettings};
+pub use settings::{OptimizerKind, RngStream, Schedule, TrainConfig, TrainSettings};
 pub use stepper::{Stepper, count_errors};

@@ -7,12 +7,12 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::run::{RunOutput, TrainData, Trained, train};
-use super::settings::{TrainConfig, TrainSettings};
+use super::settings::{RngStream, TrainConfig, TrainSettings};
 use crate::data::Splits;
 use crate::distill::Objective;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::model::{Dropout, ModelConfig, ModelSpec, Network};
+use crate::model::{Dropout, ModelConfig, ModelSpec, Network, clear_complete};
 
 /// Architecture and training of one model in a recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +82,8 @@ struct RoleRecord {
 }
 
 /// Trains one model from scratch on `splits` towards `objective`, into the model directory
-/// `dir` (weights, `metrics.jsonl`, then `config.toml`).
+/// `dir` (`config.toml` first, then weights and `metrics.jsonl` every epoch, then the
+/// completion marker).
 pub fn train_role(
     role: &CheckedRole,
     splits: &Splits,
@@ -98,19 +99,15 @@ pub fn train_role(
         splits.dataset.classes,
         role.dropout,
     )?;
-    device.seed(role.train.settings().seed);
+    device.seed(RngStream::Init.seed(role.train.settings().seed));
     let network = Network::init(config, device);
     let out = RunOutput {
         dir: dir.to_path_buf(),
         label: label.into(),
         progress,
     };
-    let data = TrainData {
-        train: &splits.train,
-        validation: &splits.validation,
-        shape: splits.dataset.shape,
-    };
-    let trained = train(network, data, objective, &role.train, device, &out)?;
+    // The config goes first and the completion marker (written by `train`) last, so a killed
+    // run never leaves new weights beside an old config looking finished.
     let record = RoleRecord {
         model: role.config(),
     };
@@ -118,6 +115,13 @@ pub fn train_role(
         what: "config.toml".into(),
         reason: e.to_string(),
     })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+    clear_complete(dir)?;
     write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
-    Ok(trained)
+    let data = TrainData {
+        train: &splits.train,
+        validation: &splits.validation,
+        shape: splits.dataset.shape,
+    };
+    train(network, data, objective, &role.train, device, &out)
 }

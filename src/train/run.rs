@@ -12,13 +12,13 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use super::metrics::{EpochMetrics, metrics_path};
-use super::settings::TrainConfig;
+use super::settings::{RngStream, TrainConfig};
 use super::stepper::{Stepper, count_errors};
 use crate::data::{ImageShape, Split, index_tensor, jittered_batch};
 use crate::distill::Objective;
 use crate::error::{Error, Result};
 use crate::fsutil::append_line;
-use crate::model::{Network, Predictor};
+use crate::model::{Network, Predictor, clear_complete, mark_complete};
 
 /// The data a run trains and validates on.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +102,7 @@ pub fn train(
     }
     std::fs::create_dir_all(&output.dir)
         .map_err(|e| Error::io("creating directory", &output.dir, e))?;
+    clear_complete(&output.dir)?;
     let metrics_path = metrics_path(&output.dir);
     if metrics_path.exists() {
         std::fs::remove_file(&metrics_path).map_err(|e| Error::io("removing", &metrics_path, e))?;
@@ -110,7 +111,8 @@ pub fn train(
     let mut stepper = Stepper::new(&network, config, device);
     let train_dev = data.train.to_device(device);
     let val_dev = data.validation.to_device(device);
-    let mut rng = StdRng::seed_from_u64(s.seed);
+    let mut shuffle = StdRng::seed_from_u64(RngStream::Shuffle.seed(s.seed));
+    let mut jitter = StdRng::seed_from_u64(RngStream::Jitter.seed(s.seed));
     let steps_per_epoch = n.div_ceil(s.batch_size);
     let total_steps = steps_per_epoch * s.epochs;
     let warmup_steps = steps_per_epoch * s.warmup_epochs;
@@ -122,13 +124,13 @@ pub fn train(
     let mut lr = s.learning_rate;
 
     for epoch in 1..=s.epochs {
-        order.shuffle(&mut rng);
+        order.shuffle(&mut shuffle);
         let mut loss_sum = 0.0f64;
         for (step, chunk) in order.chunks(s.batch_size).enumerate() {
             lr = config.learning_rate(global, total_steps, warmup_steps);
             let idx = index_tensor(chunk, device);
             let x = if s.jitter > 0 {
-                let v = jittered_batch(data.train, data.shape, chunk, s.jitter, &mut rng);
+                let v = jittered_batch(data.train, data.shape, chunk, s.jitter, &mut jitter);
                 Tensor::<2>::from_data(TensorData::new(v, [chunk.len(), data.train.pixels]), device)
             } else {
                 train_dev.images_at(&idx)
@@ -199,6 +201,7 @@ pub fn train(
         history.push(m);
     }
     bar.finish_and_clear();
+    mark_complete(&output.dir)?;
     Ok(Trained {
         network: stepper.network(&network.config),
         history,

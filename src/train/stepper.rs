@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::settings::TrainConfig;
+use super::settings::{RngStream, TrainConfig};
 use crate::data::DeviceSplit;
 use crate::distill::{DistillLoss, hard_loss};
 use crate::model::{ModelConfig, Net, Network};
@@ -21,10 +21,10 @@ pub struct Stepper {
 
 impl Stepper {
     /// Prepares `network` for training on `device` (autodiff is enabled on it), seeding the
-    /// device's random numbers (dropout) with the config's seed.
+    /// device's random numbers (dropout masks) from the config's seed.
     pub fn new(network: &Network, config: &TrainConfig, device: &Device) -> Stepper {
         let ad = device.clone().autodiff();
-        ad.seed(config.settings().seed);
+        ad.seed(RngStream::Dropout.seed(config.settings().seed));
         Stepper {
             net: Some(network.net.clone().fork(&ad).train()),
             optim: config.optimizer(),

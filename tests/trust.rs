@@ -1,0 +1,134 @@
+//! Results that can be trusted: the same seed gives the same bytes from scratch, unfinished
+//! models are refused, and a teacher is named by its directory.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_clean_failure, distill, reproduce_smoke, stderr};
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// Two `reproduce --preset smoke` runs from scratch, in two directories: teacher training
+/// (dropout, jitter), soft targets and both students all replay, so every model file and
+/// cache file is byte-identical and the reports' numbers are equal.
+#[test]
+fn the_same_seed_from_scratch_gives_identical_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for dir in [&a, &b] {
+        let o = reproduce_smoke(dir, "2");
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    for m in ["teacher", "student", "distilled"] {
+        let file = |d: &Path| std::fs::read(d.join(m).join("model.safetensors")).unwrap();
+        assert!(
+            file(&a) == file(&b),
+            "{m}/model.safetensors differs between runs"
+        );
+        let metrics = |d: &Path| -> Vec<serde_json::Value> {
+            std::fs::read_to_string(d.join(m).join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("elapsed_seconds");
+                    v
+                })
+                .collect()
+        };
+        assert_eq!(metrics(&a), metrics(&b), "{m}/metrics.jsonl");
+    }
+    let caches = |d: &Path| -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = std::fs::read_dir(d.join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    };
+    assert_eq!(caches(&a), caches(&b), "soft-target caches differ");
+    let (ra, rb) = (report(&a), report(&b));
+    for m in ["teacher", "student", "distilled"] {
+        for field in [
+            "test_errors",
+            "validation_errors",
+            "class_errors",
+            "test_nll",
+        ] {
+            assert_eq!(
+                ra["models"][m][field], rb["models"][m][field],
+                "{m} {field}"
+            );
+        }
+    }
+    assert_eq!(
+        ra["dark_knowledge"]["soften_probs"],
+        rb["dark_knowledge"]["soften_probs"]
+    );
+}
+
+/// A model directory whose training did not finish (no completion marker, or weights changed
+/// after it) is refused by `eval`, as `--teacher`, and retrained rather than reused by
+/// `reproduce`; a teacher given as a file is refused by name.
+#[test]
+fn unfinished_models_and_teacher_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let o = reproduce_smoke(&run, "1");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let teacher = run.join("teacher");
+    let marker = teacher.join("complete.json");
+    assert!(marker.exists());
+    let config = std::fs::read_to_string(teacher.join("config.toml")).unwrap();
+    assert!(config.contains("mlp:1200,1200"), "{config}");
+
+    // A killed run leaves weights without a marker.
+    std::fs::remove_file(&marker).unwrap();
+    let o = distill(&["eval", teacher.to_str().unwrap(), "--test-size", "100"]);
+    assert_clean_failure(&o, "looks interrupted");
+    let out = tmp.path().join("student");
+    let o = distill(&[
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--train-size",
+        "500",
+    ]);
+    assert_clean_failure(&o, "looks interrupted");
+    // `reproduce` over the same directory does not reuse it: it trains the teacher again.
+    let o = reproduce_smoke(&run, "1");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let notes = report(&run)["notes"].to_string();
+    assert!(!notes.contains("teacher reused"), "{notes}");
+    assert!(
+        notes.contains("not usable") && notes.contains("interrupted"),
+        "{notes}"
+    );
+    assert!(marker.exists());
+
+    // Weights rewritten after the marker (a run killed over a finished directory).
+    let weights = teacher.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0x01;
+    std::fs::write(&weights, &bytes).unwrap();
+    let o = distill(&["eval", teacher.to_str().unwrap(), "--test-size", "100"]);
+    assert_clean_failure(&o, "changed after training finished");
+
+    // A teacher is its directory, not the weights file inside it.
+    let o = distill(&[
+        "distill",
+        "--teacher",
+        run.join("student/model.safetensors").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "not a file inside it");
+}
