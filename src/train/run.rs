@@ -111,8 +111,6 @@ pub fn train(
     let mut stepper = Stepper::new(&network, config, device);
     let train_dev = data.train.to_device(device);
     let val_dev = data.validation.to_device(device);
-    let mut shuffle = StdRng::seed_from_u64(RngStream::Shuffle.seed(s.seed));
-    let mut jitter = StdRng::seed_from_u64(RngStream::Jitter.seed(s.seed));
     let steps_per_epoch = n.div_ceil(s.batch_size);
     let total_steps = steps_per_epoch * s.epochs;
     let warmup_steps = steps_per_epoch * s.warmup_epochs;
@@ -124,6 +122,12 @@ pub fn train(
     let mut lr = s.learning_rate;
 
     for epoch in 1..=s.epochs {
+        // Every epoch's order, shifts and dropout masks come from streams seeded for that
+        // epoch alone (see `RngStream::epoch_seed`).
+        let mut shuffle = StdRng::seed_from_u64(RngStream::Shuffle.epoch_seed(s.seed, epoch));
+        let mut jitter = StdRng::seed_from_u64(RngStream::Jitter.epoch_seed(s.seed, epoch));
+        stepper.begin_epoch(s.seed, epoch);
+        order.sort_unstable();
         order.shuffle(&mut shuffle);
         let mut loss_sum = 0.0f64;
         for (step, chunk) in order.chunks(s.batch_size).enumerate() {

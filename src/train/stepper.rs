@@ -17,6 +17,7 @@ pub struct Stepper {
     // reference to the weights and can update them in place.
     net: Option<Net>,
     optim: ModuleOptimizer,
+    device: Device,
 }
 
 impl Stepper {
@@ -28,7 +29,14 @@ impl Stepper {
         Stepper {
             net: Some(network.net.clone().fork(&ad).train()),
             optim: config.optimizer(),
+            device: ad,
         }
+    }
+
+    /// Starts epoch `epoch` (1-based) of a run seeded with `seed`: dropout masks are drawn
+    /// from that epoch's own stream, so an epoch's masks never depend on the epochs before.
+    pub fn begin_epoch(&self, seed: u64, epoch: usize) {
+        self.device.seed(RngStream::Dropout.epoch_seed(seed, epoch));
     }
 
     /// One step on a batch: hard-label cross-entropy, or the distillation loss when `soft`
