@@ -178,13 +178,20 @@ impl Drop for RunLock {
     }
 }
 
-/// Whether a process with this id exists (Linux: `/proc/PID`; elsewhere assumed alive, so a
-/// lock is never stolen from a live run).
+/// Whether a process with this id is running (Linux: `/proc/PID/stat`, a zombie counting as
+/// gone; elsewhere assumed alive, so a lock is never stolen from a live run).
 fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesized command name, which may itself hold spaces.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next()),
+            Some("Z" | "X")
+        ),
+        Err(_) => false,
     }
 }
 

@@ -8,7 +8,9 @@ use distill::data::Splits;
 use distill::distill::{DistillSettings, Objective, teacher_soft_targets};
 use distill::eval::{ModelReport, model_report};
 use distill::model::Classifier;
-use distill::train::{OptimizerKind, RoleConfig, Schedule, TrainSettings, Trained, train_role};
+use distill::train::{
+    OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings, Trained, train_role,
+};
 
 fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
     RoleConfig {
@@ -41,9 +43,7 @@ fn train_and_score(
         splits,
         objective,
         &device,
-        dir,
-        "t",
-        false,
+        &RunOutput::new(dir, "t", false),
     )
     .unwrap();
     let report = model_report(&run.network, dir, splits, &device, 0.0, None).unwrap();

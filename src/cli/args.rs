@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::data::{Splits, TransferSettings};
 use crate::error::Result;
-use crate::train::{OptimizerKind, RoleConfig, Schedule, TrainSettings};
+use crate::train::{OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings};
 
 /// Where the data comes from and how much of it is used.
 #[derive(Debug, Clone, Args)]
@@ -155,4 +155,28 @@ pub enum SplitName {
     Test,
     /// The full training set (before the validation hold-out).
     Train,
+}
+
+/// Surviving a kill: continue an interrupted run, keep its resumable state.
+#[derive(Debug, Clone, Args)]
+pub struct ResumeArgs {
+    /// Continue an interrupted run from the state it saved at its last finished epoch (same
+    /// options, same --out); a model that already finished is kept, not retrained. The
+    /// resumed run ends bit-identical to an uninterrupted one.
+    #[arg(long)]
+    pub resume: bool,
+    /// Keep the resumable state (OUT/resume/) after the run finishes instead of removing it.
+    #[arg(long)]
+    pub keep_checkpoints: bool,
+}
+
+impl ResumeArgs {
+    /// Where and how a run writes: into `dir`, labelled `label`, with these options.
+    pub fn output(&self, dir: &Path, label: &str) -> RunOutput {
+        RunOutput {
+            resume: self.resume,
+            keep_checkpoints: self.keep_checkpoints,
+            ..RunOutput::new(dir, label, true)
+        }
+    }
 }

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
-pub use args::{DataArgs, SplitName, TrainArgs, TransferArgs, data_dir};
+pub use args::{DataArgs, ResumeArgs, SplitName, TrainArgs, TransferArgs, data_dir};
 pub use inspect::{SimilarityCmd, SoftenCmd};
 pub use reproduce::{BenchCmd, ReproduceCmd, SummarizeCmd, SweepCmd};
 pub use train::{DistillCmd, EnsembleCmd, EvalCmd, TrainCmd};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{DataArgs, TrainArgs, data_dir};
+use super::args::{DataArgs, ResumeArgs, TrainArgs, data_dir};
 use crate::backend::{compute_device, init_threads};
 use crate::distill::{DistillSettings, check_temperature};
 use crate::error::{Error, Result};
@@ -56,6 +56,9 @@ pub struct ReproduceCmd {
     /// Retrain the teacher even if OUT/teacher was trained with the same config and data.
     #[arg(long)]
     pub retrain_teacher: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub resume: ResumeArgs,
 }
 
 /// `distill sweep`.
@@ -165,6 +168,8 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
         retrain_teacher: c.retrain_teacher,
         teacher: c.teacher.clone(),
         progress: true,
+        resume: c.resume.resume,
+        keep_checkpoints: c.resume.keep_checkpoints,
     })?;
     println!("{}", report.table());
     for n in &report.notes {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::args::{DataArgs, TrainArgs, TransferArgs};
+use super::args::{DataArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
 use crate::distill::{DistillSettings, Objective, distill_objective};
@@ -29,6 +29,9 @@ pub struct TrainCmd {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub train: TrainArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub resume: ResumeArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -61,6 +64,9 @@ pub struct DistillCmd {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub train: TrainArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub resume: ResumeArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -115,9 +121,7 @@ pub(super) fn cmd_train(c: TrainCmd) -> Result<()> {
         &splits,
         &Objective::Hard,
         &device,
-        &c.out,
-        "train",
-        true,
+        &c.resume.output(&c.out, "train"),
     )?;
     print_result(&t.network, &c.out, &splits, &device, t.seconds)
 }
@@ -187,9 +191,8 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         &device,
     )?;
     eprintln!("transfer set: {} examples; {note}", transfer.train.len());
-    let mut t = train_role(
-        &role, &transfer, &objective, &device, &c.out, "distill", true,
-    )?;
+    let out = c.resume.output(&c.out, "distill");
+    let mut t = train_role(&role, &transfer, &objective, &device, &out)?;
     print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
     if let Some(b) = adjust_bias(
         &mut t.network,

@@ -17,7 +17,7 @@ use crate::eval::{ModelReport, adjust_bias, error_percent, mean_report, model_re
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, Network, Predictor, weights_path};
 use crate::report::{ChartModel, Environment, Report, write_charts};
-use crate::train::{CheckedRole, EpochMetrics, earlier_training, train_role};
+use crate::train::{CheckedRole, EpochMetrics, RunOutput, earlier_training, train_role};
 
 /// Options of `distill reproduce`.
 #[derive(Debug, Clone)]
@@ -32,6 +32,21 @@ pub struct ReproduceOptions {
     pub teacher: Option<PathBuf>,
     /// Draw progress bars.
     pub progress: bool,
+    /// Continue an interrupted run: finished models are kept, the interrupted one resumes.
+    pub resume: bool,
+    /// Keep each model's resumable state when it finishes.
+    pub keep_checkpoints: bool,
+}
+
+impl ReproduceOptions {
+    /// How the model in `dir` is written.
+    fn output(&self, dir: &Path, label: &str) -> RunOutput {
+        RunOutput {
+            resume: self.resume,
+            keep_checkpoints: self.keep_checkpoints,
+            ..RunOutput::new(dir, label, self.progress)
+        }
+    }
 }
 
 /// A teacher as an experiment obtained it.
@@ -91,9 +106,7 @@ impl Run<'_> {
             &self.splits,
             &Objective::Hard,
             &self.device,
-            dir,
-            label,
-            self.opts.progress,
+            &self.opts.output(dir, label),
         )?;
         write_atomic(&stamp_path, stamp.as_bytes())?;
         let val = t.history.last().and_then(EpochMetrics::validation);
@@ -241,9 +254,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         &transfer,
         &Objective::Hard,
         &device,
-        &student_dir,
-        "student",
-        opts.progress,
+        &opts.output(&student_dir, "student"),
     )?;
 
     let (objective, note) = distill_objective(
@@ -262,9 +273,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         &transfer,
         &objective,
         &device,
-        &distilled_dir,
-        "distilled",
-        opts.progress,
+        &opts.output(&distilled_dir, "distilled"),
     )?;
 
     let mut models = std::collections::BTreeMap::new();
@@ -330,9 +339,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
             splits,
             &Objective::Hard,
             &device,
-            &dir,
-            label,
-            opts.progress,
+            &opts.output(&dir, label),
         )?;
         let val = t.history.last().and_then(EpochMetrics::validation);
         let report = model_report(&t.network, &dir, splits, &device, t.seconds, val)?;

@@ -14,7 +14,7 @@ use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
 use crate::model::{Classifier, Predictor};
 use crate::report::{Environment, plot};
-use crate::train::{CheckedRole, RoleConfig, TrainSettings, train_role};
+use crate::train::{CheckedRole, RoleConfig, RunOutput, TrainSettings, train_role};
 
 /// Options of `distill sweep`: one distilled student per (student, alpha, T) from one teacher.
 #[derive(Debug, Clone)]
@@ -156,9 +156,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
                 &splits,
                 &objective,
                 &device,
-                &dir,
-                &name,
-                opts.progress,
+                &RunOutput::new(&dir, &name, opts.progress),
             )?;
             let e = evaluate(&t.network, &splits.test, splits.dataset.classes, &device)?;
             points.push(SweepPoint {

@@ -31,12 +31,32 @@ pub const COMPLETE_FILE: &str = "complete.json";
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Complete {
     weights_sha256: String,
+    /// Identity of the training run that produced the weights, when a run did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
 }
 
-/// Marks the model in `dir` as finished: records the SHA-256 of its current weights.
-pub fn mark_complete(dir: &Path) -> Result<()> {
+/// Marks the model in `dir` as finished: records the SHA-256 of its current weights and, when
+/// a training run made them, that run's identity.
+pub fn mark_complete(dir: &Path, run: Option<&str>) -> Result<()> {
     let weights_sha256 = crate::fsutil::sha256_file(&dir.join(WEIGHTS_FILE))?;
-    crate::fsutil::write_json(&dir.join(COMPLETE_FILE), &Complete { weights_sha256 })
+    let run = run.map(str::to_string);
+    crate::fsutil::write_json(
+        &dir.join(COMPLETE_FILE),
+        &Complete {
+            weights_sha256,
+            run,
+        },
+    )
+}
+
+/// The identity of the run that finished the model in `dir`, if its marker vouches for the
+/// weights there now.
+pub fn finished_run(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(COMPLETE_FILE)).ok()?;
+    let c: Complete = serde_json::from_str(&text).ok()?;
+    let sha = crate::fsutil::sha256_file(&dir.join(WEIGHTS_FILE)).ok()?;
+    (c.weights_sha256 == sha).then_some(c.run).flatten()
 }
 
 /// Removes the completion marker of `dir` (training is about to rewrite its weights).
@@ -154,7 +174,7 @@ impl Network {
     /// Writes the model and marks it finished.
     pub fn save_complete(&self, dir: &Path) -> Result<PathBuf> {
         let path = self.save(dir)?;
-        mark_complete(dir)?;
+        mark_complete(dir, None)?;
         Ok(path)
     }
 
@@ -294,11 +314,11 @@ mod tests {
             "{e}"
         );
         std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
-        mark_complete(dir.path()).unwrap();
+        mark_complete(dir.path(), None).unwrap();
         let e = Network::load(dir.path(), &device).unwrap_err().to_string();
         assert!(e.contains("checkpoint"), "{e}");
         std::fs::write(&path, b"garbage").unwrap();
-        mark_complete(dir.path()).unwrap();
+        mark_complete(dir.path(), None).unwrap();
         assert!(Network::load(dir.path(), &device).is_err());
         let e = Network::load(&dir.path().join("nope"), &device)
             .unwrap_err()

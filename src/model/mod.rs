@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 use crate::data::ImageShape;
 
 pub use checkpoint::{
-    COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, mark_complete, weights_path,
+    COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
 };
 pub use ensemble::{Classifier, ENSEMBLE_FILE};
 pub use mlp::{Mlp, MlpConfig};

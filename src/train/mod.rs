@@ -6,6 +6,7 @@
 //! Validation errors are measured on a split held out of the training data, never the test set.
 
 mod metrics;
+pub mod resume;
 mod role;
 mod run;
 mod settings;

@@ -1,8 +1,6 @@
 //! One model of a recipe: its architecture and training as a config gives them, checked, and
 //! the call that trains it from scratch into a model directory.
 
-use std::path::Path;
-
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -89,10 +87,9 @@ pub fn train_role(
     splits: &Splits,
     objective: &Objective,
     device: &Device,
-    dir: &Path,
-    label: &str,
-    progress: bool,
+    out: &RunOutput,
 ) -> Result<Trained> {
+    let dir = out.dir.as_path();
     let config = ModelConfig::new(
         &role.spec,
         splits.dataset.shape,
@@ -101,13 +98,9 @@ pub fn train_role(
     )?;
     device.seed(RngStream::Init.seed(role.train.settings().seed));
     let network = Network::init(config, device);
-    let out = RunOutput {
-        dir: dir.to_path_buf(),
-        label: label.into(),
-        progress,
-    };
-    // The config goes first and the completion marker (written by `train`) last, so a killed
-    // run never leaves new weights beside an old config looking finished.
+    // The config goes first and the completion marker (written by `train`, which removes an
+    // old one before it changes any weight) last, so a killed run never leaves new weights
+    // beside an old config looking finished.
     let record = RoleRecord {
         model: role.config(),
     };
@@ -116,12 +109,16 @@ pub fn train_role(
         reason: e.to_string(),
     })?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-    clear_complete(dir)?;
+    if !out.resume {
+        // A resumed run keeps a finished model's marker (its config is the same); a fresh one
+        // must not leave an old marker beside the new config.
+        clear_complete(dir)?;
+    }
     write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
     let data = TrainData {
         train: &splits.train,
         validation: &splits.validation,
         shape: splits.dataset.shape,
     };
-    train(network, data, objective, &role.train, device, &out)
+    train(network, data, objective, &role.train, device, out)
 }

@@ -2,7 +2,7 @@
 //! and atomic checkpoints. One loop serves the teacher, the student alone and the distilled
 //! student; what differs is the [`Objective`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -11,14 +11,15 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::metrics::{EpochMetrics, metrics_path};
+use super::metrics::{EpochMetrics, metrics_path, read_metrics};
+use super::resume;
 use super::settings::{RngStream, TrainConfig};
 use super::stepper::{Stepper, count_errors};
 use crate::data::{ImageShape, Split, index_tensor, jittered_batch};
 use crate::distill::Objective;
 use crate::error::{Error, Result};
-use crate::fsutil::append_line;
-use crate::model::{Network, Predictor, clear_complete, mark_complete};
+use crate::fsutil::{append_line, write_atomic};
+use crate::model::{Network, Predictor, clear_complete, finished_run, mark_complete};
 
 /// The data a run trains and validates on.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +53,24 @@ pub struct RunOutput {
     pub label: String,
     /// Whether to draw a progress bar.
     pub progress: bool,
+    /// Continue from the resumable state in `dir` if there is one (else start afresh, and
+    /// say so).
+    pub resume: bool,
+    /// Keep the resumable state when the run finishes (it is removed otherwise).
+    pub keep_checkpoints: bool,
+}
+
+impl RunOutput {
+    /// A fresh run into `dir`, labelled `label` on its progress bar.
+    pub fn new(dir: &Path, label: &str, progress: bool) -> RunOutput {
+        RunOutput {
+            dir: dir.to_path_buf(),
+            label: label.into(),
+            progress,
+            resume: false,
+            keep_checkpoints: false,
+        }
+    }
 }
 
 /// Trains `network` (freshly initialized or not) on `data` towards `objective`.
@@ -102,13 +121,93 @@ pub fn train(
     }
     std::fs::create_dir_all(&output.dir)
         .map_err(|e| Error::io("creating directory", &output.dir, e))?;
-    clear_complete(&output.dir)?;
-    let metrics_path = metrics_path(&output.dir);
-    if metrics_path.exists() {
-        std::fs::remove_file(&metrics_path).map_err(|e| Error::io("removing", &metrics_path, e))?;
+    let dir = &output.dir;
+    let metrics_path = metrics_path(dir);
+    let objective_kind = match objective {
+        Objective::Hard => "hard labels".to_string(),
+        Objective::Distill {
+            loss,
+            teacher_log_probs,
+        } => format!("{} cached {:?}", loss.describe(), teacher_log_probs.dims()),
+        Objective::DistillLive { loss, teacher } => {
+            format!("{} live {}", loss.describe(), teacher.describe())
+        }
+    };
+    let run_id = resume::run_identity(&(
+        s,
+        &network.config,
+        data.train.fingerprint(),
+        data.validation.fingerprint(),
+        objective_kind,
+    ));
+    // Resuming a run that already finished hands back its model untouched.
+    if output.resume && finished_run(dir).is_some_and(|r| r == run_id) {
+        let network = Network::load(dir, device)?;
+        let history = read_metrics(dir);
+        let seconds = history.last().map_or(0.0, |m| m.elapsed_seconds);
+        if output.progress {
+            eprintln!(
+                "{}: already finished in {}; not retrained",
+                output.label,
+                dir.display()
+            );
+        }
+        return Ok(Trained {
+            network,
+            history,
+            seconds,
+        });
     }
-
-    let mut stepper = Stepper::new(&network, config, device);
+    clear_complete(dir)?;
+    let resumed = if output.resume {
+        resume::load(dir, &run_id, device)?
+    } else {
+        resume::clear(dir)?;
+        None
+    };
+    let (mut stepper, first_epoch, elapsed_before, mut history) = match resumed {
+        Some((state, saved)) => {
+            let optimizer = resume::ResumeState::optimizer(dir, state.epoch);
+            let stepper = Stepper::resume(&saved, config, device, &state.param_ids, &optimizer)?;
+            // Epochs after the saved state (a kill between the metrics line and the state)
+            // are dropped: they are trained again.
+            // The lines are kept as written: parsing and printing floats again could move
+            // them by a unit in the last place.
+            let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
+            let kept: Vec<&str> = text.lines().take(state.epoch).collect();
+            let mut history = read_metrics(dir);
+            history.truncate(state.epoch);
+            if kept.len() != state.epoch || history.len() != state.epoch {
+                return Err(Error::Checkpoint {
+                    path: metrics_path.clone(),
+                    reason: format!(
+                        "holds {} readable epochs, the resumable state {}",
+                        history.len(),
+                        state.epoch
+                    ),
+                });
+            }
+            write_atomic(&metrics_path, (kept.join("\n") + "\n").as_bytes())?;
+            if output.progress {
+                eprintln!("{}: resuming after epoch {}", output.label, state.epoch);
+            }
+            (stepper, state.epoch + 1, state.elapsed_seconds, history)
+        }
+        None => {
+            if output.resume && output.progress {
+                eprintln!(
+                    "{}: nothing to resume in {}; training from the start",
+                    output.label,
+                    dir.display()
+                );
+            }
+            if metrics_path.exists() {
+                std::fs::remove_file(&metrics_path)
+                    .map_err(|e| Error::io("removing", &metrics_path, e))?;
+            }
+            (Stepper::new(&network, config, device), 1, 0.0, Vec::new())
+        }
+    };
     let train_dev = data.train.to_device(device);
     let val_dev = data.validation.to_device(device);
     let steps_per_epoch = n.div_ceil(s.batch_size);
@@ -116,12 +215,13 @@ pub fn train(
     let warmup_steps = steps_per_epoch * s.warmup_epochs;
     let bar = progress_bar(output, total_steps as u64);
     let start = Instant::now();
-    let mut history = Vec::with_capacity(s.epochs);
+    let elapsed = || elapsed_before + start.elapsed().as_secs_f64();
     let mut order: Vec<usize> = (0..n).collect();
-    let mut global = 0usize;
+    let mut global = steps_per_epoch * (first_epoch - 1);
+    bar.set_position(global as u64);
     let mut lr = s.learning_rate;
 
-    for epoch in 1..=s.epochs {
+    for epoch in first_epoch..=s.epochs {
         // Every epoch's order, shifts and dropout masks come from streams seeded for that
         // epoch alone (see `RngStream::epoch_seed`).
         let mut shuffle = StdRng::seed_from_u64(RngStream::Shuffle.epoch_seed(s.seed, epoch));
@@ -187,7 +287,7 @@ pub fn train(
             validation_errors,
             validation_examples: val_dev.len,
             learning_rate: lr,
-            elapsed_seconds: start.elapsed().as_secs_f64(),
+            elapsed_seconds: elapsed(),
         };
         let validation = match m.validation() {
             Some(errors) => format!("validation errors {errors}/{}", m.validation_examples),
@@ -201,15 +301,29 @@ pub fn train(
             &metrics_path,
             &serde_json::to_string(&m).expect("metrics serialize"),
         )?;
-        snapshot.save(&output.dir)?;
+        snapshot.save(dir)?;
+        stepper.save_optimizer(&resume::ResumeState::optimizer(dir, epoch))?;
+        resume::save_epoch(
+            dir,
+            &run_id,
+            epoch,
+            m.elapsed_seconds,
+            &snapshot,
+            stepper.param_ids(),
+        )?;
         history.push(m);
     }
     bar.finish_and_clear();
-    mark_complete(&output.dir)?;
+    // Finished first, then the resumable state goes: a kill in between leaves a finished
+    // model that `--resume` keeps.
+    mark_complete(dir, Some(&run_id))?;
+    if !output.keep_checkpoints {
+        resume::clear(dir)?;
+    }
     Ok(Trained {
         network: stepper.network(&network.config),
         history,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: elapsed(),
     })
 }
 

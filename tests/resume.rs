@@ -1,0 +1,261 @@
+//! Runs that survive `kill -9`: a run killed mid-way and resumed with `--resume` ends
+//! bit-identical to an uninterrupted one (weights, and metrics apart from times), and a kill at
+//! any moment leaves a state that loads.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{distill, stderr};
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts")
+}
+
+/// Lines of `dir/metrics.jsonl` (0 when absent).
+fn epochs_recorded(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("metrics.jsonl")).map_or(0, |s| s.lines().count())
+}
+
+/// Starts `args`, and sends SIGKILL once `watch` has recorded `epochs` epochs.
+fn kill_after_epochs(args: &[&str], watch: &Path, epochs: usize) {
+    let mut child = spawn(args);
+    let start = Instant::now();
+    while epochs_recorded(watch) < epochs {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no epoch recorded"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The metrics of `dir` without wall-clock times.
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("elapsed_seconds");
+            v
+        })
+        .collect()
+}
+
+fn assert_same_model(a: &Path, b: &Path) {
+    let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(
+        weights(a) == weights(b),
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+    assert_eq!(metrics(a), metrics(b), "{}", b.display());
+    assert!(b.join("complete.json").exists());
+    assert!(!b.join("resume").exists(), "resumable state left behind");
+}
+
+fn run(args: &[&str]) {
+    let o = distill(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+}
+
+/// `train` with dropout and jitter (every random stream in use), on a slice of MNIST.
+fn train_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--model",
+        "mlp:96",
+        "--epochs",
+        epochs,
+        "--train-size",
+        "3000",
+        "--test-size",
+        "200",
+        "--validation-size",
+        "300",
+        "--hidden-dropout",
+        "0.2",
+        "--jitter",
+        "1",
+        "--seed",
+        "5",
+        "--out",
+        out,
+    ]
+}
+
+#[test]
+fn train_killed_after_an_epoch_resumes_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let cut = tmp.path().join("cut");
+    let (full_s, cut_s) = (full.to_str().unwrap(), cut.to_str().unwrap());
+    run(&train_args(full_s, "6"));
+    kill_after_epochs(&train_args(cut_s, "6"), &cut, 2);
+    assert!(cut.join("resume/state.json").exists());
+    assert!(!cut.join("complete.json").exists());
+    let mut resume = train_args(cut_s, "6");
+    resume.push("--resume");
+    run(&resume);
+    assert_same_model(&full, &cut);
+    // Resuming a finished run keeps it as it is.
+    let before = std::fs::read(cut.join("model.safetensors")).unwrap();
+    run(&resume);
+    assert_eq!(
+        before,
+        std::fs::read(cut.join("model.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn distill_from_a_cached_teacher_killed_and_resumed_is_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let teacher = tmp.path().join("teacher");
+    run(&train_args(teacher.to_str().unwrap(), "2"));
+    let cache = tmp.path().join("cache");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "distill",
+            "--teacher",
+            teacher.to_str().unwrap(),
+            "--student",
+            "mlp:48",
+            "--epochs",
+            "6",
+            "--train-size",
+            "3000",
+            "--test-size",
+            "200",
+            "--validation-size",
+            "300",
+            "--seed",
+            "9",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let full = tmp.path().join("full");
+    let cut = tmp.path().join("cut");
+    let strs = |v: &[String]| -> Vec<String> { v.to_vec() };
+    let full_args = strs(&args(&full));
+    run(&full_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let cut_args = strs(&args(&cut));
+    let cut_refs: Vec<&str> = cut_args.iter().map(String::as_str).collect();
+    kill_after_epochs(&cut_refs, &cut, 3);
+    let mut resume = cut_refs.clone();
+    resume.push("--resume");
+    run(&resume);
+    assert_same_model(&full, &cut);
+}
+
+#[test]
+fn reproduce_killed_during_the_distilled_student_resumes_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let cut = tmp.path().join("cut");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let full_args = args(&full);
+    run(&full_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let cut_args = args(&cut);
+    let cut_refs: Vec<&str> = cut_args.iter().map(String::as_str).collect();
+    kill_after_epochs(&cut_refs, &cut.join("distilled"), 1);
+    let student_before = std::fs::read(cut.join("student/model.safetensors")).unwrap();
+    let mut resume = cut_refs.clone();
+    resume.push("--resume");
+    run(&resume);
+    for m in ["teacher", "student", "distilled"] {
+        assert_same_model(&full.join(m), &cut.join(m));
+    }
+    // The finished student was kept, not trained again.
+    assert_eq!(
+        student_before,
+        std::fs::read(cut.join("student/model.safetensors")).unwrap()
+    );
+    let report = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (report(&full), report(&cut));
+    for m in ["teacher", "student", "distilled"] {
+        assert_eq!(
+            a["models"][m]["test_errors"], b["models"][m]["test_errors"],
+            "{m}"
+        );
+    }
+}
+
+/// Kills at random moments (mid-epoch, mid-write, between files): every time, the directory
+/// resumes to the same bytes as the uninterrupted run. `DISTILL_KILLS` sets how many (12).
+#[test]
+fn random_kills_never_leave_a_state_that_fails_to_load() {
+    let kills: usize = std::env::var("DISTILL_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    run(&train_args(full.to_str().unwrap(), "5"));
+    let cut = tmp.path().join("cut");
+    let cut_s = cut.to_str().unwrap().to_string();
+    let mut resume = train_args(&cut_s, "5");
+    resume.push("--resume");
+    // A fixed sequence of delays spread over a whole run (about 1 to 2 s here).
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for k in 0..kills {
+        let _ = std::fs::remove_dir_all(&cut);
+        // Runs that were killed and resumed more than once count too: half the time the kill
+        // falls on a resumed run.
+        if k % 2 == 1 {
+            let mut child = spawn(&train_args(&cut_s, "5"));
+            std::thread::sleep(Duration::from_millis(400));
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = Duration::from_millis(50 + x % 1500);
+        let mut child = spawn(&resume);
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let o = distill(&resume);
+        assert!(
+            o.status.success(),
+            "kill {k} after {delay:?} left a state that does not resume: {}",
+            stderr(&o)
+        );
+        assert_same_model(&full, &cut);
+    }
+}
