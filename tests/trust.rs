@@ -132,3 +132,92 @@ fn unfinished_models_and_teacher_files_are_refused() {
     ]);
     assert_clean_failure(&o, "not a file inside it");
 }
+
+/// Two runs on one `--out`: the second is refused, naming the first (exit code 7).
+#[test]
+fn a_second_run_on_the_same_out_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args([
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = out.join(".distill.lock");
+    let start = std::time::Instant::now();
+    while !lock.exists() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let o = reproduce_smoke(&out, "1");
+    let pid = first.id();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_clean_failure(&o, &format!("in use by another distill process (pid {pid}"));
+    assert_eq!(o.status.code(), Some(7));
+}
+
+/// A full disk (simulated with a file-size limit, `ulimit -f`): the run fails with a clear
+/// I/O error (exit code 5) and the last good checkpoint stays as it was.
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::tiny_dataset(&data, 3, 60);
+    let out = tmp.path().join("model");
+    let args = |seed: &str| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "mlp:64",
+            "--epochs",
+            "2",
+            "--validation-size",
+            "6",
+            "--seed",
+            seed,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let o = distill(&args("1").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let good = std::fs::read(out.join("model.safetensors")).unwrap();
+    assert!(good.len() > 4096);
+    // Files may grow to 4 KiB: the config and metrics fit, the weights do not. SIGXFSZ is
+    // ignored so that the write fails with an error instead of killing the process.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 4; exec \"$0\" {}",
+        args("2").join(" ")
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_distill")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "model.safetensors");
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), good);
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

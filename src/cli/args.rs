@@ -83,10 +83,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub jitter: usize,
     /// Dropout on input pixels while training.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub input_dropout: f64,
     /// Dropout on hidden units while training.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub hidden_dropout: f64,
     /// Seed for initialization, shuffling, dropout and jitter.
     #[arg(long, default_value_t = 1)]

@@ -1,0 +1,311 @@
+//! Every refused input, one table: the input, the message it must name, the exit code. The same
+//! table is `docs/errors.md` (a test keeps the two in step; `DISTILL_WRITE_ERRORS_DOC=1`
+//! rewrites the document from the messages the binary prints).
+
+mod common;
+
+use std::path::Path;
+
+use common::{distill, stderr, tiny_dataset, write_idx};
+
+/// One refused input: `args` with `{T}` (a tiny 3-class dataset), `{D}` (a data directory
+/// made for this case), `{M}` (a trained model of `{T}`), `{O}` (a fresh output directory) and
+/// `{F}` (a plain file) filled in.
+struct Case {
+    id: &'static str,
+    input: &'static str,
+    args: &'static [&'static str],
+    needle: &'static str,
+    code: i32,
+}
+
+const fn case(
+    id: &'static str,
+    input: &'static str,
+    args: &'static [&'static str],
+    needle: &'static str,
+    code: i32,
+) -> Case {
+    Case {
+        id,
+        input,
+        args,
+        needle,
+        code,
+    }
+}
+
+const T: &[&str] = &[
+    "--data-dir",
+    "{T}",
+    "--validation-size",
+    "6",
+    "--epochs",
+    "1",
+];
+
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    // Bad usage or configuration: exit 2.
+    case("spec-not-mlp", "a model spec of an unknown kind", &["train", "--model", "rnn:3", "--out", "{O}"], "must start with", 2),
+    case("spec-bad-width", "a width that is not a number", &["train", "--model", "mlp:12,abc", "--out", "{O}"], "is not a positive integer", 2),
+    case("spec-zero-width", "a layer of width 0", &["train", "--model", "mlp:0", "--out", "{O}"], "a layer width is 0", 2),
+    case("spec-huge-width", "a layer wider than 65,536", &["train", "--model", "mlp:70000", "--out", "{O}"], "over 65536", 2),
+    case("epochs-zero", "--epochs 0", &["train", "--epochs", "0", "--out", "{O}"], "epochs must be at least 1", 2),
+    case("batch-zero", "--batch-size 0", &["train", "--batch-size", "0", "--out", "{O}"], "batch size must be at least 1", 2),
+    case("lr-zero", "--lr 0", &["train", "--lr", "0", "--out", "{O}"], "learning rate must be", 2),
+    case("lr-negative", "--lr -1", &["train", "--lr", "-1", "--out", "{O}"], "learning rate must be", 2),
+    case("warmup-all", "a warm-up as long as training", &["train", "--epochs", "3", "--warmup-epochs", "3", "--out", "{O}"], "warm-up of 3 epochs", 2),
+    case("jitter-large", "--jitter 9", &["train", "--jitter", "9", "--out", "{O}"], "over the limit of 8", 2),
+    case("dropout-one", "--input-dropout 1", &["train", "--input-dropout", "1", "--out", "{O}"], "input dropout must be in [0, 1)", 2),
+    case("dropout-negative", "--hidden-dropout -0.1", &["train", "--hidden-dropout", "-0.1", "--out", "{O}"], "hidden dropout must be in [0, 1)", 2),
+    case("temperature-zero", "--temperature 0", &["distill", "--teacher", "{M}", "--temperature", "0", "--out", "{O}"], "--temperature must be a finite number above 0", 2),
+    case("alpha-above-one", "--alpha 1.5", &["distill", "--teacher", "{M}", "--alpha", "1.5", "--out", "{O}"], "--alpha must be in [0, 1]", 2),
+    case("reproduce-temperature", "reproduce --temperature -1", &["reproduce", "--preset", "smoke", "--temperature", "-1", "--out", "{O}"], "--temperature must be", 2),
+    case("fraction-zero", "--transfer-fraction 0", &["distill", "--teacher", "{M}", "--transfer-fraction", "0", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "--transfer-fraction must be in (0, 1]", 2),
+    case("omit-unknown-class", "--omit-classes of a class the data lacks", &["distill", "--teacher", "{M}", "--omit-classes", "7", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "class 7 does not exist", 2),
+    case("omit-and-only", "--omit-classes with --only-classes", &["distill", "--teacher", "{M}", "--omit-classes", "0", "--only-classes", "1", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "not both", 2),
+    case("omit-everything", "every class omitted", &["distill", "--teacher", "{M}", "--omit-classes", "0,1,2", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "every class is omitted", 2),
+    case("bias-adjust-word", "--bias-adjust of an unknown word", &["distill", "--teacher", "{M}", "--bias-adjust", "maybe", "--out", "{O}"], "--bias-adjust must be auto, none or a number", 2),
+    case("bias-without-validation", "a bias adjustment with no validation split", &["distill", "--teacher", "{M}", "--omit-classes", "1", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "needs a validation split", 2),
+    case("validation-too-large", "a validation split as large as the data", &["train", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "60"], "leaves no training example", 2),
+    case("train-size-zero", "--train-size 0", &["train", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6", "--train-size", "0"], "must be at least 1", 2),
+    case("sweep-without-validation", "a sweep with no validation split", &["sweep", "--teacher", "{M}", "--out", "{O}", "--validation-size", "0"], "judges its settings on validation errors", 2),
+    case("soften-index", "soften --index past the split", &["soften", "{M}", "--index", "999", "--data-dir", "{T}"], "out of range", 2),
+    case("soften-class", "soften --class the data lacks", &["soften", "{M}", "--class", "9", "--data-dir", "{T}"], "no image of class 9", 2),
+    case("soften-temperature", "soften --temperatures 0", &["soften", "{M}", "--index", "0", "--temperatures", "0", "--data-dir", "{T}"], "--temperature must be", 2),
+    case("ensemble-with-teacher", "--teacher with --experiment ensemble", &["reproduce", "--experiment", "ensemble", "--teacher", "{M}", "--out", "{O}"], "cannot be combined", 2),
+    case("summarize-not-a-run", "summarize a directory without report.json", &["summarize", "{O}"], "no report.json", 2),
+    case("bench-tiny", "bench --epoch-examples below one batch", &["bench", "--epoch-examples", "10", "--data-dir", "{T}"], "at least 128", 2),
+    // Bad data: exit 3.
+    case("data-missing-dir", "a data directory that does not exist", &["train", "--out", "{O}", "--data-dir", "/no/such/dir"], "does not exist", 3),
+    case("data-missing-file", "a data directory without the test images", &["train", "--out", "{O}", "--data-dir", "{D}"], "missing file: neither t10k-images-idx3-ubyte", 3),
+    case("data-truncated", "a label file shorter than its header says", &["train", "--out", "{O}", "--data-dir", "{D}"], "truncated", 3),
+    case("data-bad-magic", "an image file with a foreign magic number", &["train", "--out", "{O}", "--data-dir", "{D}"], "bad magic number", 3),
+    case("data-wrong-rank", "labels where images belong", &["train", "--out", "{O}", "--data-dir", "{D}"], "expected an image file", 3),
+    case("data-not-gzip", "a .gz file that is not gzip", &["train", "--out", "{O}", "--data-dir", "{D}"], "not gzip", 3),
+    case("data-corrupt-gzip", "a gzip file cut in half", &["train", "--out", "{O}", "--data-dir", "{D}"], "corrupt or truncated gzip stream", 3),
+    case("data-gzip-claims-too-much", "a gzip file whose header claims more than it can hold", &["train", "--out", "{O}", "--data-dir", "{D}"], "more data than a", 3),
+    case("data-count-mismatch", "more labels than images", &["train", "--out", "{O}", "--data-dir", "{D}"], "images but", 3),
+    case("data-label-range", "a test label beyond the training classes", &["train", "--out", "{O}", "--data-dir", "{D}"], "out of range", 3),
+    case("data-one-class", "training labels of a single class", &["train", "--out", "{O}", "--data-dir", "{D}"], "a single class", 3),
+    case("data-size-mismatch", "test images of another size than the training images", &["train", "--out", "{O}", "--data-dir", "{D}"], "test images are 2x2", 3),
+    // Bad models: exit 4.
+    case("model-missing", "eval of a path with no model", &["eval", "/no/such/model"], "does not exist", 4),
+    case("model-garbage", "a model.safetensors that is not safetensors", &["eval", "{D}"], "not a safetensors file", 4),
+    case("model-interrupted", "a model directory whose training did not finish", &["eval", "{D}"], "looks interrupted", 4),
+    case("model-altered", "weights changed after training finished", &["eval", "{D}"], "changed after training finished", 4),
+    case("teacher-file", "--teacher given as the weights file", &["distill", "--teacher", "{M}/model.safetensors", "--out", "{O}"], "not a file inside it", 4),
+    case("teacher-classes", "a teacher with another class count than the data", &["distill", "--teacher", "{M}", "--out", "{O}", "--data-dir", "{D}", "--validation-size", "6"], "classes", 4),
+    case("model-input-size", "eval of a model on images of another size", &["eval", "{M}", "--data-dir", "{D}", "--validation-size", "6"], "values each", 4),
+    case("ensemble-manifest", "an ensemble.json that does not parse", &["eval", "{D}"], "ensemble manifest does not parse", 4),
+    case("ensemble-mismatch", "ensemble members of different class counts", &["ensemble", "--member", "{M}", "--member", "{D}", "--out", "{O}"], "ensemble member 2", 4),
+    // Input and output: exit 5.
+    case("out-under-a-file", "--out inside a plain file", &["train", "--out", "{F}/model", "--data-dir", "{T}", "--validation-size", "6", "--epochs", "1"], "creating directory", 5),
+    case("report-not-json", "summarize a report.json that is not JSON", &["summarize", "{D}"], "report.json", 5),
+    // Training that diverges: exit 6.
+    case("diverged", "a learning rate of 1e30", &["train", "--out", "{O}", "--lr", "1e30", "--model", "mlp:8", "--data-dir", "{T}", "--validation-size", "6", "--epochs", "2"], "training diverged", 6),
+];
+
+/// Builds the data directory (or model directory) case `id` needs in `dir`.
+fn prepare(id: &str, dir: &Path, model: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = |name: &str| dir.join(name);
+    let idx = |name: &str, dims: &[u32], data: &[u8]| write_idx(&file(name), dims, data);
+    let gzip = |bytes: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    if id.starts_with("data-") && id != "data-missing-dir" {
+        tiny_dataset(dir, 3, 60);
+    }
+    match id {
+        "data-missing-file" => std::fs::remove_file(file("t10k-images-idx3-ubyte")).unwrap(),
+        "data-truncated" => std::fs::write(
+            file("t10k-labels-idx1-ubyte"),
+            [0, 0, 8, 1, 0, 0, 0, 60, 1, 2],
+        )
+        .unwrap(),
+        "data-bad-magic" => {
+            std::fs::write(file("train-images-idx3-ubyte"), [1, 2, 8, 3, 0, 0, 0, 1]).unwrap()
+        }
+        "data-wrong-rank" => idx("train-images-idx3-ubyte", &[60], &[0; 60]),
+        "data-not-gzip" => {
+            std::fs::remove_file(file("t10k-labels-idx1-ubyte")).unwrap();
+            std::fs::write(file("t10k-labels-idx1-ubyte.gz"), b"plain").unwrap();
+        }
+        "data-corrupt-gzip" | "data-gzip-claims-too-much" => {
+            let name = "train-images-idx3-ubyte";
+            let raw = std::fs::read(file(name)).unwrap();
+            std::fs::remove_file(file(name)).unwrap();
+            let gz = if id == "data-corrupt-gzip" {
+                let g = gzip(&raw);
+                g[..g.len() / 2].to_vec()
+            } else {
+                let mut header = raw[..16].to_vec();
+                header[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+                gzip(&header)
+            };
+            std::fs::write(file(&format!("{name}.gz")), gz).unwrap();
+        }
+        "data-count-mismatch" => idx("train-labels-idx1-ubyte", &[61], &[0; 61]),
+        "data-label-range" => idx("t10k-labels-idx1-ubyte", &[60], &[5; 60]),
+        "data-one-class" => idx("train-labels-idx1-ubyte", &[60], &[0; 60]),
+        "data-size-mismatch" => idx("t10k-images-idx3-ubyte", &[60, 2, 2], &[0; 240]),
+        "teacher-classes" => tiny_dataset(dir, 5, 60),
+        "model-input-size" => {
+            let labels: Vec<u8> = (0..60).map(|i| (i % 3) as u8).collect();
+            for (images, labels_name) in [
+                ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+            ] {
+                idx(images, &[60, 5, 5], &[9; 1500]);
+                idx(labels_name, &[60], &labels);
+            }
+        }
+        "model-garbage" => {
+            std::fs::write(file("model.safetensors"), b"garbage").unwrap();
+            distill::model::mark_complete(dir, None).unwrap();
+        }
+        "model-interrupted" | "model-altered" => {
+            std::fs::copy(model.join("model.safetensors"), file("model.safetensors")).unwrap();
+            if id == "model-altered" {
+                std::fs::copy(model.join("complete.json"), file("complete.json")).unwrap();
+                let mut b = std::fs::read(file("model.safetensors")).unwrap();
+                let n = b.len();
+                b[n - 1] ^= 1;
+                std::fs::write(file("model.safetensors"), b).unwrap();
+            }
+        }
+        "ensemble-manifest" => std::fs::write(file("ensemble.json"), b"{ not json").unwrap(),
+        "ensemble-mismatch" => {
+            let data = dir.join("data5");
+            tiny_dataset(
+                &std::fs::create_dir_all(&data)
+                    .map(|()| data.clone())
+                    .unwrap(),
+                5,
+                60,
+            );
+            let o = distill(&[
+                "train",
+                "--model",
+                "mlp:4",
+                "--out",
+                dir.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--validation-size",
+                "6",
+                "--epochs",
+                "1",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        "report-not-json" => std::fs::write(file("report.json"), b"not json").unwrap(),
+        _ => {}
+    }
+}
+
+fn message(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+#[test]
+fn every_refused_input_is_named_with_its_exit_code() {
+    assert!(CASES.len() >= 40, "{} cases", CASES.len());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("tiny");
+    std::fs::create_dir_all(&data).unwrap();
+    tiny_dataset(&data, 3, 60);
+    let model = tmp.path().join("model");
+    let mut args = vec![
+        "train",
+        "--model",
+        "mlp:8",
+        "--out",
+        model.to_str().unwrap(),
+    ];
+    args.extend(
+        T.iter()
+            .map(|a| a.replace("{T}", data.to_str().unwrap()))
+            .map(|s| &*s.leak()),
+    );
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = tmp.path().join("plain-file");
+    std::fs::write(&plain, b"x").unwrap();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for (k, c) in CASES.iter().enumerate() {
+        let dir = tmp.path().join(format!("case{k}"));
+        prepare(c.id, &dir, &model);
+        let out = tmp.path().join(format!("out{k}"));
+        let args: Vec<String> = c
+            .args
+            .iter()
+            .map(|a| {
+                a.replace("{T}", data.to_str().unwrap())
+                    .replace("{D}", dir.to_str().unwrap())
+                    .replace("{M}", model.to_str().unwrap())
+                    .replace("{O}", out.to_str().unwrap())
+                    .replace("{F}", plain.to_str().unwrap())
+            })
+            .collect();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = distill(&refs);
+        let err = stderr(&o);
+        let code = o.status.code();
+        if code != Some(c.code)
+            || !err.contains(c.needle)
+            || err.contains("panicked")
+            || !err.starts_with("error:")
+        {
+            failures.push(format!("{}: exit {code:?}, stderr: {err}", c.id));
+        }
+        let shown = message(&err)
+            .replace(tmp.path().to_str().unwrap(), "…")
+            .replace('|', "\\|");
+        rows.push(format!(
+            "| `{}` | {} | `distill {}` | {} | {} |",
+            c.id,
+            c.input,
+            c.args.join(" "),
+            shown,
+            c.code
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/errors.md");
+    if std::env::var_os("DISTILL_WRITE_ERRORS_DOC").is_some() {
+        let text = std::fs::read_to_string(&doc).unwrap_or_default();
+        let head = text
+            .split("\n| id |")
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .to_string();
+        let table = format!(
+            "| id | input | command | message (paths shortened to …) | exit |\n| --- | --- | --- | --- | ---: |\n{}\n",
+            rows.join("\n")
+        );
+        std::fs::write(&doc, format!("{head}\n\n{table}")).unwrap();
+    }
+    let text = std::fs::read_to_string(&doc).unwrap();
+    for c in CASES {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", c.id)))
+            .unwrap_or_else(|| panic!("docs/errors.md has no row for {}", c.id));
+        assert!(row.ends_with(&format!("| {} |", c.code)), "{row}");
+    }
+    let documented = text.lines().filter(|l| l.starts_with("| `")).count();
+    assert_eq!(documented, CASES.len(), "docs/errors.md rows vs test cases");
+}
