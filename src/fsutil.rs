@@ -195,6 +195,15 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Little-endian `f32` values from raw tensor bytes (as safetensors stores them); a trailing
+/// partial value is ignored.
+pub fn f32_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{distill, stderr};
+use common::{distill, metrics_without_times, stderr};
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_distill"))
@@ -44,19 +44,6 @@ fn kill_after_epochs(args: &[&str], watch: &Path, epochs: usize) {
     child.wait().unwrap();
 }
 
-/// The metrics of `dir` without wall-clock times.
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("elapsed_seconds");
-            v
-        })
-        .collect()
-}
-
 fn assert_same_model(a: &Path, b: &Path) {
     let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
     assert!(
@@ -65,7 +52,12 @@ fn assert_same_model(a: &Path, b: &Path) {
         a.display(),
         b.display()
     );
-    assert_eq!(metrics(a), metrics(b), "{}", b.display());
+    assert_eq!(
+        metrics_without_times(a),
+        metrics_without_times(b),
+        "{}",
+        b.display()
+    );
     assert!(b.join("complete.json").exists());
     assert!(!b.join("resume").exists(), "resumable state left behind");
 }

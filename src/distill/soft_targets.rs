@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::fsutil::{canonical_safetensors, sha256_hex, write_atomic};
+use crate::fsutil::{canonical_safetensors, f32_le, sha256_hex, write_atomic};
 use crate::model::{Classifier, Predictor};
 
 /// Metadata key of the SHA-256 of the stored values, checked on every read.
@@ -163,11 +163,7 @@ fn read_cache(
     if digest.as_deref() != Some(sha256_hex(t.data()).as_str()) {
         return Err("its values do not match their recorded SHA-256 (the file was altered)".into());
     }
-    let v: Vec<f32> = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let v = f32_le(t.data());
     if v.iter().any(|x| !x.is_finite()) {
         return Err("holds NaN or infinite values".into());
     }

@@ -14,7 +14,7 @@ use super::net::Net;
 use super::spec::ModelConfig;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
-use crate::fsutil::{canonical_safetensors, write_atomic};
+use crate::fsutil::{canonical_safetensors, f32_le, write_atomic};
 
 /// File name of a model's weights inside a model directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -230,11 +230,7 @@ impl Network {
                     t.shape()
                 ));
             }
-            let v: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let v = f32_le(t.data());
             if v.iter().any(|x| !x.is_finite()) {
                 return Err(format!("tensor {name} holds NaN or infinite values"));
             }

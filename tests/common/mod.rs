@@ -65,3 +65,16 @@ pub fn tiny_dataset(dir: &Path, classes: u8, n: u32) {
     write_idx(&dir.join("t10k-images-idx3-ubyte"), &[n, 4, 4], &images);
     write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[n], &labels);
 }
+
+/// The lines of `dir/metrics.jsonl` without their wall-clock times, for comparing runs.
+pub fn metrics_without_times(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("elapsed_seconds");
+            v
+        })
+        .collect()
+}
