@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{distill, stderr, tiny_dataset, write_idx};
+use common::{distill, npy, stderr, tiny_dataset, write_idx, write_npz};
 
 /// One refused input: `args` with `{T}` (a tiny 3-class dataset), `{D}` (a data directory
 /// made for this case), `{M}` (a trained model of `{T}`), `{O}` (a fresh output directory) and
@@ -90,6 +90,22 @@ const CASES: &[Case] = &[
     case("data-label-range", "a test label beyond the training classes", &["train", "--out", "{O}", "--data-dir", "{D}"], "out of range", 3),
     case("data-one-class", "training labels of a single class", &["train", "--out", "{O}", "--data-dir", "{D}"], "a single class", 3),
     case("data-size-mismatch", "test images of another size than the training images", &["train", "--out", "{O}", "--data-dir", "{D}"], "test images are 2x2", 3),
+    case("data-file-not-npz", "--data naming a file that is not an .npz", &["train", "--out", "{O}", "--data", "{D}/notes.txt"], "is a file but not an .npz", 3),
+    case("npz-not-zip", "an .npz that is not a zip archive", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "not a valid .npz (zip) file", 3),
+    case("npz-missing-key", "an .npz without y_test", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "has no array \"y_test\"", 3),
+    case("npz-count-mismatch", "an .npz with fewer labels than images", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "x_train holds 60 images but y_train holds 59 labels", 3),
+    case("npz-flat-images", "an .npz whose images are flat vectors", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "images must be [N, H, W] or [N, H, W, C]", 3),
+    case("npz-float-range", "float images with a value above 1", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "is outside [0, 1]", 3),
+    case("npz-negative-label", "a negative label", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "negative or too large", 3),
+    case("npz-float-labels", "labels stored as floats", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "vector of integer labels", 3),
+    case("npz-lying-shape", "an array whose header claims more than the archive holds", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "claims more data than the archive holds", 3),
+    case("npz-test-size", "x_test of another image size than x_train", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "x_test images are 1x3x3 but x_train images are 1x4x4", 3),
+    case("npz-label-range", "a test label beyond the training classes", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "out of range", 3),
+    case("folder-empty-class", "an image folder with an empty class folder", &["train", "--out", "{O}", "--data", "{D}"], "holds no .png or .jpg image", 3),
+    case("folder-corrupt-image", "a .png that is not an image", &["train", "--out", "{O}", "--data", "{D}"], "not a readable image", 3),
+    case("folder-size-mismatch", "an image of another size than the others", &["train", "--out", "{O}", "--data", "{D}"], "all images must have one size", 3),
+    case("folder-unknown-test-class", "a test class that training lacks", &["train", "--out", "{O}", "--data", "{D}"], "is not among the training classes", 3),
+    case("folder-one-class", "an image folder with a single class", &["train", "--out", "{O}", "--data", "{D}"], "classification needs at least two", 3),
     // Bad models: exit 4.
     case("model-missing", "eval of a path with no model", &["eval", "/no/such/model"], "does not exist", 4),
     case("model-garbage", "a model.safetensors that is not safetensors", &["eval", "{D}"], "not a safetensors file", 4),
@@ -205,6 +221,80 @@ fn prepare(id: &str, dir: &Path, model: &Path) {
             assert!(o.status.success(), "{}", stderr(&o));
         }
         "report-not-json" => std::fs::write(file("report.json"), b"not json").unwrap(),
+        "data-file-not-npz" => std::fs::write(file("notes.txt"), b"hello").unwrap(),
+        "npz-not-zip" => std::fs::write(file("d.npz"), b"PK but not really").unwrap(),
+        _ if id.starts_with("npz-") => {
+            let images = |n: u64, side: u64| {
+                npy::<u8>(&[n, side, side], &vec![7; (n * side * side) as usize])
+            };
+            let labels =
+                |n: u64| npy::<u8>(&[n], &(0..n).map(|i| (i % 3) as u8).collect::<Vec<_>>());
+            let mut entries = vec![
+                ("x_train", images(60, 4)),
+                ("y_train", labels(60)),
+                ("x_test", images(20, 4)),
+                ("y_test", labels(20)),
+            ];
+            match id {
+                "npz-missing-key" => {
+                    entries.pop();
+                }
+                "npz-count-mismatch" => entries[1].1 = labels(59),
+                "npz-flat-images" => entries[0].1 = npy::<u8>(&[60, 16], &[7; 960]),
+                "npz-float-range" => entries[0].1 = npy::<f32>(&[60, 4, 4], &[2.0; 960]),
+                "npz-negative-label" => entries[1].1 = npy::<i64>(&[60], &[-1; 60]),
+                "npz-float-labels" => entries[1].1 = npy::<f32>(&[60], &[0.0; 60]),
+                "npz-lying-shape" => {
+                    // An .npy header (format 1.0) for a 1,000,000,000 x 4 x 4 array of
+                    // bytes, over 960 bytes of data.
+                    let mut dict =
+                        "{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000, 4, 4), }"
+                            .to_string();
+                    while !(10 + dict.len() + 1).is_multiple_of(64) {
+                        dict.push(' ');
+                    }
+                    dict.push('\n');
+                    let mut lie = b"\x93NUMPY\x01\x00".to_vec();
+                    lie.extend((dict.len() as u16).to_le_bytes());
+                    lie.extend(dict.as_bytes());
+                    lie.extend([7u8; 960]);
+                    entries[0].1 = lie;
+                }
+                "npz-test-size" => entries[2].1 = images(20, 3),
+                "npz-label-range" => entries[3].1 = npy::<u8>(&[20], &[9; 20]),
+                _ => {}
+            }
+            write_npz(&file("d.npz"), &entries);
+        }
+        _ if id.starts_with("folder-") => {
+            let png = |class: &str, split: &str, name: &str, side: u32| {
+                let d = dir.join(split).join(class);
+                std::fs::create_dir_all(&d).unwrap();
+                image::GrayImage::from_pixel(side, side, image::Luma([9]))
+                    .save(d.join(name))
+                    .unwrap();
+            };
+            let classes: &[&str] = if id == "folder-one-class" {
+                &["a"]
+            } else {
+                &["a", "b"]
+            };
+            for c in classes {
+                for split in ["train", "test"] {
+                    png(c, split, "0.png", 4);
+                    png(c, split, "1.png", 4);
+                }
+            }
+            match id {
+                "folder-empty-class" => std::fs::create_dir_all(dir.join("train/c")).unwrap(),
+                "folder-corrupt-image" => {
+                    std::fs::write(dir.join("train/b/2.png"), b"not a png").unwrap()
+                }
+                "folder-size-mismatch" => png("b", "train", "2.png", 5),
+                "folder-unknown-test-class" => png("z", "test", "0.png", 4),
+                _ => {}
+            }
+        }
         _ => {}
     }
 }

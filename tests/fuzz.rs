@@ -7,6 +7,9 @@
 //!
 //!     DISTILL_FUZZ_SECONDS=600 cargo test --release --test fuzz -- --test-threads 1
 //!
+//! Readers: IDX (raw and gzip), checkpoints, the soft-target cache, `config.toml`, the
+//! ensemble manifest, `report.json`, `.npz` datasets and image-folder images.
+//!
 //! `DISTILL_FUZZ_SEED` changes the seed. A crash found becomes a regression test below.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,6 +24,8 @@ use distill::experiment::summary::summarize;
 use distill::model::{Classifier, Dropout, ModelConfig, Network};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
+
+mod common;
 
 /// Applies 1 to 4 random mutations: bit flips, interesting bytes, truncation, insertion,
 /// duplication, and large integers written over a field.
@@ -236,6 +241,44 @@ fn ensemble_manifest_and_report_readers() {
         if let Ok(s) = summarize(&runs) {
             let _ = s.markdown();
         }
+    });
+}
+
+#[test]
+fn npz_and_image_folder_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("d.npz");
+    let labels: Vec<u8> = (0..6).map(|i| i % 3).collect();
+    common::write_npz(
+        &npz,
+        &[
+            ("x_train", common::npy::<u8>(&[6, 2, 2], &[5; 24])),
+            ("y_train", common::npy::<u8>(&[6], &labels)),
+            ("x_test", common::npy::<f32>(&[3, 2, 2], &[0.5; 12])),
+            ("y_test", common::npy::<i64>(&[3], &[0, 1, 2])),
+        ],
+    );
+    assert!(distill::data::load(&npz).is_ok());
+    let seeds = vec![std::fs::read(&npz).unwrap()];
+    fuzz("npz", &seeds, 2_000, |b| {
+        std::fs::write(&npz, b).unwrap();
+        let _ = distill::data::load(&npz);
+    });
+    // One PNG of an image folder, mutated.
+    let root = dir.path().join("folder");
+    for (split, class) in [("train", "a"), ("train", "b"), ("test", "a"), ("test", "b")] {
+        let d = root.join(split).join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        image::GrayImage::from_pixel(3, 3, image::Luma([7]))
+            .save(d.join("0.png"))
+            .unwrap();
+    }
+    assert!(distill::data::load(&root).is_ok());
+    let png = root.join("train/a/0.png");
+    let seeds = vec![std::fs::read(&png).unwrap()];
+    fuzz("png", &seeds, 2_000, |b| {
+        std::fs::write(&png, b).unwrap();
+        let _ = distill::data::load(&root);
     });
 }
 

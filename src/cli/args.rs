@@ -12,9 +12,12 @@ use crate::train::{OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings
 /// Where the data comes from and how much of it is used.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Directory with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte
-    /// and t10k-labels-idx1-ubyte (each raw or .gz). Default: data/mnist of this repository.
-    #[arg(long, value_name = "DIR")]
+    /// The dataset: a directory in the MNIST four-file IDX layout (train-images-idx3-ubyte,
+    /// train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or
+    /// .gz), a Keras-layout .npz (x_train, y_train, x_test, y_test; images [N, H, W] or
+    /// [N, H, W, C], uint8 or floats in [0, 1]), or an image-folder root (train/<class>/*.png|jpg
+    /// and test/<class>/*). --data-dir is an alias. Default: data/mnist of this repository.
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
     /// Examples held out of the training set for validation (never the test set). 0 fits all
     /// training examples; epochs then report the loss only (as the `paper` preset does, after

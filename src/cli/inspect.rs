@@ -47,8 +47,9 @@ pub struct SoftenCmd {
     /// Logarithmic probability axis in the chart.
     #[arg(long)]
     pub log: bool,
-    /// Data directory. Default: data/mnist of this repository.
-    #[arg(long, value_name = "DIR")]
+    /// The dataset (IDX directory, .npz file or image-folder root; see `train --help`).
+    /// --data-dir is an alias. Default: data/mnist of this repository.
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
 }
 
@@ -73,8 +74,9 @@ pub struct SimilarityCmd {
     /// Number of most similar class pairs to list.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
-    /// Data directory. Default: data/mnist of this repository.
-    #[arg(long, value_name = "DIR")]
+    /// The dataset (IDX directory, .npz file or image-folder root; see `train --help`).
+    /// --data-dir is an alias. Default: data/mnist of this repository.
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
 }
 

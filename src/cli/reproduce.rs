@@ -39,8 +39,9 @@ pub struct ReproduceCmd {
     /// Master seed; teacher and students derive their seeds from it.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Data directory (four IDX files). Default: data/mnist of this repository.
-    #[arg(long, value_name = "DIR")]
+    /// The dataset (IDX directory, .npz file or image-folder root; see `train --help`).
+    /// --data-dir is an alias. Default: data/mnist of this repository.
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
     /// Override the preset's temperature (preset: 20).
     #[arg(long, allow_negative_numbers = true)]
@@ -118,8 +119,9 @@ pub struct BenchCmd {
     /// Also measure peak memory of `reproduce --preset quick` (adds about 7 minutes).
     #[arg(long)]
     pub memory: bool,
-    /// Data directory. Default: data/mnist of this repository.
-    #[arg(long, value_name = "DIR")]
+    /// The dataset (IDX directory, .npz file or image-folder root; see `train --help`).
+    /// --data-dir is an alias. Default: data/mnist of this repository.
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
 }
 

@@ -73,34 +73,51 @@ pub struct Dataset {
     pub train: Split,
     /// Test examples: only ever used for final evaluation.
     pub test: Split,
+    /// Names of the classes, label order, where the format has them (image folders).
+    pub class_names: Option<Vec<String>>,
 }
 
-/// Loads the dataset at `path`, whatever its format. Today: a directory in the four-file IDX
-/// layout of MNIST. Every format plugs in here, so commands never call a reader directly.
+/// Loads the dataset at `path`, whatever its format: a directory in the four-file IDX layout
+/// of MNIST, a Keras-layout `.npz` file, or an image-folder root (`train/<class>/`,
+/// `test/<class>/`). Every format plugs in here, so commands never call a reader directly.
 pub fn load(path: &Path) -> Result<Dataset> {
+    let bad = |reason: &str| Error::Dataset {
+        dir: path.to_path_buf(),
+        reason: reason.into(),
+    };
     if !path.exists() {
-        return Err(Error::Dataset {
-            dir: path.to_path_buf(),
-            reason:
-                "the data directory does not exist (pass --data-dir DIR holding the four IDX files)"
-                    .into(),
-        });
+        return Err(bad(
+            "does not exist (--data takes an IDX directory, an .npz file or an image-folder root)",
+        ));
+    }
+    if super::npz::is_npz(path) {
+        return super::npz::load_npz(path);
+    }
+    if path.is_file() {
+        return Err(bad(
+            "is a file but not an .npz; --data takes an IDX directory, an .npz file or an \
+             image-folder root",
+        ));
+    }
+    if super::folder::is_image_folder(path) && !super::idx::is_idx_dir(path) {
+        return super::folder::load_folder(path);
     }
     super::idx::load_dir(path)
 }
 
 impl Dataset {
     /// Checks that the parts fit together: two or more classes, every image of `shape`, every
-    /// test label below `classes`.
+    /// test label below `classes`. Errors name `source`, the file or directory read.
     pub fn new(
         name: String,
+        source: &Path,
         shape: ImageShape,
         classes: usize,
         train: Split,
         test: Split,
     ) -> Result<Dataset> {
         let bad = |reason: String| Error::Dataset {
-            dir: name.clone().into(),
+            dir: source.to_path_buf(),
             reason,
         };
         if classes < 2 {
@@ -134,6 +151,7 @@ impl Dataset {
             classes,
             train,
             test,
+            class_names: None,
         })
     }
 
@@ -178,6 +196,9 @@ pub struct DatasetInfo {
     /// Colour channels of the images (1 in reports written before channels were recorded).
     #[serde(default = "one")]
     pub channels: usize,
+    /// Class names in label order, where the data names its classes (image folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<Vec<String>>,
     /// Number of classes.
     pub classes: usize,
 }
@@ -206,6 +227,7 @@ mod tests {
             name: "t".into(),
             shape: ImageShape::gray(1, 1),
             classes: 2,
+            class_names: None,
             train: Split {
                 images: (0..n as u8).collect(),
                 labels: vec![0; n],

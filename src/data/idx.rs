@@ -267,6 +267,7 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
         dir.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "dataset".into()),
+        dir,
         shape,
         classes,
         Split::new(train_images.data, widen(train_labels.data), shape.len()),

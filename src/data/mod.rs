@@ -1,7 +1,8 @@
 //! Stage 1, data: reading datasets from disk, the splits a run trains, validates and tests on,
 //! batching on the compute device, augmentation and transfer-set selection.
 //!
-//! Owns: every file format a dataset can come in (one entry point, [`load`]), the image shape
+//! Owns: every file format a dataset can come in (IDX, `.npz`, image folders; one entry point,
+//! [`load`]), the image shape
 //! `[C, H, W]`, labels, and which examples a student may learn from.
 //! May use: only the foundation modules (`error`, `fsutil`). Nothing here knows about models.
 //!
@@ -12,7 +13,9 @@
 
 mod augment;
 mod dataset;
+mod folder;
 pub mod idx;
+mod npz;
 mod split;
 mod transfer;
 

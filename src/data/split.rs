@@ -140,6 +140,8 @@ pub struct DatasetShape {
     pub shape: ImageShape,
     /// Number of classes.
     pub classes: usize,
+    /// Class names in label order, where the data has them.
+    pub class_names: Option<Vec<String>>,
 }
 
 /// Training, validation and test splits as a run uses them.
@@ -179,6 +181,7 @@ impl Splits {
                 name: dataset.name,
                 shape: dataset.shape,
                 classes: dataset.classes,
+                class_names: dataset.class_names,
             },
             train,
             validation,
@@ -196,6 +199,7 @@ impl Splits {
             image: self.dataset.shape.hw(),
             channels: self.dataset.shape.channels,
             classes: self.dataset.classes,
+            class_names: self.dataset.class_names.clone(),
         }
     }
 
@@ -233,6 +237,7 @@ mod tests {
                 name: "t".into(),
                 shape: ImageShape::gray(2, 2),
                 classes: 2,
+                class_names: None,
             },
             train: split(7000),
             validation: split(0),

@@ -78,3 +78,50 @@ pub fn metrics_without_times(dir: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// One `.npy` file's bytes: `data` with `shape`, in the dtype numpy would give `T`.
+pub fn npy<T: npyz::AutoSerialize + Copy>(shape: &[u64], data: &[T]) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    let mut buf = Vec::new();
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut buf)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+    buf
+}
+
+/// Writes an `.npz` (a zip of `NAME.npy` entries, stored uncompressed as numpy's `savez` does).
+pub fn write_npz(path: &Path, entries: &[(&str, Vec<u8>)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options =
+        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in entries {
+        zip.start_file(format!("{name}.npy"), options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// The MNIST of this repository as a Keras-layout `.npz` at `path` (uint8 images [N, 28, 28],
+/// uint8 labels), made from the committed IDX files.
+pub fn mnist_npz(path: &Path) {
+    let ds =
+        distill::data::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")).unwrap();
+    let labels =
+        |s: &distill::data::Split| -> Vec<u8> { s.labels.iter().map(|&l| l as u8).collect() };
+    let n = |s: &distill::data::Split| s.len() as u64;
+    write_npz(
+        path,
+        &[
+            ("x_train", npy(&[n(&ds.train), 28, 28], &ds.train.images)),
+            ("y_train", npy(&[n(&ds.train)], &labels(&ds.train))),
+            ("x_test", npy(&[n(&ds.test), 28, 28], &ds.test.images)),
+            ("y_test", npy(&[n(&ds.test)], &labels(&ds.test))),
+        ],
+    );
+}

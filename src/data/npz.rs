@@ -1,0 +1,243 @@
+//! NumPy `.npz` datasets in the layout of `keras.datasets.mnist` and friends: arrays
+//! `x_train`, `y_train`, `x_test`, `y_test`; images `[N, H, W]` or `[N, H, W, C]`, as `uint8`
+//! (0 to 255) or floats in [0, 1]; labels any integer type.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use npyz::{DType, NpyFile, TypeChar};
+
+use super::dataset::{Dataset, ImageShape, Label};
+use super::split::Split;
+use crate::error::{Error, Result};
+
+/// Deflate cannot expand data by more than about 1,032 to 1: an array that claims more than
+/// this times its compressed size is lying about its shape.
+const MAX_RATIO: u64 = 1100;
+
+/// True when `path` names an `.npz` file.
+pub fn is_npz(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
+fn bad(path: &Path, reason: String) -> Error {
+    Error::Dataset {
+        dir: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// One array of the archive: its shape, and its values widened to `f64` (labels and pixels both
+/// fit exactly).
+struct Array {
+    shape: Vec<usize>,
+    kind: TypeChar,
+    values: Vec<f64>,
+}
+
+fn read_array(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+    name: &str,
+    path: &Path,
+) -> Result<Array> {
+    let entry = archive.by_name(&format!("{name}.npy")).map_err(|_| {
+        bad(
+            path,
+            format!(
+                "the archive has no array {name:?} (expected x_train, y_train, x_test, y_test)"
+            ),
+        )
+    })?;
+    let (size, compressed) = (entry.size(), entry.compressed_size());
+    let file = NpyFile::new(entry)
+        .map_err(|e| bad(path, format!("array {name}: not a valid .npy entry ({e})")))?;
+    let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
+    let DType::Plain(ty) = file.dtype() else {
+        return Err(bad(
+            path,
+            format!("array {name}: structured arrays are not supported"),
+        ));
+    };
+    let width = ty.num_bytes().unwrap_or(0) as u64;
+    let declared = file
+        .shape()
+        .iter()
+        .try_fold(width, |acc, &d| acc.checked_mul(d));
+    let fits = declared
+        .is_some_and(|d| d <= size && d <= compressed.saturating_mul(MAX_RATIO).max(1 << 20));
+    if !fits {
+        return Err(bad(
+            path,
+            format!(
+                "array {name}: its shape {shape:?} of {ty} claims more data than the archive holds ({size} bytes)"
+            ),
+        ));
+    }
+    let kind = ty.type_char();
+    let values: Vec<f64> = match (kind, width) {
+        (TypeChar::Uint, 1) => file
+            .into_vec::<u8>()
+            .map(|v| v.into_iter().map(f64::from).collect()),
+        (TypeChar::Uint, 2) => file
+            .into_vec::<u16>()
+            .map(|v| v.into_iter().map(f64::from).collect()),
+        (TypeChar::Uint, 4) => file
+            .into_vec::<u32>()
+            .map(|v| v.into_iter().map(f64::from).collect()),
+        (TypeChar::Uint, 8) => file
+            .into_vec::<u64>()
+            .map(|v| v.into_iter().map(|x| x as f64).collect()),
+        (TypeChar::Int, 1) => file
+            .into_vec::<i8>()
+            .map(|v| v.into_iter().map(f64::from).collect()),
+        (TypeChar::Int, 2) => file
+            .into_vec::<i16>()
+            .map(|v| v.into_iter().map(f64::from).collect()),
+        (TypeChar::Int, 4) => file
+            .into_vec::<i32>()
+            .map(|v| v.into_iter().map(f64::from).collect()),
+        (TypeChar::Int, 8) => file
+            .into_vec::<i64>()
+            .map(|v| v.into_iter().map(|x| x as f64).collect()),
+        (TypeChar::Float, 4) => file
+            .into_vec::<f32>()
+            .map(|v| v.into_iter().map(f64::from).collect()),
+        (TypeChar::Float, 8) => file.into_vec::<f64>(),
+        _ => {
+            return Err(bad(
+                path,
+                format!("array {name}: dtype {ty} is not an integer or float type"),
+            ));
+        }
+    }
+    .map_err(|e| bad(path, format!("array {name}: unreadable ({e})")))?;
+    Ok(Array {
+        shape,
+        kind,
+        values,
+    })
+}
+
+/// Pixels as bytes, channel-major: `uint8` as they are, floats in [0, 1] scaled by 255.
+fn images(a: &Array, name: &str, path: &Path) -> Result<(ImageShape, Vec<u8>)> {
+    let (n, h, w, c) = match a.shape[..] {
+        [n, h, w] => (n, h, w, 1),
+        [n, h, w, c] if c == 1 || c == 3 => (n, h, w, c),
+        _ => {
+            return Err(bad(
+                path,
+                format!(
+                    "array {name} has shape {:?}; images must be [N, H, W] or [N, H, W, C] with C = 1 or 3",
+                    a.shape
+                ),
+            ));
+        }
+    };
+    let float = a.kind == TypeChar::Float;
+    let to_byte = |v: f64| -> Option<u8> {
+        let v = if float { v * 255.0 } else { v };
+        (v.is_finite() && (-0.5..=255.5).contains(&v)).then(|| v.round().clamp(0.0, 255.0) as u8)
+    };
+    let plane = h * w;
+    let mut out = vec![0u8; a.values.len()];
+    for img in 0..n {
+        for p in 0..plane {
+            for ch in 0..c {
+                let v = a.values[(img * plane + p) * c + ch];
+                out[(img * c + ch) * plane + p] = to_byte(v).ok_or_else(|| {
+                    bad(
+                        path,
+                        format!(
+                            "array {name}: value {v} of image {img} is outside {}",
+                            if float { "[0, 1]" } else { "0..255" }
+                        ),
+                    )
+                })?;
+            }
+        }
+    }
+    Ok((
+        ImageShape {
+            channels: c,
+            height: h,
+            width: w,
+        },
+        out,
+    ))
+}
+
+fn labels(a: &Array, name: &str, path: &Path) -> Result<Vec<Label>> {
+    if a.shape.len() != 1 || a.kind == TypeChar::Float {
+        return Err(bad(
+            path,
+            format!(
+                "array {name} must be a vector of integer labels, found shape {:?}{}",
+                a.shape,
+                if a.kind == TypeChar::Float {
+                    " of floats"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    a.values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            (0.0..=u32::MAX as f64)
+                .contains(&v)
+                .then_some(v as Label)
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        format!("array {name}: label {v} at position {i} is negative or too large"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Loads a Keras-layout `.npz` file.
+pub fn load_npz(path: &Path) -> Result<Dataset> {
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| bad(path, format!("not a valid .npz (zip) file: {e}")))?;
+    let mut split = |x: &str, y: &str| -> Result<(ImageShape, Split)> {
+        let (shape, pixels) = images(&read_array(&mut archive, x, path)?, x, path)?;
+        let labels = labels(&read_array(&mut archive, y, path)?, y, path)?;
+        if labels.len() * shape.len() != pixels.len() {
+            return Err(bad(
+                path,
+                format!(
+                    "{x} holds {} images but {y} holds {} labels",
+                    pixels.len() / shape.len().max(1),
+                    labels.len()
+                ),
+            ));
+        }
+        Ok((shape, Split::new(pixels, labels, shape.len())))
+    };
+    let (shape, train) = split("x_train", "y_train")?;
+    let (test_shape, test) = split("x_test", "y_test")?;
+    if test_shape != shape {
+        return Err(bad(
+            path,
+            format!("x_test images are {test_shape} but x_train images are {shape}"),
+        ));
+    }
+    let classes = train.labels.iter().max().map_or(0, |&m| m as usize + 1);
+    Dataset::new(
+        path.file_stem()
+            .map_or("dataset".into(), |s| s.to_string_lossy().into_owned()),
+        path,
+        shape,
+        classes,
+        train,
+        test,
+    )
+}

@@ -1,0 +1,134 @@
+//! Data beyond IDX: the same MNIST as a Keras-layout `.npz`, and a slice of it as an image
+//! folder, give the same models as the IDX route.
+
+mod common;
+
+use std::path::Path;
+
+use common::{distill, mnist_npz, stderr};
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn npz_gives_the_same_smoke_experiment_as_idx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let npz = tmp.path().join("mnist.npz");
+    mnist_npz(&npz);
+    let (a, b) = (tmp.path().join("idx"), tmp.path().join("npz"));
+    for (out, data) in [(&a, "data/mnist"), (&b, npz.to_str().unwrap())] {
+        let o = distill(&[
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--seed",
+            "1",
+            "--data",
+            data,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (ra, rb) = (report(&a), report(&b));
+    for m in ["teacher", "student", "distilled"] {
+        assert_eq!(
+            ra["models"][m]["test_errors"], rb["models"][m]["test_errors"],
+            "{m}"
+        );
+        let w = |d: &Path| std::fs::read(d.join(m).join("model.safetensors")).unwrap();
+        assert!(
+            w(&a) == w(&b),
+            "{m}: weights differ between the IDX and npz routes"
+        );
+    }
+    assert_eq!(rb["dataset"]["name"], "mnist");
+}
+
+/// Writes the first `n` images of `split` as PNG files under `root/name/<label>/`.
+fn pngs(split: &distill::data::Split, n: usize, root: &Path, name: &str) {
+    for i in 0..n {
+        let dir = root.join(name).join(split.labels[i].to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = image::GrayImage::from_raw(28, 28, split.images[i * 784..(i + 1) * 784].to_vec())
+            .unwrap();
+        img.save(dir.join(format!("{i:05}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn an_image_folder_gives_the_same_model_as_idx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds =
+        distill::data::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")).unwrap();
+    // A slice, sorted by class as a folder lists it, in both formats.
+    let sorted = |s: &distill::data::Split, n: usize| {
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.sort_by_key(|&i| s.labels[i]);
+        s.subset(&idx)
+    };
+    let (train, test) = (sorted(&ds.train, 600), sorted(&ds.test, 200));
+    let folder = tmp.path().join("folder");
+    pngs(&train, 600, &folder, "train");
+    pngs(&test, 200, &folder, "test");
+    let idx = tmp.path().join("idx");
+    std::fs::create_dir_all(&idx).unwrap();
+    let labels =
+        |s: &distill::data::Split| -> Vec<u8> { s.labels.iter().map(|&l| l as u8).collect() };
+    common::write_idx(
+        &idx.join("train-images-idx3-ubyte"),
+        &[600, 28, 28],
+        &train.images,
+    );
+    common::write_idx(
+        &idx.join("train-labels-idx1-ubyte"),
+        &[600],
+        &labels(&train),
+    );
+    common::write_idx(
+        &idx.join("t10k-images-idx3-ubyte"),
+        &[200, 28, 28],
+        &test.images,
+    );
+    common::write_idx(&idx.join("t10k-labels-idx1-ubyte"), &[200], &labels(&test));
+    let mut results = Vec::new();
+    for data in [&idx, &folder] {
+        let out = tmp.path().join(format!(
+            "model-{}",
+            data.file_name().unwrap().to_string_lossy()
+        ));
+        let o = distill(&[
+            "train",
+            "--model",
+            "mlp:64",
+            "--epochs",
+            "2",
+            "--validation-size",
+            "100",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        results.push((
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            std::fs::read(out.join("model.safetensors")).unwrap(),
+        ));
+    }
+    assert!(
+        results[0].1 == results[1].1,
+        "weights differ between the IDX and folder routes"
+    );
+    let errors = |s: &str| {
+        s.split(" test errors")
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(errors(&results[0].0), errors(&results[1].0));
+}
