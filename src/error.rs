@@ -38,8 +38,9 @@ pub enum Error {
     /// An option or configuration value is out of its allowed range or does not parse.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A model checkpoint is missing, unreadable or inconsistent.
-    #[error("checkpoint {path}: {reason}")]
+    /// A model (a checkpoint, a model directory, an ONNX file) is missing, unreadable or
+    /// inconsistent.
+    #[error("model {path}: {reason}")]
     Checkpoint {
         /// The checkpoint file or model directory.
         path: PathBuf,

@@ -276,7 +276,7 @@ fn bad_options_are_refused_with_clear_errors() {
         b"\x10\x00\x00\x00\x00\x00\x00\x00{}",
     )
     .unwrap();
-    assert_clean_failure(&distill(&["eval", bad.to_str().unwrap()]), "checkpoint");
+    assert_clean_failure(&distill(&["eval", bad.to_str().unwrap()]), "badmodel");
 }
 
 #[test]

@@ -6,7 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{distill, npy, stderr, tiny_dataset, write_idx, write_npz};
+use common::{distill, edit_onnx, npy, stderr, tiny_dataset, write_idx, write_npz};
+use tract_onnx::pb as distill_pb;
 
 /// One refused input: `args` with `{T}` (a tiny 3-class dataset), `{D}` (a data directory
 /// made for this case), `{M}` (a trained model of `{T}`), `{O}` (a fresh output directory) and
@@ -76,6 +77,10 @@ const CASES: &[Case] = &[
     case("soften-temperature", "soften --temperatures 0", &["soften", "{M}", "--index", "0", "--temperatures", "0", "--data-dir", "{T}"], "--temperature must be", 2),
     case("ensemble-with-teacher", "--teacher with --experiment ensemble", &["reproduce", "--experiment", "ensemble", "--teacher", "{M}", "--out", "{O}"], "cannot be combined", 2),
     case("summarize-not-a-run", "summarize a directory without report.json", &["summarize", "{O}"], "no report.json", 2),
+    case("input-norm-odd", "--input-norm with one number", &["eval", "{M}", "--data-dir", "{T}", "--input-norm", "0.5"], "needs an even number of values", 2),
+    case("input-norm-channels", "--input-norm for 2 channels on 1-channel images", &["eval", "{D}/m.onnx", "--data-dir", "{T}", "--input-norm", "0.1,0.2,0.3,0.4"], "gives 2 channels but the images have 1", 2),
+    case("teacher-outputs-word", "--teacher-outputs of an unknown kind", &["eval", "{M}", "--data-dir", "{T}", "--teacher-outputs", "softmax"], "--teacher-outputs takes logits or probs", 2),
+    case("export-no-format", "export without --onnx or --torch", &["export", "{M}"], "required arguments were not provided", 2),
     case("bench-tiny", "bench --epoch-examples below one batch", &["bench", "--epoch-examples", "10", "--data-dir", "{T}"], "at least 128", 2),
     // Bad data: exit 3.
     case("data-missing-dir", "a data directory that does not exist", &["train", "--out", "{O}", "--data-dir", "/no/such/dir"], "does not exist", 3),
@@ -111,15 +116,26 @@ const CASES: &[Case] = &[
     case("model-garbage", "a model.safetensors that is not safetensors", &["eval", "{D}"], "not a safetensors file", 4),
     case("model-interrupted", "a model directory whose training did not finish", &["eval", "{D}"], "looks interrupted", 4),
     case("model-altered", "weights changed after training finished", &["eval", "{D}"], "changed after training finished", 4),
-    case("teacher-file", "--teacher given as the weights file", &["distill", "--teacher", "{M}/model.safetensors", "--out", "{O}"], "not a file inside it", 4),
+    case("teacher-file", "--teacher given as the weights file", &["distill", "--teacher", "{M}/model.safetensors", "--out", "{O}"], "not a file inside a model directory", 4),
     case("teacher-classes", "a teacher with another class count than the data", &["distill", "--teacher", "{M}", "--out", "{O}", "--data-dir", "{D}", "--validation-size", "6"], "classes", 4),
     case("model-input-size", "eval of a model on images of another size", &["eval", "{M}", "--data-dir", "{D}", "--validation-size", "6"], "values each", 4),
     case("ensemble-manifest", "an ensemble.json that does not parse", &["eval", "{D}"], "ensemble manifest does not parse", 4),
     case("ensemble-mismatch", "ensemble members of different class counts", &["ensemble", "--member", "{M}", "--member", "{D}", "--out", "{O}"], "ensemble member 2", 4),
+    case("onnx-not-onnx", "an .onnx file that is not ONNX", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "not an ONNX model", 4),
+    case("onnx-truncated", "an ONNX file cut short", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "or a truncated one", 4),
+    case("onnx-unsupported-op", "an ONNX operator tract lacks", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "operator DistillNoSuchOp", 4),
+    case("onnx-input-size", "an ONNX model for images of another size", &["eval", "{D}/m.onnx", "--data-dir", "{D}"], "has shape [N, 16] but the data's 1x5x5 images give [N, 25]", 4),
+    case("onnx-rank", "an ONNX input of rank 3", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "has rank 3", 4),
+    case("onnx-classes", "an ONNX teacher with another class count than the data", &["distill", "--teacher", "{D}/m.onnx", "--out", "{O}", "--data-dir", "{D}", "--validation-size", "6"], "the teacher has 3 classes but the dataset", 4),
+    case("onnx-external-missing", "an ONNX file whose external-data file is missing", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "external-data file", 4),
+    case("onnx-two-inputs", "an ONNX model with two inputs", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "it takes 2 inputs", 4),
+    case("onnx-not-probs", "--teacher-outputs probs for a model that gives logits", &["eval", "{D}/m.onnx", "--data-dir", "{T}", "--teacher-outputs", "probs"], "not a probability", 4),
+    case("onnx-export-ensemble", "export of an ensemble", &["export", "{D}", "--onnx", "{O}.onnx"], "only a single trained network", 4),
     // Input and output: exit 5.
     case("out-under-a-file", "--out inside a plain file", &["train", "--out", "{F}/model", "--data-dir", "{T}", "--validation-size", "6", "--epochs", "1"], "creating directory", 5),
     case("report-not-json", "summarize a report.json that is not JSON", &["summarize", "{D}"], "report.json", 5),
-    // Training that diverges: exit 6.
+    // Training that diverges, or a model whose outputs are not finite: exit 6.
+    case("onnx-non-finite", "an ONNX model that outputs NaN", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "output not finite", 6),
     case("diverged", "a learning rate of 1e30", &["train", "--out", "{O}", "--lr", "1e30", "--model", "mlp:8", "--data-dir", "{T}", "--validation-size", "6", "--epochs", "2"], "training diverged", 6),
 ];
 
@@ -196,6 +212,26 @@ fn prepare(id: &str, dir: &Path, model: &Path) {
             }
         }
         "ensemble-manifest" => std::fs::write(file("ensemble.json"), b"{ not json").unwrap(),
+        "onnx-not-onnx" => {
+            std::fs::write(file("m.onnx"), b"\x08\x07not protobuf \xff\xff").unwrap()
+        }
+        "onnx-export-ensemble" => {
+            let o = distill(&[
+                "ensemble",
+                "--member",
+                model.to_str().unwrap(),
+                "--member",
+                model.to_str().unwrap(),
+                "--out",
+                dir.to_str().unwrap(),
+                "--data-dir",
+                dir.parent().unwrap().join("tiny").to_str().unwrap(),
+                "--validation-size",
+                "6",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        _ if id.starts_with("onnx-") || id == "input-norm-channels" => onnx_case(id, dir, model),
         "ensemble-mismatch" => {
             let data = dir.join("data5");
             tiny_dataset(
@@ -296,6 +332,77 @@ fn prepare(id: &str, dir: &Path, model: &Path) {
             }
         }
         _ => {}
+    }
+}
+
+/// Writes `dir/m.onnx` for ONNX case `id`: the exported model of `model`, broken as `id` says.
+fn onnx_case(id: &str, dir: &Path, model: &Path) {
+    use distill_pb::*;
+    let m = dir.join("m.onnx");
+    let o = distill(&[
+        "export",
+        model.to_str().unwrap(),
+        "--onnx",
+        m.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let float_bytes = |v: f32, n: usize| v.to_le_bytes().repeat(n);
+    match id {
+        "onnx-truncated" => {
+            let b = std::fs::read(&m).unwrap();
+            std::fs::write(&m, &b[..b.len() * 6 / 10]).unwrap();
+        }
+        "onnx-input-size" => {
+            let labels: Vec<u8> = (0..60).map(|i| (i % 3) as u8).collect();
+            for (images, labels_name) in [
+                ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+            ] {
+                write_idx(&dir.join(images), &[60, 5, 5], &[9; 1500]);
+                write_idx(&dir.join(labels_name), &[60], &labels);
+            }
+        }
+        "onnx-classes" => tiny_dataset(dir, 5, 60),
+        _ => edit_onnx(&m, &m, |p| {
+            let g = p.graph.as_mut().unwrap();
+            match id {
+                "onnx-unsupported-op" => g.node[1].op_type = "DistillNoSuchOp".into(),
+                "onnx-rank" => {
+                    let Some(type_proto::Value::TensorType(t)) =
+                        g.input[0].r#type.as_mut().unwrap().value.as_mut()
+                    else {
+                        unreachable!()
+                    };
+                    let shape = t.shape.as_mut().unwrap();
+                    shape.dim.push(shape.dim[1].clone());
+                }
+                "onnx-external-missing" => {
+                    let t = &mut g.initializer[0];
+                    t.raw_data.clear();
+                    t.data_location = Some(tensor_proto::DataLocation::External as i32);
+                    t.external_data = vec![StringStringEntryProto {
+                        key: "location".into(),
+                        value: "weights.bin".into(),
+                    }];
+                }
+                "onnx-two-inputs" => {
+                    let mut extra = g.input[0].clone();
+                    extra.name = "extra".into();
+                    g.input.push(extra);
+                }
+                "onnx-non-finite" | "onnx-not-probs" => {
+                    let bias = g.initializer.last_mut().unwrap();
+                    let n = bias.raw_data.len() / 4;
+                    let v = if id == "onnx-non-finite" {
+                        f32::NAN
+                    } else {
+                        5.0
+                    };
+                    bias.raw_data = float_bytes(v, n);
+                }
+                _ => {}
+            }
+        }),
     }
 }
 

@@ -21,7 +21,7 @@ use distill::data::idx::{parse_idx, read_idx};
 use distill::distill::{CacheKey, cached_soft_targets};
 use distill::experiment::ReproduceConfig;
 use distill::experiment::summary::summarize;
-use distill::model::{Classifier, Dropout, ModelConfig, Network};
+use distill::model::{Classifier, Dropout, ModelConfig, Network, OnnxModel, OnnxOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -209,7 +209,13 @@ fn ensemble_manifest_and_report_readers() {
     let member = dir.path().join("m");
     network().save_complete(&member).unwrap();
     let ens = dir.path().join("ens");
-    Classifier::create_ensemble(&ens, &[member.clone(), member], &device).unwrap();
+    Classifier::create_ensemble(
+        &ens,
+        &[member.clone(), member],
+        &device,
+        &Default::default(),
+    )
+    .unwrap();
     let manifest = ens.join("ensemble.json");
     let seeds = vec![std::fs::read(&manifest).unwrap()];
     fuzz("ensemble", &seeds, 1_000, |b| {
@@ -279,6 +285,20 @@ fn npz_and_image_folder_readers() {
     fuzz("png", &seeds, 2_000, |b| {
         std::fs::write(&png, b).unwrap();
         let _ = distill::data::load(&root);
+    });
+}
+
+#[test]
+fn onnx_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let shape = distill::data::ImageShape::gray(3, 3);
+    let seeds = vec![distill::model::export_onnx(&network())];
+    std::fs::write(&path, &seeds[0]).unwrap();
+    assert!(OnnxModel::load(&path, shape, OnnxOptions::default()).is_ok());
+    fuzz("onnx", &seeds, 2_000, |b| {
+        std::fs::write(&path, b).unwrap();
+        let _ = OnnxModel::load(&path, shape, OnnxOptions::default());
     });
 }
 

@@ -89,7 +89,7 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
         .unwrap(),
     );
     let (targets, _, _) = teacher_soft_targets(
-        &teacher.network,
+        &Classifier::Single(teacher.network.clone()),
         &teacher_dir,
         &splits.train,
         4.0,

@@ -130,7 +130,7 @@ fn unfinished_models_and_teacher_files_are_refused() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_clean_failure(&o, "not a file inside it");
+    assert_clean_failure(&o, "not a file inside a model directory");
 }
 
 /// Two runs on one `--out`: the second is refused, naming the first (exit code 7).

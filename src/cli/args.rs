@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::data::{Splits, TransferSettings};
+use crate::data::{ImageShape, Splits, TransferSettings};
 use crate::error::Result;
+use crate::model::{OnnxOptions, OpenOptions};
 use crate::train::{OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings};
 
 /// Where the data comes from and how much of it is used.
@@ -41,6 +42,14 @@ impl DataArgs {
             self.train_size,
             self.test_size,
         )
+    }
+}
+
+impl DataArgs {
+    /// Loads the dataset for commands that only evaluate (no validation split is held out,
+    /// so any dataset size works; `--test-size` still applies).
+    pub fn load_test_only(&self) -> Result<Splits> {
+        Splits::load(&data_dir(self.data_dir.as_deref()), 0, None, self.test_size)
     }
 }
 
@@ -181,5 +190,38 @@ impl ResumeArgs {
             keep_checkpoints: self.keep_checkpoints,
             ..RunOutput::new(dir, label, true)
         }
+    }
+}
+
+/// How to run a model given as an `.onnx` file (ignored for model directories).
+#[derive(Debug, Clone, Default, Args)]
+pub struct OnnxArgs {
+    /// For an ONNX model that expects normalized input outside its graph: per-channel
+    /// MEAN,STD applied to the [0, 1] pixels, either two numbers for every channel or the
+    /// channels' means then their standard deviations (e.g. 0.1307,0.3081 or
+    /// 0.485,0.456,0.406,0.229,0.224,0.225).
+    #[arg(long, value_name = "MEAN,STD", allow_hyphen_values = true)]
+    pub input_norm: Option<String>,
+    /// What an ONNX model's output holds: logits (default), or probs for a model that ends in
+    /// a softmax.
+    #[arg(long, value_name = "KIND", default_value = "logits")]
+    pub teacher_outputs: String,
+}
+
+impl OnnxArgs {
+    /// The checked options.
+    pub fn options(&self) -> Result<OnnxOptions> {
+        Ok(OnnxOptions {
+            input_norm: self.input_norm.as_deref().map(str::parse).transpose()?,
+            outputs: self.teacher_outputs.parse()?,
+        })
+    }
+
+    /// Checked options for opening models with images of `shape`.
+    pub fn open_options(&self, shape: ImageShape) -> Result<OpenOptions> {
+        Ok(OpenOptions {
+            shape: Some(shape),
+            onnx: self.options()?,
+        })
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{SplitName, data_dir};
+use super::args::{OnnxArgs, SplitName, data_dir};
 use crate::backend::compute_device;
 use crate::distill::check_temperature;
 use crate::error::{Error, Result};
@@ -19,7 +19,7 @@ use crate::report::plot;
 /// `distill soften`.
 #[derive(Debug, Args)]
 pub struct SoftenCmd {
-    /// Model directory.
+    /// Model directory or ONNX file (.onnx).
     pub model: PathBuf,
     /// Position of the image in the split.
     #[arg(long, conflicts_with = "class", required_unless_present = "class")]
@@ -51,19 +51,22 @@ pub struct SoftenCmd {
     /// --data-dir is an alias. Default: data/mnist of this repository.
     #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
 }
 
 /// `distill similarity`.
 #[derive(Debug, Args)]
 pub struct SimilarityCmd {
-    /// Model directory.
+    /// Model directory or ONNX file (.onnx).
     pub model: PathBuf,
     /// Temperature of the soft targets.
     #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
     pub temperature: f64,
     /// Other models (e.g. the distilled student and the student alone) to compare with MODEL:
-    /// mean KL(MODEL_T || OTHER_T) on the test set and top-1 agreement.
-    #[arg(long, value_name = "DIR")]
+    /// mean KL(MODEL_T || OTHER_T) on the test set and top-1 agreement. Directories or .onnx.
+    #[arg(long, value_name = "MODEL")]
     pub compare: Vec<PathBuf>,
     /// Print JSON.
     #[arg(long)]
@@ -78,6 +81,9 @@ pub struct SimilarityCmd {
     /// --data-dir is an alias. Default: data/mnist of this repository.
     #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
 }
 
 pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
@@ -85,8 +91,9 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
         check_temperature(t as f32)?;
     }
     let (device, _) = compute_device();
-    let net = Classifier::load(&c.model, &device)?;
     let ds = crate::data::load(&data_dir(c.data_dir.as_deref()))?;
+    let how = c.onnx.open_options(ds.shape)?;
+    let net = Classifier::open(&c.model, &device, &how)?;
     let split = match c.split {
         SplitName::Test => &ds.test,
         SplitName::Train => &ds.train,
@@ -168,15 +175,16 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
 pub(super) fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
     check_temperature(c.temperature as f32)?;
     let (device, _) = compute_device();
-    let net = Classifier::load(&c.model, &device)?;
     let ds = crate::data::load(&data_dir(c.data_dir.as_deref()))?;
+    let how = c.onnx.open_options(ds.shape)?;
+    let net = Classifier::open(&c.model, &device, &how)?;
     check_compatible(&net, &ds.test, ds.classes)?;
     let logits = model_logits(&net, &ds.test, &device)?;
     let m = class_similarity(&logits, &ds.test.labels, ds.classes, c.temperature);
     let pairs = similar_pairs(&m, c.top);
     let mut comparisons = Vec::new();
     for other in &c.compare {
-        let o = Classifier::load(other, &device)?;
+        let o = Classifier::open(other, &device, &how)?;
         check_compatible(&o, &ds.test, ds.classes)?;
         let ol = model_logits(&o, &ds.test, &device)?;
         comparisons.push((

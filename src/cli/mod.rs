@@ -6,6 +6,7 @@
 //! `data_dir`, the default dataset, which tests share).
 
 mod args;
+mod export;
 mod inspect;
 mod reproduce;
 mod train;
@@ -14,7 +15,8 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
-pub use args::{DataArgs, ResumeArgs, SplitName, TrainArgs, TransferArgs, data_dir};
+pub use args::{DataArgs, OnnxArgs, ResumeArgs, SplitName, TrainArgs, TransferArgs, data_dir};
+pub use export::ExportCmd;
 pub use inspect::{SimilarityCmd, SoftenCmd};
 pub use reproduce::{BenchCmd, ReproduceCmd, SummarizeCmd, SweepCmd};
 pub use train::{DistillCmd, EnsembleCmd, EvalCmd, TrainCmd};
@@ -51,6 +53,8 @@ pub enum Command {
     Soften(SoftenCmd),
     /// Class-by-class similarity a model has learned: mean soft targets per true class.
     Similarity(SimilarityCmd),
+    /// Write a trained model for other runtimes: ONNX (onnxruntime, ...) and PyTorch weights.
+    Export(ExportCmd),
     /// Gather runs of one experiment made with different seeds: errors per seed, mean ± sd,
     /// findings, and a chart (e.g. `summarize runs/omit-3-s1 runs/omit-3-s2 runs/omit-3-s3`).
     Summarize(SummarizeCmd),
@@ -69,5 +73,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Soften(c) => inspect::cmd_soften(c),
         Command::Similarity(c) => inspect::cmd_similarity(c),
         Command::Summarize(c) => reproduce::cmd_summarize(c),
+        Command::Export(c) => export::cmd_export(c),
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{DataArgs, ResumeArgs, TrainArgs, data_dir};
+use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, data_dir};
 use crate::backend::{compute_device, init_threads};
 use crate::distill::{DistillSettings, check_temperature};
 use crate::error::{Error, Result};
@@ -43,6 +43,16 @@ pub struct ReproduceCmd {
     /// --data-dir is an alias. Default: data/mnist of this repository.
     #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    /// Override the preset's validation hold-out (examples held out of the training set;
+    /// preset: 5,000, or 0 for `paper`, which fits every image). Small datasets need less.
+    #[arg(long, value_name = "N")]
+    pub validation_size: Option<usize>,
+    /// Use only the first N training examples after the hold-out (preset: all; smoke: 4,000).
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Evaluate on only the first N test examples (preset: all).
+    #[arg(long, value_name = "N")]
+    pub test_size: Option<usize>,
     /// Override the preset's temperature (preset: 20).
     #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
@@ -65,9 +75,13 @@ pub struct ReproduceCmd {
 /// `distill sweep`.
 #[derive(Debug, Args)]
 pub struct SweepCmd {
-    /// Trained teacher (e.g. runs/mnist/teacher); its soft targets are cached per T.
-    #[arg(long)]
+    /// Trained teacher (e.g. runs/mnist/teacher), or an ONNX file (see `distill --help`);
+    /// its soft targets are cached per T under OUT/cache.
+    #[arg(long, value_name = "MODEL")]
     pub teacher: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
     /// Temperatures, comma-separated.
     #[arg(
         long,
@@ -119,6 +133,17 @@ pub struct BenchCmd {
     /// Also measure peak memory of `reproduce --preset quick` (adds about 7 minutes).
     #[arg(long)]
     pub memory: bool,
+    /// Also time reading this Keras-layout .npz (figure npz_read_s).
+    #[arg(long, value_name = "FILE")]
+    pub npz: Option<PathBuf>,
+    /// Also time this ONNX teacher over the whole training set (figure onnx_teacher_s; see
+    /// --input-norm and --teacher-outputs). With --npz, peak_rss_mib is the process's peak
+    /// memory after both.
+    #[arg(long, value_name = "FILE")]
+    pub onnx_teacher: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
     /// The dataset (IDX directory, .npz file or image-folder root; see `train --help`).
     /// --data-dir is an alias. Default: data/mnist of this repository.
     #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
@@ -164,6 +189,15 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
     if c.distilled_jitter.is_some() {
         config.distilled_jitter = c.distilled_jitter;
     }
+    if let Some(v) = c.validation_size {
+        config.validation_size = v;
+    }
+    if c.train_size.is_some() {
+        config.train_size = c.train_size;
+    }
+    if c.test_size.is_some() {
+        config.test_size = c.test_size;
+    }
     let report = reproduce(&ReproduceOptions {
         config,
         out: c.out.clone(),
@@ -190,6 +224,11 @@ pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
         warmup: c.warmup,
         epoch_examples: c.epoch_examples,
         memory: c.memory,
+        interop: crate::experiment::InteropOptions {
+            npz: c.npz.clone(),
+            onnx_teacher: c.onnx_teacher.clone(),
+            onnx: c.onnx.options()?,
+        },
     };
     let report = bench::run(&opts, &ds, &device, backend, |what| {
         eprintln!("bench: {what}")
@@ -222,6 +261,7 @@ pub(super) fn cmd_sweep(c: SweepCmd) -> Result<()> {
     }
     let report = sweep::sweep(&sweep::SweepOptions {
         teacher: c.teacher.clone(),
+        onnx: c.onnx.options()?,
         students,
         temperatures: c.temperatures.clone(),
         alphas: c.alphas.clone(),

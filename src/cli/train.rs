@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::args::{DataArgs, ResumeArgs, TrainArgs, TransferArgs};
+use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
 use crate::distill::{DistillSettings, Objective, distill_objective};
@@ -14,7 +14,7 @@ use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
 };
 use crate::fsutil::RunLock;
-use crate::model::{Classifier, Network, Predictor};
+use crate::model::{Classifier, Network, Predictor, is_onnx};
 use crate::train::train_role;
 
 /// `distill train`.
@@ -40,8 +40,11 @@ pub struct TrainCmd {
 /// `distill distill`.
 #[derive(Debug, Args)]
 pub struct DistillCmd {
-    /// Trained teacher's model directory.
-    #[arg(long)]
+    /// The teacher: a model directory trained by distill (or an ensemble), or an ONNX file
+    /// (.onnx) exported from another framework. An ONNX teacher takes float32 pixels in
+    /// [0, 1] (see --input-norm), as [N, C·H·W] or [N, C, H, W] as its input's rank says, and
+    /// gives [N, classes] logits (see --teacher-outputs).
+    #[arg(long, value_name = "MODEL")]
     pub teacher: PathBuf,
     /// Student architecture.
     #[arg(long, default_value = "mlp:800,800")]
@@ -55,9 +58,14 @@ pub struct DistillCmd {
     /// Weight of the soft-target term in [0, 1]; the hard-label term gets 1 - alpha.
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub alpha: f32,
-    /// Where teacher soft targets are cached. Default: TEACHER/cache.
+    /// Where teacher soft targets are cached. Default: TEACHER/cache for a model directory;
+    /// for an ONNX teacher, a `soft-target-cache` directory beside --out (never beside the
+    /// model file).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub transfer: TransferArgs,
@@ -75,12 +83,16 @@ pub struct DistillCmd {
 /// `distill ensemble`.
 #[derive(Debug, Args)]
 pub struct EnsembleCmd {
-    /// A member's model directory (give two or more, e.g. teachers trained with different --seed).
-    #[arg(long = "member", value_name = "DIR", required = true, num_args = 1)]
+    /// A member: a model directory or an ONNX file (give two or more, e.g. teachers trained
+    /// with different --seed).
+    #[arg(long = "member", value_name = "MODEL", required = true, num_args = 1)]
     pub members: Vec<PathBuf>,
     /// Ensemble directory to write (ensemble.json listing the members).
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -89,11 +101,14 @@ pub struct EnsembleCmd {
 /// `distill eval`.
 #[derive(Debug, Args)]
 pub struct EvalCmd {
-    /// Model directory (or its model.safetensors).
+    /// Model directory (or its model.safetensors), or an ONNX file (.onnx).
     pub model: PathBuf,
     /// Print the evaluation as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -157,8 +172,9 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let bias: BiasAdjust = c.transfer.bias_adjust.parse()?;
     let _lock = lock(&c.out)?;
     let (device, _) = compute_device();
-    let teacher = Classifier::load_teacher(&c.teacher, &device)?;
     let splits = c.data.load()?;
+    let how = c.onnx.open_options(splits.dataset.shape)?;
+    let teacher = Classifier::load_teacher(&c.teacher, &device, &how)?;
     if teacher.classes() != splits.dataset.classes {
         return Err(Error::Mismatch(format!(
             "the teacher has {} classes but the dataset (and so the student) has {}",
@@ -180,7 +196,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let cache = c
         .cache_dir
         .clone()
-        .unwrap_or_else(|| c.teacher.join("cache"));
+        .unwrap_or_else(|| default_cache(&c.teacher, &c.out));
     let (objective, note) = distill_objective(
         &teacher,
         &c.teacher,
@@ -211,10 +227,23 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     Ok(())
 }
 
+/// Where soft targets are cached by default: inside a teacher directory distill wrote, but
+/// beside the output directory for an ONNX file, so that nothing is written next to a file
+/// the user owns.
+pub(super) fn default_cache(teacher: &Path, out: &Path) -> PathBuf {
+    if is_onnx(teacher) {
+        let parent = out.parent().unwrap_or(Path::new("."));
+        parent.join("soft-target-cache")
+    } else {
+        teacher.join("cache")
+    }
+}
+
 pub(super) fn cmd_ensemble(c: EnsembleCmd) -> Result<()> {
     let (device, _) = compute_device();
-    let ens = Classifier::create_ensemble(&c.out, &c.members, &device)?;
     let splits = c.data.load()?;
+    let how = c.onnx.open_options(splits.dataset.shape)?;
+    let ens = Classifier::create_ensemble(&c.out, &c.members, &device, &how)?;
     let r = model_report(&ens, &c.out, &splits, &device, 0.0, None)?;
     println!(
         "{}: {} test errors of {} ({:.2}%); written to {}",
@@ -229,8 +258,12 @@ pub(super) fn cmd_ensemble(c: EnsembleCmd) -> Result<()> {
 
 pub(super) fn cmd_eval(c: EvalCmd) -> Result<()> {
     let (device, _) = compute_device();
-    let net = Classifier::load(&c.model, &device)?;
-    let splits = c.data.load()?;
+    let splits = c.data.load_test_only()?;
+    let net = Classifier::open(
+        &c.model,
+        &device,
+        &c.onnx.open_options(splits.dataset.shape)?,
+    )?;
     let e = evaluate(&net, &splits.test, splits.dataset.classes, &device)?;
     if c.json {
         println!(

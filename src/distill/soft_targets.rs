@@ -171,10 +171,11 @@ fn read_cache(
 }
 
 /// Teacher log-probabilities at T for `transfer`, from the cache under `cache_dir` when a
-/// matching entry exists. The key is the SHA-256 of the teacher's weights (all members for an
-/// ensemble), the transfer set's fingerprint and T.
+/// matching entry exists. The key is the teacher's identity (the SHA-256 of its weights, of all
+/// members for an ensemble, of the file and its options for an ONNX model), the transfer
+/// set's fingerprint and T.
 pub fn teacher_soft_targets(
-    teacher: &dyn Predictor,
+    teacher: &Classifier,
     teacher_dir: &Path,
     transfer: &Split,
     temperature: f32,
@@ -189,7 +190,7 @@ pub fn teacher_soft_targets(
         )));
     }
     let key = CacheKey::new(
-        &Classifier::weights_hash(teacher_dir)?,
+        &teacher.identity(teacher_dir)?,
         &transfer.fingerprint(),
         temperature,
         &teacher.describe(),
@@ -202,7 +203,7 @@ pub fn teacher_soft_targets(
         device,
         || {
             let dev = transfer.to_device(device);
-            Ok(teacher.log_probs(&dev.images, temperature))
+            teacher.log_probs(&dev.images, temperature)
         },
     )
 }

@@ -76,7 +76,7 @@ pub fn check_compatible(net: &dyn Predictor, split: &Split, classes: usize) -> R
 /// Logits of `net` for every example of `split`, row-major `[len, classes]` on the host.
 pub fn logits(net: &dyn Predictor, split: &Split, device: &Device) -> Result<Vec<f32>> {
     let dev = split.to_device(device);
-    let out: Tensor<2> = net.logits(&dev.images);
+    let out: Tensor<2> = net.logits(&dev.images)?;
     out.into_data()
         .try_to_vec()
         .map_err(|e| Error::NonFinite(format!("model output: {e:?}")))
@@ -134,12 +134,14 @@ pub fn latency_us_batch1(net: &dyn Predictor, split: &Split, device: &Device, re
     let mut times = Vec::with_capacity(dev.len);
     // Warm-up: first calls allocate buffers and spin up thread pools.
     for i in 0..dev.len.min(10) {
-        let _ = net.logits(&dev.images.clone().slice(i..i + 1)).into_data();
+        let _ = net
+            .logits(&dev.images.clone().slice(i..i + 1))
+            .map(Tensor::into_data);
     }
     for i in 0..dev.len {
         let x = dev.images.clone().slice(i..i + 1);
         let t = Instant::now();
-        let _ = net.logits(&x).into_data();
+        let _ = net.logits(&x).map(Tensor::into_data);
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     median(&mut times)

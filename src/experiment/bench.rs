@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
+use super::bench_interop::{InteropOptions, interop_figures};
 use crate::data::{Dataset, DeviceSplit, ImageShape, index_tensor};
 use crate::distill::{DistillLoss, DistillSettings, log_soft_targets};
 use crate::error::{Error, Result};
@@ -32,6 +33,8 @@ pub struct BenchOptions {
     pub epoch_examples: usize,
     /// Also measure the peak memory of `reproduce --preset quick` (about 7 minutes).
     pub memory: bool,
+    /// Foreign inputs to time first (an `.npz`, an ONNX teacher).
+    pub interop: InteropOptions,
 }
 
 /// Median, min and max of one figure.
@@ -63,7 +66,7 @@ pub struct BenchReport {
     pub figures: BTreeMap<String, Figure>,
 }
 
-fn figure(mut v: Vec<f64>) -> Figure {
+pub(super) fn figure(mut v: Vec<f64>) -> Figure {
     let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
     let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     Figure {
@@ -73,7 +76,7 @@ fn figure(mut v: Vec<f64>) -> Figure {
     }
 }
 
-fn repeat(opts: &BenchOptions, mut f: impl FnMut() -> f64) -> Figure {
+pub(super) fn repeat(opts: &BenchOptions, mut f: impl FnMut() -> f64) -> Figure {
     for _ in 0..opts.warmup {
         f();
     }
@@ -187,6 +190,8 @@ pub fn run(
     backend: &str,
     progress: impl Fn(&str),
 ) -> Result<BenchReport> {
+    // First, so that the peak memory they report is theirs and the dataset's alone.
+    let mut figures = interop_figures(opts, &opts.interop, dataset, device, &progress)?;
     let split = &dataset.train;
     let n = opts.epoch_examples.min(split.len());
     if n < 128 {
@@ -209,7 +214,6 @@ pub fn run(
     let teacher = net("mlp:1200,1200", teacher_dropout, shape, classes, device)?;
     let student = net("mlp:800,800", Dropout::NONE, shape, classes, device)?;
     let mut rng = StdRng::seed_from_u64(1);
-    let mut figures = BTreeMap::new();
 
     progress("teacher training");
     let mut st = Stepper::new(&teacher, &cfg, device);

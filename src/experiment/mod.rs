@@ -6,10 +6,12 @@
 //! May use: every stage below it (`data` to `report`) and the foundation modules.
 
 pub mod bench;
+mod bench_interop;
 mod presets;
 mod recipes;
 pub mod summary;
 pub mod sweep;
 
+pub use bench_interop::InteropOptions;
 pub use presets::{CheckedRoles, ExperimentKind, Preset, ReproduceConfig};
 pub use recipes::{ReproduceOptions, reproduce};

@@ -15,7 +15,7 @@ use crate::distill::{Objective, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::{ModelReport, adjust_bias, error_percent, mean_report, model_report};
 use crate::fsutil::{RunLock, write_atomic};
-use crate::model::{Classifier, Network, Predictor, weights_path};
+use crate::model::{Classifier, Network, OpenOptions, Predictor, weights_path};
 use crate::report::{ChartModel, Environment, Report, write_charts};
 use crate::train::{CheckedRole, EpochMetrics, RunOutput, earlier_training, train_role};
 
@@ -68,6 +68,14 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// How a given teacher is opened: an ONNX file takes the data's image shape.
+    fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            shape: Some(self.splits.dataset.shape),
+            ..OpenOptions::default()
+        }
+    }
+
     /// Trains (or reuses, when `dir` holds a model trained with the same config and data) one
     /// network on hard labels with all the training data.
     fn hard_model(
@@ -116,7 +124,7 @@ impl Run<'_> {
     fn teacher(&mut self, roles: &CheckedRoles) -> Result<TeacherRun> {
         let cfg = &self.opts.config;
         if let Some(dir) = &self.opts.teacher {
-            let model = Classifier::load_teacher(dir, &self.device)?;
+            let model = Classifier::load_teacher(dir, &self.device, &self.open_options())?;
             if model.classes() != self.splits.dataset.classes {
                 return Err(Error::Mismatch(format!(
                     "the teacher in {} has {} classes but the dataset has {}",
@@ -181,7 +189,8 @@ impl Run<'_> {
             dirs.push(dir);
         }
         let dir = out.join("ensemble");
-        let model = Classifier::create_ensemble(&dir, &dirs, &self.device)?;
+        let model =
+            Classifier::create_ensemble(&dir, &dirs, &self.device, &OpenOptions::default())?;
         Ok(TeacherRun {
             model,
             dir,

@@ -12,15 +12,18 @@ use crate::distill::{DistillConfig, DistillSettings, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
-use crate::model::{Classifier, Predictor};
+use crate::model::{Classifier, OnnxOptions, OpenOptions, Predictor};
 use crate::report::{Environment, plot};
 use crate::train::{CheckedRole, RoleConfig, RunOutput, TrainSettings, train_role};
 
 /// Options of `distill sweep`: one distilled student per (student, alpha, T) from one teacher.
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
-    /// Trained teacher (model or ensemble directory); its soft targets are cached per T.
+    /// Trained teacher (model or ensemble directory, or ONNX file); its soft targets are
+    /// cached per T.
     pub teacher: PathBuf,
+    /// How an ONNX teacher runs.
+    pub onnx: OnnxOptions,
     /// Student architectures.
     pub students: Vec<String>,
     /// Temperatures.
@@ -116,13 +119,17 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
         .map(DistillSettings::check)
         .collect::<Result<_>>()?;
     let (device, backend) = compute_device();
-    let teacher = Classifier::load_teacher(&opts.teacher, &device)?;
     let splits = Splits::load(
         &opts.data_dir,
         opts.validation_size,
         opts.train_size,
         opts.test_size,
     )?;
+    let how = OpenOptions {
+        shape: Some(splits.dataset.shape),
+        onnx: opts.onnx.clone(),
+    };
+    let teacher = Classifier::load_teacher(&opts.teacher, &device, &how)?;
     if teacher.classes() != splits.dataset.classes {
         return Err(Error::Mismatch(format!(
             "the teacher has {} classes but the dataset has {}",

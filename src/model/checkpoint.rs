@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::Predictor;
 use super::mlp::MlpConfig;
-use super::net::Net;
+use super::net::{NamedArray, Net};
 use super::spec::ModelConfig;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -133,34 +133,20 @@ impl Network {
         self.net.shift_output_bias(classes, delta);
     }
 
+    /// Python source of the equivalent `torch.nn.Sequential` (see [`crate::model::export_torch`]).
+    pub fn torch_module(&self) -> String {
+        self.net.arch().torch_module()
+    }
+
     /// Serializes weights and architecture to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .net
-            .export()
-            .into_iter()
-            .map(|a| {
-                let bytes = a.values.iter().flat_map(|x| x.to_le_bytes()).collect();
-                (a.name, a.shape, bytes)
-            })
-            .collect();
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-            .iter()
-            .map(|(n, shape, bytes)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| format_error("model tensors", e))
-            })
-            .collect::<Result<_>>()?;
         let config =
             serde_json::to_string(&self.config).map_err(|e| format_error("model config", e))?;
         let meta = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("config".to_string(), config),
         ]);
-        safetensors::serialize(views, Some(meta))
-            .map(canonical_safetensors)
-            .map_err(|e| format_error("safetensors", e))
+        f32_safetensors(&self.net.export(), meta).map_err(|e| format_error("safetensors", e))
     }
 
     /// Writes the model to `dir/model.safetensors` atomically (unfinished: see
@@ -242,6 +228,30 @@ impl Network {
     }
 }
 
+/// Safetensors bytes of float32 `arrays` with `meta`, header keys in a fixed order so that
+/// equal contents give equal bytes.
+pub(super) fn f32_safetensors(
+    arrays: &[NamedArray],
+    meta: HashMap<String, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let bytes: Vec<Vec<u8>> = arrays
+        .iter()
+        .map(|a| a.values.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = arrays
+        .iter()
+        .zip(&bytes)
+        .map(|(a, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, a.shape.clone(), b)
+                .map(|v| (a.name.clone(), v))
+                .map_err(|e| format!("tensor {}: {e}", a.name))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, Some(meta))
+        .map(canonical_safetensors)
+        .map_err(|e| e.to_string())
+}
+
 impl Predictor for Network {
     fn shape(&self) -> ImageShape {
         self.config.shape()
@@ -255,11 +265,14 @@ impl Predictor for Network {
     fn describe(&self) -> String {
         self.config.spec().to_string()
     }
-    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Tensor<2> {
-        log_softmax(self.logits(images).div_scalar(t), 1)
+    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Result<Tensor<2>> {
+        Ok(log_softmax(
+            self.net.logits_chunked(images).div_scalar(t),
+            1,
+        ))
     }
-    fn logits(&self, images: &Tensor<2>) -> Tensor<2> {
-        self.net.logits_chunked(images)
+    fn logits(&self, images: &Tensor<2>) -> Result<Tensor<2>> {
+        Ok(self.net.logits_chunked(images))
     }
     fn silent_units(&self, images: &Tensor<2>) -> Vec<usize> {
         self.net.silent_units(images)
@@ -306,13 +319,13 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
         let e = Network::load(dir.path(), &device).unwrap_err().to_string();
         assert!(
-            e.contains("checkpoint") && e.contains("changed after training"),
+            e.contains("model") && e.contains("changed after training"),
             "{e}"
         );
         std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
         mark_complete(dir.path(), None).unwrap();
         let e = Network::load(dir.path(), &device).unwrap_err().to_string();
-        assert!(e.contains("checkpoint"), "{e}");
+        assert!(e.starts_with("model "), "{e}");
         std::fs::write(&path, b"garbage").unwrap();
         mark_complete(dir.path(), None).unwrap();
         assert!(Network::load(dir.path(), &device).is_err());

@@ -1,6 +1,6 @@
-//! Ensembles: a model directory holding `ensemble.json` lists member model directories, and
-//! the ensemble averages its members' softened probabilities. [`Classifier`] is what every
-//! command loads: one network or an ensemble.
+//! What every command loads: a model directory (one network, or an ensemble whose
+//! `ensemble.json` lists member models), or an ONNX file. An ensemble averages its members'
+//! softened probabilities; its members may be model directories or ONNX files.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Predictor;
 use super::checkpoint::{Network, weights_path};
+use super::onnx::{OnnxModel, OnnxOptions, is_onnx};
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 
@@ -18,84 +19,158 @@ pub const ENSEMBLE_FILE: &str = "ensemble.json";
 #[derive(Debug, Serialize, Deserialize)]
 struct EnsembleManifest {
     members: Vec<PathBuf>,
+    /// How the ONNX members run (absent when there are none, and in older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    onnx: Option<OnnxOptions>,
 }
 
-/// A trained model directory: one network, or an ensemble that averages its members'
-/// softened probabilities.
+/// What opening a model path needs besides the path: for an ONNX file, the image shape it
+/// must take (from the data) and how to run it. Model directories need neither.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// The data's image shape; required to open an ONNX file.
+    pub shape: Option<ImageShape>,
+    /// Input normalization and output kind of ONNX files.
+    pub onnx: OnnxOptions,
+}
+
+/// A loaded classifier: one network, an ONNX model, or an ensemble of them that averages its
+/// members' softened probabilities.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // one per loaded model, never stored in bulk
 pub enum Classifier {
     /// One network.
     Single(Network),
-    /// Members of one input size and class count.
-    Ensemble(Vec<Network>),
+    /// A foreign model from an ONNX file.
+    Onnx(OnnxModel),
+    /// Members (networks or ONNX models) of one input size and class count.
+    Ensemble(Vec<Classifier>),
 }
 
 impl Classifier {
     /// Loads a model directory: an ensemble if it holds `ensemble.json`, else one network.
+    /// ONNX files need the data's shape: see [`Classifier::open`].
     pub fn load(path: &Path, device: &Device) -> Result<Classifier> {
+        Classifier::open(path, device, &OpenOptions::default())
+    }
+
+    /// Opens any model path: an ONNX file (with `how.shape`, `how.onnx`), an ensemble
+    /// directory, or a network's directory (or its `model.safetensors`).
+    pub fn open(path: &Path, device: &Device, how: &OpenOptions) -> Result<Classifier> {
+        if is_onnx(path) {
+            let Some(shape) = how.shape else {
+                return Err(Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: "an ONNX model can only be opened together with data \
+                             (its images tell the input shape)"
+                        .into(),
+                });
+            };
+            return OnnxModel::load(path, shape, how.onnx.clone()).map(Classifier::Onnx);
+        }
         let Some(m) = read_manifest(path)? else {
             return Network::load(path, device).map(Classifier::Single);
+        };
+        let member_how = OpenOptions {
+            shape: how.shape,
+            onnx: m.onnx.clone().unwrap_or_default(),
         };
         let members = m
             .members
             .iter()
-            .map(|p| Network::load(&path.join(p), device))
+            .map(|p| Classifier::open_member(&path.join(p), device, &member_how))
             .collect::<Result<Vec<_>>>()?;
         check_members(&members)?;
         Ok(Classifier::Ensemble(members))
     }
 
-    /// Loads a teacher: like [`Classifier::load`], but only from a model directory, since a
-    /// teacher's soft targets are cached by its directory's weights and its metrics are read
-    /// from the directory. A file is refused by name.
-    pub fn load_teacher(path: &Path, device: &Device) -> Result<Classifier> {
-        if path.is_file() {
+    /// Opens an ensemble member: a network or an ONNX file, never another ensemble.
+    fn open_member(path: &Path, device: &Device, how: &OpenOptions) -> Result<Classifier> {
+        match Classifier::open(path, device, how)? {
+            Classifier::Ensemble(_) => Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: "an ensemble member is itself an ensemble; list its members instead".into(),
+            }),
+            c => Ok(c),
+        }
+    }
+
+    /// Loads a teacher: like [`Classifier::open`], but a file is refused by name unless it is
+    /// an ONNX model, since a distill teacher's soft targets are cached by its directory's
+    /// weights and its metrics are read from the directory.
+    pub fn load_teacher(path: &Path, device: &Device, how: &OpenOptions) -> Result<Classifier> {
+        if path.is_file() && !is_onnx(path) {
             return Err(Error::Checkpoint {
                 path: path.to_path_buf(),
-                reason: "a teacher is given as its model directory, not a file inside it \
-                         (pass the directory that holds model.safetensors)"
+                reason: "a teacher is given as its model directory or as an .onnx file, not \
+                         a file inside a model directory (pass the directory that holds \
+                         model.safetensors)"
                     .into(),
             });
         }
-        Classifier::load(path, device)
+        Classifier::open(path, device, how)
     }
 
-    /// Writes an ensemble directory listing `members` (model directories), after checking they
-    /// load and agree in input size and class count.
-    pub fn create_ensemble(out: &Path, members: &[PathBuf], device: &Device) -> Result<Classifier> {
-        let nets = members
+    /// Writes an ensemble directory listing `members` (model directories or ONNX files), after
+    /// checking they load and agree in input size and class count.
+    pub fn create_ensemble(
+        out: &Path,
+        members: &[PathBuf],
+        device: &Device,
+        how: &OpenOptions,
+    ) -> Result<Classifier> {
+        let loaded = members
             .iter()
-            .map(|p| Network::load(p, device))
+            .map(|p| Classifier::open_member(p, device, how))
             .collect::<Result<Vec<_>>>()?;
-        check_members(&nets)?;
+        check_members(&loaded)?;
         std::fs::create_dir_all(out).map_err(|e| Error::io("creating directory", out, e))?;
         let abs: Vec<PathBuf> = members
             .iter()
             .map(|p| std::fs::canonicalize(p).map_err(|e| Error::io("resolving", p, e)))
             .collect::<Result<_>>()?;
-        crate::fsutil::write_json(&out.join(ENSEMBLE_FILE), &EnsembleManifest { members: abs })?;
-        Ok(Classifier::Ensemble(nets))
+        let onnx = members.iter().any(|p| is_onnx(p)).then(|| how.onnx.clone());
+        crate::fsutil::write_json(
+            &out.join(ENSEMBLE_FILE),
+            &EnsembleManifest { members: abs, onnx },
+        )?;
+        Ok(Classifier::Ensemble(loaded))
     }
 
-    /// The member networks (one for a single network).
-    pub fn members(&self) -> &[Network] {
+    /// The members (the classifier itself unless it is an ensemble).
+    pub fn members(&self) -> &[Classifier] {
         match self {
-            Classifier::Single(n) => std::slice::from_ref(n),
             Classifier::Ensemble(v) => v,
+            c => std::slice::from_ref(c),
         }
     }
 
-    /// SHA-256 identifying the weights of `dir` (for an ensemble, of all its members).
-    pub fn weights_hash(dir: &Path) -> Result<String> {
-        let Some(m) = read_manifest(dir)? else {
-            return crate::fsutil::sha256_file(&weights_path(dir));
-        };
-        let mut all = String::new();
-        for p in &m.members {
-            all += &crate::fsutil::sha256_file(&weights_path(&dir.join(p)))?;
+    /// The network, unless this is an ONNX model or an ensemble.
+    pub fn network(&self) -> Option<&Network> {
+        match self {
+            Classifier::Single(n) => Some(n),
+            _ => None,
         }
-        Ok(crate::fsutil::sha256_hex(all.as_bytes()))
+    }
+
+    /// SHA-256 identifying what this classifier, opened from `path`, computes: a network's
+    /// weights file, an ONNX model's files and options, or all of an ensemble's members.
+    pub fn identity(&self, path: &Path) -> Result<String> {
+        match self {
+            Classifier::Single(_) => crate::fsutil::sha256_file(&weights_path(path)),
+            Classifier::Onnx(m) => Ok(m.identity().to_string()),
+            Classifier::Ensemble(members) => {
+                let m = read_manifest(path)?.ok_or_else(|| Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!("{ENSEMBLE_FILE} disappeared"),
+                })?;
+                let mut all = String::new();
+                for (p, c) in m.members.iter().zip(members) {
+                    all += &c.identity(&path.join(p))?;
+                }
+                Ok(crate::fsutil::sha256_hex(all.as_bytes()))
+            }
+        }
     }
 }
 
@@ -115,7 +190,7 @@ fn read_manifest(dir: &Path) -> Result<Option<EnsembleManifest>> {
         })
 }
 
-fn check_members(members: &[Network]) -> Result<()> {
+fn check_members(members: &[Classifier]) -> Result<()> {
     let Some(first) = members.first() else {
         return Err(Error::config("an ensemble needs at least one member"));
     };
@@ -136,23 +211,37 @@ fn check_members(members: &[Network]) -> Result<()> {
 
 impl Predictor for Classifier {
     fn shape(&self) -> ImageShape {
-        self.members()[0].shape()
+        match self {
+            Classifier::Single(n) => n.shape(),
+            Classifier::Onnx(m) => m.shape(),
+            Classifier::Ensemble(v) => v[0].shape(),
+        }
     }
     fn classes(&self) -> usize {
-        self.members()[0].classes()
+        match self {
+            Classifier::Single(n) => n.classes(),
+            Classifier::Onnx(m) => m.classes(),
+            Classifier::Ensemble(v) => v[0].classes(),
+        }
     }
     fn params(&self) -> usize {
-        self.members().iter().map(Predictor::params).sum()
+        match self {
+            Classifier::Single(n) => n.params(),
+            Classifier::Onnx(m) => m.params(),
+            Classifier::Ensemble(v) => v.iter().map(Predictor::params).sum(),
+        }
     }
     fn describe(&self) -> String {
         match self {
             Classifier::Single(n) => n.describe(),
+            Classifier::Onnx(m) => m.describe(),
             Classifier::Ensemble(v) => format!("ensemble of {} x {}", v.len(), v[0].describe()),
         }
     }
-    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Tensor<2> {
+    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Result<Tensor<2>> {
         match self {
             Classifier::Single(n) => n.log_probs(images, t),
+            Classifier::Onnx(m) => m.log_probs(images, t),
             Classifier::Ensemble(v) => {
                 // Average probabilities, not logits: the paper's ensemble teacher. In log space
                 // as a log-sum-exp of the members' log-softmax outputs minus ln n, so that a
@@ -160,7 +249,7 @@ impl Predictor for Classifier {
                 // of log(0) = -inf (which would turn the loss into NaN).
                 let mut acc: Option<Tensor<2>> = None;
                 for m in v {
-                    let lp = m.log_probs(images, t);
+                    let lp = m.log_probs(images, t)?;
                     acc = Some(match acc {
                         None => lp,
                         Some(a) => {
@@ -170,21 +259,22 @@ impl Predictor for Classifier {
                         }
                     });
                 }
-                acc.expect("at least one member")
-                    .sub_scalar((v.len() as f32).ln())
+                let acc = acc.ok_or_else(|| Error::config("an ensemble without members"))?;
+                Ok(acc.sub_scalar((v.len() as f32).ln()))
             }
         }
     }
-    fn logits(&self, images: &Tensor<2>) -> Tensor<2> {
+    fn logits(&self, images: &Tensor<2>) -> Result<Tensor<2>> {
         match self {
             Classifier::Single(n) => n.logits(images),
+            Classifier::Onnx(m) => m.logits(images),
             Classifier::Ensemble(_) => self.log_probs(images, 1.0),
         }
     }
     fn silent_units(&self, images: &Tensor<2>) -> Vec<usize> {
         match self {
             Classifier::Single(n) => n.silent_units(images),
-            Classifier::Ensemble(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 }
@@ -223,8 +313,9 @@ mod tests {
         let image =
             Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0], [1, 3]), &device);
         let log_probs = |members: Vec<Network>| -> Vec<f32> {
-            Classifier::Ensemble(members)
+            Classifier::Ensemble(members.into_iter().map(Classifier::Single).collect())
                 .log_probs(&image, 1.0)
+                .unwrap()
                 .into_data()
                 .try_to_vec()
                 .unwrap()

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::net::{Architecture, NamedArray, Source};
+use super::onnx_export::OnnxGraph;
 use super::spec::Dropout as DropoutRates;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -210,6 +211,62 @@ impl Architecture for Mlp {
             )));
         }
         Ok(())
+    }
+
+    fn to_onnx(&self, graph: &mut OnnxGraph) {
+        let arrays = self.export();
+        let last = self.layers.len() - 1;
+        for (i, pair) in arrays.chunks_exact(2).enumerate() {
+            graph.dense(&pair[0], &pair[1]);
+            if i < last {
+                graph.relu();
+            }
+        }
+    }
+
+    fn torch_module(&self) -> String {
+        // Flatten first, so that the module takes [N, C, H, W] images as well as flat ones;
+        // it is why the first Linear is named `1`.
+        let mut parts = vec!["nn.Flatten()".to_string()];
+        for (i, l) in self.layers.iter().enumerate() {
+            let [rows, cols] = l.weight.dims();
+            if i > 0 {
+                parts.push("nn.ReLU()".into());
+            }
+            parts.push(format!("nn.Linear({rows}, {cols})"));
+        }
+        format!("nn.Sequential({})", parts.join(", "))
+    }
+
+    fn torch_state(&self) -> Vec<NamedArray> {
+        self.export()
+            .chunks_exact(2)
+            .enumerate()
+            .flat_map(|(i, pair)| {
+                let (w, b) = (&pair[0], &pair[1]);
+                let [rows, cols] = [w.shape[0], w.shape[1]];
+                // PyTorch's Linear holds [out, in]; burn's holds [in, out].
+                let mut t = vec![0.0f32; rows * cols];
+                for r in 0..rows {
+                    for c in 0..cols {
+                        t[c * rows + r] = w.values[r * cols + c];
+                    }
+                }
+                let index = 1 + 2 * i;
+                [
+                    NamedArray {
+                        name: format!("{index}.weight"),
+                        shape: vec![cols, rows],
+                        values: t,
+                    },
+                    NamedArray {
+                        name: format!("{index}.bias"),
+                        shape: b.shape.clone(),
+                        values: b.values.clone(),
+                    },
+                ]
+            })
+            .collect()
     }
 }
 

@@ -1,26 +1,32 @@
 //! Stage 2, model: architectures, trained networks, their checkpoints, and ensembles.
 //!
 //! Owns: model specs (`mlp:1200,1200`), the [`Architecture`] seam that every trainable network
-//! implements, the checkpoint format, and [`Predictor`], the inference interface that every
-//! classifier (a network, an ensemble, later foreign teachers) offers the stages above.
+//! implements, the checkpoint format, ONNX in (foreign teachers run with tract) and out
+//! (students for onnxruntime), and [`Predictor`], the inference interface that every
+//! classifier (a network, an ONNX model, an ensemble) offers the stages above.
 //! May use: `data` (image shapes) and the foundation modules.
 
 mod checkpoint;
 mod ensemble;
 mod mlp;
 mod net;
+mod onnx;
+mod onnx_export;
 mod spec;
 
 use burn::tensor::Tensor;
 
 use crate::data::ImageShape;
+use crate::error::Result;
 
 pub use checkpoint::{
     COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
 };
-pub use ensemble::{Classifier, ENSEMBLE_FILE};
+pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};
+pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
+pub use onnx_export::{ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch};
 pub use spec::{Dropout, MAX_WIDTH, ModelConfig, ModelSpec};
 
 /// What every classifier offers the rest of the library: logits for a batch of images and a
@@ -39,9 +45,10 @@ pub trait Predictor {
     /// Human-readable architecture.
     fn describe(&self) -> String;
     /// Log-probabilities at temperature `t` for `[n, inputs]` images (chunked internally).
-    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Tensor<2>;
+    /// Fallible because a foreign model can fail to run or give non-finite outputs.
+    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Result<Tensor<2>>;
     /// Logits at T = 1 (for an ensemble: log of the averaged probabilities).
-    fn logits(&self, images: &Tensor<2>) -> Tensor<2>;
+    fn logits(&self, images: &Tensor<2>) -> Result<Tensor<2>>;
     /// ReLU units per hidden layer that never fire on `images` (see
     /// [`Architecture::silent_units`]); empty for an ensemble.
     fn silent_units(&self, _images: &Tensor<2>) -> Vec<usize> {

@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::mlp::{CHUNK, Mlp};
+use super::onnx_export::OnnxGraph;
 
 /// Reads a named tensor of a given shape from a checkpoint, as host floats.
 pub type Source<'a> = dyn FnMut(&str, &[usize]) -> std::result::Result<Vec<f32>, String> + 'a;
@@ -57,6 +58,16 @@ pub trait Architecture {
         source: &mut Source<'_>,
         device: &Device,
     ) -> std::result::Result<(), String>;
+
+    /// Adds the inference-time forward pass (no dropout) to an ONNX graph whose input is the
+    /// images as [`Architecture::forward`] takes them.
+    fn to_onnx(&self, graph: &mut OnnxGraph);
+
+    /// The equivalent `torch.nn.Sequential`, as Python source (`nn.Sequential(...)`).
+    fn torch_module(&self) -> String;
+
+    /// The `state_dict` of [`Architecture::torch_module`]: PyTorch's names and layouts.
+    fn torch_state(&self) -> Vec<NamedArray>;
 }
 
 /// A trainable network of any architecture: the burn module the optimizer updates.
@@ -67,7 +78,7 @@ pub enum Net {
 }
 
 impl Net {
-    fn arch(&self) -> &dyn Architecture {
+    pub(super) fn arch(&self) -> &dyn Architecture {
         match self {
             Net::Mlp(m) => m,
         }

@@ -247,7 +247,7 @@ pub fn train(
                     teacher_log_probs,
                 } => Some((teacher_log_probs.clone().select(0, idx), loss.as_ref())),
                 Objective::DistillLive { loss, teacher } => {
-                    Some((teacher.log_probs(&x, loss.temperature()), loss.as_ref()))
+                    Some((teacher.log_probs(&x, loss.temperature())?, loss.as_ref()))
                 }
             };
             let soft = targets.as_ref().map(|(t, _)| t.clone());

@@ -125,3 +125,54 @@ pub fn mnist_npz(path: &Path) {
         ],
     );
 }
+
+/// The Python that runs the cross-checks: `DISTILL_PYTHON`, else the repository's `.venv`
+/// (which `.ci/run` creates), else `python3`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("DISTILL_PYTHON") {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+/// Runs `tests/python/<script>` with `args` and returns its JSON output, or `None` when a
+/// Python package it needs is missing (its exit status 3). A missing peer fails the test
+/// when `required` (under `CI=true`); elsewhere the check says, on stderr, that it did not run.
+pub fn python_check(script: &str, args: &[&Path], required: bool) -> Option<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = Command::new(python()).arg(&path).args(args).output();
+    let missing = |why: String| {
+        assert!(!required, "{script} could not run under CI=true: {why}");
+        eprintln!("NOTE: the {script} cross-check did not run: {why}");
+        None
+    };
+    let o = match out {
+        Ok(o) => o,
+        Err(e) => return missing(format!("{} cannot start ({e})", python().display())),
+    };
+    if o.status.code() == Some(3) {
+        return missing(stderr(&o).trim().to_string());
+    }
+    assert!(o.status.success(), "{script} failed: {}", stderr(&o));
+    Some(serde_json::from_slice(&o.stdout).expect("the check prints JSON"))
+}
+
+/// True under `CI=true`, where a cross-check that cannot run is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Rewrites the ONNX file `src` to `dst` after `edit` changes its protobuf.
+pub fn edit_onnx(src: &Path, dst: &Path, edit: impl FnOnce(&mut tract_onnx::pb::ModelProto)) {
+    use prost::Message;
+    let mut m = tract_onnx::pb::ModelProto::decode(std::fs::read(src).unwrap().as_slice()).unwrap();
+    edit(&mut m);
+    std::fs::write(dst, m.encode_to_vec()).unwrap();
+}

@@ -1,0 +1,505 @@
+//! Foreign teachers: an ONNX file exported by another framework, run on the CPU with tract.
+//!
+//! The contract: the model takes float32 pixels scaled to [0, 1] (optionally normalized per
+//! channel by [`InputNorm`] before it sees them), laid out as its input's rank says (rank 2:
+//! `[N, C·H·W]`, rank 4: `[N, C, H, W]`), and returns `[N, classes]` logits, or probabilities
+//! when [`TeacherOutputs::Probs`] says so. The plan is built once, with a symbolic batch
+//! dimension, and run over fixed-size chunks so that memory stays flat whatever the data size.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Tensor, TensorData};
+use prost::Message;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+use tract_onnx::prelude::{
+    DatumExt, InferenceModelExt, IntoRunnable, TDim, TypedRunnableModel, TypedSimplePlan, tvec,
+};
+
+use super::Predictor;
+use crate::data::ImageShape;
+use crate::error::{Error, Result};
+use crate::fsutil::{sha256_file, sha256_hex};
+
+/// Images per call of the plan: large enough to amortize per-call overhead, small enough that
+/// the chunk's activations of a big teacher stay small.
+const ROWS_PER_RUN: usize = 256;
+
+/// What an ONNX model's (first) output holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeacherOutputs {
+    /// Unnormalized class scores (the usual export of a classifier).
+    #[default]
+    Logits,
+    /// Class probabilities (a model that ends in a softmax); their logarithms serve as logits.
+    Probs,
+}
+
+impl FromStr for TeacherOutputs {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "logits" => Ok(TeacherOutputs::Logits),
+            "probs" => Ok(TeacherOutputs::Probs),
+            _ => Err(Error::config(format!(
+                "--teacher-outputs takes logits or probs, got {s:?}"
+            ))),
+        }
+    }
+}
+
+/// Per-channel normalization `(x - mean) / std`, applied to [0, 1] pixels before an ONNX model
+/// that expects normalized input outside its graph sees them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputNorm {
+    /// One mean per channel, or one for all channels.
+    pub mean: Vec<f32>,
+    /// One standard deviation per channel, or one for all channels; each > 0.
+    pub std: Vec<f32>,
+}
+
+impl FromStr for InputNorm {
+    type Err = Error;
+    /// Parses `MEAN,STD` (every channel alike) or `M1,..,Mc,S1,..,Sc` (c means, then c stds).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::config(format!(
+                "--input-norm {s:?}: {why}; give MEAN,STD or the channels' means then their \
+                 standard deviations, e.g. 0.485,0.456,0.406,0.229,0.224,0.225"
+            ))
+        };
+        let v: Vec<f32> = s
+            .split(',')
+            .map(|p| p.trim().parse::<f32>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad("not a list of numbers"))?;
+        if v.len() < 2 || !v.len().is_multiple_of(2) {
+            return Err(bad("needs an even number of values"));
+        }
+        let (mean, std) = v.split_at(v.len() / 2);
+        if v.iter().any(|x| !x.is_finite()) || std.iter().any(|&x| x <= 0.0) {
+            return Err(bad("values must be finite and standard deviations > 0"));
+        }
+        Ok(InputNorm {
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+        })
+    }
+}
+
+/// How to run an ONNX model: the normalization its input expects and what its output holds.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OnnxOptions {
+    /// Normalization applied to pixels before the model sees them; `None` feeds [0, 1] pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_norm: Option<InputNorm>,
+    /// What the model's output holds.
+    #[serde(default)]
+    pub outputs: TeacherOutputs,
+}
+
+/// True when `path` names an ONNX file (by its extension), which loads as an [`OnnxModel`]
+/// rather than as a model directory.
+pub fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// An ONNX classifier, parsed, checked against the data's image shape and compiled once.
+#[derive(Clone)]
+pub struct OnnxModel {
+    path: PathBuf,
+    plan: Arc<TypedRunnableModel>,
+    rank4: bool,
+    shape: ImageShape,
+    classes: usize,
+    /// The batch size the model's input fixes, if it fixes one (chunks are padded to it).
+    fixed_batch: Option<usize>,
+    options: OnnxOptions,
+    identity: String,
+    params: usize,
+}
+
+impl fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("path", &self.path)
+            .field("shape", &self.shape)
+            .field("classes", &self.classes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A dimension as an ONNX file declares it: a number, or a name (symbolic) or nothing.
+fn declared(d: &pb::tensor_shape_proto::Dimension) -> Option<i64> {
+    match &d.value {
+        Some(DimValue::DimValue(v)) if *v > 0 => Some(*v),
+        _ => None,
+    }
+}
+
+fn show_dims(dims: &[Option<i64>]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("N".to_string(), |v| v.to_string()))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+impl OnnxModel {
+    /// Parses and compiles the ONNX file at `path` for images of `shape`. Every problem is a
+    /// one-line error naming the file: not ONNX or truncated, an operator tract lacks, a
+    /// missing external-data file, an input that does not fit the data, an unusable output.
+    pub fn load(path: &Path, shape: ImageShape, options: OnnxOptions) -> Result<OnnxModel> {
+        let bad = |reason: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+        let proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| {
+            bad(format!(
+                "not an ONNX model, or a truncated one: its protobuf does not decode ({e})"
+            ))
+        })?;
+        let graph = proto
+            .graph
+            .as_ref()
+            .filter(|g| !g.node.is_empty() && !g.output.is_empty())
+            .ok_or_else(|| bad("not an ONNX model: it holds no graph with outputs".into()))?;
+        let onnx = tract_onnx::onnx();
+        if let Some(n) = graph.node.iter().find(|n| {
+            (n.domain.is_empty() || n.domain == "ai.onnx")
+                && !onnx.op_register.0.contains_key(&n.op_type)
+        }) {
+            return Err(bad(format!(
+                "operator {} (node {:?}) is not supported by tract, the ONNX runtime distill \
+                 uses; re-export the model without it",
+                n.op_type, n.name
+            )));
+        }
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut identity = sha256_hex(&bytes);
+        for location in external_files(graph).map_err(&bad)? {
+            let file = dir.join(&location);
+            if !file.is_file() {
+                return Err(bad(format!(
+                    "its external-data file {} is missing (the model names {location:?}, \
+                     looked for beside the model)",
+                    file.display()
+                )));
+            }
+            identity += &sha256_file(&file)?;
+        }
+        let identity = sha256_hex(
+            format!(
+                "{identity}|{}",
+                serde_json::to_string(&options).unwrap_or_default()
+            )
+            .as_bytes(),
+        );
+        let initialized: HashSet<&str> =
+            graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> = graph
+            .input
+            .iter()
+            .filter(|i| !initialized.contains(i.name.as_str()))
+            .collect();
+        let [input] = inputs[..] else {
+            let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(bad(format!(
+                "it takes {} inputs ({names:?}); a teacher takes exactly one, the images",
+                inputs.len()
+            )));
+        };
+        let Some(pb::type_proto::Value::TensorType(tensor)) =
+            input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Err(bad(format!("its input {:?} is not a tensor", input.name)));
+        };
+        if tensor.elem_type != pb::tensor_proto::DataType::Float as i32 {
+            return Err(bad(format!(
+                "its input {:?} is not float32 (ONNX type {}); distill feeds float32 pixels",
+                input.name, tensor.elem_type
+            )));
+        }
+        let dims: Vec<Option<i64>> = tensor
+            .shape
+            .as_ref()
+            .map(|s| s.dim.iter().map(declared).collect())
+            .unwrap_or_default();
+        let want: Vec<usize> = match dims.len() {
+            2 => vec![shape.len()],
+            4 => vec![shape.channels, shape.height, shape.width],
+            r => {
+                return Err(bad(format!(
+                    "its input {:?} has rank {r} {}; distill feeds [N, C·H·W] (rank 2) or \
+                     [N, C, H, W] (rank 4)",
+                    input.name,
+                    show_dims(&dims)
+                )));
+            }
+        };
+        if dims[1..]
+            .iter()
+            .zip(&want)
+            .any(|(d, &w)| d.is_some_and(|d| d as usize != w))
+        {
+            let ours: Vec<Option<i64>> = std::iter::once(None)
+                .chain(want.iter().map(|&w| Some(w as i64)))
+                .collect();
+            return Err(Error::Mismatch(format!(
+                "{}: the model's input {:?} has shape {} but the data's {} images give {}",
+                path.display(),
+                input.name,
+                show_dims(&dims),
+                shape,
+                show_dims(&ours)
+            )));
+        }
+        if let Some(n) = &options.input_norm
+            && n.mean.len() != 1
+            && n.mean.len() != shape.channels
+        {
+            return Err(Error::config(format!(
+                "--input-norm gives {} channels but the images have {}",
+                n.mean.len(),
+                shape.channels
+            )));
+        }
+        let fixed_batch = dims[0].map(|b| b as usize);
+        let params = graph
+            .initializer
+            .iter()
+            .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
+            .sum();
+        let plan = guarded(|| compile(&onnx, &proto, dir, fixed_batch, &want))
+            .map_err(|e| bad(format!("tract cannot run it: {e:#}")))?;
+        let mut model = OnnxModel {
+            path: path.to_path_buf(),
+            plan,
+            rank4: dims.len() == 4,
+            shape,
+            classes: 0,
+            fixed_batch,
+            options,
+            identity,
+            params,
+        };
+        // One chunk of blank images tells the number of classes and proves the plan runs.
+        let rows = fixed_batch.unwrap_or(1);
+        let probe = model.run_chunk(&vec![0.0; rows * shape.len()], rows)?;
+        model.classes = probe.len() / rows;
+        if model.classes < 2 {
+            return Err(bad(format!(
+                "its output has {} classes; a classifier needs at least 2",
+                model.classes
+            )));
+        }
+        Ok(model)
+    }
+
+    /// Identifies the model for the soft-target cache: the SHA-256 of the file, of its
+    /// external-data files, and of the options it runs with.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The file this model was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs the plan on `rows` images (host pixels in [0, 1]), padding to a fixed batch when
+    /// the model has one; returns `rows * classes` row-major outputs as the model gives them.
+    fn run_chunk(&self, pixels: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let bad = |reason: String| Error::Checkpoint {
+            path: self.path.clone(),
+            reason,
+        };
+        let batch = self.fixed_batch.unwrap_or(rows);
+        let mut x = Vec::with_capacity(batch * self.shape.len());
+        x.extend_from_slice(pixels);
+        if let Some(n) = &self.options.input_norm {
+            let plane = self.shape.height * self.shape.width;
+            for (i, v) in x.iter_mut().enumerate() {
+                let c = if n.mean.len() == 1 {
+                    0
+                } else {
+                    (i / plane) % self.shape.channels
+                };
+                *v = (*v - n.mean[c]) / n.std[c];
+            }
+        }
+        x.resize(batch * self.shape.len(), 0.0);
+        let dims: Vec<usize> = if self.rank4 {
+            vec![
+                batch,
+                self.shape.channels,
+                self.shape.height,
+                self.shape.width,
+            ]
+        } else {
+            vec![batch, self.shape.len()]
+        };
+        let input = tract_onnx::prelude::Tensor::from_shape(&dims, &x)
+            .map_err(|e| bad(format!("building its input: {e}")))?;
+        let out = guarded(|| self.plan.run(tvec![input.into()]))
+            .map_err(|e| bad(format!("running it: {e:#}")))?;
+        let out = out[0]
+            .cast_to::<f32>()
+            .map_err(|e| bad(format!("its output is not numeric: {e}")))?;
+        let shape = out.shape();
+        if shape.len() != 2 || shape[0] != batch {
+            return Err(bad(format!(
+                "its output has shape {shape:?} for a batch of {batch}; a teacher gives \
+                 [N, classes]"
+            )));
+        }
+        let view = out
+            .to_plain_array_view::<f32>()
+            .map_err(|e| bad(format!("reading its output: {e}")))?;
+        Ok(view.iter().take(rows * shape[1]).copied().collect())
+    }
+
+    /// Logits on the host for `[n, C·H·W]` images, in parallel over chunks; the order of the
+    /// chunks, and so every value, does not depend on the thread count.
+    fn host_logits(&self, images: &Tensor<2>) -> Result<Vec<f32>> {
+        let [n, _] = images.dims();
+        let step = self.fixed_batch.unwrap_or(ROWS_PER_RUN);
+        let starts: Vec<usize> = (0..n).step_by(step).collect();
+        let parts: Vec<Vec<f32>> = starts
+            .par_iter()
+            .map(|&s| {
+                let e = (s + step).min(n);
+                let pixels: Vec<f32> = images
+                    .clone()
+                    .slice(s..e)
+                    .into_data()
+                    .try_to_vec()
+                    .map_err(|e| Error::NonFinite(format!("images: {e:?}")))?;
+                self.run_chunk(&pixels, e - s)
+            })
+            .collect::<Result<_>>()?;
+        let mut out: Vec<f32> = parts.concat();
+        let path = self.path.display();
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "the ONNX model {path} gave {} for image {} (output not finite)",
+                out[i],
+                i / self.classes.max(1)
+            )));
+        }
+        if self.options.outputs == TeacherOutputs::Probs {
+            if let Some(v) = out.iter().find(|v| !(0.0..=1.0 + 1e-4).contains(*v)) {
+                return Err(Error::Checkpoint {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "--teacher-outputs probs, but it gave {v}, which is not a probability \
+                         (drop the option if the model gives logits)"
+                    ),
+                });
+            }
+            // The smallest positive float keeps a probability of exactly 0 finite in log space.
+            out.iter_mut()
+                .for_each(|p| *p = p.max(f32::MIN_POSITIVE).ln());
+        }
+        Ok(out)
+    }
+}
+
+/// Runs a tract call, turning a panic inside tract (a bug there, on a file it does not
+/// expect) into an error, so that a strange model file never takes the process down.
+fn guarded<T>(
+    f: impl FnOnce() -> tract_onnx::prelude::TractResult<T>,
+) -> tract_onnx::prelude::TractResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(anyhow::anyhow!("tract failed on it ({why})"))
+    })
+}
+
+/// Names of the external-data files the graph's initializers refer to.
+fn external_files(graph: &pb::GraphProto) -> std::result::Result<BTreeSet<String>, String> {
+    let external = pb::tensor_proto::DataLocation::External as i32;
+    graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_location == Some(external))
+        .map(|t| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == "location")
+                .map(|e| e.value.clone())
+                .ok_or_else(|| {
+                    format!(
+                        "initializer {:?} is stored externally but names no file",
+                        t.name
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Compiles the graph for inputs `[batch, want..]`, the batch symbolic unless the file fixes it.
+fn compile(
+    onnx: &tract_onnx::Onnx,
+    proto: &pb::ModelProto,
+    dir: &Path,
+    fixed_batch: Option<usize>,
+    want: &[usize],
+) -> tract_onnx::prelude::TractResult<Arc<TypedSimplePlan>> {
+    let parsed = onnx.parse(proto, dir.to_str())?;
+    if !parsed.unresolved_inputs.is_empty() {
+        anyhow::bail!("unresolved inputs {:?}", parsed.unresolved_inputs);
+    }
+    let model = parsed.model;
+    let batch: TDim = match fixed_batch {
+        Some(b) => b.into(),
+        None => model.symbols.sym("N").into(),
+    };
+    let dims: Vec<TDim> = std::iter::once(batch)
+        .chain(want.iter().map(|&w| TDim::from(w)))
+        .collect();
+    let model = model.with_input_fact(0, f32::fact(dims).into())?;
+    let typed = model.into_optimized()?;
+    typed.into_runnable()
+}
+
+impl Predictor for OnnxModel {
+    fn shape(&self) -> ImageShape {
+        self.shape
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn params(&self) -> usize {
+        self.params
+    }
+    fn describe(&self) -> String {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        format!("onnx:{name}")
+    }
+    fn log_probs(&self, images: &Tensor<2>, t: f32) -> Result<Tensor<2>> {
+        Ok(log_softmax(self.logits(images)?.div_scalar(t), 1))
+    }
+    fn logits(&self, images: &Tensor<2>) -> Result<Tensor<2>> {
+        let [n, _] = images.dims();
+        let v = self.host_logits(images)?;
+        Ok(Tensor::from_data(
+            TensorData::new(v, [n, self.classes]),
+            &images.device(),
+        ))
+    }
+}

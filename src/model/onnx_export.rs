@@ -1,0 +1,158 @@
+//! Students out: a trained network as an ONNX file for onnxruntime (or any ONNX runtime), and
+//! as a PyTorch `state_dict` in safetensors. The protobuf is built with tract's generated ONNX
+//! types and encoded by `prost`, so the wire format is never written by hand.
+
+use std::collections::HashMap;
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension::Value as DimValue};
+
+use super::Predictor;
+use super::checkpoint::{Network, f32_safetensors};
+use super::net::NamedArray;
+
+/// Operator set the exported files declare (supported by onnxruntime since 1.12).
+pub const ONNX_OPSET: i64 = 17;
+/// Name of the exported model's input: float32 pixels in [0, 1].
+pub const ONNX_INPUT: &str = "pixels";
+/// Name of the exported model's output: class logits.
+pub const ONNX_OUTPUT: &str = "logits";
+/// IR version that goes with opset 17.
+const IR_VERSION: i64 = 8;
+/// Name of the symbolic batch axis.
+const BATCH: &str = "batch";
+
+/// An ONNX graph under construction: one value flows from the input through each added layer.
+/// An [`Architecture`] describes its inference-time forward pass with these calls.
+pub struct OnnxGraph {
+    nodes: Vec<pb::NodeProto>,
+    initializers: Vec<pb::TensorProto>,
+    current: String,
+}
+
+impl OnnxGraph {
+    fn new() -> Self {
+        OnnxGraph {
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            current: ONNX_INPUT.into(),
+        }
+    }
+
+    fn constant(&mut self, a: &NamedArray) -> String {
+        let name = a.name.clone();
+        self.initializers.push(pb::TensorProto {
+            dims: a.shape.iter().map(|&d| d as i64).collect(),
+            data_type: pb::tensor_proto::DataType::Float as i32,
+            name: name.clone(),
+            raw_data: a.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn node(&mut self, op: &str, mut inputs: Vec<String>, attribute: Vec<pb::AttributeProto>) {
+        let output = format!("{}_{}", op.to_lowercase(), self.nodes.len());
+        inputs.insert(0, std::mem::replace(&mut self.current, output.clone()));
+        self.nodes.push(pb::NodeProto {
+            input: inputs,
+            output: vec![output],
+            name: format!("{op}_{}", self.nodes.len()),
+            op_type: op.into(),
+            attribute,
+            ..Default::default()
+        });
+    }
+
+    /// `x · weight + bias`, with `weight` stored `[in, out]` as burn's `Linear` holds it.
+    pub fn dense(&mut self, weight: &NamedArray, bias: &NamedArray) {
+        let w = self.constant(weight);
+        let b = self.constant(bias);
+        self.node("Gemm", vec![w, b], Vec::new());
+    }
+
+    /// Element-wise `max(x, 0)`.
+    pub fn relu(&mut self) {
+        self.node("Relu", Vec::new(), Vec::new());
+    }
+}
+
+fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(v) => DimValue::DimValue(*v as i64),
+                None => DimValue::DimParam(BATCH.into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ONNX bytes of `net`: opset 17, input `pixels` `[batch, C·H·W]` (an MLP's layout),
+/// output `logits` `[batch, classes]`, the batch axis dynamic. Dropout, a training-time
+/// behaviour, is not part of the graph.
+pub fn export_onnx(net: &Network) -> Vec<u8> {
+    let mut g = OnnxGraph::new();
+    net.net.arch().to_onnx(&mut g);
+    if let Some(last) = g.nodes.last_mut() {
+        last.output[0] = ONNX_OUTPUT.into();
+    }
+    let shape = net.shape();
+    let meta = [
+        ("distill.architecture", net.describe()),
+        ("distill.image_shape", shape.to_string()),
+        ("distill.input", "float32 pixels in [0, 1]".to_string()),
+    ];
+    let model = pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: ONNX_OPSET,
+        }],
+        producer_name: "distill".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(pb::GraphProto {
+            node: g.nodes,
+            name: "distill_student".into(),
+            initializer: g.initializers,
+            input: vec![value_info(ONNX_INPUT, &[None, Some(shape.len())])],
+            output: vec![value_info(ONNX_OUTPUT, &[None, Some(net.classes())])],
+            ..Default::default()
+        }),
+        metadata_props: meta
+            .into_iter()
+            .map(|(k, v)| pb::StringStringEntryProto {
+                key: k.into(),
+                value: v,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    model.encode_to_vec()
+}
+
+/// The safetensors bytes of the PyTorch `state_dict` of the network's equivalent
+/// `torch.nn.Sequential` (see [`Architecture::torch_state`]): PyTorch's names and layouts.
+pub fn export_torch(net: &Network) -> std::result::Result<Vec<u8>, String> {
+    let arch = net.net.arch();
+    let meta = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("distill.architecture".to_string(), net.describe()),
+        ("distill.torch_module".to_string(), arch.torch_module()),
+    ]);
+    f32_safetensors(&arch.torch_state(), meta)
+}

@@ -1,0 +1,272 @@
+//! ONNX in and out, checked against the real peers: a student exported with `distill export`
+//! must give `distill eval`'s numbers in tract, in onnxruntime and (as a state_dict) in
+//! PyTorch; fed back as a teacher it must give the original's soft targets; and a teacher
+//! exported from PyTorch must teach a student.
+
+mod common;
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{assert_clean_failure, distill, in_ci, npy, python_check, stderr};
+use distill::model::{Classifier, OnnxModel, OnnxOptions, OpenOptions, Predictor};
+
+const MNIST_SLICE: &[&str] = &[
+    "--epochs",
+    "5",
+    "--train-size",
+    "5000",
+    "--validation-size",
+    "500",
+    "--test-size",
+    "1000",
+];
+
+/// Trains a small MLP on a slice of MNIST into `dir`.
+fn small_model(dir: &Path) {
+    let mut args = vec!["train", "--model", "mlp:64", "--out", dir.to_str().unwrap()];
+    args.extend(MNIST_SLICE);
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Test errors `distill eval MODEL` reports on the first 1,000 test images.
+fn eval_errors(model: &Path, extra: &[&str]) -> u64 {
+    let mut args = vec![
+        "eval",
+        model.to_str().unwrap(),
+        "--json",
+        "--test-size",
+        "1000",
+    ];
+    args.extend(extra);
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["errors"].as_u64().unwrap()
+}
+
+/// Largest absolute difference of two equally long vectors (NaN counts as infinite).
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            if (x - y).is_nan() {
+                f32::INFINITY
+            } else {
+                (x - y).abs()
+            }
+        })
+        .fold(0.0f32, f32::max)
+}
+
+fn host(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec().unwrap()
+}
+
+/// The first 1,000 MNIST test images as `[1000, 784]` floats in [0, 1], and their labels.
+fn test_images() -> (Vec<f32>, Vec<i64>) {
+    let ds =
+        distill::data::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")).unwrap();
+    let n = 1000;
+    let pixels = ds.test.images[..n * 784]
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
+    let labels = ds.test.labels[..n].iter().map(|&l| l as i64).collect();
+    (pixels, labels)
+}
+
+#[test]
+fn an_exported_student_gives_evals_numbers_in_tract_onnxruntime_and_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("student");
+    small_model(&dir);
+    let onnx = tmp.path().join("student.onnx");
+    let torch = tmp.path().join("student.safetensors");
+    let o = distill(&[
+        "export",
+        dir.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+        "--torch",
+        torch.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // (a) tract: the same logits within 1e-4 on 1,000 test images, the same test errors.
+    let (pixels, labels) = test_images();
+    let device = Device::flex();
+    let images = Tensor::<2>::from_data(TensorData::new(pixels.clone(), [1000, 784]), &device);
+    let net = Classifier::load(&dir, &device).unwrap();
+    let back = OnnxModel::load(&onnx, net.shape(), OnnxOptions::default()).unwrap();
+    let ours = host(net.logits(&images).unwrap());
+    let theirs = host(back.logits(&images).unwrap());
+    let diff = max_diff(&ours, &theirs);
+    assert!(diff <= 1e-4, "largest logit difference {diff}");
+    let errors = eval_errors(&dir, &[]);
+    assert_eq!(eval_errors(&onnx, &[]), errors);
+    assert!(
+        errors < 160,
+        "{errors} errors: the slice model did not learn"
+    );
+
+    // (b) onnx.checker and onnxruntime: the same test errors.
+    let x = tmp.path().join("x.npy");
+    let y = tmp.path().join("y.npy");
+    std::fs::write(&x, npy::<f32>(&[1000, 784], &pixels)).unwrap();
+    std::fs::write(&y, npy::<i64>(&[1000], &labels)).unwrap();
+    if let Some(v) = python_check("onnx_check.py", &[&onnx, &x, &y], in_ci()) {
+        assert_eq!(v["errors"].as_u64(), Some(errors), "{v}");
+        assert_eq!(v["shape"], serde_json::json!([1000, 10]), "{v}");
+        assert_eq!(v["opset"].as_i64(), Some(17), "{v}");
+        assert_eq!(v["input"], "pixels", "{v}");
+        assert_eq!(v["output"], "logits", "{v}");
+    }
+
+    // PyTorch: the state_dict loads into the module named in the file, same logits.
+    let expected = tmp.path().join("logits.npy");
+    std::fs::write(&expected, npy::<f32>(&[1000, 10], &ours)).unwrap();
+    let need_torch = std::env::var_os("DISTILL_REQUIRE_TORCH").is_some();
+    if let Some(v) = python_check("torch_check.py", &[&torch, &x, &expected], need_torch) {
+        assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{v}");
+    }
+}
+
+#[test]
+fn an_onnx_student_fed_back_as_a_teacher_gives_the_same_soft_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("teacher");
+    small_model(&dir);
+    let onnx = tmp.path().join("teacher.onnx");
+    let o = distill(&[
+        "export",
+        dir.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let device = Device::flex();
+    let splits = distill::data::Splits::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
+        500,
+        Some(2000),
+        Some(10),
+    )
+    .unwrap();
+    let how = OpenOptions {
+        shape: Some(splits.dataset.shape),
+        onnx: OnnxOptions::default(),
+    };
+    let targets = |path: &Path| -> Vec<f32> {
+        let teacher = Classifier::load_teacher(path, &device, &how).unwrap();
+        let cache = tmp
+            .path()
+            .join(format!("cache-{}", path.display().to_string().len()));
+        let (t, _, _) = distill::distill::teacher_soft_targets(
+            &teacher,
+            path,
+            &splits.train,
+            4.0,
+            &cache,
+            &device,
+        )
+        .unwrap();
+        host(t)
+    };
+    let a = targets(&dir);
+    let b = targets(&onnx);
+    assert_eq!(a.len(), 2000 * 10);
+    let diff = max_diff(&a, &b);
+    assert!(diff <= 1e-4, "largest soft-target difference {diff}");
+}
+
+#[test]
+fn a_pytorch_cnn_teacher_from_onnx_teaches_an_mlp_student() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let teacher = root.join("examples/torch_teacher/mnist_cnn.onnx");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs/student");
+    let mut args = vec![
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--input-norm",
+        "0.1307,0.3081",
+        "--student",
+        "mlp:64",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(MNIST_SLICE);
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alone = tmp.path().join("runs/alone");
+    small_model(&alone);
+    // The cache goes beside the output directory, never beside the user's model file.
+    assert!(tmp.path().join("runs/soft-target-cache").is_dir());
+    assert!(!root.join("examples/torch_teacher/cache").exists());
+    // Distillation is the difference: the same student, seed and data alone makes more errors.
+    let errors = eval_errors(&out, &[]);
+    let alone_errors = eval_errors(&alone, &[]);
+    assert!(
+        errors < 130 && errors < alone_errors,
+        "distilled {errors}, alone {alone_errors} test errors of 1000"
+    );
+    // The teacher itself, in eval, with the normalization it was trained with.
+    let teacher_errors = eval_errors(&teacher, &["--input-norm", "0.1307,0.3081"]);
+    assert!(
+        teacher_errors < 30,
+        "teacher: {teacher_errors} errors of 1000"
+    );
+}
+
+#[test]
+fn onnx_files_that_cannot_teach_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"\x08\x07not protobuf at all \xff\xff\xff").unwrap();
+    let o = distill(&["eval", garbage.to_str().unwrap(), "--test-size", "10"]);
+    assert_clean_failure(&o, "garbage.onnx");
+    assert_clean_failure(&o, "not an ONNX model");
+    assert_eq!(o.status.code(), Some(4));
+}
+
+#[test]
+fn an_onnx_model_serves_as_ensemble_member_and_in_the_inspection_commands() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cnn = root.join("examples/torch_teacher/mnist_cnn.onnx");
+    let cnn = cnn.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ens = tmp.path().join("ens");
+    let norm = ["--input-norm", "0.1307,0.3081"];
+    let mut args = vec![
+        "ensemble",
+        "--member",
+        cnn,
+        "--member",
+        cnn,
+        "--out",
+        ens.to_str().unwrap(),
+        "--test-size",
+        "1000",
+    ];
+    args.extend(norm);
+    let o = distill(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Two identical members average to the member itself; the manifest keeps the options, so
+    // the ensemble needs no --input-norm of its own.
+    assert_eq!(eval_errors(&ens, &[]), eval_errors(Path::new(cnn), &norm));
+    for cmd in [
+        vec!["soften", cnn, "--index", "0", "--json"],
+        vec!["similarity", cnn, "--json"],
+    ] {
+        let mut args = cmd.clone();
+        args.extend(norm);
+        let o = distill(&args);
+        assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v.is_object(), "{cmd:?}: {v}");
+    }
+}
