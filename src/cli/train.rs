@@ -1,14 +1,13 @@
 //! Commands that make and measure single models: `train`, `distill`, `ensemble`, `eval`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
 
 use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
-use crate::distill::{DistillSettings, Objective, distill_objective};
+use crate::distill::{LossSettings, Objective, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
@@ -52,12 +51,36 @@ pub struct DistillCmd {
     /// Model directory to write for the student.
     #[arg(long)]
     pub out: PathBuf,
-    /// Softmax temperature T for teacher and student while training (> 0); prediction uses T = 1.
-    #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
-    pub temperature: f32,
-    /// Weight of the soft-target term in [0, 1]; the hard-label term gets 1 - alpha.
-    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
-    pub alpha: f32,
+    /// The soft-target loss: kd (Hinton et al. 2015), dkd (decoupled KD, Zhao et al. 2022) or
+    /// dist (correlation relations, Huang et al. 2022).
+    #[arg(long, value_name = "KIND", default_value = "kd")]
+    pub loss: String,
+    /// Softmax temperature (> 0) of teacher and student while training; prediction uses T = 1.
+    /// Default: 20 for kd, 4 for dkd, 1 for dist (its tau). With --logit-standardize, the
+    /// base temperature applied to the z-scored logits.
+    #[arg(long, allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    /// kd: weight of the soft-target term in [0, 1], the labels get 1 - alpha (default 0.9).
+    /// dkd: weight of the target-class term (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub alpha: Option<f32>,
+    /// dkd: weight of the non-target term (default 8). dist: weight of the inter-class
+    /// relation (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta: Option<f32>,
+    /// dist: weight of the intra-class relation (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub gamma: Option<f32>,
+    /// dkd: epochs over which its terms' weight rises linearly to 1 (default 20).
+    #[arg(long, value_name = "EPOCHS")]
+    pub dkd_warmup: Option<usize>,
+    /// dkd and dist: weight of the cross-entropy to the labels (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub ce_weight: Option<f32>,
+    /// Z-score each example's logits before the temperature softmax (Sun et al. 2024), for
+    /// kd and dkd; the cross-entropy to the labels keeps the raw logits.
+    #[arg(long)]
+    pub logit_standardize: bool,
     /// Where teacher soft targets are cached. Default: TEACHER/cache for a model directory;
     /// for an ONNX teacher, a `soft-target-cache` directory beside --out (never beside the
     /// model file).
@@ -162,12 +185,25 @@ fn print_result(
     Ok(())
 }
 
-pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
-    let distill = DistillSettings {
-        temperature: c.temperature,
-        alpha: c.alpha,
+impl DistillCmd {
+    /// The loss the options ask for, each unset hyperparameter at its paper's default.
+    fn loss_settings(&self) -> Result<LossSettings> {
+        let d = LossSettings::defaults(self.loss.parse()?);
+        Ok(LossSettings {
+            temperature: self.temperature.unwrap_or(d.temperature),
+            alpha: self.alpha.unwrap_or(d.alpha),
+            beta: self.beta.unwrap_or(d.beta),
+            gamma: self.gamma.unwrap_or(d.gamma),
+            warmup_epochs: self.dkd_warmup.unwrap_or(d.warmup_epochs),
+            ce_weight: self.ce_weight.unwrap_or(d.ce_weight),
+            standardize: self.logit_standardize,
+            ..d
+        })
     }
-    .check()?;
+}
+
+pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
+    let distill = c.loss_settings()?.check()?;
     let role = c.train.role(&c.student).check()?;
     let bias: BiasAdjust = c.transfer.bias_adjust.parse()?;
     let _lock = lock(&c.out)?;
@@ -202,7 +238,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         &c.teacher,
         role.train.settings().jitter,
         &transfer.train,
-        Arc::new(distill),
+        distill,
         &cache,
         &device,
     )?;

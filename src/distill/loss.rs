@@ -8,18 +8,20 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// A loss between a student's logits and its teacher's soft targets (plus the true labels).
-/// The training loop holds one of these; KD is [`DistillConfig`], and newer losses (DKD, DIST)
-/// are new implementations.
+/// The training loop holds one of these; KD is [`DistillConfig`], and the newer losses (DKD,
+/// DIST, standardized logits) are in `losses.rs`.
 pub trait DistillLoss: std::fmt::Debug + Send + Sync {
     /// Temperature at which the teacher's log-probabilities are taken (and cached).
     fn temperature(&self) -> f32;
     /// The loss for a batch: `student_logits` `[b, classes]` at T = 1, the teacher's
-    /// log-probabilities at [`DistillLoss::temperature`] (constants), labels `[b]`.
+    /// log-probabilities at [`DistillLoss::temperature`] (constants), labels `[b]`, in
+    /// `epoch` (1-based; for losses with a warm-up).
     fn loss(
         &self,
         student_logits: Tensor<2>,
         teacher_log_probs: Tensor<2>,
         labels: Tensor<1, Int>,
+        epoch: usize,
     ) -> Tensor<1>;
     /// Short description for reports and progress lines.
     fn describe(&self) -> String;
@@ -154,6 +156,7 @@ impl DistillLoss for DistillConfig {
         student_logits: Tensor<2>,
         teacher_log_probs: Tensor<2>,
         labels: Tensor<1, Int>,
+        _epoch: usize,
     ) -> Tensor<1> {
         distillation_loss(student_logits, teacher_log_probs, labels, self)
     }

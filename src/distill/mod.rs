@@ -9,6 +9,7 @@
 //! one representation serves single nets and ensembles alike, and is what the cache stores.
 
 mod loss;
+mod losses;
 mod objective;
 mod soft_targets;
 
@@ -16,5 +17,6 @@ pub use loss::{
     DistillConfig, DistillLoss, DistillSettings, check_temperature, distillation_loss, hard_loss,
     log_soft_targets, soft_loss, soft_targets, softmax_host,
 };
+pub use losses::{LossKind, LossSettings, zscore};
 pub use objective::{Objective, distill_objective};
 pub use soft_targets::{CacheKey, CacheOutcome, cached_soft_targets, teacher_soft_targets};

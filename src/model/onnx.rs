@@ -174,6 +174,7 @@ impl OnnxModel {
             .as_ref()
             .filter(|g| !g.node.is_empty() && !g.output.is_empty())
             .ok_or_else(|| bad("not an ONNX model: it holds no graph with outputs".into()))?;
+        check_names(graph).map_err(&bad)?;
         let onnx = tract_onnx::onnx();
         if let Some(n) = graph.node.iter().find(|n| {
             (n.domain.is_empty() || n.domain == "ai.onnx")
@@ -428,6 +429,44 @@ fn guarded<T>(
             .unwrap_or_default();
         Err(anyhow::anyhow!("tract failed on it ({why})"))
     })
+}
+
+/// Every value a node reads, and every graph output, must be produced by something: a graph
+/// input, an initializer or a node. tract 0.23 indexes its name table without checking (and
+/// panics), so a file that breaks this is refused here with the name.
+fn check_names(graph: &pb::GraphProto) -> std::result::Result<(), String> {
+    let known: HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .chain(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str)),
+        )
+        .collect();
+    for n in &graph.node {
+        if let Some(i) = n
+            .input
+            .iter()
+            .find(|i| !i.is_empty() && !known.contains(i.as_str()))
+        {
+            return Err(format!(
+                "node {:?} ({}) reads {i:?}, which no input, initializer or node produces",
+                n.name, n.op_type
+            ));
+        }
+    }
+    if let Some(o) = graph
+        .output
+        .iter()
+        .find(|o| !known.contains(o.name.as_str()))
+    {
+        return Err(format!("its output {:?} is produced by no node", o.name));
+    }
+    Ok(())
 }
 
 /// Names of the external-data files the graph's initializers refer to.

@@ -21,6 +21,8 @@ pub struct Stepper {
     net: Option<Net>,
     optim: ModuleOptimizer,
     device: Device,
+    /// The epoch under way (1-based), for losses with a warm-up.
+    epoch: usize,
 }
 
 impl Stepper {
@@ -33,6 +35,7 @@ impl Stepper {
             net: Some(network.net.clone().fork(&ad).train()),
             optim: config.optimizer(),
             device: ad,
+            epoch: 1,
         }
     }
 
@@ -105,7 +108,8 @@ impl Stepper {
 
     /// Starts epoch `epoch` (1-based) of a run seeded with `seed`: dropout masks are drawn
     /// from that epoch's own stream, so an epoch's masks never depend on the epochs before.
-    pub fn begin_epoch(&self, seed: u64, epoch: usize) {
+    pub fn begin_epoch(&mut self, seed: u64, epoch: usize) {
+        self.epoch = epoch;
         self.device.seed(RngStream::Dropout.epoch_seed(seed, epoch));
     }
 
@@ -126,7 +130,9 @@ impl Stepper {
         let logits = net.forward(x.autodiff());
         let loss = match soft {
             None => hard_loss(logits, y.autodiff()),
-            Some((targets, loss)) => loss.loss(logits, targets.autodiff(), y.autodiff()),
+            Some((targets, loss)) => {
+                loss.loss(logits, targets.autodiff(), y.autodiff(), self.epoch)
+            }
         };
         let value = loss.clone().into_scalar::<f32>();
         self.net = Some(if value.is_finite() {
