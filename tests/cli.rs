@@ -63,6 +63,12 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
         report["models"]["teacher"]["params"].as_u64()
             > report["models"]["student"]["params"].as_u64()
     );
+    // The teacher-versus-student check reads validation errors, never test errors.
+    let validation = |m: &str| report["models"][m]["validation_errors"].as_u64().unwrap();
+    assert_eq!(
+        report["teacher_better_than_student"].as_bool(),
+        Some(validation("teacher") < validation("student"))
+    );
     assert!(out.path().join("report.md").exists());
     assert!(out.path().join("config.toml").exists());
     let metrics = std::fs::read_to_string(out.path().join("student/metrics.jsonl")).unwrap();

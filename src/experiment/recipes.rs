@@ -202,6 +202,17 @@ impl Run<'_> {
     }
 }
 
+/// Whether the teacher makes fewer validation errors than the student trained alone; `None`
+/// without a validation split (the test set never decides it).
+fn teacher_beats_student(
+    models: &std::collections::BTreeMap<String, ModelReport>,
+    teacher_name: &str,
+) -> Option<bool> {
+    let teacher = models.get(teacher_name)?.validation_errors?;
+    let student = models.get("student")?.validation_errors?;
+    Some(teacher < student)
+}
+
 /// Runs one of the paper's experiments (see [`ExperimentKind`]): obtains the teacher, trains
 /// the student alone and distilled on the transfer set (and the extra models the recipe asks
 /// for), evaluates them on the test set, draws the charts and writes `config.toml`,
@@ -436,6 +447,22 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     for (name, m) in &models {
         run.notes.extend(m.silent_unit_warnings(name));
     }
+    let teacher_better_than_student = teacher_beats_student(&models, teacher_name);
+    match teacher_better_than_student {
+        Some(false) => run.notes.push(format!(
+            "warning: the {teacher_name} makes no fewer validation errors than the student \
+             trained alone ({} against {}): it has little to teach; a stronger teacher (more \
+             epochs, less regularization, a bigger model) is needed on this data",
+            models[teacher_name].validation_errors.unwrap_or(0),
+            models["student"].validation_errors.unwrap_or(0)
+        )),
+        None => run.notes.push(
+            "whether the teacher beats the student alone was not checked: there is no \
+             validation split (the test set is never used for it)"
+                .into(),
+        ),
+        Some(true) => {}
+    }
     let env = Environment::detect(backend);
     let report = Report {
         experiment: cfg.experiment.name().into(),
@@ -454,6 +481,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         dark_knowledge: Some(charts),
         bias_adjust: bias_report,
         findings,
+        teacher_better_than_student,
     };
     report.write(out)?;
     Ok(report)

@@ -62,6 +62,10 @@ pub struct Report {
     /// Recipe-specific figures (share of the ensemble's gain kept, fraction of 3s right, ...).
     #[serde(default)]
     pub findings: BTreeMap<String, f64>,
+    /// Whether the teacher made fewer validation errors than the student trained alone (a
+    /// teacher that does not has little to teach); `None` without a validation split.
+    #[serde(default)]
+    pub teacher_better_than_student: Option<bool>,
 }
 
 /// The teacher's soft knowledge as a report shows it.
