@@ -32,6 +32,9 @@ use crate::fsutil::{sha256_file, sha256_hex};
 /// the chunk's activations of a big teacher stay small.
 const ROWS_PER_RUN: usize = 256;
 
+/// The largest batch size a file may fix (chunks are padded to it, so it bounds memory).
+const MAX_FIXED_BATCH: usize = 4096;
+
 /// What an ONNX model's (first) output holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -276,6 +279,11 @@ impl OnnxModel {
             )));
         }
         let fixed_batch = dims[0].map(|b| b as usize);
+        if let Some(b) = fixed_batch.filter(|&b| b > MAX_FIXED_BATCH) {
+            return Err(bad(format!(
+                "its input fixes a batch of {b} images, more than distill runs at once                  ({MAX_FIXED_BATCH}); export it with a dynamic batch axis"
+            )));
+        }
         let params = graph
             .initializer
             .iter()
