@@ -15,7 +15,9 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::loss::{DistillConfig, DistillLoss, DistillSettings, hard_loss, soft_loss};
+use super::loss::{
+    DistillConfig, DistillLoss, DistillSettings, check_temperature, hard_loss, soft_loss,
+};
 use crate::error::{Error, Result};
 
 /// Added to the standard deviation in a z-score, as in Sun et al.
@@ -103,15 +105,18 @@ impl LossSettings {
 
     /// Checks every field and builds the loss.
     pub fn check(self) -> Result<std::sync::Arc<dyn DistillLoss>> {
-        let kd = DistillSettings {
-            temperature: self.temperature,
-            alpha: if self.kind == LossKind::Kd {
-                self.alpha
-            } else {
-                0.5
-            },
-        }
-        .check()?;
+        check_temperature(self.temperature)?;
+        // KD keeps its own checks (alpha in [0, 1]); the other losses' weights are checked below.
+        let kd = match self.kind {
+            LossKind::Kd => Some(
+                DistillSettings {
+                    temperature: self.temperature,
+                    alpha: self.alpha,
+                }
+                .check()?,
+            ),
+            _ => None,
+        };
         for (name, v) in [
             ("alpha", self.alpha),
             ("beta", self.beta),
@@ -133,10 +138,10 @@ impl LossSettings {
                  invariant to shifts and scales of the probabilities",
             ));
         }
-        Ok(match (self.kind, self.standardize) {
-            (LossKind::Kd, false) => std::sync::Arc::new(kd),
-            (LossKind::Kd, true) => std::sync::Arc::new(StandardizedKd(kd)),
-            (LossKind::Dkd, _) | (LossKind::Dist, _) => std::sync::Arc::new(Checked(self)),
+        Ok(match (kd, self.standardize) {
+            (Some(kd), false) => std::sync::Arc::new(kd),
+            (Some(kd), true) => std::sync::Arc::new(StandardizedKd(kd)),
+            (None, _) => std::sync::Arc::new(Checked(self)),
         })
     }
 }
@@ -193,7 +198,7 @@ impl Checked {
     fn dkd(&self, s: Tensor<2>, t_lp: Tensor<2>, y: Tensor<1, Int>, epoch: usize) -> Tensor<1> {
         let c = &self.0;
         let t = c.temperature;
-        let [b, classes] = s.dims();
+        let [_, classes] = s.dims();
         let (s_in, t_lp) = if c.standardize {
             let teacher = log_softmax(zscore(t_lp).div_scalar(t), 1);
             (zscore(s.clone()), teacher)
@@ -218,7 +223,6 @@ impl Checked {
         );
         let warm = (epoch as f32 / c.warmup_epochs as f32).min(1.0);
         let kd = (tckd.mul_scalar(c.alpha) + nckd.mul_scalar(c.beta)).mul_scalar(warm * t * t);
-        debug_assert_eq!(b, y.dims()[0]);
         hard_loss(s, y).mul_scalar(c.ce_weight) + kd
     }
 
