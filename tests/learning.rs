@@ -26,6 +26,7 @@ fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
             warmup_epochs: 0,
             jitter: 0,
             seed,
+            clip_norm: None,
         },
     }
 }

@@ -22,9 +22,9 @@ const MNIST_SLICE: &[&str] = &[
     "1000",
 ];
 
-/// Trains a small MLP on a slice of MNIST into `dir`.
-fn small_model(dir: &Path) {
-    let mut args = vec!["train", "--model", "mlp:64", "--out", dir.to_str().unwrap()];
+/// Trains a small model of `spec` on a slice of MNIST into `dir`.
+fn small_model(dir: &Path, spec: &str) {
+    let mut args = vec!["train", "--model", spec, "--out", dir.to_str().unwrap()];
     args.extend(MNIST_SLICE);
     let o = distill(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -79,10 +79,20 @@ fn test_images() -> (Vec<f32>, Vec<i64>) {
 }
 
 #[test]
-fn an_exported_student_gives_evals_numbers_in_tract_onnxruntime_and_pytorch() {
+fn an_exported_mlp_gives_evals_numbers_in_tract_onnxruntime_and_pytorch() {
+    exported_student_matches("mlp:64");
+}
+
+#[test]
+fn an_exported_cnn_with_batch_norm_gives_evals_numbers_in_tract_onnxruntime_and_pytorch() {
+    exported_student_matches("cnn:8,16/32+bn");
+}
+
+/// Trains a `spec` student on a slice, exports it, and checks the export in every peer.
+fn exported_student_matches(spec: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("student");
-    small_model(&dir);
+    small_model(&dir, spec);
     let onnx = tmp.path().join("student.onnx");
     let torch = tmp.path().join("student.safetensors");
     let o = distill(&[
@@ -138,7 +148,7 @@ fn an_exported_student_gives_evals_numbers_in_tract_onnxruntime_and_pytorch() {
 fn an_onnx_student_fed_back_as_a_teacher_gives_the_same_soft_targets() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("teacher");
-    small_model(&dir);
+    small_model(&dir, "mlp:64");
     let onnx = tmp.path().join("teacher.onnx");
     let o = distill(&[
         "export",
@@ -203,7 +213,7 @@ fn a_pytorch_cnn_teacher_from_onnx_teaches_an_mlp_student() {
     let o = distill(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let alone = tmp.path().join("runs/alone");
-    small_model(&alone);
+    small_model(&alone, "mlp:64");
     // The cache goes beside the output directory, never beside the user's model file.
     assert!(tmp.path().join("runs/soft-target-cache").is_dir());
     assert!(!root.join("examples/torch_teacher/cache").exists());

@@ -19,7 +19,10 @@ use crate::train::train_role;
 /// `distill train`.
 #[derive(Debug, Args)]
 pub struct TrainCmd {
-    /// Architecture: mlp:W1,W2,... (hidden-layer widths).
+    /// Architecture: mlp:W1,W2,... (ReLU layers of these widths) or cnn:C1,C2,.../D1,...[+bn]
+    /// (3x3 convolution blocks of C channels, each followed by 2x2 max-pool and ReLU, then dense
+    /// ReLU layers of widths D; +bn adds batch norm after each convolution; hidden dropout
+    /// applies to the dense layers). E.g. mlp:1200,1200 or cnn:32,64/256.
     #[arg(long, default_value = "mlp:1200,1200")]
     pub model: String,
     /// Model directory to write (model.safetensors, metrics.jsonl, config.toml).
@@ -45,7 +48,8 @@ pub struct DistillCmd {
     /// gives [N, classes] logits (see --teacher-outputs).
     #[arg(long, value_name = "MODEL")]
     pub teacher: PathBuf,
-    /// Student architecture.
+    /// Student architecture, in --model's grammar of `distill train` (mlp:W1,... or
+    /// cnn:C1,.../D1,...[+bn]).
     #[arg(long, default_value = "mlp:800,800")]
     pub student: String,
     /// Model directory to write for the student.

@@ -107,6 +107,7 @@ fn sgd() -> Result<TrainConfig> {
         warmup_epochs: 0,
         jitter: 0,
         seed: 7,
+        clip_norm: None,
     }
     .check()
 }

@@ -127,6 +127,7 @@ fn cosine(epochs: usize, opt: Optimization, jitter: usize, seed: u64) -> TrainSe
         warmup_epochs,
         jitter,
         seed,
+        clip_norm: None,
     }
 }
 
@@ -249,6 +250,7 @@ impl ReproduceConfig {
                     hidden_dropout: 0.0,
                     train: TrainSettings {
                         seed: teacher_seed,
+                        clip_norm: None,
                         ..cfg.student.train.clone()
                     },
                 };

@@ -339,7 +339,9 @@ mod tests {
     fn first_format_checkpoints_still_load() {
         let device = Device::flex();
         let net = tiny(&device);
-        let ModelConfig::Mlp(mlp) = &net.config;
+        let ModelConfig::Mlp(mlp) = &net.config else {
+            panic!("tiny() is an MLP")
+        };
         // The first format stored the MLP config untagged and had no channel count.
         let mut v1 = serde_json::to_value(mlp).unwrap();
         v1.as_object_mut().unwrap().remove("channels");
@@ -366,7 +368,9 @@ mod tests {
     fn crafted_architectures_are_refused_before_allocation() {
         let device = Device::flex();
         let net = tiny(&device);
-        let ModelConfig::Mlp(mut c) = net.config.clone();
+        let ModelConfig::Mlp(mut c) = net.config.clone() else {
+            panic!("tiny() is an MLP")
+        };
         c.hidden = vec![2_000_000_000, 2_000_000_000];
         let meta = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),

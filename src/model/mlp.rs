@@ -1,11 +1,11 @@
 //! The multilayer perceptron of the paper: ReLU hidden layers, dropout, class logits.
 
-use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::dense;
 use super::net::{Architecture, NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 use super::spec::Dropout as DropoutRates;
@@ -96,13 +96,8 @@ impl MlpConfig {
     /// Creates a freshly initialized network on `device` (seed the device first for
     /// reproducible weights).
     pub fn init(&self, device: &Device) -> Mlp {
-        let layers = self
-            .sizes()
-            .windows(2)
-            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
-            .collect();
         Mlp {
-            layers,
+            layers: dense::init(&self.sizes(), device),
             input_dropout: DropoutConfig::new(self.input_dropout).init(),
             hidden_dropout: DropoutConfig::new(self.hidden_dropout).init(),
         }
@@ -120,75 +115,36 @@ pub struct Mlp {
 impl Architecture for Mlp {
     /// Dropout is active only on an autodiff device in training mode.
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let mut x = self.input_dropout.forward(x);
-        let last = self.layers.len() - 1;
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
-            if i < last {
-                x = self.hidden_dropout.forward(relu(x));
-            }
-        }
-        x
+        dense::forward(
+            &self.layers,
+            self.input_dropout.forward(x),
+            &self.hidden_dropout,
+        )
     }
 
     fn silent_units(&self, images: &Tensor<2>) -> Vec<usize> {
         let hidden = &self.layers[..self.layers.len() - 1];
-        let mut peak: Vec<Vec<f32>> = hidden
+        let mut peaks: Vec<Vec<f32>> = hidden
             .iter()
             .map(|l| vec![f32::NEG_INFINITY; l.weight.dims()[1]])
             .collect();
         let [n, _] = images.dims();
         for s in (0..n).step_by(CHUNK) {
-            let mut x = images.clone().slice(s..(s + CHUNK).min(n));
-            for (layer, peak) in hidden.iter().zip(&mut peak) {
-                x = relu(layer.forward(x));
-                let batch_max: Vec<f32> = x
-                    .clone()
-                    .max_dim(0)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default();
-                for (p, m) in peak.iter_mut().zip(batch_max) {
-                    *p = p.max(m);
-                }
-            }
+            let x = images.clone().slice(s..(s + CHUNK).min(n));
+            dense::hidden_peaks(&self.layers, x, &mut peaks);
         }
-        peak.iter()
-            .map(|p| p.iter().filter(|&&m| m <= 0.0).count())
-            .collect()
+        dense::count_silent(&peaks)
     }
 
     fn shift_output_bias(&mut self, classes: &[usize], delta: f32) {
-        let Some(last) = self.layers.last_mut() else {
-            return;
-        };
-        let Some(bias) = last.bias.take() else { return };
-        let b = bias.val();
-        let device = b.device();
-        let mut v: Vec<f32> = b.into_data().try_to_vec().unwrap_or_default();
-        for &c in classes {
-            if let Some(x) = v.get_mut(c) {
-                *x += delta;
-            }
+        if let Some(last) = self.layers.last_mut() {
+            dense::shift_bias(last, classes, delta);
         }
-        let n = v.len();
-        last.bias = Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(v, [n]),
-            &device,
-        )));
     }
 
     fn export(&self) -> Vec<NamedArray> {
         let mut out = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
-            out.push(NamedArray::of(
-                format!("layers.{i}.weight"),
-                layer.weight.val(),
-            ));
-            if let Some(b) = &layer.bias {
-                out.push(NamedArray::of(format!("layers.{i}.bias"), b.val()));
-            }
-        }
+        dense::export("layers", &self.layers, &mut out);
         out
     }
 
@@ -197,82 +153,37 @@ impl Architecture for Mlp {
         source: &mut Source<'_>,
         device: &Device,
     ) -> std::result::Result<(), String> {
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let [rows, cols] = layer.weight.dims();
-            let weight = source(&format!("layers.{i}.weight"), &[rows, cols])?;
-            let bias = source(&format!("layers.{i}.bias"), &[cols])?;
-            layer.weight = Param::from_tensor(Tensor::from_data(
-                TensorData::new(weight, [rows, cols]),
-                device,
-            ));
-            layer.bias = Some(Param::from_tensor(Tensor::from_data(
-                TensorData::new(bias, [cols]),
-                device,
-            )));
-        }
-        Ok(())
+        dense::import("layers", &mut self.layers, source, device)
     }
 
     fn to_onnx(&self, graph: &mut OnnxGraph) {
-        let arrays = self.export();
-        let last = self.layers.len() - 1;
-        for (i, pair) in arrays.chunks_exact(2).enumerate() {
-            graph.dense(&pair[0], &pair[1]);
-            if i < last {
-                graph.relu();
-            }
-        }
+        dense::to_onnx(&self.layers, graph);
     }
 
     fn torch_module(&self) -> String {
-        // Flatten first, so that the module takes [N, C, H, W] images as well as flat ones;
-        // it is why the first Linear is named `1`.
-        let mut parts = vec!["nn.Flatten()".to_string()];
-        for (i, l) in self.layers.iter().enumerate() {
-            let [rows, cols] = l.weight.dims();
-            if i > 0 {
-                parts.push("nn.ReLU()".into());
-            }
-            parts.push(format!("nn.Linear({rows}, {cols})"));
-        }
-        format!("nn.Sequential({})", parts.join(", "))
+        torch_sequential(self).0
     }
 
     fn torch_state(&self) -> Vec<NamedArray> {
-        self.export()
-            .chunks_exact(2)
-            .enumerate()
-            .flat_map(|(i, pair)| {
-                let (w, b) = (&pair[0], &pair[1]);
-                let [rows, cols] = [w.shape[0], w.shape[1]];
-                // PyTorch's Linear holds [out, in]; burn's holds [in, out].
-                let mut t = vec![0.0f32; rows * cols];
-                for r in 0..rows {
-                    for c in 0..cols {
-                        t[c * rows + r] = w.values[r * cols + c];
-                    }
-                }
-                let index = 1 + 2 * i;
-                [
-                    NamedArray {
-                        name: format!("{index}.weight"),
-                        shape: vec![cols, rows],
-                        values: t,
-                    },
-                    NamedArray {
-                        name: format!("{index}.bias"),
-                        shape: b.shape.clone(),
-                        values: b.values.clone(),
-                    },
-                ]
-            })
-            .collect()
+        torch_sequential(self).1
     }
+}
+
+/// The MLP as `torch.nn.Sequential` source and its `state_dict`. Flatten comes first, so that
+/// the module takes `[N, C, H, W]` images as well as flat ones; it is why the first Linear is
+/// named `1`.
+fn torch_sequential(mlp: &Mlp) -> (String, Vec<NamedArray>) {
+    let mut parts = vec!["nn.Flatten()".to_string()];
+    let mut state = Vec::new();
+    dense::to_torch(&mlp.layers, &mut parts, &mut state);
+    (format!("nn.Sequential({})", parts.join(", ")), state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::Param;
+    use burn::tensor::TensorData;
 
     fn set(mlp: &mut Mlp, i: usize, w: Vec<f32>, shape: [usize; 2], b: Vec<f32>, d: &Device) {
         mlp.layers[i].weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, shape), d));

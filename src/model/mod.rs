@@ -7,6 +7,8 @@
 //! May use: `data` (image shapes) and the foundation modules.
 
 mod checkpoint;
+mod cnn;
+mod dense;
 mod ensemble;
 mod mlp;
 mod net;
@@ -22,12 +24,13 @@ use crate::error::Result;
 pub use checkpoint::{
     COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
 };
+pub use cnn::{Cnn, CnnConfig};
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
 pub use onnx_export::{ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch};
-pub use spec::{Dropout, MAX_WIDTH, ModelConfig, ModelSpec};
+pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
 
 /// What every classifier offers the rest of the library: logits for a batch of images and a
 /// description of its shape. Implemented by single networks and by ensembles.

@@ -5,6 +5,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
+use super::cnn::Cnn;
 use super::mlp::{CHUNK, Mlp};
 use super::onnx_export::OnnxGraph;
 
@@ -75,18 +76,22 @@ pub trait Architecture {
 pub enum Net {
     /// A multilayer perceptron.
     Mlp(Mlp),
+    /// A convolutional network.
+    Cnn(Cnn),
 }
 
 impl Net {
     pub(super) fn arch(&self) -> &dyn Architecture {
         match self {
             Net::Mlp(m) => m,
+            Net::Cnn(m) => m,
         }
     }
 
     fn arch_mut(&mut self) -> &mut dyn Architecture {
         match self {
             Net::Mlp(m) => m,
+            Net::Cnn(m) => m,
         }
     }
 

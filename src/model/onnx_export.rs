@@ -76,6 +76,54 @@ impl OnnxGraph {
     pub fn relu(&mut self) {
         self.node("Relu", Vec::new(), Vec::new());
     }
+
+    /// Reshapes to `dims` (`-1` once for the batch axis).
+    pub fn reshape(&mut self, dims: &[i64]) {
+        let name = format!("shape_{}", self.nodes.len());
+        self.initializers.push(pb::TensorProto {
+            dims: vec![dims.len() as i64],
+            data_type: pb::tensor_proto::DataType::Int64 as i32,
+            name: name.clone(),
+            raw_data: dims.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        self.node("Reshape", vec![name], Vec::new());
+    }
+
+    /// A 3×3 convolution with one pixel of zero padding on every side, `weight` stored
+    /// `[out, in, 3, 3]` as both burn and ONNX hold it.
+    pub fn conv3x3(&mut self, weight: &NamedArray, bias: &NamedArray) {
+        let w = self.constant(weight);
+        let b = self.constant(bias);
+        let attributes = vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])];
+        self.node("Conv", vec![w, b], attributes);
+    }
+
+    /// 2×2 max-pooling with stride 2 (odd edges dropped, as burn and PyTorch do).
+    pub fn max_pool2(&mut self) {
+        let attributes = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+        self.node("MaxPool", Vec::new(), attributes);
+    }
+
+    /// Flattens every axis after the batch into one.
+    pub fn flatten(&mut self) {
+        let axis = pb::AttributeProto {
+            name: "axis".into(),
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            i: 1,
+            ..Default::default()
+        };
+        self.node("Flatten", Vec::new(), vec![axis]);
+    }
+}
+
+fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {

@@ -45,10 +45,12 @@ impl RoleConfig {
             hidden: self.hidden_dropout,
         }
         .check()?;
+        let mut train = self.train.clone();
+        train.clip_norm = train.clip_norm.or(spec.default_clip_norm());
         Ok(CheckedRole {
             spec,
             dropout,
-            train: self.train.clone().check()?,
+            train: train.check()?,
         })
     }
 }

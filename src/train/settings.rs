@@ -1,6 +1,7 @@
 //! Training hyperparameters as a user gives them, checked: optimizer, learning rate and its
 //! schedule (with warm-up), batch size, jitter, seed.
 
+use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,12 @@ pub struct TrainSettings {
     pub jitter: usize,
     /// Seed for initialization, shuffling, dropout and jitter.
     pub seed: u64,
+    /// Largest L2 norm of each parameter's gradient; larger ones are scaled down before the
+    /// step. `None` until the role's architecture picks its default (see
+    /// [`ModelSpec::default_clip_norm`](crate::model::ModelSpec::default_clip_norm)); 0 turns
+    /// clipping off. Left out of configs when unset, so older configs and stamps still match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -119,6 +126,13 @@ impl TrainSettings {
                 self.learning_rate
             )));
         }
+        if let Some(c) = self.clip_norm
+            && !(c.is_finite() && c >= 0.0)
+        {
+            return Err(Error::config(format!(
+                "gradient clipping norm must be a finite number of at least 0, got {c}"
+            )));
+        }
         // `epochs` is at least 1 here, so this never refuses a warm-up of 0.
         if self.warmup_epochs >= self.epochs {
             return Err(Error::config(format!(
@@ -142,14 +156,22 @@ impl TrainConfig {
         &self.settings
     }
 
+    fn clipping(&self) -> Option<GradientClippingConfig> {
+        self.settings
+            .clip_norm
+            .filter(|&c| c > 0.0)
+            .map(|c| GradientClippingConfig::Norm(c as f32))
+    }
+
     pub(crate) fn optimizer(&self) -> ModuleOptimizer {
         match self.settings.optimizer {
             OptimizerKind::Sgd => SgdConfig::new()
                 .with_momentum(Some(
                     MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
                 ))
+                .with_gradient_clipping(self.clipping())
                 .init(),
-            OptimizerKind::Adam => AdamConfig::new().init(),
+            OptimizerKind::Adam => AdamConfig::new().with_grad_clipping(self.clipping()).init(),
         }
     }
 
@@ -184,6 +206,7 @@ mod tests {
             warmup_epochs,
             jitter: 0,
             seed: 1,
+            clip_norm: None,
         }
     }
 
