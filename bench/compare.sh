@@ -210,7 +210,8 @@ impls = sys.argv[5:]
 ORDER = [
     "teacher_step_ms", "teacher_epoch_s", "kd_step_live_ms", "kd_epoch_live_s",
     "kd_step_cached_ms", "kd_epoch_cached_s", "teacher_latency_b1_us", "student_latency_b1_us",
-    "teacher_throughput_b1024", "student_throughput_b1024",
+    "teacher_throughput_b1024", "student_throughput_b1024", "cnn_teacher_step_ms",
+    "cnn_student_step_ms",
 ]
 
 

@@ -56,6 +56,8 @@ FIGURES = [
     "student_latency_b1_us",
     "teacher_throughput_b1024",
     "student_throughput_b1024",
+    "cnn_teacher_step_ms",
+    "cnn_student_step_ms",
 ]
 
 INPUTS = 784
@@ -70,6 +72,9 @@ BATCH = 128
 TEMPERATURE = 20.0
 ALPHA = 0.9
 THROUGHPUT_BATCH = 1024
+# distill's cnn:32,64/256 (hidden dropout 0.5) and cnn:16,32/64 on 28x28 grayscale images.
+CNN_TEACHER = ((32, 64), 256, 0.5)
+CNN_STUDENT = ((16, 32), 64, 0.0)
 
 
 def parse_args(argv=None):
@@ -148,6 +153,19 @@ def main(argv=None):
             if hidden_dropout > 0:
                 layers.append(nn.Dropout(hidden_dropout))
         layers.append(nn.Linear(widths[-1], CLASSES))
+        return nn.Sequential(*layers).to(dev, dtype)
+
+    def cnn(spec):
+        channels, dense, dropout = spec
+        layers, c_in = [nn.Unflatten(1, (1, 28, 28))], 1
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()]
+            c_in = c
+        side = 28 >> len(channels)
+        layers += [nn.Flatten(), nn.Linear(c_in * side * side, dense), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(dense, CLASSES))
         return nn.Sequential(*layers).to(dev, dtype)
 
     def teacher_model():
@@ -243,6 +261,19 @@ def main(argv=None):
         run("teacher_step_ms", step_repeat(t_step), done)
         run("teacher_epoch_s", epoch_repeat(t_batch), done)
         del teacher, opt
+
+    # --- CNN training steps ------------------------------------------------------------
+    for name, spec in (("cnn_teacher_step_ms", CNN_TEACHER), ("cnn_student_step_ms", CNN_STUDENT)):
+        if name in args.only:
+            model = cnn(spec).train()
+            opt = sgd(model)
+            holder = {}
+
+            def c_step(model=model, opt=opt, holder=holder):
+                holder["loss"] = hard_step(model, opt, x_fixed, y_fixed)
+
+            run(name, step_repeat(c_step), lambda h=holder, n=name: check_finite(n, h["loss"]))
+            del model, opt
 
     # --- distillation -----------------------------------------------------------------
     kd_names = {"kd_step_live_ms", "kd_epoch_live_s", "kd_step_cached_ms", "kd_epoch_cached_s"}

@@ -1,6 +1,6 @@
 //! Benchmarks on the project's own models and data path: training steps and epochs of the
-//! teacher, distillation with a live teacher and with cached soft targets, inference latency
-//! and throughput, and the peak memory of a `reproduce --preset quick` run. Every figure is the
+//! teacher, distillation with a live teacher and with cached soft targets, CNN training steps,
+//! inference latency and throughput, and the peak memory of a `reproduce --preset quick` run. Every figure is the
 //! median of repeated runs after warm-up, with min and max; `bench/compare.sh` runs the same
 //! workloads in PyTorch and prints the ratios.
 
@@ -259,6 +259,25 @@ pub fn run(
         "kd_epoch_cached_s".into(),
         repeat(opts, || epoch(&mut ss, &data, &cached, device, &mut rng)),
     );
+
+    progress("CNN training steps");
+    for (name, spec, dropout) in [
+        ("cnn_teacher_step_ms", "cnn:32,64/256", 0.5),
+        ("cnn_student_step_ms", "cnn:16,32/64", 0.0),
+    ] {
+        let dropout = Dropout {
+            input: 0.0,
+            hidden: dropout,
+        };
+        let model = net(spec, dropout, shape, classes, device)?;
+        let mut st = Stepper::new(&model, &cfg, device);
+        figures.insert(
+            name.into(),
+            repeat(opts, || {
+                steps_ms(&mut st, &data, &Soft::None, device, &mut rng, 20)
+            }),
+        );
+    }
 
     progress("inference");
     for (name, model) in [("teacher", &teacher), ("student", &student)] {
