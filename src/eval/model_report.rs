@@ -52,17 +52,24 @@ impl ModelReport {
         let Ok(spec) = self.spec.parse::<ModelSpec>() else {
             return Vec::new();
         };
+        let convs = match &spec {
+            ModelSpec::Cnn { channels, .. } => channels.len(),
+            ModelSpec::Mlp { .. } => 0,
+        };
         spec.hidden_widths()
             .iter()
             .zip(&self.silent_units)
             .enumerate()
             .filter(|(_, (width, silent))| **silent * 10 >= **width)
             .map(|(layer, (width, silent))| {
+                let what = match layer < convs {
+                    true => format!("channels of convolution block {}", layer + 1),
+                    false => format!("ReLU units of hidden layer {}", layer + 1 - convs),
+                };
                 format!(
-                    "{name}: {silent} of the {width} ReLU units of hidden layer {} never fire \
+                    "{name}: {silent} of the {width} {what} never fire \
                      (capacity lost, usually to oversized early steps; \
-                     a learning-rate warm-up (--warmup-epochs) or a lower rate prevents it)",
-                    layer + 1
+                     a learning-rate warm-up (--warmup-epochs) or a lower rate prevents it)"
                 )
             })
             .collect()
@@ -163,6 +170,16 @@ mod tests {
                 .silent_unit_warnings("s")
                 .len(),
             1
+        );
+        let w = report("cnn:8,16/32", vec![0, 2, 4]).silent_unit_warnings("t");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("2 of the 16 channels of convolution block 2"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("4 of the 32 ReLU units of hidden layer 1"),
+            "{w:?}"
         );
         assert!(
             report("mlp:800,800", vec![79, 0])
