@@ -284,7 +284,7 @@ impl Architecture for Cnn {
             graph.relu();
         }
         graph.flatten();
-        dense::to_onnx(&self.dense, graph);
+        dense::to_onnx("dense", &self.dense, graph);
     }
 
     fn torch_module(&self) -> String {

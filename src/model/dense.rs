@@ -115,10 +115,11 @@ pub(super) fn import(
     Ok(())
 }
 
-/// Adds the stack to an ONNX graph: `Gemm`, with `Relu` after all but the last.
-pub(super) fn to_onnx(layers: &[Linear], graph: &mut OnnxGraph) {
+/// Adds the stack to an ONNX graph: `Gemm`, with `Relu` after all but the last. Initializers
+/// take [`export`]'s names under `prefix`, as in the checkpoint.
+pub(super) fn to_onnx(prefix: &str, layers: &[Linear], graph: &mut OnnxGraph) {
     let mut arrays = Vec::new();
-    export("dense", layers, &mut arrays);
+    export(prefix, layers, &mut arrays);
     let last = layers.len().saturating_sub(1);
     for (i, pair) in arrays.chunks_exact(2).enumerate() {
         graph.dense(&pair[0], &pair[1]);

@@ -157,7 +157,7 @@ impl Architecture for Mlp {
     }
 
     fn to_onnx(&self, graph: &mut OnnxGraph) {
-        dense::to_onnx(&self.layers, graph);
+        dense::to_onnx("layers", &self.layers, graph);
     }
 
     fn torch_module(&self) -> String {
