@@ -319,6 +319,7 @@ fn paper_preset_fits_every_training_image() {
         "reproduce",
         "--preset",
         "paper",
+        "--preset-as-is",
         "--out",
         out.path().to_str().unwrap(),
         "--data-dir",

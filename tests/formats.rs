@@ -1,11 +1,12 @@
 //! Data beyond IDX: the same MNIST as a Keras-layout `.npz`, and a slice of it as an image
-//! folder, give the same models as the IDX route.
+//! folder, give the same models as the IDX route; soft targets written in shards by separate
+//! processes join into exactly the unsharded cache.
 
 mod common;
 
 use std::path::Path;
 
-use common::{distill, mnist_npz, stderr};
+use common::{assert_clean_failure, distill, mnist_npz, stderr};
 
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
@@ -131,4 +132,107 @@ fn an_image_folder_gives_the_same_model_as_idx() {
             .to_string()
     };
     assert_eq!(errors(&results[0].0), errors(&results[1].0));
+}
+
+/// The `log_probs` bytes of every cache file in `dir` whose name contains `part`, in shard order.
+fn cache_bytes(dir: &Path, part: &str) -> Vec<u8> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(part))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        out.extend_from_slice(st.tensor("log_probs").unwrap().data());
+    }
+    out
+}
+
+#[test]
+fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let (teacher, shards, whole) = (p("teacher"), p("shards"), p("whole"));
+    let o = distill(&[
+        "train",
+        "--model",
+        "mlp:16",
+        "--epochs",
+        "1",
+        "--train-size",
+        "2000",
+        "--out",
+        &teacher,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Three processes at once, as array jobs would run them.
+    let children: Vec<_> = (1..=3)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_distill"))
+                .args(["soft-targets", "--teacher", &teacher, "--out", &shards])
+                .args(["--shard", &format!("{i}/3")])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .unwrap()
+        })
+        .collect();
+    for o in &children {
+        assert!(o.status.success(), "{}", stderr(o));
+    }
+    let o = distill(&["soft-targets", "--teacher", &teacher, "--out", &whole]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let joined = cache_bytes(Path::new(&shards), "-shard-");
+    // 55,000 rows of 10 classes, every shard non-empty.
+    assert_eq!(joined.len(), 55_000 * 10 * 4);
+    assert_eq!(std::fs::read_dir(&shards).unwrap().count(), 3);
+    assert!(joined == cache_bytes(Path::new(&whole), "teacher-logprobs-"));
+
+    let student = p("student");
+    let distill_from = |cache: &str| {
+        distill(&[
+            "distill",
+            "--teacher",
+            &teacher,
+            "--student",
+            "mlp:16",
+            "--epochs",
+            "1",
+            "--cache-dir",
+            cache,
+            "--out",
+            &student,
+        ])
+    };
+    let o = distill_from(&shards);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("joined from 3 shards"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A shard cut another way beside them: mixed, refused.
+    let names: Vec<_> = std::fs::read_dir(&shards)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let first = names
+        .iter()
+        .find(|n| n.to_string_lossy().contains("shard-1-of-3"))
+        .unwrap();
+    let stray = first
+        .to_string_lossy()
+        .replace("shard-1-of-3", "shard-1-of-2");
+    std::fs::copy(first, &stray).unwrap();
+    assert_clean_failure(&distill_from(&shards), "cut two ways");
+    std::fs::remove_file(&stray).unwrap();
+    // One missing: refused by name, never silently recomputed.
+    let second = first
+        .to_string_lossy()
+        .replace("shard-1-of-3", "shard-2-of-3");
+    std::fs::remove_file(&second).unwrap();
+    assert_clean_failure(&distill_from(&shards), "shard-2-of-3");
 }

@@ -54,7 +54,7 @@ fn train_and_score(
 #[test]
 fn mnist_slice_trains_and_distills_above_the_bar() {
     let data = distill::cli::data_dir(None);
-    let splits = Splits::load(&data, 500, Some(3000), Some(1000)).unwrap();
+    let splits = Splits::load(&data, Some(500), Some(3000), Some(1000)).unwrap();
     let (device, _) = compute_device();
     let dir = tempfile::tempdir().unwrap();
 

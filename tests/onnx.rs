@@ -160,7 +160,7 @@ fn an_onnx_student_fed_back_as_a_teacher_gives_the_same_soft_targets() {
     let device = Device::flex();
     let splits = distill::data::Splits::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
-        500,
+        Some(500),
         Some(2000),
         Some(10),
     )

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::data::{ImageShape, Splits, TransferSettings};
+use crate::data::{ImageShape, Splits, TransferSelection, TransferSettings};
 use crate::error::Result;
 use crate::model::{OnnxOptions, OpenOptions};
 use crate::train::{OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings};
@@ -22,9 +22,10 @@ pub struct DataArgs {
     pub data_dir: Option<PathBuf>,
     /// Examples held out of the training set for validation (never the test set). 0 fits all
     /// training examples; epochs then report the loss only (as the `paper` preset does, after
-    /// its settings were chosen with 5,000 held out).
-    #[arg(long, default_value_t = 5000)]
-    pub validation_size: usize,
+    /// its settings were chosen with 5,000 held out). Default: a tenth of the training set, at
+    /// most 5,000.
+    #[arg(long, value_name = "N")]
+    pub validation_size: Option<usize>,
     /// Use only the first N training examples (after the validation hold-out).
     #[arg(long, value_name = "N")]
     pub train_size: Option<usize>,
@@ -49,7 +50,12 @@ impl DataArgs {
     /// Loads the dataset for commands that only evaluate (no validation split is held out,
     /// so any dataset size works; `--test-size` still applies).
     pub fn load_test_only(&self) -> Result<Splits> {
-        Splits::load(&data_dir(self.data_dir.as_deref()), 0, None, self.test_size)
+        Splits::load(
+            &data_dir(self.data_dir.as_deref()),
+            Some(0),
+            None,
+            self.test_size,
+        )
     }
 }
 
@@ -144,15 +150,6 @@ pub struct TransferArgs {
     /// Keep only these classes in the transfer set (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "C,...")]
     pub only_classes: Vec<usize>,
-    /// After training, raise the output biases of classes missing from the transfer set:
-    /// `auto` picks the shift with the fewest validation errors, a number sets it, `none` skips.
-    #[arg(
-        long,
-        default_value = "auto",
-        value_name = "auto|none|VALUE",
-        allow_negative_numbers = true
-    )]
-    pub bias_adjust: String,
 }
 
 impl TransferArgs {
@@ -163,6 +160,18 @@ impl TransferArgs {
             omit_classes: self.omit_classes.clone(),
             only_classes: self.only_classes.clone(),
         }
+    }
+
+    /// The checked selection and `splits` with their training set cut to it (`seed` draws a
+    /// fraction), exactly as `distill distill` and `distill soft-targets` both need it.
+    pub fn select(&self, splits: &Splits, seed: u64) -> Result<(TransferSelection, Splits)> {
+        let selection = self.settings().check(splits.dataset.classes)?;
+        let transfer = if selection.is_everything() {
+            splits.clone()
+        } else {
+            splits.with_train(splits.train.subset(&selection.indices(&splits.train, seed)))
+        };
+        Ok((selection, transfer))
     }
 }
 

@@ -9,6 +9,7 @@ mod args;
 mod export;
 mod inspect;
 mod reproduce;
+mod soft_targets;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,7 @@ pub use args::{DataArgs, OnnxArgs, ResumeArgs, SplitName, TrainArgs, TransferArg
 pub use export::ExportCmd;
 pub use inspect::{SimilarityCmd, SoftenCmd};
 pub use reproduce::{BenchCmd, ReproduceCmd, SummarizeCmd, SweepCmd};
+pub use soft_targets::SoftTargetsCmd;
 pub use train::{DistillCmd, EnsembleCmd, EvalCmd, TrainCmd};
 
 /// Knowledge distillation (Hinton, Vinyals & Dean 2015): train a big teacher, distill it into
@@ -38,6 +40,9 @@ pub enum Command {
     Train(TrainCmd),
     /// Train a student from a trained teacher's soft targets at temperature T.
     Distill(DistillCmd),
+    /// Compute a teacher's soft targets for the transfer set ahead of `distill`, whole or as
+    /// shard I of N (one process per shard, e.g. a cluster's array jobs).
+    SoftTargets(SoftTargetsCmd),
     /// Evaluate a model directory on the test set.
     Eval(EvalCmd),
     /// Run the paper's MNIST experiment: teacher, student alone, distilled student, report.
@@ -65,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(c) => train::cmd_train(c),
         Command::Distill(c) => train::cmd_distill(c),
+        Command::SoftTargets(c) => soft_targets::cmd_soft_targets(c),
         Command::Eval(c) => train::cmd_eval(c),
         Command::Reproduce(c) => reproduce::cmd_reproduce(c),
         Command::Ensemble(c) => train::cmd_ensemble(c),

@@ -9,7 +9,8 @@ use crate::backend::{compute_device, init_threads};
 use crate::distill::{DistillSettings, check_temperature};
 use crate::error::{Error, Result};
 use crate::experiment::{
-    ExperimentKind, Preset, ReproduceConfig, ReproduceOptions, bench, reproduce, summary, sweep,
+    ExperimentKind, FitToData, Preset, ReproduceConfig, ReproduceOptions, bench, reproduce,
+    summary, sweep,
 };
 
 /// `distill reproduce`.
@@ -44,9 +45,15 @@ pub struct ReproduceCmd {
     #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
     /// Override the preset's validation hold-out (examples held out of the training set;
-    /// preset: 5,000, or 0 for `paper`, which fits every image). Small datasets need less.
+    /// preset: 5,000, or 0 for `paper`, which fits every image; on smaller data a tenth of the
+    /// training set).
     #[arg(long, value_name = "N")]
     pub validation_size: Option<usize>,
+    /// Run the preset exactly as set for MNIST. By default, on a dataset with fewer training
+    /// images `reproduce` stretches the epochs to MNIST's number of steps (the teacher warming
+    /// up), scales random shifts to the image size and holds out a tenth for validation.
+    #[arg(long)]
+    pub preset_as_is: bool,
     /// Use only the first N training examples after the hold-out (preset: all; smoke: 4,000).
     #[arg(long, value_name = "N")]
     pub train_size: Option<usize>,
@@ -206,6 +213,10 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
         progress: true,
         resume: c.resume.resume,
         keep_checkpoints: c.resume.keep_checkpoints,
+        fit: FitToData {
+            schedule: !c.preset_as_is,
+            validation: c.validation_size.is_none() && !c.preset_as_is,
+        },
     })?;
     println!("{}", report.table());
     for n in &report.notes {

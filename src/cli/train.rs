@@ -96,6 +96,15 @@ pub struct DistillCmd {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub transfer: TransferArgs,
+    /// After training, raise the output biases of classes missing from the transfer set:
+    /// `auto` picks the shift with the fewest validation errors, a number sets it, `none` skips.
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|none|VALUE",
+        allow_negative_numbers = true
+    )]
+    pub bias_adjust: String,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub train: TrainArgs,
@@ -209,7 +218,7 @@ impl DistillCmd {
 pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let distill = c.loss_settings()?.check()?;
     let role = c.train.role(&c.student).check()?;
-    let bias: BiasAdjust = c.transfer.bias_adjust.parse()?;
+    let bias: BiasAdjust = c.bias_adjust.parse()?;
     let _lock = lock(&c.out)?;
     let (device, _) = compute_device();
     let splits = c.data.load()?;
@@ -222,17 +231,8 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
             splits.dataset.classes
         )));
     }
-    let selection = c.transfer.settings().check(splits.dataset.classes)?;
+    let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
-    let transfer = if selection.is_everything() {
-        splits.clone()
-    } else {
-        splits.with_train(
-            splits
-                .train
-                .subset(&selection.indices(&splits.train, c.train.seed)),
-        )
-    };
     let cache = c
         .cache_dir
         .clone()

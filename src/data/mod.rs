@@ -21,5 +21,5 @@ mod transfer;
 
 pub use augment::jittered_batch;
 pub use dataset::{Dataset, DatasetInfo, ImageShape, Label, load};
-pub use split::{DatasetShape, DeviceSplit, Split, Splits, index_tensor};
+pub use split::{DatasetShape, DeviceSplit, Split, Splits, default_validation_size, index_tensor};
 pub use transfer::{TransferSelection, TransferSettings};

@@ -144,6 +144,12 @@ pub struct DatasetShape {
     pub class_names: Option<Vec<String>>,
 }
 
+/// Examples held out for validation when none is asked for: a tenth of the training set, at
+/// most 5,000 (MNIST's customary hold-out), so that small datasets keep nine tenths to train on.
+pub fn default_validation_size(train_examples: usize) -> usize {
+    (train_examples / 10).min(5000)
+}
+
 /// Training, validation and test splits as a run uses them.
 #[derive(Debug, Clone)]
 pub struct Splits {
@@ -158,12 +164,23 @@ pub struct Splits {
 }
 
 impl Splits {
-    /// Loads `path` (any format [`super::load`] reads) and cuts it to the requested sizes. The
-    /// validation split is drawn with a fixed seed so that every model of every run sees the
-    /// same one.
+    /// Loads `path` (any format [`super::load`] reads) and cuts it to the requested sizes
+    /// (see [`Splits::from_dataset`]).
     pub fn load(
         path: &Path,
-        validation: usize,
+        validation: Option<usize>,
+        train_size: Option<usize>,
+        test_size: Option<usize>,
+    ) -> Result<Splits> {
+        Self::from_dataset(super::load(path)?, validation, train_size, test_size)
+    }
+
+    /// Cuts `dataset` to the requested sizes. `validation` examples are held out of the
+    /// training set (`None`: [`default_validation_size`]), drawn with a fixed seed so that
+    /// every model of every run sees the same ones.
+    pub fn from_dataset(
+        dataset: super::Dataset,
+        validation: Option<usize>,
         train_size: Option<usize>,
         test_size: Option<usize>,
     ) -> Result<Splits> {
@@ -172,7 +189,7 @@ impl Splits {
                 "--train-size and --test-size must be at least 1",
             ));
         }
-        let dataset = super::load(path)?;
+        let validation = validation.unwrap_or_else(|| default_validation_size(dataset.train.len()));
         let (train, validation) = dataset.train_validation(validation, 0)?;
         let train = train_size.map_or(train.clone(), |n| train.head(n));
         let test = test_size.map_or(dataset.test.clone(), |n| dataset.test.head(n));
@@ -203,15 +220,12 @@ impl Splits {
         }
     }
 
-    /// Images the silent-unit diagnostic runs on: the validation split, or the first 5,000
-    /// training images when a run holds none out (all-silent counts on no image would be
-    /// meaningless).
+    /// Images the silent-unit diagnostic runs on: the training images (the first 5,000), since
+    /// a unit that never fires on what it trains on gets no gradient and is lost for good. A
+    /// small validation split would not do: on 143 images, a unit that fires on one image in
+    /// 200 looks silent.
     pub fn probe_images(&self, device: &Device) -> Tensor<2> {
-        if self.validation.is_empty() {
-            self.train.head(5000).to_device(device).images
-        } else {
-            self.validation.to_device(device).images
-        }
+        self.train.head(5000).to_device(device).images
     }
 
     /// The same splits with the training set replaced by `train` (a transfer set).
@@ -230,7 +244,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn without_a_validation_split_the_diagnostic_probes_training_images() {
+    fn the_diagnostic_probes_training_images_held_out_or_not() {
         let split = |n: usize| Split::new(vec![0; n * 4], vec![0; n], 4);
         let splits = Splits {
             dataset: DatasetShape {
@@ -249,7 +263,12 @@ mod tests {
             validation: split(30),
             ..splits
         };
-        assert_eq!(held_out.probe_images(&device).dims(), [30, 4]);
+        assert_eq!(held_out.probe_images(&device).dims(), [5000, 4]);
+        let small = Splits {
+            train: split(1200),
+            ..held_out
+        };
+        assert_eq!(small.probe_images(&device).dims(), [1200, 4]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 mod loss;
 mod losses;
 mod objective;
+mod shards;
 mod soft_targets;
 
 pub use loss::{
@@ -19,4 +20,5 @@ pub use loss::{
 };
 pub use losses::{LossKind, LossSettings, zscore};
 pub use objective::{Objective, distill_objective};
+pub use shards::{SHARD_ALIGN, Shard, write_soft_target_shard};
 pub use soft_targets::{CacheKey, CacheOutcome, cached_soft_targets, teacher_soft_targets};

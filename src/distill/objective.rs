@@ -75,6 +75,15 @@ pub fn distill_objective(
             "teacher soft targets computed in {secs:.1} s and cached at {}",
             path.display()
         ),
+        CacheOutcome::Shards(n) => format!(
+            "teacher soft targets joined from {n} shards in {}",
+            path.display()
+        ),
+        CacheOutcome::MissBesideShards(n) => format!(
+            "teacher soft targets computed in {secs:.1} s and cached at {} ({n} shard files \
+             there belong to another teacher, transfer set or temperature and were not used)",
+            path.display()
+        ),
         CacheOutcome::Stale(why) => {
             format!("stale cache {} ignored ({why}); recomputed", path.display())
         }

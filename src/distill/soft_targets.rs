@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::shards::ShardScan;
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::fsutil::{canonical_safetensors, f32_le, sha256_hex, write_atomic};
@@ -55,7 +56,8 @@ impl CacheKey {
         format!("teacher-logprobs-{}.safetensors", &h[..16])
     }
 
-    fn metadata(&self, rows: usize, classes: usize) -> HashMap<String, String> {
+    /// Metadata a cache file of `rows` x `classes` values under this key carries.
+    pub(super) fn metadata(&self, rows: usize, classes: usize) -> HashMap<String, String> {
         HashMap::from([
             ("format".into(), FORMAT.into()),
             ("producer".into(), self.producer.clone()),
@@ -77,11 +79,18 @@ pub enum CacheOutcome {
     Miss,
     /// A file existed but did not match (stale, corrupt, wrong shape); it was recomputed.
     Stale(String),
+    /// Assembled from this many shards written by `distill soft-targets --shard`.
+    Shards(usize),
+    /// Computed and stored; this many shard files in the directory belong to another teacher,
+    /// transfer set or temperature and were left alone.
+    MissBesideShards(usize),
 }
 
 /// Teacher log-probabilities at T for a transfer set, read from `dir` if a matching cache file
-/// exists, otherwise computed with `compute` and stored atomically. A file whose metadata,
-/// shape or values do not match is reported as [`CacheOutcome::Stale`] and replaced, never used.
+/// exists, otherwise assembled from a complete set of shards there (see [`super::shards`]), or
+/// else computed with `compute` and stored atomically. A file whose metadata, shape or values
+/// do not match is reported as [`CacheOutcome::Stale`] and replaced, never used; an incomplete
+/// or mixed set of shards is refused.
 pub fn cached_soft_targets(
     dir: &Path,
     key: &CacheKey,
@@ -91,18 +100,34 @@ pub fn cached_soft_targets(
     compute: impl FnOnce() -> Result<Tensor<2>>,
 ) -> Result<(Tensor<2>, CacheOutcome, PathBuf)> {
     let path = dir.join(key.file_name());
+    let as_tensor =
+        |values| Tensor::<2>::from_data(TensorData::new(values, [rows, classes]), device);
     let outcome = if path.exists() {
-        match read_cache(&path, key, rows, classes) {
-            Ok(values) => {
-                let t = Tensor::<2>::from_data(TensorData::new(values, [rows, classes]), device);
-                return Ok((t, CacheOutcome::Hit, path));
-            }
+        match read_values(&path, &key.metadata(rows, classes), [rows, classes]) {
+            Ok(values) => return Ok((as_tensor(values), CacheOutcome::Hit, path)),
             Err(why) => CacheOutcome::Stale(why),
         }
     } else {
-        CacheOutcome::Miss
+        match super::shards::read_shards(dir, key, rows, classes)? {
+            ShardScan::Complete(values, count) => {
+                return Ok((
+                    as_tensor(values),
+                    CacheOutcome::Shards(count),
+                    dir.to_path_buf(),
+                ));
+            }
+            ShardScan::None { foreign: 0 } => CacheOutcome::Miss,
+            ShardScan::None { foreign } => CacheOutcome::MissBesideShards(foreign),
+        }
     };
     let targets = compute()?;
+    let values = finite_values(&targets, key)?;
+    write_values(&path, key.metadata(rows, classes), &values, [rows, classes])?;
+    Ok((targets, outcome, path))
+}
+
+/// The values of `targets`, refused if any is not finite (nothing is cached then).
+pub(super) fn finite_values(targets: &Tensor<2>, key: &CacheKey) -> Result<Vec<f32>> {
     let values: Vec<f32> = targets
         .to_data()
         .try_to_vec()
@@ -114,30 +139,37 @@ pub fn cached_soft_targets(
             f32::from_bits(u32::from_str_radix(&key.temperature_bits, 16).unwrap_or(0))
         )));
     }
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mut meta = key.metadata(rows, classes);
-    meta.insert(VALUES_DIGEST.into(), sha256_hex(&bytes));
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows, classes], &bytes)
-            .map_err(|e| Error::Format {
-                what: "soft-target cache".into(),
-                reason: e.to_string(),
-            })?;
-    let out = safetensors::serialize([("log_probs", view)], Some(meta))
-        .map(canonical_safetensors)
-        .map_err(|e| Error::Format {
-            what: "soft-target cache".into(),
-            reason: e.to_string(),
-        })?;
-    write_atomic(&path, &out)?;
-    Ok((targets, outcome, path))
+    Ok(values)
 }
 
-fn read_cache(
+/// Writes `values` (`shape`) with `meta` and their SHA-256, atomically.
+pub(super) fn write_values(
     path: &Path,
-    key: &CacheKey,
-    rows: usize,
-    classes: usize,
+    mut meta: HashMap<String, String>,
+    values: &[f32],
+    shape: [usize; 2],
+) -> Result<()> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    meta.insert(VALUES_DIGEST.into(), sha256_hex(&bytes));
+    let format_error = |e: safetensors::SafeTensorError| Error::Format {
+        what: format!("soft-target cache {}", path.display()),
+        reason: e.to_string(),
+    };
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), &bytes)
+            .map_err(format_error)?;
+    let out = safetensors::serialize([("log_probs", view)], Some(meta))
+        .map(canonical_safetensors)
+        .map_err(format_error)?;
+    write_atomic(path, &out)
+}
+
+/// The values of a cache file, if its metadata is exactly `expected` and its tensor has
+/// `shape`, matches its recorded SHA-256 and is finite; otherwise why not.
+pub(super) fn read_values(
+    path: &Path,
+    expected: &HashMap<String, String>,
+    shape: [usize; 2],
 ) -> std::result::Result<Vec<f32>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("corrupt: {e}"))?;
@@ -145,7 +177,7 @@ fn read_cache(
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format!("corrupt: {e}"))?;
     let mut meta = meta.metadata().clone().unwrap_or_default();
     let digest = meta.remove(VALUES_DIGEST);
-    if meta != key.metadata(rows, classes) {
+    if &meta != expected {
         return Err(
             "its teacher, data, temperature, producer, format or shape differ from this run's"
                 .into(),
@@ -154,11 +186,8 @@ fn read_cache(
     let t = st
         .tensor("log_probs")
         .map_err(|_| "no log_probs tensor".to_string())?;
-    if t.shape() != [rows, classes] || t.dtype() != safetensors::Dtype::F32 {
-        return Err(format!(
-            "tensor shape {:?} is not [{rows}, {classes}]",
-            t.shape()
-        ));
+    if t.shape() != shape || t.dtype() != safetensors::Dtype::F32 {
+        return Err(format!("tensor shape {:?} is not {shape:?}", t.shape()));
     }
     if digest.as_deref() != Some(sha256_hex(t.data()).as_str()) {
         return Err("its values do not match their recorded SHA-256 (the file was altered)".into());
@@ -182,19 +211,7 @@ pub fn teacher_soft_targets(
     cache_dir: &Path,
     device: &Device,
 ) -> Result<(Tensor<2>, CacheOutcome, PathBuf)> {
-    if teacher.inputs() != transfer.pixels {
-        return Err(Error::Mismatch(format!(
-            "the teacher expects {} inputs but the transfer images have {} pixels",
-            teacher.inputs(),
-            transfer.pixels
-        )));
-    }
-    let key = CacheKey::new(
-        &teacher.identity(teacher_dir)?,
-        &transfer.fingerprint(),
-        temperature,
-        &teacher.describe(),
-    );
+    let key = teacher_key(teacher, teacher_dir, transfer, temperature)?;
     cached_soft_targets(
         cache_dir,
         &key,
@@ -206,6 +223,29 @@ pub fn teacher_soft_targets(
             teacher.log_probs(&dev.images, temperature)
         },
     )
+}
+
+/// The cache key of `teacher`'s soft targets at `temperature` for `transfer`, after checking
+/// that the teacher takes the transfer images.
+pub(super) fn teacher_key(
+    teacher: &Classifier,
+    teacher_dir: &Path,
+    transfer: &Split,
+    temperature: f32,
+) -> Result<CacheKey> {
+    if teacher.inputs() != transfer.pixels {
+        return Err(Error::Mismatch(format!(
+            "the teacher expects {} inputs but the transfer images have {} pixels",
+            teacher.inputs(),
+            transfer.pixels
+        )));
+    }
+    Ok(CacheKey::new(
+        &teacher.identity(teacher_dir)?,
+        &transfer.fingerprint(),
+        temperature,
+        &teacher.describe(),
+    ))
 }
 
 #[cfg(test)]

@@ -13,5 +13,5 @@ pub mod summary;
 pub mod sweep;
 
 pub use bench_interop::InteropOptions;
-pub use presets::{CheckedRoles, ExperimentKind, Preset, ReproduceConfig};
+pub use presets::{CheckedRoles, ExperimentKind, FitToData, Preset, ReproduceConfig};
 pub use recipes::{ReproduceOptions, reproduce};

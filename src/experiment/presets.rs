@@ -173,9 +173,11 @@ impl ReproduceConfig {
             // distilled validation errors 30 / 37 / 35 against 34 / 36 / 37 (seeds 1-3).
             //
             // With every choice made on 5,000 held-out images, the preset then fits all 60,000
-            // training images as the paper did: no validation split. These last two changes
-            // were adopted after trials on seeds 1 and 2 judged on test errors
-            // (docs/experiments.md).
+            // training images as the paper did: no validation split. First adopted after trials
+            // judged on test errors, this was re-decided on validation alone: with 5,000 held
+            // out (seed 1, the full recipe), training on 55,000 rather than 50,000 images gave
+            // validation errors 20 / 63 / 32 against 25 / 66 / 33 (teacher / student alone /
+            // distilled), so more training images help every model (docs/experiments.md).
             //
             // Teacher 96 epochs rather than 48, chosen with 5,000 held out (seeds 1 and 2,
             // 80-epoch students): teacher validation errors 23 / 24 against 26 / 24, distilled
@@ -277,6 +279,95 @@ impl ReproduceConfig {
     }
 }
 
+/// Training examples the presets' schedules were set for: MNIST's 60,000 less the 5,000 held out.
+const REFERENCE_TRAIN: usize = 55_000;
+/// Image side (pixels) the presets' random shifts were set for.
+const REFERENCE_SIDE: usize = 28;
+/// The most a schedule is stretched for a small dataset.
+const MAX_STRETCH: usize = 64;
+
+/// What `reproduce` sizes to the dataset it is given (the presets were set on MNIST).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FitToData {
+    /// Stretch epochs (and warm-ups) on smaller training sets, so that every model takes as
+    /// many optimizer steps as on MNIST, and scale random shifts to the image size.
+    pub schedule: bool,
+    /// Hold out a tenth of the training set for validation when the preset's 5,000 would
+    /// take more (the user did not choose a size).
+    pub validation: bool,
+}
+
+impl ReproduceConfig {
+    /// Sizes a preset to a dataset of `train_examples` training images of `side` pixels (the
+    /// smaller of height and width), as `fit` allows, and says what changed. On MNIST nothing
+    /// does: 55,000 images of 28 pixels are what the presets were set for.
+    pub fn fit_to_data(
+        &mut self,
+        fit: FitToData,
+        train_examples: usize,
+        side: usize,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        if fit.validation && self.validation_size > 0 {
+            let v = crate::data::default_validation_size(train_examples).min(self.validation_size);
+            if v != self.validation_size {
+                notes.push(format!(
+                    "validation: {v} of the {train_examples} training examples held out (a tenth)"
+                ));
+                self.validation_size = v;
+            }
+        }
+        if !fit.schedule || self.preset == Preset::Smoke {
+            return notes;
+        }
+        let n = train_examples.saturating_sub(self.validation_size);
+        let n = self.train_size.map_or(n, |t| t.min(n)).max(1);
+        let stretch = (REFERENCE_TRAIN as f64 / n as f64)
+            .round()
+            .clamp(1.0, MAX_STRETCH as f64) as usize;
+        let roles = [&mut self.teacher, &mut self.student];
+        if stretch > 1 {
+            for role in roles {
+                role.train.epochs *= stretch;
+                role.train.warmup_epochs *= stretch;
+            }
+            if let Some(e) = self.student_full.as_mut() {
+                *e *= stretch;
+            }
+            // The MNIST teacher starts at its full rate; on other data it warms up for as many
+            // steps as one MNIST epoch. Chosen on validation errors (Animal-Shape MNIST, seed
+            // 1): 52 of 800 against 56 without; sklearn's digits: 1 of 143 either way.
+            if self.teacher.train.warmup_epochs == 0 {
+                self.teacher.train.warmup_epochs = stretch;
+            }
+            notes.push(format!(
+                "schedules stretched {stretch}x (teacher {} epochs, {} of warm-up; students {}): \
+                 {n} training examples against the {REFERENCE_TRAIN} the preset was set for, so \
+                 that each model takes as many steps",
+                self.teacher.train.epochs,
+                self.teacher.train.warmup_epochs,
+                self.student.train.epochs
+            ));
+        }
+        let scale = |px: usize| (px as f64 * side as f64 / REFERENCE_SIDE as f64).round() as usize;
+        let jitters = [
+            &mut self.teacher.train.jitter,
+            &mut self.student.train.jitter,
+        ];
+        let before: Vec<usize> = jitters.iter().map(|j| **j).collect();
+        for j in jitters {
+            *j = scale(*j);
+        }
+        if before != [self.teacher.train.jitter, self.student.train.jitter] {
+            notes.push(format!(
+                "random shifts scaled to {side}-pixel images: teacher {} px, students {} px",
+                self.teacher.train.jitter, self.student.train.jitter
+            ));
+        }
+        notes
+    }
+}
+
 /// The checked parts of a [`ReproduceConfig`].
 #[derive(Debug, Clone)]
 pub struct CheckedRoles {
@@ -338,6 +429,48 @@ mod tests {
         let omit = ReproduceConfig::recipe(ExperimentKind::Omit3, Preset::Quick, 1, "d".into());
         assert_eq!(opt(&omit.student.train), (OptimizerKind::Sgd, 0.05, 0));
         assert_eq!(opt(&quick.teacher.train), (OptimizerKind::Sgd, 0.1, 0));
+    }
+
+    #[test]
+    fn fitting_leaves_mnist_alone_and_sizes_small_data() {
+        let fit = FitToData {
+            schedule: true,
+            validation: true,
+        };
+        for preset in [Preset::Quick, Preset::Paper, Preset::Smoke] {
+            let mut cfg = ReproduceConfig::preset(preset, 1, "d".into());
+            let before = cfg.clone();
+            assert!(cfg.fit_to_data(fit, 60_000, 28).is_empty());
+            assert_eq!(cfg, before);
+        }
+        // 1,438 images of 8x8: 143 held out, 1,295 left, so 42x the epochs and no shifts.
+        let mut cfg = ReproduceConfig::preset(Preset::Quick, 1, "d".into());
+        let notes = cfg.fit_to_data(fit, 1438, 8);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert_eq!(cfg.validation_size, 143);
+        assert_eq!(
+            (cfg.teacher.train.epochs, cfg.student.train.epochs),
+            (16 * 42, 10 * 42)
+        );
+        assert_eq!(
+            (cfg.student.train.warmup_epochs, cfg.teacher.train.jitter),
+            (42, 0)
+        );
+        // A size the user chose stays, and stretching has a ceiling.
+        let mut cfg = ReproduceConfig::preset(Preset::Quick, 1, "d".into());
+        cfg.validation_size = 300;
+        cfg.fit_to_data(
+            FitToData {
+                validation: false,
+                ..fit
+            },
+            310,
+            28,
+        );
+        assert_eq!(
+            (cfg.validation_size, cfg.teacher.train.epochs),
+            (300, 16 * MAX_STRETCH)
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::presets::{CheckedRoles, ExperimentKind, ReproduceConfig};
+use super::presets::{CheckedRoles, ExperimentKind, FitToData, ReproduceConfig};
 use crate::backend::compute_device;
 use crate::data::Splits;
 use crate::distill::{Objective, distill_objective};
@@ -36,6 +36,8 @@ pub struct ReproduceOptions {
     pub resume: bool,
     /// Keep each model's resumable state when it finishes.
     pub keep_checkpoints: bool,
+    /// What to size to the dataset before anything trains (recorded in `config.toml`).
+    pub fit: FitToData,
 }
 
 impl ReproduceOptions {
@@ -219,11 +221,16 @@ fn teacher_beats_student(
 /// `report.json`, `report.md` and `report.html` into the output directory.
 pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     let start = Instant::now();
+    let dataset = crate::data::load(&opts.config.data_dir)?;
+    let mut opts = opts.clone();
+    let side = dataset.shape.height.min(dataset.shape.width);
+    let fitted = opts.config.fit_to_data(opts.fit, dataset.train.len(), side);
+    let opts = &opts;
     let cfg = &opts.config;
     let roles = cfg.check()?;
-    let splits = Splits::load(
-        &cfg.data_dir,
-        cfg.validation_size,
+    let splits = Splits::from_dataset(
+        dataset,
+        Some(cfg.validation_size),
         cfg.train_size,
         cfg.test_size,
     )?;
@@ -240,7 +247,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         opts,
         splits,
         device,
-        notes: Vec::new(),
+        notes: fitted,
     };
     if let Some(pid) = lock.took_over() {
         run.notes.push(format!(

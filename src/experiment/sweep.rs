@@ -34,8 +34,8 @@ pub struct SweepOptions {
     pub train: TrainSettings,
     /// Data directory and sizes.
     pub data_dir: PathBuf,
-    /// Validation examples held out of the training set.
-    pub validation_size: usize,
+    /// Validation examples held out of the training set (`None`: the data's default).
+    pub validation_size: Option<usize>,
     /// Training examples used; `None` = all.
     pub train_size: Option<usize>,
     /// Test examples; `None` = all.
@@ -90,7 +90,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
             "a sweep needs at least one student, temperature and alpha",
         ));
     }
-    if opts.validation_size == 0 {
+    if opts.validation_size == Some(0) {
         return Err(Error::config(
             "a sweep judges its settings on validation errors: give --validation-size above 0",
         ));

@@ -1,0 +1,108 @@
+//! `distill soft-targets`: the teacher's soft targets for a transfer set, alone or one shard of
+//! many, so that teacher inference can run as a cluster's array jobs.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::{DataArgs, OnnxArgs, TransferArgs};
+use super::train::default_cache;
+use crate::backend::compute_device;
+use crate::distill::{LossSettings, Shard, teacher_soft_targets, write_soft_target_shard};
+use crate::error::{Error, Result};
+use crate::model::{Classifier, Predictor};
+
+/// `distill soft-targets`.
+#[derive(Debug, Args)]
+pub struct SoftTargetsCmd {
+    /// The teacher: a model directory (or ensemble) or an ONNX file, as for `distill distill`.
+    #[arg(long, value_name = "MODEL")]
+    pub teacher: PathBuf,
+    /// Compute only shard I of N (I from 1 to N) of the transfer set's rows, e.g. `--shard
+    /// $((SLURM_ARRAY_TASK_ID + 1))/8`. Without it, the whole cache is written as `distill
+    /// distill` would write it.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Cache directory to write into; give it to `distill distill --cache-dir`, which joins a
+    /// complete set of shards and refuses an incomplete or mixed one. Default: where `distill
+    /// distill` looks (TEACHER/cache, or `soft-target-cache` in the current directory for an
+    /// ONNX teacher).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The loss the student will be distilled with: it fixes the default temperature (kd 20,
+    /// dkd 4, dist 1).
+    #[arg(long, value_name = "KIND", default_value = "kd")]
+    pub loss: String,
+    /// Temperature of the soft targets; must be the one `distill distill` is given.
+    #[arg(long, allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    /// Seed of the transfer subset (only with --transfer-fraction): `distill distill`'s --seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub onnx: OnnxArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+}
+
+pub(super) fn cmd_soft_targets(c: SoftTargetsCmd) -> Result<()> {
+    let temperature = c
+        .temperature
+        .unwrap_or(LossSettings::defaults(c.loss.parse()?).temperature);
+    crate::distill::check_temperature(temperature)?;
+    let (device, _) = compute_device();
+    let splits = c.data.load()?;
+    let how = c.onnx.open_options(splits.dataset.shape)?;
+    let teacher = Classifier::load_teacher(&c.teacher, &device, &how)?;
+    if teacher.classes() != splits.dataset.classes {
+        return Err(Error::Mismatch(format!(
+            "the teacher has {} classes but the dataset has {}",
+            teacher.classes(),
+            splits.dataset.classes
+        )));
+    }
+    let (_, transfer) = c.transfer.select(&splits, c.seed)?;
+    let dir = c
+        .out
+        .clone()
+        .unwrap_or_else(|| default_cache(&c.teacher, &PathBuf::from("soft-targets")));
+    let rows = transfer.train.len();
+    match c.shard {
+        Some(shard) => {
+            let (path, r) = write_soft_target_shard(
+                &teacher,
+                &c.teacher,
+                &transfer.train,
+                temperature,
+                &dir,
+                shard,
+                &device,
+            )?;
+            println!(
+                "shard {}/{}: rows {}..{} of {rows} at T = {temperature} -> {}",
+                shard.index,
+                shard.count,
+                r.start,
+                r.end,
+                path.display()
+            );
+        }
+        None => {
+            let (_, _, path) = teacher_soft_targets(
+                &teacher,
+                &c.teacher,
+                &transfer.train,
+                temperature,
+                &dir,
+                &device,
+            )?;
+            println!("{rows} rows at T = {temperature} -> {}", path.display());
+        }
+    }
+    Ok(())
+}
