@@ -77,6 +77,7 @@ const CASES: &[Case] = &[
     case("soften-temperature", "soften --temperatures 0", &["soften", "{M}", "--index", "0", "--temperatures", "0", "--data-dir", "{T}"], "--temperature must be", 2),
     case("ensemble-with-teacher", "--teacher with --experiment ensemble", &["reproduce", "--experiment", "ensemble", "--teacher", "{M}", "--out", "{O}"], "cannot be combined", 2),
     case("summarize-not-a-run", "summarize a directory without report.json", &["summarize", "{O}"], "no report.json", 2),
+    case("shard-out-of-range", "soft-targets --shard past its count", &["soft-targets", "--teacher", "{M}", "--shard", "4/3", "--out", "{O}"], "expected I/N with 1 <= I <= N", 2),
     case("loss-unknown", "--loss of an unknown kind", &["distill", "--teacher", "{M}", "--loss", "crd", "--out", "{O}"], "--loss takes kd, dkd or dist", 2),
     case("loss-standardize-dist", "--logit-standardize with --loss dist", &["distill", "--teacher", "{M}", "--loss", "dist", "--logit-standardize", "--out", "{O}"], "modifies kd and dkd", 2),
     case("loss-warmup-zero", "--dkd-warmup 0", &["distill", "--teacher", "{M}", "--loss", "dkd", "--dkd-warmup", "0", "--out", "{O}"], "--dkd-warmup must be at least 1", 2),

@@ -236,3 +236,22 @@ fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
     std::fs::remove_file(&second).unwrap();
     assert_clean_failure(&distill_from(&shards), "shard-2-of-3");
 }
+
+#[test]
+fn the_presets_are_left_as_set_on_the_mnist_in_this_repository() {
+    use distill::experiment::{FitToData, Preset, ReproduceConfig};
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    let ds = distill::data::load(&data).unwrap();
+    let energy = ds.train.mean_squared_norm();
+    assert!((energy - 87.8).abs() < 0.5, "{energy}");
+    let fit = FitToData {
+        schedule: true,
+        validation: true,
+    };
+    for preset in [Preset::Quick, Preset::Paper] {
+        let mut cfg = ReproduceConfig::preset(preset, 1, data.clone());
+        let notes = cfg.fit_to_data(fit, ds.train.len(), 28, energy);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(cfg, ReproduceConfig::preset(preset, 1, data.clone()));
+    }
+}

@@ -9,8 +9,8 @@ use super::args::{DataArgs, OnnxArgs, TransferArgs};
 use super::train::default_cache;
 use crate::backend::compute_device;
 use crate::distill::{LossSettings, Shard, teacher_soft_targets, write_soft_target_shard};
-use crate::error::{Error, Result};
-use crate::model::{Classifier, Predictor};
+use crate::error::Result;
+use crate::model::Classifier;
 
 /// `distill soft-targets`.
 #[derive(Debug, Args)]
@@ -59,13 +59,7 @@ pub(super) fn cmd_soft_targets(c: SoftTargetsCmd) -> Result<()> {
     let splits = c.data.load()?;
     let how = c.onnx.open_options(splits.dataset.shape)?;
     let teacher = Classifier::load_teacher(&c.teacher, &device, &how)?;
-    if teacher.classes() != splits.dataset.classes {
-        return Err(Error::Mismatch(format!(
-            "the teacher has {} classes but the dataset has {}",
-            teacher.classes(),
-            splits.dataset.classes
-        )));
-    }
+    teacher.expect_classes(splits.dataset.classes)?;
     let (_, transfer) = c.transfer.select(&splits, c.seed)?;
     let dir = c
         .out

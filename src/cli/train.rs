@@ -8,7 +8,7 @@ use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
 use crate::distill::{LossSettings, Objective, distill_objective};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
 };
@@ -224,13 +224,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let splits = c.data.load()?;
     let how = c.onnx.open_options(splits.dataset.shape)?;
     let teacher = Classifier::load_teacher(&c.teacher, &device, &how)?;
-    if teacher.classes() != splits.dataset.classes {
-        return Err(Error::Mismatch(format!(
-            "the teacher has {} classes but the dataset (and so the student) has {}",
-            teacher.classes(),
-            splits.dataset.classes
-        )));
-    }
+    teacher.expect_classes(splits.dataset.classes)?;
     let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     let cache = c
@@ -320,6 +314,13 @@ pub(super) fn cmd_eval(c: EvalCmd) -> Result<()> {
             e.nll,
             e.class_errors
         );
+        let silent = net.silent_units(&splits.probe_images(&device));
+        if !silent.is_empty() {
+            println!(
+                "ReLU units that never fire on the first {} training images, per layer: {silent:?}",
+                splits.train.len().min(5000)
+            );
+        }
     }
     Ok(())
 }

@@ -224,7 +224,10 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     let dataset = crate::data::load(&opts.config.data_dir)?;
     let mut opts = opts.clone();
     let side = dataset.shape.height.min(dataset.shape.width);
-    let fitted = opts.config.fit_to_data(opts.fit, dataset.train.len(), side);
+    let energy = dataset.train.mean_squared_norm();
+    let fitted = opts
+        .config
+        .fit_to_data(opts.fit, dataset.train.len(), side, energy);
     let opts = &opts;
     let cfg = &opts.config;
     let roles = cfg.check()?;

@@ -12,7 +12,7 @@ use crate::distill::{DistillConfig, DistillSettings, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
-use crate::model::{Classifier, OnnxOptions, OpenOptions, Predictor};
+use crate::model::{Classifier, OnnxOptions, OpenOptions};
 use crate::report::{Environment, plot};
 use crate::train::{CheckedRole, RoleConfig, RunOutput, TrainSettings, train_role};
 
@@ -130,13 +130,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
         onnx: opts.onnx.clone(),
     };
     let teacher = Classifier::load_teacher(&opts.teacher, &device, &how)?;
-    if teacher.classes() != splits.dataset.classes {
-        return Err(Error::Mismatch(format!(
-            "the teacher has {} classes but the dataset has {}",
-            teacher.classes(),
-            splits.dataset.classes
-        )));
-    }
+    teacher.expect_classes(splits.dataset.classes)?;
     let _lock = crate::fsutil::RunLock::acquire(&opts.out)?;
     let cache = opts.out.join("cache");
     let mut points = Vec::new();

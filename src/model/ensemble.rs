@@ -111,6 +111,18 @@ impl Classifier {
         Classifier::open(path, device, how)
     }
 
+    /// Refuses a teacher whose class count is not the data's `classes` (a student learns the
+    /// data's classes from it).
+    pub fn expect_classes(&self, classes: usize) -> Result<()> {
+        if self.classes() != classes {
+            return Err(Error::Mismatch(format!(
+                "the teacher has {} classes but the dataset (and so the student) has {classes}",
+                self.classes()
+            )));
+        }
+        Ok(())
+    }
+
     /// Writes an ensemble directory listing `members` (model directories or ONNX files), after
     /// checking they load and agree in input size and class count.
     pub fn create_ensemble(
