@@ -173,20 +173,31 @@ fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
         .map(|i| {
             std::process::Command::new(env!("CARGO_BIN_EXE_distill"))
                 .args(["soft-targets", "--teacher", &teacher, "--out", &shards])
-                .args(["--shard", &format!("{i}/3")])
+                .args(["--shard", &format!("{i}/3"), "--train-size", "6000"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
                 .unwrap()
         })
         .collect();
-    for o in &children {
-        assert!(o.status.success(), "{}", stderr(o));
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
     }
-    let o = distill(&["soft-targets", "--teacher", &teacher, "--out", &whole]);
+    let o = distill(&[
+        "soft-targets",
+        "--teacher",
+        &teacher,
+        "--out",
+        &whole,
+        "--train-size",
+        "6000",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let joined = cache_bytes(Path::new(&shards), "-shard-");
-    // 55,000 rows of 10 classes, every shard non-empty.
-    assert_eq!(joined.len(), 55_000 * 10 * 4);
+    // 6,000 rows of 10 classes, in shards of 2,048, 2,048 and 1,904 rows.
+    assert_eq!(joined.len(), 6000 * 10 * 4);
     assert_eq!(std::fs::read_dir(&shards).unwrap().count(), 3);
     assert!(joined == cache_bytes(Path::new(&whole), "teacher-logprobs-"));
 
@@ -204,6 +215,8 @@ fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
             cache,
             "--out",
             &student,
+            "--train-size",
+            "6000",
         ])
     };
     let o = distill_from(&shards);
