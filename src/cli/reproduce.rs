@@ -49,9 +49,10 @@ pub struct ReproduceCmd {
     /// training set).
     #[arg(long, value_name = "N")]
     pub validation_size: Option<usize>,
-    /// Run the preset exactly as set for MNIST. By default, on a dataset with fewer training
-    /// images `reproduce` stretches the epochs to MNIST's number of steps (the teacher warming
-    /// up), scales random shifts to the image size and holds out a tenth for validation.
+    /// Run the preset exactly as set for MNIST. By default, on other data `reproduce` stretches
+    /// a smaller training set's epochs to MNIST's number of steps (the teacher warming up),
+    /// scales random shifts to the image size and the teacher's rate to the input energy, and
+    /// holds out a tenth for validation; the report's notes list each change.
     #[arg(long)]
     pub preset_as_is: bool,
     /// Use only the first N training examples after the hold-out (preset: all; smoke: 4,000).

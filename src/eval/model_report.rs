@@ -40,7 +40,7 @@ pub struct ModelReport {
     pub dir: String,
     /// ReLU units per hidden layer that never fire on the validation images (the first 5,000
     /// training images when there is no validation split; empty for an ensemble or a mean of
-    /// models). Many of them mean capacity lost to oversized early steps.
+    /// models). Many of them mean capacity lost to oversized steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silent_units: Vec<usize>,
 }
@@ -68,8 +68,8 @@ impl ModelReport {
                 };
                 format!(
                     "{name}: {silent} of the {width} {what} never fire \
-                     (capacity lost, usually to oversized early steps; \
-                     a learning-rate warm-up (--warmup-epochs) or a lower rate prevents it)"
+                     on the training images (capacity lost, usually to oversized steps: a lower \
+                     learning rate (--lr) prevents it, a warm-up (--warmup-epochs) helps)"
                 )
             })
             .collect()
