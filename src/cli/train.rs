@@ -314,11 +314,12 @@ pub(super) fn cmd_eval(c: EvalCmd) -> Result<()> {
             e.nll,
             e.class_errors
         );
-        let silent = net.silent_units(&splits.probe_images(&device));
+        let probe = splits.probe_images(&device);
+        let [probed, _] = probe.dims();
+        let silent = net.silent_units(&probe);
         if !silent.is_empty() {
             println!(
-                "ReLU units that never fire on the first {} training images, per layer: {silent:?}",
-                splits.train.len().min(5000)
+                "ReLU units that never fire on the first {probed} training images, per layer: {silent:?}"
             );
         }
     }

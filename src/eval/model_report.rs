@@ -38,9 +38,9 @@ pub struct ModelReport {
     pub confusion: Vec<Vec<usize>>,
     /// Where the model directory is.
     pub dir: String,
-    /// ReLU units per hidden layer that never fire on the validation images (the first 5,000
-    /// training images when there is no validation split; empty for an ensemble or a mean of
-    /// models). Many of them mean capacity lost to oversized steps.
+    /// ReLU units per hidden layer that never fire on the first 5,000 training images (empty
+    /// for an ensemble or a mean of models). Many of them mean capacity lost to oversized
+    /// steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silent_units: Vec<usize>,
 }

@@ -1,8 +1,8 @@
 //! Benchmarks on the project's own models and data path: training steps and epochs of the
 //! teacher, distillation with a live teacher and with cached soft targets, CNN training steps,
-//! inference latency and throughput, and the peak memory of a `reproduce --preset quick` run. Every figure is the
-//! median of repeated runs after warm-up, with min and max; `bench/compare.sh` runs the same
-//! workloads in PyTorch and prints the ratios.
+//! inference latency and throughput, and the peak memory of a `reproduce --preset quick` run.
+//! Every figure is the median of repeated runs after warm-up, with min and max;
+//! `bench/compare.sh` runs the same workloads in PyTorch and prints the ratios.
 
 use std::collections::BTreeMap;
 use std::path::Path;
