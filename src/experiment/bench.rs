@@ -15,6 +15,7 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use super::bench_interop::{InteropOptions, interop_figures};
+use super::bench_levers::lever_figures;
 use crate::data::{Dataset, DeviceSplit, ImageShape, index_tensor};
 use crate::distill::{DistillLoss, DistillSettings, log_soft_targets};
 use crate::error::{Error, Result};
@@ -307,6 +308,9 @@ pub fn run(
             }),
         );
     }
+
+    progress("speed levers: burn's dropout and SGD against ours");
+    figures.extend(lever_figures(opts, &teacher, device));
 
     if opts.memory {
         progress("peak memory of reproduce --preset quick (about 7 minutes)");

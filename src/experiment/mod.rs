@@ -7,6 +7,7 @@
 
 pub mod bench;
 mod bench_interop;
+mod bench_levers;
 mod presets;
 mod recipes;
 pub mod summary;

@@ -5,12 +5,13 @@
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::dense;
+use super::dropout::DropoutLayer;
 use super::net::{Architecture, NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 use super::spec::{Dropout as DropoutRates, MAX_CONV_BLOCKS};
@@ -148,8 +149,8 @@ impl CnnConfig {
             norms,
             dense: dense::init(&self.head_sizes().unwrap_or_default(), device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
-            input_dropout: DropoutConfig::new(self.dropout.input).init(),
-            hidden_dropout: DropoutConfig::new(self.dropout.hidden).init(),
+            input_dropout: DropoutLayer::new(self.dropout.input),
+            hidden_dropout: DropoutLayer::new(self.dropout.hidden),
             image: [self.shape.channels, self.shape.height, self.shape.width],
         }
     }
@@ -162,8 +163,8 @@ pub struct Cnn {
     norms: Vec<BatchNorm>,
     dense: Vec<Linear>,
     pool: MaxPool2d,
-    input_dropout: Dropout,
-    hidden_dropout: Dropout,
+    input_dropout: DropoutLayer,
+    hidden_dropout: DropoutLayer,
     image: [usize; 3],
 }
 

@@ -3,10 +3,11 @@
 //! so the code lives once, here.
 
 use burn::module::Param;
-use burn::nn::{Dropout, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::dropout::DropoutLayer;
 use super::net::{NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 
@@ -19,7 +20,7 @@ pub(super) fn init(sizes: &[usize], device: &Device) -> Vec<Linear> {
 }
 
 /// Applies the stack: ReLU and then `dropout` after every layer but the last.
-pub(super) fn forward(layers: &[Linear], mut x: Tensor<2>, dropout: &Dropout) -> Tensor<2> {
+pub(super) fn forward(layers: &[Linear], mut x: Tensor<2>, dropout: &DropoutLayer) -> Tensor<2> {
     let last = layers.len().saturating_sub(1);
     for (i, layer) in layers.iter().enumerate() {
         x = layer.forward(x);

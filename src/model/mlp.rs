@@ -1,11 +1,12 @@
 //! The multilayer perceptron of the paper: ReLU hidden layers, dropout, class logits.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::dense;
+use super::dropout::DropoutLayer;
 use super::net::{Architecture, NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 use super::spec::Dropout as DropoutRates;
@@ -98,8 +99,8 @@ impl MlpConfig {
     pub fn init(&self, device: &Device) -> Mlp {
         Mlp {
             layers: dense::init(&self.sizes(), device),
-            input_dropout: DropoutConfig::new(self.input_dropout).init(),
-            hidden_dropout: DropoutConfig::new(self.hidden_dropout).init(),
+            input_dropout: DropoutLayer::new(self.input_dropout),
+            hidden_dropout: DropoutLayer::new(self.hidden_dropout),
         }
     }
 }
@@ -108,8 +109,8 @@ impl MlpConfig {
 #[derive(Module, Debug)]
 pub struct Mlp {
     layers: Vec<Linear>,
-    input_dropout: Dropout,
-    hidden_dropout: Dropout,
+    input_dropout: DropoutLayer,
+    hidden_dropout: DropoutLayer,
 }
 
 impl Architecture for Mlp {

@@ -9,6 +9,7 @@
 mod checkpoint;
 mod cnn;
 mod dense;
+mod dropout;
 mod ensemble;
 mod mlp;
 mod net;
@@ -25,6 +26,7 @@ pub use checkpoint::{
     COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
 };
 pub use cnn::{Cnn, CnnConfig};
+pub use dropout::{DropoutLayer, seed_dropout};
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};

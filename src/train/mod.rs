@@ -6,6 +6,7 @@
 //! Validation errors are measured on a split held out of the training data, never the test set.
 
 mod metrics;
+mod momentum;
 pub mod resume;
 mod role;
 mod run;
@@ -13,6 +14,7 @@ mod settings;
 mod stepper;
 
 pub use metrics::{EpochMetrics, earlier_training, metrics_path, read_metrics};
+pub use momentum::MomentumSgd;
 pub use role::{CheckedRole, RoleConfig, train_role};
 pub use run::{RunOutput, TrainData, Trained, train};
 pub use settings::{OptimizerKind, RngStream, Schedule, TrainConfig, TrainSettings};

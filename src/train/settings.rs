@@ -6,7 +6,11 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
 
+use super::momentum::MomentumSgd;
 use crate::error::{Error, Result};
+
+/// The momentum of SGD, as in the paper's era and every peer's default recipe.
+const MOMENTUM: f32 = 0.9;
 
 /// Which optimizer to use.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
@@ -165,12 +169,24 @@ impl TrainConfig {
 
     pub(crate) fn optimizer(&self) -> ModuleOptimizer {
         match self.settings.optimizer {
-            OptimizerKind::Sgd => SgdConfig::new()
-                .with_momentum(Some(
-                    MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
-                ))
-                .with_gradient_clipping(self.clipping())
-                .init(),
+            // The one-pass update works on the weights in host memory; on a GPU, burn's
+            // update (the same arithmetic) runs where the weights live.
+            OptimizerKind::Sgd if cfg!(feature = "cuda") => {
+                let momentum = MomentumConfig::new()
+                    .with_momentum(MOMENTUM as f64)
+                    .with_dampening(0.0);
+                SgdConfig::new()
+                    .with_momentum(Some(momentum))
+                    .with_gradient_clipping(self.clipping())
+                    .init()
+            }
+            OptimizerKind::Sgd => {
+                let sgd = ModuleOptimizer::from(MomentumSgd::new(MOMENTUM));
+                match self.clipping() {
+                    Some(clip) => sgd.with_grad_clipping(clip.init()),
+                    None => sgd,
+                }
+            }
             OptimizerKind::Adam => AdamConfig::new().with_grad_clipping(self.clipping()).init(),
         }
     }

@@ -11,7 +11,7 @@ use super::settings::{RngStream, TrainConfig};
 use crate::data::DeviceSplit;
 use crate::distill::{DistillLoss, hard_loss};
 use crate::error::{Error, Result};
-use crate::model::{ModelConfig, Net, Network};
+use crate::model::{ModelConfig, Net, Network, seed_dropout};
 
 /// One optimization step at a time on an autodiff copy of a network: the inner loop of
 /// [`train`], also timed by the benchmarks.
@@ -30,7 +30,9 @@ impl Stepper {
     /// device's random numbers (dropout masks) from the config's seed.
     pub fn new(network: &Network, config: &TrainConfig, device: &Device) -> Stepper {
         let ad = device.clone().autodiff();
-        ad.seed(RngStream::Dropout.seed(config.settings().seed));
+        let seed = RngStream::Dropout.seed(config.settings().seed);
+        ad.seed(seed);
+        seed_dropout(seed);
         Stepper {
             net: Some(network.net.clone().fork(&ad).train()),
             optim: config.optimizer(),
@@ -110,7 +112,9 @@ impl Stepper {
     /// from that epoch's own stream, so an epoch's masks never depend on the epochs before.
     pub fn begin_epoch(&mut self, seed: u64, epoch: usize) {
         self.epoch = epoch;
-        self.device.seed(RngStream::Dropout.epoch_seed(seed, epoch));
+        let seed = RngStream::Dropout.epoch_seed(seed, epoch);
+        self.device.seed(seed);
+        seed_dropout(seed);
     }
 
     /// One step on a batch: hard-label cross-entropy, or the distillation loss when `soft`

@@ -1,0 +1,98 @@
+//! Each speed lever on its own: burn's stock piece against ours, on the teacher's shapes, in
+//! the same process and alternating, so that the difference does not depend on how busy the
+//! machine was between two builds.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::DropoutConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::bench::{BenchOptions, Figure, figure};
+use crate::model::{DropoutLayer, Net, Network, seed_dropout};
+use crate::train::MomentumSgd;
+
+/// Figures `lever_dropout_{burn,ours}_ms` (the teacher's three dropout masks on a batch of
+/// 128, input 0.2 and hidden 0.5, forward) and `lever_sgd_{burn,ours}_ms` (one momentum update
+/// of all of `teacher`'s parameters).
+pub(super) fn lever_figures(
+    opts: &BenchOptions,
+    teacher: &Network,
+    device: &Device,
+) -> BTreeMap<String, Figure> {
+    let ad = device.clone().autodiff();
+    ad.seed(7);
+    seed_dropout(7);
+    let inputs = teacher.config.shape().len();
+    let batches: Vec<(Tensor<2>, f64)> = [(inputs, 0.2), (1200, 0.5), (1200, 0.5)]
+        .into_iter()
+        .map(|(width, p)| {
+            let x = Tensor::<2>::random([128, width], Distribution::Default, &ad);
+            (x.require_grad(), p)
+        })
+        .collect();
+    let burns: Vec<_> = batches
+        .iter()
+        .map(|(_, p)| DropoutConfig::new(*p).init())
+        .collect();
+    let ours: Vec<_> = batches.iter().map(|(_, p)| DropoutLayer::new(*p)).collect();
+    let dropout_burn = || {
+        let t = Instant::now();
+        for ((x, _), d) in batches.iter().zip(&burns) {
+            let _ = d.forward(x.clone()).into_data();
+        }
+        1e3 * t.elapsed().as_secs_f64()
+    };
+    let dropout_ours = || {
+        let t = Instant::now();
+        for ((x, _), d) in batches.iter().zip(&ours) {
+            let _ = d.forward(x.clone()).into_data();
+        }
+        1e3 * t.elapsed().as_secs_f64()
+    };
+
+    let x = Tensor::<2>::random([128, inputs], Distribution::Default, &ad);
+    let momentum = MomentumConfig::new().with_momentum(0.9).with_dampening(0.0);
+    let mut burn_sgd = (
+        SgdConfig::new().with_momentum(Some(momentum)).init(),
+        Some(teacher.net.clone().fork(&ad).train()),
+    );
+    let mut our_sgd = (
+        ModuleOptimizer::from(MomentumSgd::new(0.9)),
+        Some(teacher.net.clone().fork(&ad).train()),
+    );
+    let update = |(optim, slot): &mut (ModuleOptimizer, Option<Net>)| {
+        // The optimizer gets the only reference to the weights, as in training; the
+        // gradients are made outside the timed part.
+        let net = slot
+            .take()
+            .expect("the network is put back after every update");
+        let out = net.forward(x.clone());
+        let grads = GradientsParams::from_grads((out.clone() * out).mean().backward(), &net);
+        let t = Instant::now();
+        *slot = Some(optim.step(1e-6, net, grads));
+        1e3 * t.elapsed().as_secs_f64()
+    };
+
+    let mut runs: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for rep in 0..opts.warmup + opts.reps.max(1) {
+        // Alternating, a few times per repeat: each figure sees the same machine.
+        let mut take = |name: &'static str, v: f64| {
+            if rep >= opts.warmup {
+                runs.entry(name).or_default().push(v);
+            }
+        };
+        for _ in 0..5 {
+            take("lever_dropout_burn_ms", dropout_burn());
+            take("lever_dropout_ours_ms", dropout_ours());
+            take("lever_sgd_burn_ms", update(&mut burn_sgd));
+            take("lever_sgd_ours_ms", update(&mut our_sgd));
+        }
+    }
+    runs.into_iter()
+        .map(|(name, v)| (name.to_string(), figure(v)))
+        .collect()
+}

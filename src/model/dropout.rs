@@ -1,0 +1,161 @@
+//! Dropout whose masks come from a fast counter-based generator, already scaled, in one pass.
+//!
+//! burn's dropout draws every element through a ChaCha generator on one thread behind a global
+//! lock, then multiplies twice (by the 0/1 mask, then by `1 / keep`); it was about a tenth of a
+//! teacher's training step. Here each mask element is a pure function of (seed, call, index):
+//! a SplitMix64 hash gives two 32-bit draws per word, each compared with `keep · 2³²`. The mask
+//! holds `0` or `1 / keep` and is computed in parallel chunks, and the input is multiplied once.
+//! Because an element depends only on its index, the masks are the same for any thread count.
+//!
+//! The stream is per thread: the training loop calls [`seed_dropout`] at the start of a run and
+//! of every epoch, and each dropout layer applied in training takes the next call number. A
+//! training run's forward passes all happen on the thread that steps it, so a run's masks depend
+//! only on its seed and its own sequence of calls.
+
+use std::cell::Cell;
+
+use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param};
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
+
+/// Mask elements per parallel task (even, so that a task's words never straddle two tasks).
+const GRAIN: usize = 1 << 15;
+
+/// The golden-ratio increment of SplitMix64.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+thread_local! {
+    /// (seed, dropout calls since it was set) of the run this thread is stepping.
+    static STREAM: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Restarts this thread's dropout stream at `seed`: the masks that follow depend only on it.
+pub fn seed_dropout(seed: u64) {
+    STREAM.set((seed, 0));
+}
+
+/// SplitMix64's output function: a bijective 64-bit mix with good avalanche.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The key of this thread's next dropout call.
+fn next_key() -> u64 {
+    let (seed, calls) = STREAM.get();
+    STREAM.set((seed, calls.wrapping_add(1)));
+    mix(mix(seed) ^ calls.wrapping_mul(GOLDEN))
+}
+
+/// A mask of `n` elements for call `key`: each `1 / keep` with probability `keep`, else 0.
+pub(crate) fn mask(n: usize, keep: f64, key: u64) -> Vec<f32> {
+    // `keep < 1`, so the threshold fits in 32 bits; keep is rounded to a multiple of 2⁻³².
+    let threshold = (keep * 4_294_967_296.0) as u64;
+    let scale = (1.0 / keep) as f32;
+    let pick = |draw: u64| if draw < threshold { scale } else { 0.0 };
+    let fill = |start: usize, out: &mut [f32]| {
+        for (j, pair) in out.chunks_mut(2).enumerate() {
+            let word = mix(key.wrapping_add(((start / 2 + j) as u64).wrapping_mul(GOLDEN)));
+            pair[0] = pick(word & 0xffff_ffff);
+            if let Some(second) = pair.get_mut(1) {
+                *second = pick(word >> 32);
+            }
+        }
+    };
+    let mut out = vec![0f32; n];
+    if n < 2 * GRAIN {
+        fill(0, &mut out);
+    } else {
+        out.par_chunks_mut(GRAIN)
+            .enumerate()
+            .for_each(|(i, chunk)| fill(i * GRAIN, chunk));
+    }
+    out
+}
+
+/// A dropout layer: zeroes each input with probability `prob` while training, scaling the rest
+/// by `1 / (1 - prob)`; the identity in inference.
+#[derive(Module, Debug)]
+#[module(custom_display)]
+pub struct DropoutLayer {
+    /// Probability of zeroing an element, in `[0, 1)`.
+    pub prob: f64,
+    /// Whether the layer takes part in training (burn's `train()`/`valid()` switch it).
+    pub training: Param<Flag>,
+}
+
+impl DropoutLayer {
+    /// A layer dropping with probability `prob`, already checked to lie in `[0, 1)`.
+    pub fn new(prob: f64) -> DropoutLayer {
+        DropoutLayer {
+            prob,
+            training: Param::from_bool(true),
+        }
+    }
+
+    /// Applies dropout on an autodiff device in training mode; otherwise returns `input`.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let device = input.device();
+        if !self.training.is_enabled() || !device.is_autodiff() || self.prob == 0.0 {
+            return input;
+        }
+        let keep = 1.0 - self.prob;
+        // On a GPU the mask is drawn where the tensor lives; copying one up each step would
+        // cost more than the generator saves.
+        if cfg!(feature = "cuda") {
+            let mask = input.random_like(burn::tensor::Distribution::Bernoulli(keep));
+            return input * mask * (1.0 / keep);
+        }
+        let shape = input.shape();
+        let values = mask(shape.num_elements(), keep, next_key());
+        input * Tensor::<D>::from_data(TensorData::new(values, shape), &device)
+    }
+}
+
+impl ModuleDisplay for DropoutLayer {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        DisplaySettings::new()
+            .with_new_line_after_attribute(false)
+            .optional()
+    }
+
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        content.add("prob", &self.prob).optional()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_the_expected_share_scaled_and_depend_only_on_the_key() {
+        let n = 3 * GRAIN + 5; // parallel chunks and an odd tail
+        for keep in [0.5, 0.8, 0.2] {
+            let m = mask(n, keep, 42);
+            let kept = m.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
+            assert!((kept - keep).abs() < 0.01, "keep {keep}: kept {kept}");
+            let scale = (1.0 / keep) as f32;
+            assert!(m.iter().all(|&v| v == 0.0 || v == scale));
+            // The serial path gives the same prefix as the parallel one.
+            assert_eq!(mask(2 * GRAIN - 1, keep, 42)[..], m[..2 * GRAIN - 1]);
+        }
+        assert_ne!(mask(1000, 0.5, 1), mask(1000, 0.5, 2));
+        // Neighbouring elements (the two halves of a word) are not tied together.
+        let m = mask(100_000, 0.5, 3);
+        let same = m.chunks(2).filter(|p| p[0] == p[1]).count() as f64 / 50_000.0;
+        assert!((same - 0.5).abs() < 0.02, "pairs agree {same}");
+    }
+
+    #[test]
+    fn the_stream_restarts_at_its_seed() {
+        seed_dropout(5);
+        let a = (next_key(), next_key());
+        seed_dropout(5);
+        assert_eq!(a, (next_key(), next_key()));
+        assert_ne!(a.0, a.1);
+        seed_dropout(6);
+        assert_ne!(a.0, next_key());
+    }
+}
