@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Label, Split};
 use crate::distill::softmax_host;
 use crate::error::{Error, Result};
-use crate::model::Predictor;
+use crate::model::{PlainMlp, Predictor};
 
 pub use analysis::{
     Agreement, agreement, class_similarity, ranking_without, similar_pairs, soften,
@@ -130,7 +130,11 @@ pub fn evaluate(
 
 /// Median microseconds per example for batch-1 inference over `reps` single images.
 pub fn latency_us_batch1(net: &dyn Predictor, split: &Split, device: &Device, reps: usize) -> f64 {
-    let dev = split.head(reps.max(1)).to_device(device);
+    let head = split.head(reps.max(1));
+    if let Some(plain) = net.serving_path() {
+        return latency_plain(&plain, &head);
+    }
+    let dev = head.to_device(device);
     let mut times = Vec::with_capacity(dev.len);
     // Warm-up: first calls allocate buffers and spin up thread pools.
     for i in 0..dev.len.min(10) {
@@ -144,6 +148,25 @@ pub fn latency_us_batch1(net: &dyn Predictor, split: &Split, device: &Device, re
         let _ = net.logits(&x).map(Tensor::into_data);
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    median(&mut times)
+}
+
+/// Median microseconds of [`PlainMlp::logits`] over the images of `split`, after a warm-up.
+fn latency_plain(plain: &PlainMlp, split: &Split) -> f64 {
+    // As the compute device gets them: bytes scaled to [0, 1].
+    let floats: Vec<f32> = split.images.iter().map(|&p| p as f32 / 255.0).collect();
+    let images: Vec<&[f32]> = floats.chunks(split.pixels.max(1)).collect();
+    for image in images.iter().take(10) {
+        let _ = plain.logits(image);
+    }
+    let mut times: Vec<f64> = images
+        .iter()
+        .map(|image| {
+            let t = Instant::now();
+            let _ = plain.logits(image);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
     median(&mut times)
 }
 

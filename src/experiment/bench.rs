@@ -20,7 +20,7 @@ use crate::data::{Dataset, DeviceSplit, ImageShape, index_tensor};
 use crate::distill::{DistillLoss, DistillSettings, log_soft_targets};
 use crate::error::{Error, Result};
 use crate::eval::median;
-use crate::model::{Dropout, ModelConfig, ModelSpec, Network};
+use crate::model::{Dropout, ModelConfig, ModelSpec, Network, PlainMlp};
 use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings};
 
 /// What to run.
@@ -281,21 +281,56 @@ pub fn run(
     }
 
     progress("inference");
+    let rows = 200.min(n);
+    let host: Vec<f32> = data
+        .images
+        .clone()
+        .slice(0..rows)
+        .into_data()
+        .try_to_vec()
+        .unwrap_or_default();
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().ok();
     for (name, model) in [("teacher", &teacher), ("student", &student)] {
+        // The serving path: host weights, one thread.
+        if let Some(plain) = PlainMlp::new(model) {
+            let width = host.len() / rows;
+            figures.insert(
+                format!("{name}_latency_b1_us"),
+                repeat(opts, || {
+                    let mut t: Vec<f64> = host
+                        .chunks(width)
+                        .map(|image| {
+                            let s = Instant::now();
+                            let _ = plain.logits(image);
+                            1e6 * s.elapsed().as_secs_f64()
+                        })
+                        .collect();
+                    median(&mut t)
+                }),
+            );
+        }
+        // burn's tensor forward, on the pool's threads and on one.
+        let tensor_latency = || {
+            let mut t: Vec<f64> = (0..rows)
+                .map(|i| {
+                    let x = data.images.clone().slice(i..i + 1);
+                    let s = Instant::now();
+                    let _ = model.net.forward(x).into_data();
+                    1e6 * s.elapsed().as_secs_f64()
+                })
+                .collect();
+            median(&mut t)
+        };
         figures.insert(
-            format!("{name}_latency_b1_us"),
-            repeat(opts, || {
-                let mut t: Vec<f64> = (0..200)
-                    .map(|i| {
-                        let x = data.images.clone().slice(i % n..i % n + 1);
-                        let s = Instant::now();
-                        let _ = model.net.forward(x).into_data();
-                        1e6 * s.elapsed().as_secs_f64()
-                    })
-                    .collect();
-                median(&mut t)
-            }),
+            format!("{name}_latency_b1_burn_us"),
+            repeat(opts, tensor_latency),
         );
+        if let Some(pool) = &one_thread {
+            figures.insert(
+                format!("{name}_latency_b1_burn_1thread_us"),
+                repeat(opts, || pool.install(tensor_latency)),
+            );
+        }
         let big = data.images.clone().slice(0..1024.min(n));
         figures.insert(
             format!("{name}_throughput_b1024"),

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 
-use super::Predictor;
 use super::mlp::MlpConfig;
 use super::net::{NamedArray, Net};
 use super::spec::ModelConfig;
+use super::{PlainMlp, Predictor};
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 use crate::fsutil::{canonical_safetensors, f32_le, write_atomic};
@@ -276,6 +276,10 @@ impl Predictor for Network {
     }
     fn silent_units(&self, images: &Tensor<2>) -> Vec<usize> {
         self.net.silent_units(images)
+    }
+
+    fn serving_path(&self) -> Option<PlainMlp> {
+        PlainMlp::new(self)
     }
 }
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::Predictor;
 use super::checkpoint::{Network, weights_path};
 use super::onnx::{OnnxModel, OnnxOptions, is_onnx};
+use super::{PlainMlp, Predictor};
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 
@@ -287,6 +287,13 @@ impl Predictor for Classifier {
         match self {
             Classifier::Single(n) => n.silent_units(images),
             _ => Vec::new(),
+        }
+    }
+
+    fn serving_path(&self) -> Option<PlainMlp> {
+        match self {
+            Classifier::Single(n) => n.serving_path(),
+            _ => None,
         }
     }
 }

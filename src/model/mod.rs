@@ -15,6 +15,7 @@ mod mlp;
 mod net;
 mod onnx;
 mod onnx_export;
+mod plain;
 mod spec;
 
 use burn::tensor::Tensor;
@@ -32,6 +33,7 @@ pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
 pub use onnx_export::{ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch};
+pub use plain::PlainMlp;
 pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
 
 /// What every classifier offers the rest of the library: logits for a batch of images and a
@@ -58,5 +60,10 @@ pub trait Predictor {
     /// [`Architecture::silent_units`]); empty for an ensemble.
     fn silent_units(&self, _images: &Tensor<2>) -> Vec<usize> {
         Vec::new()
+    }
+    /// The plain one-image-at-a-time path ([`PlainMlp`]) where the model has one (a single
+    /// MLP), for serving and for timing latency at batch 1.
+    fn serving_path(&self) -> Option<PlainMlp> {
+        None
     }
 }
