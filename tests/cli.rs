@@ -892,3 +892,36 @@ fn report_html_renders_in_headless_chromium() {
     );
     assert_chart(&shot);
 }
+
+#[test]
+fn bench_times_only_the_figures_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_dataset(tmp.path(), 10, 200);
+    let json = tmp.path().join("bench.json");
+    let o = distill(&[
+        "bench",
+        "--only",
+        "student_latency_b1_us,lever_sgd_ours_ms",
+        "--reps",
+        "1",
+        "--warmup",
+        "0",
+        "--epoch-examples",
+        "128",
+        "--json",
+        json.to_str().unwrap(),
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let names: Vec<&String> = report["figures"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["lever_sgd_ours_ms", "student_latency_b1_us"]);
+    assert!(
+        report["figures"]["student_latency_b1_us"]["median"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}

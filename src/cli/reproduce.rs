@@ -141,6 +141,10 @@ pub struct BenchCmd {
     /// Also measure peak memory of `reproduce --preset quick` (adds about 7 minutes).
     #[arg(long)]
     pub memory: bool,
+    /// Time only these figures, comma-separated (e.g. teacher_step_ms,kd_epoch_cached_s);
+    /// an unknown name is refused with the list of known ones.
+    #[arg(long, value_delimiter = ',', value_name = "NAME[,NAME]")]
+    pub only: Vec<String>,
     /// Also time reading this Keras-layout .npz (figure npz_read_s).
     #[arg(long, value_name = "FILE")]
     pub npz: Option<PathBuf>,
@@ -236,6 +240,7 @@ pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
         warmup: c.warmup,
         epoch_examples: c.epoch_examples,
         memory: c.memory,
+        only: c.only.clone(),
         interop: crate::experiment::InteropOptions {
             npz: c.npz.clone(),
             onnx_teacher: c.onnx_teacher.clone(),

@@ -36,6 +36,8 @@ pub struct BenchOptions {
     pub memory: bool,
     /// Foreign inputs to time first (an `.npz`, an ONNX teacher).
     pub interop: InteropOptions,
+    /// Only these figures (names of [`FIGURES`]); all when empty.
+    pub only: Vec<String>,
 }
 
 /// Median, min and max of one figure.
@@ -192,8 +194,9 @@ pub fn run(
     backend: &str,
     progress: impl Fn(&str),
 ) -> Result<BenchReport> {
+    check_only(&opts.only)?;
     // First, so that the peak memory they report is theirs and the dataset's alone.
-    let mut figures = interop_figures(opts, &opts.interop, dataset, device, &progress)?;
+    let figures = interop_figures(opts, &opts.interop, dataset, device, &progress)?;
     let split = &dataset.train;
     let n = opts.epoch_examples.min(split.len());
     if n < 128 {
@@ -217,70 +220,80 @@ pub fn run(
     let student = net("mlp:800,800", Dropout::NONE, shape, classes, device)?;
     let mut rng = StdRng::seed_from_u64(1);
 
-    progress("teacher training");
+    let mut figs = Selected {
+        figures,
+        only: &opts.only,
+    };
+    if figs.wants_any(&["teacher_step_ms", "teacher_epoch_s"]) {
+        progress("teacher training");
+    }
     let mut st = Stepper::new(&teacher, &cfg, device);
-    figures.insert(
-        "teacher_step_ms".into(),
+    figs.time("teacher_step_ms", || {
         repeat(opts, || {
             steps_ms(&mut st, &data, &Soft::None, device, &mut rng, 50)
-        }),
-    );
-    figures.insert(
-        "teacher_epoch_s".into(),
+        })
+    });
+    figs.time("teacher_epoch_s", || {
         repeat(opts, || {
             epoch(&mut st, &data, &Soft::None, device, &mut rng)
-        }),
-    );
+        })
+    });
 
-    progress("distillation, live teacher");
+    if figs.wants_any(&["kd_step_live_ms", "kd_epoch_live_s"]) {
+        progress("distillation, live teacher");
+    }
     let live = Soft::Live(&teacher, &kd);
     let mut ss = Stepper::new(&student, &cfg, device);
-    figures.insert(
-        "kd_step_live_ms".into(),
+    figs.time("kd_step_live_ms", || {
         repeat(opts, || {
             steps_ms(&mut ss, &data, &live, device, &mut rng, 50)
-        }),
-    );
-    figures.insert(
-        "kd_epoch_live_s".into(),
-        repeat(opts, || epoch(&mut ss, &data, &live, device, &mut rng)),
-    );
+        })
+    });
+    figs.time("kd_epoch_live_s", || {
+        repeat(opts, || epoch(&mut ss, &data, &live, device, &mut rng))
+    });
 
-    progress("distillation, cached soft targets");
-    let cached_targets =
-        log_soft_targets(teacher.net.logits_chunked(&data.images), kd.temperature());
+    if figs.wants_any(&["kd_step_cached_ms", "kd_epoch_cached_s"]) {
+        progress("distillation, cached soft targets");
+    }
+    let cached_targets = match figs.wants_any(&["kd_step_cached_ms", "kd_epoch_cached_s"]) {
+        true => log_soft_targets(teacher.net.logits_chunked(&data.images), kd.temperature()),
+        false => Tensor::empty([0, classes], device),
+    };
     let cached = Soft::Cached(&cached_targets, &kd);
-    figures.insert(
-        "kd_step_cached_ms".into(),
+    figs.time("kd_step_cached_ms", || {
         repeat(opts, || {
             steps_ms(&mut ss, &data, &cached, device, &mut rng, 50)
-        }),
-    );
-    figures.insert(
-        "kd_epoch_cached_s".into(),
-        repeat(opts, || epoch(&mut ss, &data, &cached, device, &mut rng)),
-    );
+        })
+    });
+    figs.time("kd_epoch_cached_s", || {
+        repeat(opts, || epoch(&mut ss, &data, &cached, device, &mut rng))
+    });
 
-    progress("CNN training steps");
-    for (name, spec, dropout) in [
-        ("cnn_teacher_step_ms", "cnn:32,64/256", 0.5),
-        ("cnn_student_step_ms", "cnn:16,32/64", 0.0),
-    ] {
-        let dropout = Dropout {
-            input: 0.0,
-            hidden: dropout,
-        };
-        let model = net(spec, dropout, shape, classes, device)?;
-        let mut st = Stepper::new(&model, &cfg, device);
-        figures.insert(
-            name.into(),
-            repeat(opts, || {
-                steps_ms(&mut st, &data, &Soft::None, device, &mut rng, 20)
-            }),
-        );
+    if figs.wants_any(&["cnn_teacher_step_ms", "cnn_student_step_ms"]) {
+        progress("CNN training steps");
+        for (name, spec, dropout) in [
+            ("cnn_teacher_step_ms", "cnn:32,64/256", 0.5),
+            ("cnn_student_step_ms", "cnn:16,32/64", 0.0),
+        ] {
+            let dropout = Dropout {
+                input: 0.0,
+                hidden: dropout,
+            };
+            let model = net(spec, dropout, shape, classes, device)?;
+            let mut st = Stepper::new(&model, &cfg, device);
+            figs.time(name, || {
+                repeat(opts, || {
+                    steps_ms(&mut st, &data, &Soft::None, device, &mut rng, 20)
+                })
+            });
+        }
     }
 
-    progress("inference");
+    let inference = |n: &&&str| n.contains("_latency_") || n.contains("_throughput_");
+    if FIGURES.iter().filter(inference).any(|n| figs.wants(n)) {
+        progress("inference");
+    }
     let rows = 200.min(n);
     let host: Vec<f32> = data
         .images
@@ -294,8 +307,7 @@ pub fn run(
         // The serving path: host weights, one thread.
         if let Some(plain) = PlainMlp::new(model) {
             let width = host.len() / rows;
-            figures.insert(
-                format!("{name}_latency_b1_us"),
+            figs.time(format!("{name}_latency_b1_us"), || {
                 repeat(opts, || {
                     let mut t: Vec<f64> = host
                         .chunks(width)
@@ -306,8 +318,8 @@ pub fn run(
                         })
                         .collect();
                     median(&mut t)
-                }),
-            );
+                })
+            });
         }
         // burn's tensor forward, on the pool's threads and on one.
         let tensor_latency = || {
@@ -321,37 +333,44 @@ pub fn run(
                 .collect();
             median(&mut t)
         };
-        figures.insert(
-            format!("{name}_latency_b1_burn_us"),
-            repeat(opts, tensor_latency),
-        );
+        figs.time(format!("{name}_latency_b1_burn_us"), || {
+            repeat(opts, tensor_latency)
+        });
         if let Some(pool) = &one_thread {
-            figures.insert(
-                format!("{name}_latency_b1_burn_1thread_us"),
-                repeat(opts, || pool.install(tensor_latency)),
-            );
+            figs.time(format!("{name}_latency_b1_burn_1thread_us"), || {
+                repeat(opts, || pool.install(tensor_latency))
+            });
         }
         let big = data.images.clone().slice(0..1024.min(n));
-        figures.insert(
-            format!("{name}_throughput_b1024"),
+        figs.time(format!("{name}_throughput_b1024"), || {
             repeat(opts, || {
                 let s = Instant::now();
                 for _ in 0..5 {
                     let _ = model.net.forward(big.clone()).into_data();
                 }
                 5.0 * big.dims()[0] as f64 / s.elapsed().as_secs_f64()
-            }),
-        );
+            })
+        });
     }
 
-    progress("speed levers: burn's dropout and SGD against ours");
-    figures.extend(lever_figures(opts, &teacher, device));
+    if figs.wants_prefix("lever_") {
+        progress("speed levers: burn's dropout and SGD against ours");
+        let levers = lever_figures(opts, &teacher, device);
+        for (name, figure) in levers {
+            figs.time(name, || figure);
+        }
+    }
 
     if opts.memory {
         progress("peak memory of reproduce --preset quick (about 7 minutes)");
         let mib = peak_rss_of_quick()?;
-        figures.insert("peak_rss_quick_mib".into(), figure(vec![mib]));
+        figs.figures
+            .insert("peak_rss_quick_mib".into(), figure(vec![mib]));
     }
+    // The foreign-input figures and the peak memory are measured whatever was asked for.
+    let only = figs.only;
+    figs.figures
+        .retain(|name, _| only.is_empty() || only.contains(name));
     let env = crate::report::Environment::detect(backend);
     Ok(BenchReport {
         implementation: "distill".into(),
@@ -359,8 +378,75 @@ pub fn run(
         threads: crate::backend::threads(),
         backend: backend.into(),
         machine: env.hardware,
-        figures,
+        figures: figs.figures,
     })
+}
+
+/// Every figure `run` can time, for `--only`.
+pub const FIGURES: &[&str] = &[
+    "teacher_step_ms",
+    "teacher_epoch_s",
+    "kd_step_live_ms",
+    "kd_epoch_live_s",
+    "kd_step_cached_ms",
+    "kd_epoch_cached_s",
+    "cnn_teacher_step_ms",
+    "cnn_student_step_ms",
+    "teacher_latency_b1_us",
+    "teacher_latency_b1_burn_us",
+    "teacher_latency_b1_burn_1thread_us",
+    "teacher_throughput_b1024",
+    "student_latency_b1_us",
+    "student_latency_b1_burn_us",
+    "student_latency_b1_burn_1thread_us",
+    "student_throughput_b1024",
+    "lever_dropout_burn_ms",
+    "lever_dropout_ours_ms",
+    "lever_sgd_burn_ms",
+    "lever_sgd_ours_ms",
+    "npz_read_s",
+    "onnx_teacher_s",
+    "peak_rss_mib",
+    "peak_rss_quick_mib",
+];
+
+fn check_only(only: &[String]) -> Result<()> {
+    match only.iter().find(|n| !FIGURES.contains(&n.as_str())) {
+        Some(name) => Err(Error::config(format!(
+            "--only: unknown figure {name:?}; known: {}",
+            FIGURES.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The figures measured so far, and which ones `--only` asks for (all when empty).
+struct Selected<'a> {
+    figures: BTreeMap<String, Figure>,
+    only: &'a [String],
+}
+
+impl Selected<'_> {
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
+    }
+
+    fn wants_any(&self, names: &[&str]) -> bool {
+        names.iter().any(|n| self.wants(n))
+    }
+
+    fn wants_prefix(&self, prefix: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n.starts_with(prefix))
+    }
+
+    /// Runs `measure` and records its figure under `name`, if wanted.
+    fn time(&mut self, name: impl Into<String>, measure: impl FnOnce() -> Figure) {
+        let name = name.into();
+        if self.wants(&name) {
+            let figure = measure();
+            self.figures.insert(name, figure);
+        }
+    }
 }
 
 /// Runs `distill reproduce --preset quick` in a child process and returns its peak resident
