@@ -57,7 +57,7 @@ mod tests {
         let mut saw_shift = false;
         for _ in 0..50 {
             let out = jittered_batch(&split, ImageShape::gray(3, 3), &[0], 1, &mut rng);
-            let orig: Vec<f32> = split.images.iter().map(|&p| p as f32 / 255.0).collect();
+            let orig = split.floats();
             saw_shift |= out != orig;
             // Every non-zero output pixel is some input pixel, and the centre always survives a
             // shift of one.
@@ -67,11 +67,7 @@ mod tests {
         assert!(saw_shift);
         assert_eq!(
             jittered_batch(&split, ImageShape::gray(3, 3), &[0], 0, &mut rng),
-            split
-                .images
-                .iter()
-                .map(|&p| p as f32 / 255.0)
-                .collect::<Vec<_>>()
+            split.floats()
         );
     }
 

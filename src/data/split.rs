@@ -101,9 +101,14 @@ impl Split {
         crate::fsutil::sha256_hex(&bytes)
     }
 
+    /// The images as models take them: one float in `[0, 1]` per byte, image after image.
+    pub fn floats(&self) -> Vec<f32> {
+        self.images.iter().map(|&p| p as f32 / 255.0).collect()
+    }
+
     /// Uploads the split to `device`: images as `[len, pixels]` floats in `[0, 1]`, labels as ints.
     pub fn to_device(&self, device: &Device) -> DeviceSplit {
-        let floats: Vec<f32> = self.images.iter().map(|&p| p as f32 / 255.0).collect();
+        let floats = self.floats();
         let images =
             Tensor::<2>::from_data(TensorData::new(floats, [self.len(), self.pixels]), device);
         let labels: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();

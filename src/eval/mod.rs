@@ -153,8 +153,7 @@ pub fn latency_us_batch1(net: &dyn Predictor, split: &Split, device: &Device, re
 
 /// Median microseconds of [`PlainMlp::logits`] over the images of `split`, after a warm-up.
 fn latency_plain(plain: &PlainMlp, split: &Split) -> f64 {
-    // As the compute device gets them: bytes scaled to [0, 1].
-    let floats: Vec<f32> = split.images.iter().map(|&p| p as f32 / 255.0).collect();
+    let floats = split.floats();
     let images: Vec<&[f32]> = floats.chunks(split.pixels.max(1)).collect();
     for image in images.iter().take(10) {
         let _ = plain.logits(image);
