@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::DropoutConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::bench::{BenchOptions, Figure, figure};
@@ -51,9 +50,8 @@ pub(super) fn lever_figures(
     let dropout_ours = || masks(&|i, x| ours[i].forward(x));
 
     let x = Tensor::<2>::random([128, inputs], Distribution::Default, &ad);
-    let momentum = MomentumConfig::new().with_momentum(0.9).with_dampening(0.0);
     let mut burn_sgd = (
-        SgdConfig::new().with_momentum(Some(momentum)).init(),
+        MomentumSgd::burn_equivalent(0.9).init(),
         Some(teacher.net.clone().fork(&ad).train()),
     );
     let mut our_sgd = (

@@ -113,13 +113,6 @@ pub struct Mlp {
     hidden_dropout: DropoutLayer,
 }
 
-impl Mlp {
-    /// The fully connected layers, input first.
-    pub(super) fn dense_layers(&self) -> &[Linear] {
-        &self.layers
-    }
-}
-
 impl Architecture for Mlp {
     /// Dropout is active only on an autodiff device in training mode.
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {

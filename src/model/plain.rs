@@ -4,12 +4,11 @@
 //! and waking the thread pool, not on arithmetic (the student's three matrix products are about
 //! 1.3 million multiply-adds, tens of microseconds of work). This path keeps the weights as host
 //! arrays and runs each layer as a sequence of row updates, skipping inputs that are zero (most
-//! pixels of a digit, and about half of every ReLU layer's outputs), on one thread. It gives the network's logits up to float rounding: the
-//! sums are taken in another order.
+//! pixels of a digit, and about half of every ReLU layer's outputs), on one thread. It gives
+//! the network's logits up to float rounding: the sums are taken in another order.
 
 use super::checkpoint::Network;
-use super::mlp::Mlp;
-use super::net::Net;
+use super::net::{Architecture, Net};
 use crate::error::{Error, Result};
 
 /// One fully connected layer on the host.
@@ -34,7 +33,15 @@ impl PlainMlp {
         let Net::Mlp(mlp) = &network.net else {
             return None;
         };
-        let layers = host_layers(mlp);
+        // The checkpoint's arrays, weight then bias per layer, input first.
+        let arrays = mlp.export();
+        let layers: Vec<HostLayer> = arrays
+            .chunks_exact(2)
+            .map(|pair| HostLayer {
+                weight: pair[0].values.clone(),
+                bias: pair[1].values.clone(),
+            })
+            .collect();
         let inputs = layers.first()?.weight.len() / layers.first()?.bias.len().max(1);
         Some(PlainMlp { layers, inputs })
     }
@@ -56,24 +63,6 @@ impl PlainMlp {
         }
         Ok(x)
     }
-}
-
-fn host_layers(mlp: &Mlp) -> Vec<HostLayer> {
-    let host = |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
-    mlp.dense_layers()
-        .iter()
-        .map(|l| {
-            let outputs = l.weight.dims()[1];
-            HostLayer {
-                weight: host(l.weight.val().flatten(0, 1)),
-                bias: l
-                    .bias
-                    .as_ref()
-                    .map(|b| host(b.val()))
-                    .unwrap_or_else(|| vec![0.0; outputs]),
-            }
-        })
-        .collect()
 }
 
 /// `relu?(x · W + b)`, adding one weight row per non-zero input, on one thread. Reading the

@@ -8,7 +8,10 @@
 //! same names as burn's (`momentum.velocity`), so optimizer files written by either load in
 //! the other.
 
-use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource, join_path};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{
+    LearningRate, Optimizer, RecordState, SgdConfig, StateSink, StateSource, join_path,
+};
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
@@ -25,6 +28,15 @@ impl MomentumSgd {
     /// An optimizer whose velocity decays by `momentum` per step.
     pub fn new(momentum: f32) -> MomentumSgd {
         MomentumSgd { momentum }
+    }
+
+    /// burn's own optimizer with the same update: where the weights are not in host memory
+    /// (a GPU), and as the reference this one is measured and tested against.
+    pub fn burn_equivalent(momentum: f32) -> SgdConfig {
+        let config = MomentumConfig::new()
+            .with_momentum(f64::from(momentum))
+            .with_dampening(0.0);
+        SgdConfig::new().with_momentum(Some(config))
     }
 }
 
@@ -172,8 +184,7 @@ fn update_chunks(w: &mut [f32], g: &[f32], f: impl Fn(&mut f32, f32) + Sync) {
 mod tests {
     use super::*;
     use burn::nn::{Linear, LinearConfig};
-    use burn::optim::momentum::MomentumConfig;
-    use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+    use burn::optim::{GradientsParams, ModuleOptimizer};
     use burn::tensor::Distribution;
 
     fn bits(layer: &Linear) -> Vec<u32> {
@@ -182,8 +193,7 @@ mod tests {
     }
 
     fn burn_sgd() -> ModuleOptimizer {
-        let momentum = MomentumConfig::new().with_momentum(0.9).with_dampening(0.0);
-        SgdConfig::new().with_momentum(Some(momentum)).init()
+        MomentumSgd::burn_equivalent(0.9).init()
     }
 
     /// `steps` steps of `optim` on `layer`, whose loss is its mean squared output on `x`.

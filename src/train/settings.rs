@@ -2,8 +2,7 @@
 //! schedule (with warm-up), batch size, jitter, seed.
 
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
 
 use super::momentum::MomentumSgd;
@@ -171,15 +170,9 @@ impl TrainConfig {
         match self.settings.optimizer {
             // The one-pass update works on the weights in host memory; on a GPU, burn's
             // update (the same arithmetic) runs where the weights live.
-            OptimizerKind::Sgd if cfg!(feature = "cuda") => {
-                let momentum = MomentumConfig::new()
-                    .with_momentum(MOMENTUM as f64)
-                    .with_dampening(0.0);
-                SgdConfig::new()
-                    .with_momentum(Some(momentum))
-                    .with_gradient_clipping(self.clipping())
-                    .init()
-            }
+            OptimizerKind::Sgd if cfg!(feature = "cuda") => MomentumSgd::burn_equivalent(MOMENTUM)
+                .with_gradient_clipping(self.clipping())
+                .init(),
             OptimizerKind::Sgd => {
                 let sgd = ModuleOptimizer::from(MomentumSgd::new(MOMENTUM));
                 match self.clipping() {

@@ -30,9 +30,7 @@ impl Stepper {
     /// device's random numbers (dropout masks) from the config's seed.
     pub fn new(network: &Network, config: &TrainConfig, device: &Device) -> Stepper {
         let ad = device.clone().autodiff();
-        let seed = RngStream::Dropout.seed(config.settings().seed);
-        ad.seed(seed);
-        seed_dropout(seed);
+        reseed(&ad, RngStream::Dropout.seed(config.settings().seed));
         Stepper {
             net: Some(network.net.clone().fork(&ad).train()),
             optim: config.optimizer(),
@@ -112,9 +110,7 @@ impl Stepper {
     /// from that epoch's own stream, so an epoch's masks never depend on the epochs before.
     pub fn begin_epoch(&mut self, seed: u64, epoch: usize) {
         self.epoch = epoch;
-        let seed = RngStream::Dropout.epoch_seed(seed, epoch);
-        self.device.seed(seed);
-        seed_dropout(seed);
+        reseed(&self.device, RngStream::Dropout.epoch_seed(seed, epoch));
     }
 
     /// One step on a batch: hard-label cross-entropy, or the distillation loss when `soft`
@@ -159,6 +155,13 @@ impl Stepper {
                 .valid(),
         }
     }
+}
+
+/// Restarts both random streams a training step draws from: the device's (burn's own random
+/// operations) and this thread's dropout masks.
+fn reseed(device: &Device, seed: u64) {
+    device.seed(seed);
+    seed_dropout(seed);
 }
 
 /// Counts classification errors of `net` on a device split.
