@@ -23,12 +23,18 @@ fn main() {
     }
     if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
         let git_dir = Path::new(&git_dir);
-        // HEAD moves on checkout, the branch ref on commit, the index on add.
-        for file in ["HEAD", "index", "packed-refs"] {
-            println!("cargo:rerun-if-changed={}", git_dir.join(file).display());
-        }
+        // HEAD moves on checkout, the branch ref on commit, the index on add. A path that does
+        // not exist (a fresh clone has no packed-refs; a packed branch has no loose ref) would
+        // make cargo treat this script as stale on every build, recompiling the crate each time.
+        let mut watched: Vec<_> = ["HEAD", "index", "packed-refs"]
+            .iter()
+            .map(|f| git_dir.join(f))
+            .collect();
         if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", git_dir.join(branch).display());
+            watched.push(git_dir.join(branch));
+        }
+        for path in watched.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     let commit = match git(&["rev-parse", "HEAD"]) {

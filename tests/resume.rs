@@ -67,10 +67,13 @@ fn run(args: &[&str]) {
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
 }
 
-/// `train` with dropout and jitter (every random stream in use), on a slice of MNIST.
+/// `train` with dropout and jitter (every random stream in use), on a slice of MNIST, with a
+/// checkpoint every epoch (these epochs take well under the default interval).
 fn train_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
         "train",
+        "--checkpoint-every",
+        "0",
         "--model",
         "mlp:96",
         "--epochs",
@@ -138,6 +141,8 @@ fn distill_from_a_cached_teacher_killed_and_resumed_is_bit_identical() {
             "300",
             "--seed",
             "9",
+            "--checkpoint-every",
+            "0",
             "--cache-dir",
             cache.to_str().unwrap(),
             "--out",
@@ -172,6 +177,8 @@ fn reproduce_killed_during_the_distilled_student_resumes_the_rest() {
             "smoke",
             "--seed",
             "7",
+            "--checkpoint-every",
+            "0",
             "--out",
             out.to_str().unwrap(),
         ]
@@ -205,6 +212,43 @@ fn reproduce_killed_during_the_distilled_student_resumes_the_rest() {
             "{m}"
         );
     }
+}
+
+#[test]
+fn checkpoints_wait_for_their_interval_and_the_run_still_resumes_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let cut = tmp.path().join("cut");
+    let (full_s, cut_s) = (full.to_str().unwrap(), cut.to_str().unwrap());
+    let hourly = |out| {
+        let mut args = train_args(out, "4");
+        let at = args
+            .iter()
+            .position(|a| *a == "--checkpoint-every")
+            .unwrap();
+        args[at + 1] = "3600";
+        args
+    };
+    let mut full_args = hourly(full_s);
+    full_args.push("--keep-checkpoints");
+    run(&full_args);
+    // Only the last epoch was checkpointed.
+    let mut kept: Vec<String> = std::fs::read_dir(full.join("resume"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["epoch-4.optim", "epoch-4.safetensors", "state.json"]);
+    // A kill before the first checkpoint leaves nothing to resume: the run starts again and
+    // ends with the same bytes.
+    let cut_args = hourly(cut_s);
+    kill_after_epochs(&cut_args, &cut, 2);
+    assert!(!cut.join("resume/state.json").exists());
+    assert!(!cut.join("model.safetensors").exists());
+    let mut resume = cut_args.clone();
+    resume.push("--resume");
+    run(&resume);
+    assert_same_model(&full, &cut);
 }
 
 /// Kills at random moments (mid-epoch, mid-write, between files): every time, the directory

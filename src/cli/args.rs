@@ -8,7 +8,9 @@ use clap::Args;
 use crate::data::{ImageShape, Splits, TransferSelection, TransferSettings};
 use crate::error::Result;
 use crate::model::{OnnxOptions, OpenOptions};
-use crate::train::{OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings};
+use crate::train::{
+    CHECKPOINT_SECONDS, OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings,
+};
 
 /// Where the data comes from and how much of it is used.
 #[derive(Debug, Clone, Args)]
@@ -195,6 +197,11 @@ pub struct ResumeArgs {
     /// Keep the resumable state (OUT/resume/) after the run finishes instead of removing it.
     #[arg(long)]
     pub keep_checkpoints: bool,
+    /// Least seconds between two checkpoints (weights and resumable state, written at an
+    /// epoch's end; the last epoch always writes). A kill loses at most this much training plus
+    /// one epoch. 0 writes one every epoch.
+    #[arg(long, value_name = "SECONDS", default_value_t = CHECKPOINT_SECONDS)]
+    pub checkpoint_every: u64,
 }
 
 impl ResumeArgs {
@@ -203,6 +210,7 @@ impl ResumeArgs {
         RunOutput {
             resume: self.resume,
             keep_checkpoints: self.keep_checkpoints,
+            checkpoint_seconds: self.checkpoint_every,
             ..RunOutput::new(dir, label, true)
         }
     }

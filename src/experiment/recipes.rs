@@ -36,6 +36,8 @@ pub struct ReproduceOptions {
     pub resume: bool,
     /// Keep each model's resumable state when it finishes.
     pub keep_checkpoints: bool,
+    /// Least seconds between two checkpoints of a model (see `RunOutput::checkpoint_seconds`).
+    pub checkpoint_seconds: u64,
     /// What to size to the dataset before anything trains (recorded in `config.toml`).
     pub fit: FitToData,
 }
@@ -46,6 +48,7 @@ impl ReproduceOptions {
         RunOutput {
             resume: self.resume,
             keep_checkpoints: self.keep_checkpoints,
+            checkpoint_seconds: self.checkpoint_seconds,
             ..RunOutput::new(dir, label, self.progress)
         }
     }

@@ -1,11 +1,12 @@
-//! Resumable training: at the end of every epoch a run leaves, beside its weights, what it
+//! Resumable training: at the end of an epoch (every epoch, or one every
+//! `RunOutput::checkpoint_seconds`) a run leaves, beside its weights, what it
 //! needs to continue exactly where it stopped (the optimizer's state and the identities of the
 //! parameters it belongs to, the epoch, the elapsed time). The random streams need no saving:
 //! each epoch seeds its own (see `RngStream::epoch_seed`), so a resumed run ends bit-identical
 //! to an uninterrupted one.
 //!
 //! Files live in `DIR/resume/`: `epoch-N.safetensors` and `epoch-N.optim` are written first,
-//! then `state.json` (atomically) points at them, then the previous epoch's pair is removed.
+//! then `state.json` (atomically) points at them, then the previous checkpoint's pair is removed.
 //! A kill at any moment leaves `state.json` pointing at a complete pair.
 
 use std::path::{Path, PathBuf};
@@ -58,7 +59,7 @@ pub fn run_identity(parts: &impl Serialize) -> String {
 }
 
 /// Records the end of `epoch`: the network, the optimizer state already written to
-/// [`ResumeState::optimizer`], then `state.json`; then drops the previous epoch's files.
+/// [`ResumeState::optimizer`], then `state.json`; then drops earlier checkpoints' files.
 pub fn save_epoch(
     dir: &Path,
     run: &str,
@@ -78,9 +79,18 @@ pub fn save_epoch(
         optimizer_sha256: sha256_file(&ResumeState::optimizer(dir, epoch))?,
     };
     write_json(&ResumeState::state(dir), &state)?;
-    if epoch > 1 {
-        let _ = std::fs::remove_file(ResumeState::weights(dir, epoch - 1));
-        let _ = std::fs::remove_file(ResumeState::optimizer(dir, epoch - 1));
+    // Checkpoints may skip epochs, so the earlier pair is found by listing, not by number.
+    let keep = [
+        ResumeState::weights(dir, epoch),
+        ResumeState::optimizer(dir, epoch),
+    ];
+    if let Ok(entries) = std::fs::read_dir(dir.join(RESUME_DIR)) {
+        for path in entries.flatten().map(|e| e.path()) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with("epoch-") && !keep.contains(&path) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
     Ok(())
 }

@@ -46,8 +46,8 @@ pub struct Trained {
 /// Where a run writes as it trains.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
-    /// Model directory: `model.safetensors` (rewritten atomically after every epoch) and
-    /// `metrics.jsonl`.
+    /// Model directory: `model.safetensors` (rewritten atomically at each checkpoint and at the
+    /// end) and `metrics.jsonl`.
     pub dir: PathBuf,
     /// Label for the progress bar ("teacher", "student", ...).
     pub label: String,
@@ -58,7 +58,16 @@ pub struct RunOutput {
     pub resume: bool,
     /// Keep the resumable state when the run finishes (it is removed otherwise).
     pub keep_checkpoints: bool,
+    /// Least seconds between two checkpoints: an epoch's end writes one only when this much
+    /// time has passed since the last (the last epoch always does). On small data an epoch
+    /// takes milliseconds, and writing and syncing the weights every epoch would cost more
+    /// than training; 0 checkpoints every epoch.
+    pub checkpoint_seconds: u64,
 }
+
+/// Default of [`RunOutput::checkpoint_seconds`]: a kill loses at most this much work plus
+/// one epoch.
+pub const CHECKPOINT_SECONDS: u64 = 30;
 
 impl RunOutput {
     /// A fresh run into `dir`, labelled `label` on its progress bar.
@@ -69,6 +78,7 @@ impl RunOutput {
             progress,
             resume: false,
             keep_checkpoints: false,
+            checkpoint_seconds: CHECKPOINT_SECONDS,
         }
     }
 }
@@ -220,6 +230,7 @@ pub fn train(
     let mut global = steps_per_epoch * (first_epoch - 1);
     bar.set_position(global as u64);
     let mut lr = s.learning_rate;
+    let mut last_checkpoint = Instant::now();
 
     for epoch in first_epoch..=s.epochs {
         // Every epoch's order, shifts and dropout masks come from streams seeded for that
@@ -301,16 +312,20 @@ pub fn train(
             &metrics_path,
             &serde_json::to_string(&m).expect("metrics serialize"),
         )?;
-        snapshot.save(dir)?;
-        stepper.save_optimizer(&resume::ResumeState::optimizer(dir, epoch))?;
-        resume::save_epoch(
-            dir,
-            &run_id,
-            epoch,
-            m.elapsed_seconds,
-            &snapshot,
-            stepper.param_ids(),
-        )?;
+        let due = last_checkpoint.elapsed().as_secs() >= output.checkpoint_seconds;
+        if due || epoch == s.epochs {
+            snapshot.save(dir)?;
+            stepper.save_optimizer(&resume::ResumeState::optimizer(dir, epoch))?;
+            resume::save_epoch(
+                dir,
+                &run_id,
+                epoch,
+                m.elapsed_seconds,
+                &snapshot,
+                stepper.param_ids(),
+            )?;
+            last_checkpoint = Instant::now();
+        }
         history.push(m);
     }
     bar.finish_and_clear();
