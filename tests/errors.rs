@@ -67,6 +67,8 @@ const CASES: &[Case] = &[
     case("omit-unknown-class", "--omit-classes of a class the data lacks", &["distill", "--teacher", "{M}", "--omit-classes", "7", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "class 7 does not exist", 2),
     case("omit-and-only", "--omit-classes with --only-classes", &["distill", "--teacher", "{M}", "--omit-classes", "0", "--only-classes", "1", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "not both", 2),
     case("omit-everything", "every class omitted", &["distill", "--teacher", "{M}", "--omit-classes", "0,1,2", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "every class is omitted", 2),
+    case("augment-cache-unshifted", "--augment-cache for a student without --jitter", &["distill", "--teacher", "{M}", "--augment-cache", "4", "--out", "{O}"], "give it --jitter N", 2),
+    case("augment-cache-too-many", "more cached views than a jitter has shifts", &["distill", "--teacher", "{M}", "--jitter", "1", "--augment-cache", "12", "--out", "{O}"], "from 2 to 9 views", 2),
     case("bias-adjust-word", "--bias-adjust of an unknown word", &["distill", "--teacher", "{M}", "--bias-adjust", "maybe", "--out", "{O}"], "--bias-adjust must be auto, none or a number", 2),
     case("bias-without-validation", "a bias adjustment with no validation split", &["distill", "--teacher", "{M}", "--omit-classes", "1", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "needs a validation split", 2),
     case("validation-too-large", "a validation split as large as the data", &["train", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "60"], "leaves no training example", 2),

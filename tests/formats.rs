@@ -1,6 +1,7 @@
 //! Data beyond IDX: the same MNIST as a Keras-layout `.npz`, and a slice of it as an image
 //! folder, give the same models as the IDX route; soft targets written in shards by separate
-//! processes join into exactly the unsharded cache.
+//! processes join into exactly the unsharded cache; soft targets cached per shifted view match
+//! the plain cache on unshifted views and teach as the live teacher does.
 
 mod common;
 
@@ -267,4 +268,119 @@ fn the_presets_are_left_as_set_on_the_mnist_in_this_repository() {
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(cfg, ReproduceConfig::preset(preset, 1, data.clone()));
     }
+}
+
+/// Test errors `distill eval` counts for the model in `dir`.
+fn test_errors(dir: &str) -> u64 {
+    let o = distill(&["eval", dir, "--json", "--test-size", "2000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["errors"].as_u64().unwrap()
+}
+
+#[test]
+fn soft_targets_per_view_are_cached_once_and_teach_as_the_live_teacher_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let (teacher, plain, views) = (p("teacher"), p("plain"), p("views"));
+    let slice = ["--train-size", "3000", "--validation-size", "300"];
+    let o = distill(
+        &[
+            &[
+                "train", "--model", "mlp:64", "--epochs", "2", "--out", &teacher,
+            ],
+            &slice[..],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = distill(
+        &[
+            &["soft-targets", "--teacher", &teacher, "--out", &plain],
+            &slice[..],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let student = |out: &str, views_cache: Option<&str>| {
+        let mut args = vec!["distill", "--teacher", &teacher, "--student", "mlp:32"];
+        args.extend([
+            "--epochs", "3", "--jitter", "1", "--seed", "4", "--out", out,
+        ]);
+        args.extend(slice);
+        if let Some(dir) = views_cache {
+            args.extend(["--augment-cache", "9", "--cache-dir", dir]);
+        }
+        let o = distill(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let note = student(&p("a"), Some(&views));
+    assert!(note.contains("computed and cached"), "{note}");
+    assert!(note.contains("largest probability error"), "{note}");
+
+    // View 0 of every image is the unshifted image: its soft targets are the plain cache's,
+    // to float16 precision. The other eight are the eight distinct 1-px shifts.
+    let file = std::fs::read_dir(&views)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bytes = std::fs::read(&file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let lp = st.tensor("log_probs").unwrap();
+    assert_eq!(lp.dtype(), safetensors::Dtype::F16);
+    let stored: Vec<f32> = lp
+        .data()
+        .chunks_exact(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect();
+    let full: Vec<f32> = cache_bytes(Path::new(&plain), "teacher-logprobs-")
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let n = full.len() / 10;
+    assert!(n >= 2700, "{n} transfer images");
+    assert_eq!(lp.shape(), [n * 9, 10]);
+    for (i, row) in full.chunks_exact(10).enumerate() {
+        let view0 = &stored[i * 90..i * 90 + 10];
+        for (a, b) in row.iter().zip(view0) {
+            assert!((a.exp() - b.exp()).abs() < 1e-3, "image {i}: {a} vs {b}");
+        }
+    }
+    let shifts = st.tensor("shifts").unwrap().data().to_vec();
+    for (i, image) in shifts.chunks_exact(18).enumerate() {
+        let mut seen: Vec<(i8, i8)> = image
+            .chunks_exact(2)
+            .map(|s| (s[0] as i8, s[1] as i8))
+            .collect();
+        assert_eq!(seen[0], (0, 0), "image {i}");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 9, "image {i}: {image:?}");
+    }
+
+    // Read back, the cache trains the same student; an altered file is recomputed.
+    let note = student(&p("b"), Some(&views));
+    assert!(note.contains("read from"), "{note}");
+    let model = |d: &str| std::fs::read(Path::new(&p(d)).join("model.safetensors")).unwrap();
+    assert!(model("a") == model("b"));
+    let mut altered = bytes.clone();
+    let at = altered.len() - 100;
+    altered[at] ^= 0x40;
+    std::fs::write(&file, altered).unwrap();
+    let note = student(&p("c"), Some(&views));
+    assert!(note.contains("stale"), "{note}");
+    assert!(model("a") == model("c"));
+
+    // Misaligned views (soft targets of other images or shifts) would teach far worse than
+    // the live teacher on the same shifts.
+    student(&p("live"), None);
+    let (cached, live) = (test_errors(&p("a")), test_errors(&p("live")));
+    eprintln!("test errors of 2,000: views {cached}, live {live}");
+    assert!(
+        cached <= live + live / 5 + 10,
+        "views {cached} vs live {live} test errors"
+    );
 }

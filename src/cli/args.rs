@@ -99,7 +99,7 @@ pub struct TrainArgs {
     pub warmup_epochs: usize,
     /// Randomly shift training images by up to this many pixels (0 = off). A distilled
     /// student with jitter gets its teacher's soft targets live on every shifted batch
-    /// (slower; cached targets only cover unshifted images).
+    /// (slower), unless --augment-cache caches them for fixed shifts.
     #[arg(long, default_value_t = 0)]
     pub jitter: usize,
     /// Dropout on input pixels while training.

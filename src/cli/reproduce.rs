@@ -72,6 +72,11 @@ pub struct ReproduceCmd {
     /// student trained alone on the same shifts (`student_jitter`) is added to the report.
     #[arg(long, value_name = "N")]
     pub distilled_jitter: Option<usize>,
+    /// Cache the teacher's soft targets for K fixed views (the unshifted image and K-1 seeded
+    /// shifts) of every transfer image, in float16, for a jittered distilled student, instead
+    /// of running the teacher live on every batch.
+    #[arg(long, value_name = "K")]
+    pub augment_cache: Option<usize>,
     /// Retrain the teacher even if OUT/teacher was trained with the same config and data.
     #[arg(long)]
     pub retrain_teacher: bool,
@@ -200,6 +205,9 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
     }
     if c.distilled_jitter.is_some() {
         config.distilled_jitter = c.distilled_jitter;
+    }
+    if let Some(k) = c.augment_cache {
+        config.augment_cache = k;
     }
     if let Some(v) = c.validation_size {
         config.validation_size = v;

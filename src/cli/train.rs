@@ -7,7 +7,7 @@ use clap::Args;
 use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
-use crate::distill::{LossSettings, Objective, distill_objective};
+use crate::distill::{LossSettings, Objective, StudentInputs, distill_objective};
 use crate::error::Result;
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
@@ -90,6 +90,12 @@ pub struct DistillCmd {
     /// model file).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// With --jitter: cache the teacher's soft targets for K fixed views of every transfer
+    /// image (the unshifted one and K-1 distinct seeded shifts), in float16, and train from
+    /// the cache with no teacher in the loop; each epoch shows every image in one of its
+    /// views. 0 runs the teacher live on every shifted batch.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub augment_cache: usize,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub onnx: OnnxArgs,
@@ -218,6 +224,7 @@ impl DistillCmd {
 pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let distill = c.loss_settings()?.check()?;
     let role = c.train.role(&c.student).check()?;
+    StudentInputs::check(role.train.settings().jitter, c.augment_cache)?;
     let bias: BiasAdjust = c.bias_adjust.parse()?;
     let _lock = lock(&c.out)?;
     let (device, _) = compute_device();
@@ -234,7 +241,12 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let (objective, note) = distill_objective(
         &teacher,
         &c.teacher,
-        role.train.settings().jitter,
+        StudentInputs::new(
+            role.train.settings().jitter,
+            c.augment_cache,
+            splits.dataset.shape,
+            role.train.settings().seed,
+        )?,
         &transfer.train,
         distill,
         &cache,

@@ -16,16 +16,50 @@ pub fn jittered_batch(
     max_shift: usize,
     rng: &mut StdRng,
 ) -> Vec<f32> {
+    let shifts: Vec<Shift> = indices
+        .iter()
+        .map(|_| Shift::draw(max_shift, rng))
+        .collect();
+    shifted_batch(split, shape, indices, &shifts)
+}
+
+/// A translation by `dy` rows and `dx` columns (positive: down and right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shift {
+    /// Rows down.
+    pub dy: i8,
+    /// Columns right.
+    pub dx: i8,
+}
+
+impl Shift {
+    /// A shift of up to `max_shift` pixels each way, uniform over the square (rows first).
+    /// `max_shift` is at most 127, which every validated jitter is.
+    pub fn draw(max_shift: usize, rng: &mut StdRng) -> Shift {
+        // Drawn as i64, as before shifts were stored: a narrower type draws other values
+        // from the same stream, and every jittered run would change.
+        let m = max_shift.min(i8::MAX as usize) as i64;
+        let dy = rng.random_range(-m..=m) as i8;
+        let dx = rng.random_range(-m..=m) as i8;
+        Shift { dy, dx }
+    }
+}
+
+/// The images at `indices`, each translated by its shift in `shifts`, with zero fill, as
+/// `[indices.len(), C*H*W]` floats in `[0, 1]`. Every channel of an image moves alike.
+pub fn shifted_batch(
+    split: &Split,
+    shape: ImageShape,
+    indices: &[usize],
+    shifts: &[Shift],
+) -> Vec<f32> {
     let (rows, cols) = (shape.height as i64, shape.width as i64);
     let plane = shape.height * shape.width;
     let pixels = shape.len();
     let mut out = vec![0f32; indices.len() * pixels];
-    let m = max_shift as i64;
-    for (b, &i) in indices.iter().enumerate() {
+    for ((&i, shift), dst) in indices.iter().zip(shifts).zip(out.chunks_exact_mut(pixels)) {
         let src = &split.images[i * pixels..(i + 1) * pixels];
-        let dst = &mut out[b * pixels..(b + 1) * pixels];
-        let dy = rng.random_range(-m..=m);
-        let dx = rng.random_range(-m..=m);
+        let (dy, dx) = (shift.dy as i64, shift.dx as i64);
         for (src, dst) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
             for r in 0..rows {
                 let sr = r - dy;

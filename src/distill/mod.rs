@@ -1,5 +1,6 @@
 //! Stage 3, distill: the method itself. Temperature softmax, the distillation losses, teacher
-//! soft targets (live or cached on disk), and the objective a student trains towards.
+//! soft targets (live, cached on disk, or cached per shifted view), and the objective a student
+//! trains towards.
 //!
 //! Owns: everything that turns a teacher into targets for a student.
 //! May use: `data`, `model` and the foundation modules.
@@ -13,6 +14,7 @@ mod losses;
 mod objective;
 mod shards;
 mod soft_targets;
+mod views;
 
 pub use loss::{
     DistillConfig, DistillLoss, DistillSettings, check_temperature, distillation_loss, hard_loss,
@@ -22,3 +24,6 @@ pub use losses::{LossKind, LossSettings, zscore};
 pub use objective::{Objective, distill_objective};
 pub use shards::{SHARD_ALIGN, Shard, write_soft_target_shard};
 pub use soft_targets::{CacheKey, CacheOutcome, cached_soft_targets, teacher_soft_targets};
+pub use views::{
+    MAX_VIEWS, StudentInputs, ViewSpec, ViewTargets, ViewsCacheInfo, view_soft_targets,
+};

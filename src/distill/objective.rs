@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::loss::DistillLoss;
 use super::soft_targets::{CacheOutcome, teacher_soft_targets};
+use super::views::{StudentInputs, ViewTargets, view_soft_targets};
 use crate::data::Split;
 use crate::error::Result;
 use crate::model::Classifier;
@@ -36,28 +37,54 @@ pub enum Objective {
         /// The teacher (a network or an ensemble), in inference mode.
         teacher: Classifier,
     },
+    /// A distillation loss against soft targets cached for fixed shifted views of every
+    /// transfer example; each batch shows every example in one of its views.
+    DistillViews {
+        /// The loss (KD, ...).
+        loss: Arc<dyn DistillLoss>,
+        /// The views and their soft targets.
+        targets: Arc<ViewTargets>,
+    },
 }
 
-/// The distillation objective for a student whose inputs are shifted by up to `jitter` pixels,
-/// and a note on where its soft targets come from. A jittered student sees shifted images, so
-/// its teacher runs live on every batch; otherwise the teacher's soft targets for `transfer`
-/// come from (or go into) the cache under `cache_dir` (see [`teacher_soft_targets`]).
+/// The distillation objective for a student whose inputs are presented as `inputs` say, and a
+/// note on where its soft targets come from. The teacher's soft targets for `transfer` come
+/// from (or go into) the cache under `cache_dir` (see [`teacher_soft_targets`]); for shifted
+/// inputs, either the teacher runs live on every batch or the soft targets of fixed views are
+/// cached (see [`view_soft_targets`]).
 pub fn distill_objective(
     teacher: &Classifier,
     teacher_dir: &Path,
-    jitter: usize,
+    inputs: StudentInputs,
     transfer: &Split,
     loss: Arc<dyn DistillLoss>,
     cache_dir: &Path,
     device: &Device,
 ) -> Result<(Objective, String)> {
-    if jitter > 0 {
-        let note = format!(
-            "teacher soft targets computed live on every batch (the student's inputs are \
-             jittered by up to {jitter} px, which cached targets do not cover)"
-        );
-        let teacher = teacher.clone();
-        return Ok((Objective::DistillLive { loss, teacher }, note));
+    match inputs {
+        StudentInputs::Plain => {}
+        StudentInputs::Live(jitter) => {
+            let note = format!(
+                "teacher soft targets computed live on every batch (the student's inputs are \
+                 jittered by up to {jitter} px; --augment-cache K caches K views instead)"
+            );
+            let teacher = teacher.clone();
+            return Ok((Objective::DistillLive { loss, teacher }, note));
+        }
+        StudentInputs::Views(spec) => {
+            let (targets, info) = view_soft_targets(
+                teacher,
+                teacher_dir,
+                transfer,
+                spec,
+                loss.temperature(),
+                cache_dir,
+                device,
+            )?;
+            let note = info.note(&spec);
+            let targets = Arc::new(targets);
+            return Ok((Objective::DistillViews { loss, targets }, note));
+        }
     }
     let t0 = Instant::now();
     let (targets, outcome, path) = teacher_soft_targets(

@@ -1,6 +1,7 @@
 //! Benchmarks on the project's own models and data path: training steps and epochs of the
-//! teacher, distillation with a live teacher and with cached soft targets, CNN training steps,
-//! inference latency and throughput, and the peak memory of a `reproduce --preset quick` run.
+//! teacher, distillation with a live teacher, with cached soft targets and with soft targets
+//! cached per shifted view, CNN training steps, inference latency and throughput, and the peak
+//! memory of a `reproduce --preset quick` run.
 //! Every figure is the median of repeated runs after warm-up, with min and max;
 //! `bench/compare.sh` runs the same workloads in PyTorch and prints the ratios.
 
@@ -16,11 +17,11 @@ use serde::Serialize;
 
 use super::bench_interop::{InteropOptions, interop_figures};
 use super::bench_levers::lever_figures;
-use crate::data::{Dataset, DeviceSplit, ImageShape, index_tensor};
-use crate::distill::{DistillLoss, DistillSettings, log_soft_targets};
+use crate::data::{Dataset, DeviceSplit, ImageShape, Split, index_tensor};
+use crate::distill::{DistillLoss, DistillSettings, ViewSpec, ViewTargets, log_soft_targets};
 use crate::error::{Error, Result};
 use crate::eval::median;
-use crate::model::{Dropout, ModelConfig, ModelSpec, Network, PlainMlp};
+use crate::model::{Classifier, Dropout, ModelConfig, ModelSpec, Network, PlainMlp};
 use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings};
 
 /// What to run.
@@ -120,6 +121,9 @@ enum Soft<'a> {
     None,
     Live(&'a Network, &'a dyn DistillLoss),
     Cached(&'a Tensor<2>, &'a dyn DistillLoss),
+    /// Soft targets cached per shifted view; each batch is shifted on the host as training
+    /// does.
+    Views(&'a ViewTargets, &'a Split, &'a dyn DistillLoss),
 }
 
 /// Seconds for one pass over `data` in shuffled batches of 128.
@@ -134,7 +138,7 @@ fn epoch(
     order.shuffle(rng);
     let t = Instant::now();
     for chunk in order.chunks(128) {
-        step(stepper, data, chunk, soft, device);
+        step(stepper, data, chunk, soft, device, rng);
     }
     t.elapsed().as_secs_f64()
 }
@@ -145,17 +149,25 @@ fn step(
     chunk: &[usize],
     soft: &Soft<'_>,
     device: &Device,
+    rng: &mut StdRng,
 ) -> f32 {
     let idx = index_tensor(chunk, device);
-    let x = data.images_at(&idx);
     let y = data.labels_at(&idx);
-    let targets = match soft {
-        Soft::None => None,
-        Soft::Live(teacher, loss) => Some((
-            log_soft_targets(teacher.net.forward(x.clone()), loss.temperature()),
-            *loss,
-        )),
-        Soft::Cached(all, cfg) => Some(((*all).clone().select(0, idx), *cfg)),
+    let (x, targets) = match soft {
+        Soft::None => (data.images_at(&idx), None),
+        Soft::Live(teacher, loss) => {
+            let x = data.images_at(&idx);
+            let t = log_soft_targets(teacher.net.forward(x.clone()), loss.temperature());
+            (x, Some((t, *loss)))
+        }
+        Soft::Cached(all, loss) => {
+            let t = (*all).clone().select(0, idx.clone());
+            (data.images_at(&idx), Some((t, *loss)))
+        }
+        Soft::Views(views, split, loss) => {
+            let (x, t) = views.batch(split, chunk, rng, device);
+            (x, Some((t, *loss)))
+        }
     };
     stepper.step(x, y, targets, 0.05)
 }
@@ -180,6 +192,7 @@ fn steps_ms(
             &order[start..(start + 128).min(data.len)],
             soft,
             device,
+            rng,
         );
     }
     1e3 * t.elapsed().as_secs_f64() / steps as f64
@@ -269,6 +282,25 @@ pub fn run(
     figs.time("kd_epoch_cached_s", || {
         repeat(opts, || epoch(&mut ss, &data, &cached, device, &mut rng))
     });
+
+    // Soft targets cached for 9 views (1-px shifts), filled outside the timing; every batch
+    // is shifted on the host, as a jittered student's are.
+    if figs.wants("kd_epoch_views_s") {
+        progress("distillation, soft targets cached per shifted view");
+        let host = split.head(n);
+        let spec = ViewSpec {
+            views: 9,
+            max_shift: 1,
+            shape,
+            seed: 7,
+        };
+        let teacher = Classifier::Single(teacher.clone());
+        let views = ViewTargets::label(&teacher, &host, spec, kd.temperature(), device)?;
+        let soft = Soft::Views(&views, &host, &kd);
+        figs.time("kd_epoch_views_s", || {
+            repeat(opts, || epoch(&mut ss, &data, &soft, device, &mut rng))
+        });
+    }
 
     if figs.wants_any(&["cnn_teacher_step_ms", "cnn_student_step_ms"]) {
         progress("CNN training steps");
@@ -390,6 +422,7 @@ pub const FIGURES: &[&str] = &[
     "kd_epoch_live_s",
     "kd_step_cached_ms",
     "kd_epoch_cached_s",
+    "kd_epoch_views_s",
     "cnn_teacher_step_ms",
     "cnn_student_step_ms",
     "teacher_latency_b1_us",

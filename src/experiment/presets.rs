@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::data::TransferSettings;
-use crate::distill::{DistillConfig, DistillSettings};
+use crate::distill::{DistillConfig, DistillSettings, StudentInputs};
 use crate::error::{Error, Result};
 use crate::eval::BiasAdjust;
 use crate::train::{CheckedRole, OptimizerKind, RoleConfig, Schedule, TrainSettings};
@@ -104,6 +104,10 @@ pub struct ReproduceConfig {
     /// same shifts (`student_jitter`) shows what the shifts buy without soft targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distilled_jitter: Option<usize>,
+    /// Views per transfer image whose soft targets are cached for the jittered distilled
+    /// student (0: its teacher runs live on every shifted batch).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub augment_cache: usize,
     /// The students' transfer set (the teacher always sees all training data).
     pub transfer: TransferSettings,
     /// Bias adjustment for classes missing from the transfer set.
@@ -111,6 +115,10 @@ pub struct ReproduceConfig {
     /// Epochs of an extra student trained on hard labels with all the training data
     /// (small-data), if any.
     pub student_full: Option<usize>,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// How a role is optimized: optimizer, initial learning rate and warm-up epochs.
@@ -215,6 +223,7 @@ impl ReproduceConfig {
                 alpha: 0.9,
             },
             distilled_jitter: None,
+            augment_cache: 0,
             transfer: TransferSettings::default(),
             bias_adjust: BiasAdjust::None,
             student_full: None,
@@ -270,6 +279,7 @@ impl ReproduceConfig {
         if let Some(jitter) = self.distilled_jitter {
             distilled.train.jitter = jitter;
         }
+        StudentInputs::check(distilled.train.jitter, self.augment_cache)?;
         Ok(CheckedRoles {
             teacher: self.teacher.check()?,
             student: self.student.check()?,

@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use super::presets::{CheckedRoles, ExperimentKind, FitToData, ReproduceConfig};
 use crate::backend::compute_device;
 use crate::data::Splits;
-use crate::distill::{Objective, distill_objective};
+use crate::distill::{Objective, StudentInputs, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::{ModelReport, adjust_bias, error_percent, mean_report, model_report};
 use crate::fsutil::{RunLock, write_atomic};
@@ -293,7 +293,12 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     let (objective, note) = distill_objective(
         &teacher.model,
         &teacher.dir,
-        roles.distilled.train.settings().jitter,
+        StudentInputs::new(
+            roles.distilled.train.settings().jitter,
+            cfg.augment_cache,
+            run.splits.dataset.shape,
+            roles.distilled.train.settings().seed,
+        )?,
         &transfer.train,
         Arc::new(roles.distill),
         &out.join("cache"),

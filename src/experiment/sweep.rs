@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::compute_device;
 use crate::data::Splits;
-use crate::distill::{DistillConfig, DistillSettings, distill_objective};
+use crate::distill::{DistillConfig, DistillSettings, StudentInputs, distill_objective};
 use crate::error::{Error, Result};
 use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
@@ -139,7 +139,12 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
             let (objective, _) = distill_objective(
                 &teacher,
                 &opts.teacher,
-                role.train.settings().jitter,
+                StudentInputs::new(
+                    role.train.settings().jitter,
+                    0,
+                    splits.dataset.shape,
+                    role.train.settings().seed,
+                )?,
                 &splits.train,
                 Arc::new(*cfg),
                 &cache,

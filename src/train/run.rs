@@ -119,6 +119,16 @@ pub fn train(
             )));
         }
     }
+    if let Objective::DistillViews { targets, .. } = objective {
+        let [rows, cols] = targets.log_probs.dims();
+        if rows != n * targets.spec.views || cols != classes || targets.spec.shape != data.shape {
+            return Err(Error::Mismatch(format!(
+                "cached views hold {rows}x{cols} soft targets of {:?} images, but the transfer \
+                 set has {n} examples of {:?} in {} views and the student {classes} classes",
+                targets.spec.shape, data.shape, targets.spec.views
+            )));
+        }
+    }
     if let Objective::DistillLive { teacher, .. } = objective
         && (teacher.classes() != classes || teacher.inputs() != data.train.pixels)
     {
@@ -142,6 +152,12 @@ pub fn train(
         Objective::DistillLive { loss, teacher } => {
             format!("{} live {}", loss.describe(), teacher.describe())
         }
+        Objective::DistillViews { loss, targets } => format!(
+            "{} cached views {:?} {:?}",
+            loss.describe(),
+            targets.log_probs.dims(),
+            targets.spec
+        ),
     };
     let run_id = resume::run_identity(&(
         s,
@@ -244,11 +260,20 @@ pub fn train(
         for (step, chunk) in order.chunks(s.batch_size).enumerate() {
             lr = config.learning_rate(global, total_steps, warmup_steps);
             let idx = index_tensor(chunk, device);
-            let x = if s.jitter > 0 {
-                let v = jittered_batch(data.train, data.shape, chunk, s.jitter, &mut jitter);
-                Tensor::<2>::from_data(TensorData::new(v, [chunk.len(), data.train.pixels]), device)
-            } else {
-                train_dev.images_at(&idx)
+            let (x, view_targets) = match objective {
+                Objective::DistillViews { targets, .. } => {
+                    let (x, t) = targets.batch(data.train, chunk, &mut jitter, device);
+                    (x, Some(t))
+                }
+                _ if s.jitter > 0 => {
+                    let v = jittered_batch(data.train, data.shape, chunk, s.jitter, &mut jitter);
+                    let shape = [chunk.len(), data.train.pixels];
+                    (
+                        Tensor::<2>::from_data(TensorData::new(v, shape), device),
+                        None,
+                    )
+                }
+                _ => (train_dev.images_at(&idx), None),
             };
             let y: Tensor<1, Int> = train_dev.labels_at(&idx);
             let targets = match objective {
@@ -260,6 +285,7 @@ pub fn train(
                 Objective::DistillLive { loss, teacher } => {
                     Some((teacher.log_probs(&x, loss.temperature())?, loss.as_ref()))
                 }
+                Objective::DistillViews { loss, .. } => view_targets.map(|t| (t, loss.as_ref())),
             };
             let soft = targets.as_ref().map(|(t, _)| t.clone());
             let value = stepper.step(x, y, targets, lr);
