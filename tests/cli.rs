@@ -778,6 +778,9 @@ fn ensemble_recipe_and_command() {
         "{}",
         r["notes"]
     );
+    // The ensemble is checked against the student alone on the validation split.
+    assert!(r["models"]["ensemble"]["validation_errors"].is_u64());
+    assert!(r["teacher_better_than_student"].is_boolean(), "{r}");
 
     // `distill ensemble` from the members, evaluated like any model.
     let ens = out.path().join("ens2");

@@ -13,7 +13,7 @@ use crate::backend::compute_device;
 use crate::data::Splits;
 use crate::distill::{Objective, StudentInputs, distill_objective};
 use crate::error::{Error, Result};
-use crate::eval::{ModelReport, adjust_bias, error_percent, mean_report, model_report};
+use crate::eval::{ModelReport, adjust_bias, error_percent, evaluate, mean_report, model_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, Network, OpenOptions, Predictor, weights_path};
 use crate::report::{ChartModel, Environment, Report, write_charts};
@@ -196,11 +196,25 @@ impl Run<'_> {
         let dir = out.join("ensemble");
         let model =
             Classifier::create_ensemble(&dir, &dirs, &self.device, &OpenOptions::default())?;
+        // Counted here, as no training run records it: without it the report could not say
+        // whether the ensemble beats the student alone.
+        let validation_errors = match self.splits.validation.is_empty() {
+            true => None,
+            false => Some(
+                evaluate(
+                    &model,
+                    &self.splits.validation,
+                    self.splits.dataset.classes,
+                    &self.device,
+                )?
+                .errors,
+            ),
+        };
         Ok(TeacherRun {
             model,
             dir,
             seconds,
-            validation_errors: None,
+            validation_errors,
             history,
             member_reports,
         })
