@@ -46,14 +46,19 @@ impl CacheKey {
 
     /// File name under a cache directory: a short hash of the whole key.
     pub fn file_name(&self) -> String {
+        self.hashed_name("teacher-logprobs", FORMAT)
+    }
+
+    /// `PREFIX-HASH.safetensors`, HASH a short hash of the key and the file `format`.
+    pub(super) fn hashed_name(&self, prefix: &str, format: &str) -> String {
         let h = sha256_hex(
             format!(
-                "{}|{}|{}|{}|{FORMAT}",
+                "{}|{}|{}|{}|{format}",
                 self.teacher, self.data, self.temperature_bits, self.producer
             )
             .as_bytes(),
         );
-        format!("teacher-logprobs-{}.safetensors", &h[..16])
+        format!("{prefix}-{}.safetensors", &h[..16])
     }
 
     /// Metadata a cache file of `rows` x `classes` values under this key carries.

@@ -257,7 +257,7 @@ pub fn view_soft_targets(
     let key = spec.key(&teacher_key(teacher, teacher_dir, transfer, temperature)?);
     let (rows, classes) = (transfer.len() * spec.views, teacher.classes());
     let shifts = spec.shifts(transfer.len());
-    let path = cache_dir.join(file_name(&key));
+    let path = cache_dir.join(key.hashed_name("teacher-views", FORMAT));
     let meta = metadata(&key, rows, classes);
     let mut stale = None;
     if path.exists() {
@@ -378,17 +378,6 @@ fn quantization_error(full: &[f32], decoded: &[f32], classes: usize) -> (f64, f6
     }
     let rows = (full.len() / classes.max(1)).max(1);
     (max_err, (kl / rows as f64).max(0.0))
-}
-
-fn file_name(key: &CacheKey) -> String {
-    let h = sha256_hex(
-        format!(
-            "{}|{}|{}|{}|{FORMAT}",
-            key.teacher, key.data, key.temperature_bits, key.producer
-        )
-        .as_bytes(),
-    );
-    format!("teacher-views-{}.safetensors", &h[..16])
 }
 
 fn metadata(key: &CacheKey, rows: usize, classes: usize) -> HashMap<String, String> {
