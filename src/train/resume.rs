@@ -1,13 +1,13 @@
 //! Resumable training: at the end of an epoch (every epoch, or one every
-//! `RunOutput::checkpoint_seconds`) a run leaves, beside its weights, what it
-//! needs to continue exactly where it stopped (the optimizer's state and the identities of the
-//! parameters it belongs to, the epoch, the elapsed time). The random streams need no saving:
-//! each epoch seeds its own (see `RngStream::epoch_seed`), so a resumed run ends bit-identical
-//! to an uninterrupted one.
+//! `RunOutput::checkpoint_seconds`) a run leaves, beside its weights, what it needs to continue
+//! exactly where it stopped (the optimizer's state and the identities of the parameters it
+//! belongs to, the epoch, the elapsed time). The random streams need no saving: each epoch seeds
+//! its own (see `RngStream::epoch_seed`), so a resumed run ends bit-identical to an
+//! uninterrupted one.
 //!
 //! Files live in `DIR/resume/`: `epoch-N.safetensors` and `epoch-N.optim` are written first,
-//! then `state.json` (atomically) points at them, then the previous checkpoint's pair is removed.
-//! A kill at any moment leaves `state.json` pointing at a complete pair.
+//! then `state.json` (atomically) points at them, then the previous checkpoint's pair is
+//! removed. A kill at any moment leaves `state.json` pointing at a complete pair.
 
 use std::path::{Path, PathBuf};
 
