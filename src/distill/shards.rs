@@ -100,7 +100,7 @@ pub fn write_soft_target_shard(
     } else {
         let part = transfer.subset(&range.clone().collect::<Vec<_>>());
         let images = part.to_device(device).images;
-        finite_values(&teacher.log_probs(&images, temperature)?, &key)?
+        finite_values(&teacher.log_probs(&images, temperature)?, temperature)?
     };
     let path = dir.join(shard.file_name(&key));
     write_values(

@@ -126,22 +126,22 @@ pub fn cached_soft_targets(
         }
     };
     let targets = compute()?;
-    let values = finite_values(&targets, key)?;
+    let temperature = f32::from_bits(u32::from_str_radix(&key.temperature_bits, 16).unwrap_or(0));
+    let values = finite_values(&targets, temperature)?;
     write_values(&path, key.metadata(rows, classes), &values, [rows, classes])?;
     Ok((targets, outcome, path))
 }
 
 /// The values of `targets`, refused if any is not finite (nothing is cached then).
-pub(super) fn finite_values(targets: &Tensor<2>, key: &CacheKey) -> Result<Vec<f32>> {
+pub(super) fn finite_values(targets: &Tensor<2>, temperature: f32) -> Result<Vec<f32>> {
     let values: Vec<f32> = targets
         .to_data()
         .try_to_vec()
         .map_err(|e| Error::NonFinite(format!("teacher outputs: {e:?}")))?;
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
         return Err(Error::NonFinite(format!(
-            "the teacher's soft targets at T = {} (a log-probability is {v}): the teacher's \
-             outputs overflow or are not finite; nothing was cached",
-            f32::from_bits(u32::from_str_radix(&key.temperature_bits, 16).unwrap_or(0))
+            "the teacher's soft targets at T = {temperature} (a log-probability is {v}): the \
+             teacher's outputs overflow or are not finite; nothing was cached"
         )));
     }
     Ok(values)

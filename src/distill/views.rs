@@ -170,8 +170,7 @@ impl ViewTargets {
         device: &Device,
     ) -> Result<ViewTargets> {
         let shifts = spec.shifts(transfer.len());
-        let key = CacheKey::new("", "", temperature, "");
-        let values = label_views(teacher, transfer, &shifts, spec, temperature, device, &key)?;
+        let values = label_views(teacher, transfer, &shifts, spec, temperature, device)?;
         Ok(targets(values, shifts, spec, teacher.classes(), device))
     }
 
@@ -269,7 +268,7 @@ pub fn view_soft_targets(
             Err(why) => stale = Some(why),
         }
     }
-    let full = label_views(teacher, transfer, &shifts, spec, temperature, device, &key)?;
+    let full = label_views(teacher, transfer, &shifts, spec, temperature, device)?;
     // Below float16's range a log-probability would round to -inf; its probability is 0 anyway.
     let stored: Vec<f16> = full
         .iter()
@@ -324,7 +323,6 @@ fn label_views(
     spec: ViewSpec,
     temperature: f32,
     device: &Device,
-    key: &CacheKey,
 ) -> Result<Vec<f32>> {
     let (n, views, classes) = (transfer.len(), spec.views, teacher.classes());
     let mut out = vec![0f32; n * views * classes];
@@ -338,7 +336,7 @@ fn label_views(
                 TensorData::new(pixels, [chunk.len(), transfer.pixels]),
                 device,
             );
-            let values = finite_values(&teacher.log_probs(&images, temperature)?, key)?;
+            let values = finite_values(&teacher.log_probs(&images, temperature)?, temperature)?;
             for (&i, row) in chunk.iter().zip(values.chunks_exact(classes)) {
                 let at = (i * views + k) * classes;
                 out[at..at + classes].copy_from_slice(row);
