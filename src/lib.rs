@@ -1,7 +1,7 @@
 //! `distill`: knowledge distillation (Hinton, Vinyals & Dean 2015) as a library.
 //!
 //! Data flows one way through eight stages, each a module that uses only the stages before it
-//! (`tests/layering.rs` checks this; `docs/architecture.md` draws it):
+//! (`tests/it/layering.rs` checks this; `docs/architecture.md` draws it):
 //!
 //! [`data`] -> [`model`] -> [`distill`] -> [`train`] -> [`eval`] -> [`report`] ->
 //! [`experiment`] -> [`cli`].

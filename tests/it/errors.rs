@@ -2,11 +2,9 @@
 //! table is `docs/errors.md` (a test keeps the two in step; `DISTILL_WRITE_ERRORS_DOC=1`
 //! rewrites the document from the messages the binary prints).
 
-mod common;
-
 use std::path::Path;
 
-use common::{distill, edit_onnx, npy, stderr, tiny_dataset, write_idx, write_npz};
+use crate::common::{distill, edit_onnx, npy, stderr, tiny_dataset, write_idx, write_npz};
 use tract_onnx::pb as distill_pb;
 
 /// One refused input: `args` with `{T}` (a tiny 3-class dataset), `{D}` (a data directory

@@ -1,11 +1,9 @@
 //! Convolutional models end to end on a small MNIST slice: a CNN teacher teaches an MLP
 //! student and the reverse, and every inspection command takes a CNN.
 
-mod common;
-
 use std::path::Path;
 
-use common::{assert_clean_failure, distill, stderr};
+use crate::common::{assert_clean_failure, distill, stderr};
 
 const SLICE: &[&str] = &[
     "--epochs",

@@ -2,13 +2,11 @@
 //! bit-identical to an uninterrupted one (weights, and metrics apart from times), and a kill at
 //! any moment leaves a state that loads.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{distill, metrics_without_times, stderr};
+use crate::common::{distill, metrics_without_times, stderr};
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_distill"))

@@ -3,12 +3,10 @@
 //! PyTorch; fed back as a teacher it must give the original's soft targets; and a teacher
 //! exported from PyTorch must teach a student.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::{assert_clean_failure, distill, in_ci, npy, python_check, stderr};
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{assert_clean_failure, distill, in_ci, npy, python_check, stderr};
 use distill::model::{Classifier, OnnxModel, OnnxOptions, OpenOptions, Predictor};
 
 const MNIST_SLICE: &[&str] = &[

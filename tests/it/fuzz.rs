@@ -5,7 +5,7 @@
 //! Each reader runs a fixed number of seeded cases here (seconds in all). The long run sets a
 //! time budget per reader instead:
 //!
-//!     DISTILL_FUZZ_SECONDS=600 cargo test --release --test fuzz -- --test-threads 1
+//!     DISTILL_FUZZ_SECONDS=600 cargo test --release --test it fuzz:: -- --test-threads 1
 //!
 //! Readers: IDX (raw and gzip), checkpoints, the soft-target cache, `config.toml`, the
 //! ensemble manifest, `report.json`, `.npz` datasets and image-folder images.
@@ -24,8 +24,6 @@ use distill::experiment::summary::summarize;
 use distill::model::{Classifier, Dropout, ModelConfig, Network, OnnxModel, OnnxOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-
-mod common;
 
 /// Applies 1 to 4 random mutations: bit flips, interesting bytes, truncation, insertion,
 /// duplication, and large integers written over a field.
@@ -255,13 +253,13 @@ fn npz_and_image_folder_readers() {
     let dir = tempfile::tempdir().unwrap();
     let npz = dir.path().join("d.npz");
     let labels: Vec<u8> = (0..6).map(|i| i % 3).collect();
-    common::write_npz(
+    crate::common::write_npz(
         &npz,
         &[
-            ("x_train", common::npy::<u8>(&[6, 2, 2], &[5; 24])),
-            ("y_train", common::npy::<u8>(&[6], &labels)),
-            ("x_test", common::npy::<f32>(&[3, 2, 2], &[0.5; 12])),
-            ("y_test", common::npy::<i64>(&[3], &[0, 1, 2])),
+            ("x_train", crate::common::npy::<u8>(&[6, 2, 2], &[5; 24])),
+            ("y_train", crate::common::npy::<u8>(&[6], &labels)),
+            ("x_test", crate::common::npy::<f32>(&[3, 2, 2], &[0.5; 12])),
+            ("y_test", crate::common::npy::<i64>(&[3], &[0, 1, 2])),
         ],
     );
     assert!(distill::data::load(&npz).is_ok());

@@ -3,9 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-mod common;
-
-use common::{assert_clean_failure, distill, reproduce_smoke, stderr, tiny_dataset};
+use crate::common::{assert_clean_failure, distill, reproduce_smoke, stderr, tiny_dataset};
 
 #[test]
 fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {

@@ -73,7 +73,7 @@ fn violations(files: &[(PathBuf, String)]) -> Vec<String> {
         let Some(own) = rank(&module) else {
             out.push(format!(
                 "src/{} belongs to module `{module}`, which is neither a stage nor a foundation \
-                 module: add it to tests/layering.rs and docs/architecture.md",
+                 module: add it to tests/it/layering.rs and docs/architecture.md",
                 path.display()
             ));
             continue;

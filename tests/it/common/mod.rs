@@ -1,6 +1,5 @@
 //! Helpers shared by the end-to-end tests: run the binary, check clean failures, write tiny
 //! datasets.
-#![allow(dead_code)] // each test file uses its own subset
 
 use std::path::Path;
 use std::process::{Command, Output};

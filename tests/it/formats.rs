@@ -3,11 +3,9 @@
 //! processes join into exactly the unsharded cache; soft targets cached per shifted view match
 //! the plain cache on unshifted views and teach as the live teacher does.
 
-mod common;
-
 use std::path::Path;
 
-use common::{assert_clean_failure, distill, mnist_npz, stderr};
+use crate::common::{assert_clean_failure, distill, mnist_npz, stderr};
 
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
@@ -78,22 +76,22 @@ fn an_image_folder_gives_the_same_model_as_idx() {
     std::fs::create_dir_all(&idx).unwrap();
     let labels =
         |s: &distill::data::Split| -> Vec<u8> { s.labels.iter().map(|&l| l as u8).collect() };
-    common::write_idx(
+    crate::common::write_idx(
         &idx.join("train-images-idx3-ubyte"),
         &[600, 28, 28],
         &train.images,
     );
-    common::write_idx(
+    crate::common::write_idx(
         &idx.join("train-labels-idx1-ubyte"),
         &[600],
         &labels(&train),
     );
-    common::write_idx(
+    crate::common::write_idx(
         &idx.join("t10k-images-idx3-ubyte"),
         &[200, 28, 28],
         &test.images,
     );
-    common::write_idx(&idx.join("t10k-labels-idx1-ubyte"), &[200], &labels(&test));
+    crate::common::write_idx(&idx.join("t10k-labels-idx1-ubyte"), &[200], &labels(&test));
     let mut results = Vec::new();
     for data in [&idx, &folder] {
         let out = tmp.path().join(format!(

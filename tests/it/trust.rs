@@ -1,11 +1,11 @@
 //! Results that can be trusted: the same seed gives the same bytes from scratch, unfinished
 //! models are refused, and a teacher is named by its directory.
 
-mod common;
-
 use std::path::Path;
 
-use common::{assert_clean_failure, distill, metrics_without_times, reproduce_smoke, stderr};
+use crate::common::{
+    assert_clean_failure, distill, metrics_without_times, reproduce_smoke, stderr,
+};
 
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
@@ -175,7 +175,7 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    common::tiny_dataset(&data, 3, 60);
+    crate::common::tiny_dataset(&data, 3, 60);
     let out = tmp.path().join("model");
     let args = |seed: &str| -> Vec<String> {
         [

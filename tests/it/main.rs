@@ -1,0 +1,17 @@
+//! The integration tests, one binary: each file below is a module of it. One binary builds and
+//! links once instead of eleven times, and its tests share the runner's threads, so a long test
+//! in one file no longer leaves the other core idle.
+
+mod common;
+
+mod cli;
+mod cnn;
+mod errors;
+mod formats;
+mod fuzz;
+mod layering;
+mod learning;
+mod losses;
+mod onnx;
+mod resume;
+mod trust;
