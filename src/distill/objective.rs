@@ -12,7 +12,7 @@ use super::soft_targets::{CacheOutcome, teacher_soft_targets};
 use super::views::{StudentInputs, ViewTargets, view_soft_targets};
 use crate::data::Split;
 use crate::error::Result;
-use crate::model::Classifier;
+use crate::model::{Classifier, Predictor};
 
 /// What the student learns from.
 #[derive(Debug, Clone)]
@@ -45,6 +45,28 @@ pub enum Objective {
         /// The views and their soft targets.
         targets: Arc<ViewTargets>,
     },
+}
+
+impl Objective {
+    /// What the student learns from, with every loss hyperparameter, as recorded in a model
+    /// directory's `config.toml`.
+    pub fn describe(&self) -> String {
+        match self {
+            Objective::Hard => "hard labels".into(),
+            Objective::Distill { loss, .. } => {
+                format!("{} from cached soft targets", loss.describe())
+            }
+            Objective::DistillLive { loss, teacher } => {
+                format!("{} from {} run live", loss.describe(), teacher.describe())
+            }
+            Objective::DistillViews { loss, targets } => format!(
+                "{} from soft targets cached for {} views (shifts of up to {} px)",
+                loss.describe(),
+                targets.spec.views,
+                targets.spec.max_shift
+            ),
+        }
+    }
 }
 
 /// The distillation objective for a student whose inputs are presented as `inputs` say, and a

@@ -79,6 +79,10 @@ impl CheckedRole {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct RoleRecord {
     model: RoleConfig,
+    /// What the model learned from (`Objective::describe`): the loss and its hyperparameters
+    /// are part of how the model was made.
+    #[serde(default)]
+    objective: String,
 }
 
 /// Trains one model from scratch on `splits` towards `objective`, into the model directory
@@ -105,6 +109,7 @@ pub fn train_role(
     // beside an old config looking finished.
     let record = RoleRecord {
         model: role.config(),
+        objective: objective.describe(),
     };
     let toml = toml::to_string_pretty(&record).map_err(|e| Error::Format {
         what: "config.toml".into(),

@@ -315,6 +315,16 @@ fn soft_targets_per_view_are_cached_once_and_teach_as_the_live_teacher_does() {
     };
     let note = student(&p("a"), Some(&views));
     assert!(note.contains("computed and cached"), "{note}");
+    // Each model directory records what its model learned from.
+    let config = |d: &str| std::fs::read_to_string(Path::new(&p(d)).join("config.toml")).unwrap();
+    assert!(config("teacher").contains("objective = \"hard labels\""));
+    let learned = config("a");
+    assert!(
+        learned.contains(
+            "objective = \"kd (T = 20, alpha = 0.9) from soft targets cached for 9 views"
+        ),
+        "{learned}"
+    );
     assert!(note.contains("largest probability error"), "{note}");
 
     // View 0 of every image is the unshifted image: its soft targets are the plain cache's,
