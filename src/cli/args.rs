@@ -9,7 +9,7 @@ use crate::data::{ImageShape, Splits, TransferSelection, TransferSettings};
 use crate::error::Result;
 use crate::model::{OnnxOptions, OpenOptions};
 use crate::train::{
-    CHECKPOINT_SECONDS, OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings,
+    CHECKPOINT_SECONDS, Checkpoints, OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings,
 };
 
 /// Where the data comes from and how much of it is used.
@@ -208,10 +208,17 @@ impl ResumeArgs {
     /// Where and how a run writes: into `dir`, labelled `label`, with these options.
     pub fn output(&self, dir: &Path, label: &str) -> RunOutput {
         RunOutput {
-            resume: self.resume,
-            keep_checkpoints: self.keep_checkpoints,
-            checkpoint_seconds: self.checkpoint_every,
+            checkpoints: self.checkpoints(),
             ..RunOutput::new(dir, label, true)
+        }
+    }
+
+    /// What the options ask of every model's checkpoints.
+    pub fn checkpoints(&self) -> Checkpoints {
+        Checkpoints {
+            resume: self.resume,
+            keep: self.keep_checkpoints,
+            every_seconds: self.checkpoint_every,
         }
     }
 }

@@ -224,9 +224,7 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
         retrain_teacher: c.retrain_teacher,
         teacher: c.teacher.clone(),
         progress: true,
-        resume: c.resume.resume,
-        keep_checkpoints: c.resume.keep_checkpoints,
-        checkpoint_seconds: c.resume.checkpoint_every,
+        checkpoints: c.resume.checkpoints(),
         fit: FitToData {
             schedule: !c.preset_as_is,
             validation: c.validation_size.is_none() && !c.preset_as_is,

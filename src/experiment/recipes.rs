@@ -17,7 +17,9 @@ use crate::eval::{ModelReport, adjust_bias, error_percent, evaluate, mean_report
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, Network, OpenOptions, Predictor, weights_path};
 use crate::report::{ChartModel, Environment, Report, write_charts};
-use crate::train::{CheckedRole, EpochMetrics, RunOutput, earlier_training, train_role};
+use crate::train::{
+    CheckedRole, Checkpoints, EpochMetrics, RunOutput, earlier_training, train_role,
+};
 
 /// Options of `distill reproduce`.
 #[derive(Debug, Clone)]
@@ -32,12 +34,9 @@ pub struct ReproduceOptions {
     pub teacher: Option<PathBuf>,
     /// Draw progress bars.
     pub progress: bool,
-    /// Continue an interrupted run: finished models are kept, the interrupted one resumes.
-    pub resume: bool,
-    /// Keep each model's resumable state when it finishes.
-    pub keep_checkpoints: bool,
-    /// Least seconds between two checkpoints of a model (see `RunOutput::checkpoint_seconds`).
-    pub checkpoint_seconds: u64,
+    /// Each model's checkpoints; with `resume`, finished models are kept and the interrupted
+    /// one resumes.
+    pub checkpoints: Checkpoints,
     /// What to size to the dataset before anything trains (recorded in `config.toml`).
     pub fit: FitToData,
 }
@@ -46,9 +45,7 @@ impl ReproduceOptions {
     /// How the model in `dir` is written.
     fn output(&self, dir: &Path, label: &str) -> RunOutput {
         RunOutput {
-            resume: self.resume,
-            keep_checkpoints: self.keep_checkpoints,
-            checkpoint_seconds: self.checkpoint_seconds,
+            checkpoints: self.checkpoints,
             ..RunOutput::new(dir, label, self.progress)
         }
     }

@@ -16,6 +16,6 @@ mod stepper;
 pub use metrics::{EpochMetrics, earlier_training, metrics_path, read_metrics};
 pub use momentum::MomentumSgd;
 pub use role::{CheckedRole, RoleConfig, train_role};
-pub use run::{CHECKPOINT_SECONDS, RunOutput, TrainData, Trained, train};
+pub use run::{CHECKPOINT_SECONDS, Checkpoints, RunOutput, TrainData, Trained, train};
 pub use settings::{OptimizerKind, RngStream, Schedule, TrainConfig, TrainSettings};
 pub use stepper::{Stepper, count_errors};

@@ -1,5 +1,5 @@
 //! Resumable training: at the end of an epoch (every epoch, or one every
-//! `RunOutput::checkpoint_seconds`) a run leaves, beside its weights, what it needs to continue
+//! `Checkpoints::every_seconds`) a run leaves, beside its weights, what it needs to continue
 //! exactly where it stopped (the optimizer's state and the identities of the parameters it
 //! belongs to, the epoch, the elapsed time). The random streams need no saving: each epoch seeds
 //! its own (see `RngStream::epoch_seed`), so a resumed run ends bit-identical to an

@@ -116,7 +116,7 @@ pub fn train_role(
         reason: e.to_string(),
     })?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-    if !out.resume {
+    if !out.checkpoints.resume {
         // A resumed run keeps a finished model's marker (its config is the same); a fresh one
         // must not leave an old marker beside the new config.
         clear_complete(dir)?;

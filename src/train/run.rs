@@ -53,21 +53,39 @@ pub struct RunOutput {
     pub label: String,
     /// Whether to draw a progress bar.
     pub progress: bool,
-    /// Continue from the resumable state in `dir` if there is one (else start afresh, and
-    /// say so).
+    /// How the run survives a kill.
+    pub checkpoints: Checkpoints,
+}
+
+/// How a run survives a kill: what it saves, how often, and whether it continues from what an
+/// earlier, interrupted run saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// Continue from the resumable state in the model directory if there is one (else start
+    /// afresh, and say so).
     pub resume: bool,
     /// Keep the resumable state when the run finishes (it is removed otherwise).
-    pub keep_checkpoints: bool,
+    pub keep: bool,
     /// Least seconds between two checkpoints: an epoch's end writes one only when this much
     /// time has passed since the last (the last epoch always does). On small data an epoch
     /// takes milliseconds, and writing and syncing the weights every epoch would cost more
     /// than training; 0 checkpoints every epoch.
-    pub checkpoint_seconds: u64,
+    pub every_seconds: u64,
 }
 
-/// Default of [`RunOutput::checkpoint_seconds`]: a kill loses at most this much work plus
-/// one epoch.
+/// Default of [`Checkpoints::every_seconds`]: a kill loses at most this much work plus one
+/// epoch.
 pub const CHECKPOINT_SECONDS: u64 = 30;
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Checkpoints {
+            resume: false,
+            keep: false,
+            every_seconds: CHECKPOINT_SECONDS,
+        }
+    }
+}
 
 impl RunOutput {
     /// A fresh run into `dir`, labelled `label` on its progress bar.
@@ -76,9 +94,7 @@ impl RunOutput {
             dir: dir.to_path_buf(),
             label: label.into(),
             progress,
-            resume: false,
-            keep_checkpoints: false,
-            checkpoint_seconds: CHECKPOINT_SECONDS,
+            checkpoints: Checkpoints::default(),
         }
     }
 }
@@ -167,7 +183,7 @@ pub fn train(
         objective_kind,
     ));
     // Resuming a run that already finished hands back its model untouched.
-    if output.resume && finished_run(dir).is_some_and(|r| r == run_id) {
+    if output.checkpoints.resume && finished_run(dir).is_some_and(|r| r == run_id) {
         let network = Network::load(dir, device)?;
         let history = read_metrics(dir);
         let seconds = history.last().map_or(0.0, |m| m.elapsed_seconds);
@@ -185,7 +201,7 @@ pub fn train(
         });
     }
     clear_complete(dir)?;
-    let resumed = if output.resume {
+    let resumed = if output.checkpoints.resume {
         resume::load(dir, &run_id, device)?
     } else {
         resume::clear(dir)?;
@@ -220,7 +236,7 @@ pub fn train(
             (stepper, state.epoch + 1, state.elapsed_seconds, history)
         }
         None => {
-            if output.resume && output.progress {
+            if output.checkpoints.resume && output.progress {
                 eprintln!(
                     "{}: nothing to resume in {}; training from the start",
                     output.label,
@@ -338,7 +354,7 @@ pub fn train(
             &metrics_path,
             &serde_json::to_string(&m).expect("metrics serialize"),
         )?;
-        let due = last_checkpoint.elapsed().as_secs() >= output.checkpoint_seconds;
+        let due = last_checkpoint.elapsed().as_secs() >= output.checkpoints.every_seconds;
         if due || epoch == s.epochs {
             snapshot.save(dir)?;
             stepper.save_optimizer(&resume::ResumeState::optimizer(dir, epoch))?;
@@ -358,7 +374,7 @@ pub fn train(
     // Finished first, then the resumable state goes: a kill in between leaves a finished
     // model that `--resume` keeps.
     mark_complete(dir, Some(&run_id))?;
-    if !output.keep_checkpoints {
+    if !output.checkpoints.keep {
         resume::clear(dir)?;
     }
     Ok(Trained {
