@@ -17,8 +17,10 @@ use crate::experiment::{
 #[derive(Debug, Args)]
 pub struct ReproduceCmd {
     /// Which experiment: mnist (teacher, student alone, distilled student), omit-3 (no 3 in the
-    /// transfer set, then bias adjustment), only-7-8, small-data (3% of the training set) or
-    /// ensemble (5 teachers, their ensemble, one model distilled from it).
+    /// transfer set, then bias adjustment), only-7-8, small-data (3% of the training set),
+    /// ensemble (5 teachers, their ensemble, one model distilled from it) or losses (a CNN
+    /// teacher; an MLP and a small CNN student, each alone and with kd, dkd, dist, and kd and
+    /// dkd with logit standardization; summarize 3 seeds for the table).
     #[arg(long, value_enum, default_value_t = ExperimentKind::Mnist)]
     pub experiment: ExperimentKind,
     /// Use this trained teacher (model or ensemble directory) instead of training one

@@ -61,7 +61,7 @@ pub struct DistillCmd {
     pub loss: String,
     /// Softmax temperature (> 0) of teacher and student while training; prediction uses T = 1.
     /// Default: 20 for kd, 4 for dkd, 1 for dist (its tau). With --logit-standardize, the
-    /// base temperature applied to the z-scored logits.
+    /// base temperature applied to the z-scored logits (default 2, as Sun et al.).
     #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// kd: weight of the soft-target term in [0, 1], the labels get 1 - alpha (default 0.9).
@@ -208,6 +208,10 @@ impl DistillCmd {
     /// The loss the options ask for, each unset hyperparameter at its paper's default.
     fn loss_settings(&self) -> Result<LossSettings> {
         let d = LossSettings::defaults(self.loss.parse()?);
+        let d = match self.logit_standardize {
+            true => d.standardized(),
+            false => d,
+        };
         Ok(LossSettings {
             temperature: self.temperature.unwrap_or(d.temperature),
             alpha: self.alpha.unwrap_or(d.alpha),

@@ -103,6 +103,16 @@ impl LossSettings {
         }
     }
 
+    /// The same loss on z-scored logits, at the base temperature Sun et al. use with every
+    /// loss they standardize (2, their CIFAR-100 setting).
+    pub fn standardized(self) -> LossSettings {
+        LossSettings {
+            standardize: true,
+            temperature: 2.0,
+            ..self
+        }
+    }
+
     /// Checks every field and builds the loss.
     pub fn check(self) -> Result<std::sync::Arc<dyn DistillLoss>> {
         check_temperature(self.temperature)?;

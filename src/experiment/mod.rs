@@ -8,6 +8,7 @@
 pub mod bench;
 mod bench_interop;
 mod bench_levers;
+mod losses;
 mod presets;
 mod recipes;
 pub mod summary;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::losses::{CheckedLossTrial, LossTrial, losses_recipe};
 use crate::data::TransferSettings;
 use crate::distill::{DistillConfig, DistillSettings, StudentInputs};
 use crate::error::{Error, Result};
@@ -58,6 +59,10 @@ pub enum ExperimentKind {
     #[serde(rename = "ensemble")]
     #[value(name = "ensemble")]
     Ensemble,
+    /// A CNN teacher; an MLP and a small CNN student, each alone and with every loss.
+    #[serde(rename = "losses")]
+    #[value(name = "losses")]
+    Losses,
 }
 
 impl ExperimentKind {
@@ -69,6 +74,7 @@ impl ExperimentKind {
             ExperimentKind::Only78 => "only-7-8",
             ExperimentKind::SmallData => "small-data",
             ExperimentKind::Ensemble => "ensemble",
+            ExperimentKind::Losses => "losses",
         }
     }
 }
@@ -115,6 +121,9 @@ pub struct ReproduceConfig {
     /// Epochs of an extra student trained on hard labels with all the training data
     /// (small-data), if any.
     pub student_full: Option<usize>,
+    /// The losses experiment's further students and losses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_trial: Option<LossTrial>,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -227,6 +236,7 @@ impl ReproduceConfig {
             transfer: TransferSettings::default(),
             bias_adjust: BiasAdjust::None,
             student_full: None,
+            loss_trial: None,
         };
         match experiment {
             ExperimentKind::Mnist => {}
@@ -266,6 +276,7 @@ impl ReproduceConfig {
                     },
                 };
             }
+            ExperimentKind::Losses => losses_recipe(&mut cfg, smoke),
         }
         cfg
     }
@@ -285,6 +296,7 @@ impl ReproduceConfig {
             student: self.student.check()?,
             distilled: distilled.check()?,
             distill: self.distill.check()?,
+            loss_trial: self.loss_trial.as_ref().map(LossTrial::check).transpose()?,
         })
     }
 }
@@ -347,6 +359,9 @@ impl ReproduceConfig {
             }
             if let Some(e) = self.student_full.as_mut() {
                 *e *= stretch;
+            }
+            if let Some(t) = self.loss_trial.as_mut() {
+                t.stretch(stretch);
             }
             // The MNIST teacher starts at its full rate; on other data it warms up for as many
             // steps as one MNIST epoch. Chosen on validation errors (Animal-Shape MNIST, seed
@@ -417,6 +432,8 @@ pub struct CheckedRoles {
     pub distilled: CheckedRole,
     /// Distillation settings.
     pub distill: DistillConfig,
+    /// The losses experiment's further students and losses.
+    pub loss_trial: Option<CheckedLossTrial>,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
+use super::losses::LossStudents;
 use super::presets::{CheckedRoles, ExperimentKind, FitToData, ReproduceConfig};
 use crate::backend::compute_device;
 use crate::data::Splits;
@@ -355,6 +356,26 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         );
     }
 
+    if let Some(trial) = &roles.loss_trial {
+        let students = LossStudents {
+            teacher: (&teacher.model, &teacher.dir),
+            splits: &run.splits,
+            transfer: &transfer,
+            cache_dir: &out.join("cache"),
+            device: &device,
+        };
+        let output = |dir: &Path, label: &str| opts.output(dir, label);
+        students.train(
+            trial,
+            &roles.distilled,
+            Arc::new(roles.distill),
+            out,
+            &output,
+            &mut models,
+            &mut run.notes,
+        )?;
+    }
+
     let missing = selection.missing_classes();
     let mut adjusted = distilled.network.clone();
     let bias_report = adjust_bias(
@@ -454,7 +475,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
                 }
             }
         }
-        ExperimentKind::Mnist => {}
+        ExperimentKind::Mnist | ExperimentKind::Losses => {}
     }
 
     let mut charted: Vec<ChartModel> = vec![

@@ -1,0 +1,223 @@
+//! The losses experiment (`reproduce --experiment losses`): one CNN teacher, and two students
+//! (the main recipe's MLP and a small CNN), each trained alone, with the 2015 loss, and with
+//! every newer loss (DKD, DIST, and KD and DKD on standardized logits), so that the losses are
+//! compared on the same teacher, data and schedule.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::presets::ReproduceConfig;
+use crate::data::Splits;
+use crate::distill::{DistillLoss, LossKind, LossSettings, Objective, StudentInputs};
+use crate::error::Result;
+use crate::eval::{ModelReport, model_report};
+use crate::model::Classifier;
+use crate::train::{CheckedRole, EpochMetrics, OptimizerKind, RoleConfig, RunOutput, train_role};
+
+/// What the losses experiment trains beyond the main recipe's teacher, student alone and
+/// KD-distilled student.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossTrial {
+    /// The second student, a small CNN: trained alone, with KD, and with every loss.
+    pub cnn_student: RoleConfig,
+    /// The losses tried beside KD, on both students.
+    pub losses: Vec<LossSettings>,
+}
+
+/// A [`LossTrial`] whose roles and losses passed their checks.
+#[derive(Debug, Clone)]
+pub struct CheckedLossTrial {
+    /// The small CNN student.
+    pub cnn_student: CheckedRole,
+    /// Each loss with the name its students are reported under (`dkd`, `kd_ls`, ...).
+    pub losses: Vec<(String, Arc<dyn DistillLoss>)>,
+}
+
+impl LossTrial {
+    /// Checks the CNN student and builds every loss.
+    pub fn check(&self) -> Result<CheckedLossTrial> {
+        let losses = self
+            .losses
+            .iter()
+            .map(|l| Ok((short_name(l), l.check()?)))
+            .collect::<Result<_>>()?;
+        Ok(CheckedLossTrial {
+            cnn_student: self.cnn_student.check()?,
+            losses,
+        })
+    }
+
+    /// Stretches the CNN student's schedule and DKD's warm-up by `stretch`, as the other
+    /// roles' schedules are on a smaller dataset: DKD's warm-up counts epochs, and should
+    /// keep its share of the steps.
+    pub fn stretch(&mut self, stretch: usize) {
+        let t = &mut self.cnn_student.train;
+        t.epochs *= stretch;
+        t.warmup_epochs *= stretch;
+        for l in &mut self.losses {
+            l.warmup_epochs *= stretch;
+        }
+    }
+}
+
+/// `dkd`, `dist`, `kd_ls`, ...: a loss's kind, `_ls` when it standardizes logits.
+fn short_name(l: &LossSettings) -> String {
+    let kind = match l.kind {
+        LossKind::Kd => "kd",
+        LossKind::Dkd => "dkd",
+        LossKind::Dist => "dist",
+    };
+    match l.standardize {
+        true => format!("{kind}_ls"),
+        false => kind.to_string(),
+    }
+}
+
+/// Turns a preset into the losses experiment's: a CNN teacher, and a small CNN student beside
+/// the MLP one. The teacher is the best CNN recipe of docs/experiments.md that trains in about
+/// 10 minutes on 2 cores (64 test errors); the CNN student follows the MLP student's
+/// optimization, with fewer epochs as a CNN epoch costs more.
+pub fn losses_recipe(cfg: &mut ReproduceConfig, smoke: bool) {
+    let (teacher, student, t_ep, s_ep) = match smoke {
+        true => ("cnn:4,8/32+bn", "cnn:4,8/32", 3, 3),
+        false => ("cnn:16,32/128+bn", "cnn:8,16/64", 10, 6),
+    };
+    cfg.teacher.spec = teacher.into();
+    cfg.teacher.input_dropout = 0.0;
+    cfg.teacher.hidden_dropout = 0.3;
+    cfg.teacher.train.epochs = t_ep;
+    cfg.teacher.train.jitter = 2;
+    cfg.teacher.train.optimizer = OptimizerKind::Sgd;
+    cfg.teacher.train.learning_rate = 0.05;
+    // One warm-up epoch, as the main experiment's students: without it the first steps at
+    // T = 20 silence units (presets.rs).
+    cfg.student.train.warmup_epochs = 1;
+    let mut cnn_student = cfg.student.clone();
+    cnn_student.spec = student.into();
+    cnn_student.train.epochs = s_ep;
+    // Every loss at its paper's defaults (LossSettings::defaults); the standardized ones at
+    // Sun et al.'s base temperature.
+    let losses = vec![
+        LossSettings::defaults(LossKind::Dkd),
+        LossSettings::defaults(LossKind::Dist),
+        LossSettings::defaults(LossKind::Kd).standardized(),
+        LossSettings::defaults(LossKind::Dkd).standardized(),
+    ];
+    cfg.loss_trial = Some(LossTrial {
+        cnn_student,
+        losses,
+    });
+}
+
+/// What training the extra students needs from the recipe that obtained the teacher.
+pub struct LossStudents<'a> {
+    /// The teacher (a network, an ensemble or an ONNX model) and its directory.
+    pub teacher: (&'a Classifier, &'a Path),
+    /// All splits (for the reports) and the students' transfer set.
+    pub splits: &'a Splits,
+    /// The transfer set the students learn from.
+    pub transfer: &'a Splits,
+    /// Where soft targets are cached.
+    pub cache_dir: &'a Path,
+    /// Compute device.
+    pub device: &'a Device,
+}
+
+impl LossStudents<'_> {
+    /// Trains, with each loss, the MLP student (`distilled_<loss>`) and the CNN student
+    /// (`cnn_distilled_<loss>`), and the CNN student alone (`cnn_student`) and with `kd`
+    /// (`cnn_distilled`), each into `out/<name>`, adding their reports to `models` and where
+    /// their soft targets came from to `notes`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(
+        &self,
+        trial: &CheckedLossTrial,
+        mlp: &CheckedRole,
+        kd: Arc<dyn DistillLoss>,
+        out: &Path,
+        output: &dyn Fn(&Path, &str) -> RunOutput,
+        models: &mut BTreeMap<String, ModelReport>,
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
+        let mut fit = |name: String, role: &CheckedRole, loss: Option<Arc<dyn DistillLoss>>| {
+            let objective = match loss {
+                None => Objective::Hard,
+                Some(loss) => {
+                    let (objective, note) = crate::distill::distill_objective(
+                        self.teacher.0,
+                        self.teacher.1,
+                        StudentInputs::Plain,
+                        &self.transfer.train,
+                        loss,
+                        self.cache_dir,
+                        self.device,
+                    )?;
+                    notes.push(format!("{name}: {note}"));
+                    objective
+                }
+            };
+            let dir = out.join(&name);
+            let t = train_role(
+                role,
+                self.transfer,
+                &objective,
+                self.device,
+                &output(&dir, &name),
+            )?;
+            let val = t.history.last().and_then(EpochMetrics::validation);
+            let report = model_report(&t.network, &dir, self.splits, self.device, t.seconds, val)?;
+            models.insert(name, report);
+            Ok::<_, crate::error::Error>(())
+        };
+        let cnn = &trial.cnn_student;
+        fit("cnn_student".into(), cnn, None)?;
+        fit("cnn_distilled".into(), cnn, Some(kd))?;
+        for (name, loss) in &trial.losses {
+            fit(format!("distilled_{name}"), mlp, Some(loss.clone()))?;
+            fit(format!("cnn_distilled_{name}"), cnn, Some(loss.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::{ExperimentKind, Preset};
+
+    #[test]
+    fn the_losses_recipe_names_every_loss_and_checks() {
+        let cfg = ReproduceConfig::recipe(ExperimentKind::Losses, Preset::Quick, 1, "d".into());
+        let trial = cfg.loss_trial.as_ref().unwrap();
+        let names: Vec<String> = trial.losses.iter().map(short_name).collect();
+        assert_eq!(names, ["dkd", "dist", "kd_ls", "dkd_ls"]);
+        assert!(trial.losses[2].standardize && trial.losses[2].temperature == 2.0);
+        assert!(cfg.teacher.spec.starts_with("cnn:"));
+        let roles = cfg.check().unwrap();
+        assert_eq!(roles.loss_trial.unwrap().losses.len(), 4);
+        // The trial survives config.toml.
+        let text = toml::to_string_pretty(&cfg).unwrap();
+        assert_eq!(toml::from_str::<ReproduceConfig>(&text).unwrap(), cfg);
+    }
+
+    #[test]
+    fn stretching_keeps_dkds_share_of_the_steps() {
+        let mut cfg = ReproduceConfig::recipe(ExperimentKind::Losses, Preset::Quick, 1, "d".into());
+        cfg.fit_to_data(
+            super::super::FitToData {
+                schedule: true,
+                validation: true,
+            },
+            1438,
+            8,
+            15.0,
+        );
+        let trial = cfg.loss_trial.unwrap();
+        assert_eq!(trial.cnn_student.train.epochs, 6 * 42);
+        assert_eq!(trial.losses[0].warmup_epochs, 20 * 42);
+    }
+}
