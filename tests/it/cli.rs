@@ -750,6 +750,68 @@ fn transfer_recipes_run_from_the_cli() {
 }
 
 #[test]
+fn losses_recipe_trains_both_students_with_every_loss() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("losses");
+    let o = distill(&[
+        "reproduce",
+        "--experiment",
+        "losses",
+        "--preset",
+        "smoke",
+        "--train-size",
+        "1500",
+        "--test-size",
+        "300",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report_of(&dir);
+    assert_eq!(r["experiment"], "losses");
+    assert!(
+        r["models"]["teacher"]["spec"]
+            .as_str()
+            .unwrap()
+            .starts_with("cnn:")
+    );
+    // Each student alone, with kd, and with every newer loss; each records what it learned
+    // from, so a row of the table cannot silently be another loss.
+    for (model, spec, objective) in [
+        ("student", "mlp:", "hard labels"),
+        ("distilled", "mlp:", "kd (T = 20"),
+        ("distilled_dkd", "mlp:", "dkd (T = 4"),
+        ("distilled_dist", "mlp:", "dist (tau = 1"),
+        (
+            "distilled_kd_ls",
+            "mlp:",
+            "kd (T = 2, alpha = 0.9) with logit standardization",
+        ),
+        ("distilled_dkd_ls", "mlp:", "dkd (T = 2"),
+        ("cnn_student", "cnn:", "hard labels"),
+        ("cnn_distilled", "cnn:", "kd (T = 20"),
+        ("cnn_distilled_dkd", "cnn:", "dkd (T = 4"),
+        ("cnn_distilled_dist", "cnn:", "dist (tau = 1"),
+        ("cnn_distilled_kd_ls", "cnn:", "with logit standardization"),
+        ("cnn_distilled_dkd_ls", "cnn:", "dkd (T = 2"),
+    ] {
+        assert_model_fields(&r, &[model]);
+        assert!(
+            r["models"][model]["spec"]
+                .as_str()
+                .unwrap()
+                .starts_with(spec),
+            "{model}"
+        );
+        let config = std::fs::read_to_string(dir.join(model).join("config.toml")).unwrap();
+        assert!(config.contains(objective), "{model}: {config}");
+    }
+    assert_eq!(r["models"].as_object().unwrap().len(), 13);
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(config.contains("[loss_trial.cnn_student]"), "{config}");
+}
+
+#[test]
 fn ensemble_recipe_and_command() {
     let out = tempfile::tempdir().unwrap();
     let o = distill(&[
