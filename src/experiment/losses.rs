@@ -117,7 +117,7 @@ pub fn losses_recipe(cfg: &mut ReproduceConfig, smoke: bool) {
 pub struct LossStudents<'a> {
     /// The teacher (a network, an ensemble or an ONNX model) and its directory.
     pub teacher: (&'a Classifier, &'a Path),
-    /// All splits (for the reports) and the students' transfer set.
+    /// All splits: the reports evaluate on their test set.
     pub splits: &'a Splits,
     /// The transfer set the students learn from.
     pub transfer: &'a Splits,
@@ -125,6 +125,10 @@ pub struct LossStudents<'a> {
     pub cache_dir: &'a Path,
     /// Compute device.
     pub device: &'a Device,
+    /// The run's directory: each student goes into a directory of its name there.
+    pub out: &'a Path,
+    /// How a model directory is written (checkpoints, progress), given its path and label.
+    pub output: &'a dyn Fn(&Path, &str) -> RunOutput,
 }
 
 impl LossStudents<'_> {
@@ -132,14 +136,11 @@ impl LossStudents<'_> {
     /// (`cnn_distilled_<loss>`), and the CNN student alone (`cnn_student`) and with `kd`
     /// (`cnn_distilled`), each into `out/<name>`, adding their reports to `models` and where
     /// their soft targets came from to `notes`.
-    #[allow(clippy::too_many_arguments)]
     pub fn train(
         &self,
         trial: &CheckedLossTrial,
         mlp: &CheckedRole,
         kd: Arc<dyn DistillLoss>,
-        out: &Path,
-        output: &dyn Fn(&Path, &str) -> RunOutput,
         models: &mut BTreeMap<String, ModelReport>,
         notes: &mut Vec<String>,
     ) -> Result<()> {
@@ -160,13 +161,13 @@ impl LossStudents<'_> {
                     objective
                 }
             };
-            let dir = out.join(&name);
+            let dir = self.out.join(&name);
             let t = train_role(
                 role,
                 self.transfer,
                 &objective,
                 self.device,
-                &output(&dir, &name),
+                &(self.output)(&dir, &name),
             )?;
             let val = t.history.last().and_then(EpochMetrics::validation);
             let report = model_report(&t.network, &dir, self.splits, self.device, t.seconds, val)?;

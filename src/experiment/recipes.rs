@@ -357,20 +357,20 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     }
 
     if let Some(trial) = &roles.loss_trial {
+        let output = |dir: &Path, label: &str| opts.output(dir, label);
         let students = LossStudents {
             teacher: (&teacher.model, &teacher.dir),
             splits: &run.splits,
             transfer: &transfer,
             cache_dir: &out.join("cache"),
             device: &device,
+            out,
+            output: &output,
         };
-        let output = |dir: &Path, label: &str| opts.output(dir, label);
         students.train(
             trial,
             &roles.distilled,
             Arc::new(roles.distill),
-            out,
-            &output,
             &mut models,
             &mut run.notes,
         )?;
