@@ -175,7 +175,8 @@ pub struct SummarizeCmd {
     /// Run directories written by `distill reproduce` (each with a report.json), one per seed.
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
-    /// Also write summary.md, summary.json, summary.html, summary.png and summary.svg here.
+    /// Also write summary.md, summary.json, summary.html, summary.png and summary.svg here
+    /// (and, for the losses experiment, losses.png and losses.svg: test errors by loss).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print the summary as JSON instead of tables.
@@ -326,8 +327,12 @@ pub(super) fn cmd_summarize(c: SummarizeCmd) -> Result<()> {
     }
     if let Some(out) = &c.out {
         summary.write(out)?;
+        let by_loss = match summary.by_loss() {
+            Some(_) => ", losses.png and losses.svg (test errors by loss)",
+            None => "",
+        };
         eprintln!(
-            "wrote summary.md, summary.json, summary.html, summary.png and summary.svg to {}",
+            "wrote summary.md, summary.json, summary.html, summary.png, summary.svg{by_loss} to {}",
             out.display()
         );
     }

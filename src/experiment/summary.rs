@@ -10,7 +10,21 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::eval::error_percent;
 use crate::fsutil::write_atomic;
+use crate::report::plot::{GroupedChart, GroupedSeries, grouped_chart};
 use crate::report::{Report, Table, html_escape, html_figure, html_page};
+
+/// The losses experiment's rows: a label and the model name after the student's prefix.
+const LOSS_ROWS: [(&str, &str); 6] = [
+    ("alone (hard labels)", "student"),
+    ("kd", "distilled"),
+    ("dkd", "distilled_dkd"),
+    ("dist", "distilled_dist"),
+    ("kd, standardized", "distilled_kd_ls"),
+    ("dkd, standardized", "distilled_dkd_ls"),
+];
+
+/// The losses experiment's students: a label and the prefix of their model names.
+const LOSS_STUDENTS: [(&str, &str); 2] = [("MLP student", ""), ("CNN student", "cnn_")];
 
 /// A quantity measured once per seed, with its mean and spread.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -329,6 +343,79 @@ impl Summary {
         }
     }
 
+    /// For the losses experiment, one row per loss and, per student, its test errors per seed
+    /// and their mean ± sd; `None` for the other experiments.
+    pub fn by_loss(&self) -> Option<Table> {
+        if self.experiment != "losses" {
+            return None;
+        }
+        let rows = LOSS_ROWS
+            .iter()
+            .map(|(label, name)| {
+                let mut row = vec![label.to_string()];
+                for (_, prefix) in LOSS_STUDENTS {
+                    match self.models.get(&format!("{prefix}{name}")) {
+                        Some(m) => {
+                            row.extend([m.test_errors.per_seed(0), m.test_errors.mean_sd(1)])
+                        }
+                        None => row.extend(["-".to_string(), "-".to_string()]),
+                    }
+                }
+                row
+            })
+            .collect();
+        Some(Table {
+            header: vec![
+                "loss",
+                "MLP student, per seed",
+                "mean ± sd",
+                "CNN student, per seed",
+                "mean ± sd",
+            ],
+            rows,
+        })
+    }
+
+    /// The losses experiment's chart: test error % per loss, one bar per student, the teacher
+    /// as a line.
+    pub fn loss_chart(&self) -> Option<GroupedChart> {
+        self.by_loss()?;
+        let percent = |m: &ModelSummary| -> Vec<f64> {
+            let n = m.test_examples;
+            m.test_errors
+                .values
+                .iter()
+                .map(|&e| error_percent(e as usize, n))
+                .collect()
+        };
+        let series = LOSS_STUDENTS
+            .iter()
+            .map(|(label, prefix)| GroupedSeries {
+                name: match self.models.get(&format!("{prefix}student")) {
+                    Some(m) => format!("{label} ({})", m.spec),
+                    None => label.to_string(),
+                },
+                values: LOSS_ROWS
+                    .iter()
+                    .map(|(_, name)| self.models.get(&format!("{prefix}{name}")).map(percent))
+                    .map(Option::unwrap_or_default)
+                    .collect(),
+            })
+            .collect();
+        let reference = self.models.get("teacher").map(|t| {
+            let p = percent(t);
+            let mean = p.iter().sum::<f64>() / p.len().max(1) as f64;
+            (format!("teacher ({})", t.spec), mean)
+        });
+        Some(GroupedChart {
+            title: self.title(),
+            y_label: "test error % (bar: mean; dots: one per seed)".into(),
+            groups: LOSS_ROWS.iter().map(|(l, _)| l.to_string()).collect(),
+            series,
+            reference,
+        })
+    }
+
     /// The Markdown summary.
     pub fn markdown(&self) -> String {
         let mut s = format!(
@@ -336,6 +423,12 @@ impl Summary {
             self.title(),
             self.table().markdown()
         );
+        if let Some(t) = self.by_loss() {
+            s += &format!(
+                "\n## Test errors by loss\n\n{}\n![by loss](losses.png)\n",
+                t.markdown()
+            );
+        }
         if !self.findings.is_empty() || self.bias_shift.is_some() {
             s += &format!("\n{}", self.findings_table().markdown());
         }
@@ -362,8 +455,12 @@ impl Summary {
         crate::fsutil::write_json(&dir.join("summary.json"), self)?;
         write_atomic(&dir.join("summary.md"), self.markdown().as_bytes())?;
         let chart = self.chart();
+        let by_loss = self.loss_chart();
         for ext in ["png", "svg"] {
             crate::report::plot::summary_chart(&dir.join(format!("summary.{ext}")), &chart)?;
+            if let Some(c) = &by_loss {
+                grouped_chart(&dir.join(format!("losses.{ext}")), c)?;
+            }
         }
         write_atomic(&dir.join("summary.html"), self.html(dir).as_bytes())
     }
@@ -377,6 +474,10 @@ impl Summary {
             body += &self.findings_table().html();
         }
         body += &html_figure(dir, "summary.svg");
+        if let Some(t) = self.by_loss() {
+            body += &format!("<h2>Test errors by loss</h2>\n{}", t.html());
+            body += &html_figure(dir, "losses.svg");
+        }
         body += &format!(
             "<p>Runs: {}. Backend {}; {}.</p>\n",
             html_escape(&self.runs.join(", ")),

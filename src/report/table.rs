@@ -47,12 +47,17 @@ impl Table {
 /// The entries of a per-role map in reading order: teachers first, then students, then the
 /// rest, alphabetically within each group.
 pub fn by_role<V>(models: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
+    // The losses experiment's second student (`cnn_...`) follows the first, each alone first.
     let rank = |role: &str| match role {
         "teacher" | "ensemble" | "single" => 0,
         "student_full" => 1,
         "student" | "student_jitter" => 2,
         "distilled" => 3,
-        _ => 4,
+        r if r.starts_with("distilled_") => 4,
+        "cnn_student" => 5,
+        "cnn_distilled" => 6,
+        r if r.starts_with("cnn_distilled_") => 7,
+        _ => 8,
     };
     let mut v: Vec<_> = models.iter().collect();
     v.sort_by_key(|(k, _)| (rank(k), (*k).clone()));

@@ -178,6 +178,7 @@ fn summarize_two_seeds(first: &Path, first_report: &serde_json::Value) {
         assert_eq!(classes.len(), 10);
     }
     assert_chart(&summary_dir.join("summary.png"));
+    assert!(!summary_dir.join("losses.png").exists());
     let md = std::fs::read_to_string(summary_dir.join("summary.md")).unwrap();
     assert!(md.contains("| distilled |"), "{md}");
     let html = std::fs::read_to_string(summary_dir.join("summary.html")).unwrap();
@@ -809,6 +810,26 @@ fn losses_recipe_trains_both_students_with_every_loss() {
     assert_eq!(r["models"].as_object().unwrap().len(), 13);
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
     assert!(config.contains("[loss_trial.cnn_student]"), "{config}");
+    // The summary lays the students out by loss, beside a chart of it.
+    let summary = out.path().join("summary");
+    let o = distill(&[
+        "summarize",
+        dir.to_str().unwrap(),
+        "--out",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(summary.join("summary.md")).unwrap();
+    let errors = |m: &str| r["models"][m]["test_errors"].as_u64().unwrap();
+    let row = format!(
+        "| dkd | {} | {}.0 ± 0.0 | {} | {}.0 ± 0.0 |",
+        errors("distilled_dkd"),
+        errors("distilled_dkd"),
+        errors("cnn_distilled_dkd"),
+        errors("cnn_distilled_dkd")
+    );
+    assert!(md.contains(&row), "{row} not in {md}");
+    assert_chart(&summary.join("losses.png"));
 }
 
 #[test]

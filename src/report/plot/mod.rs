@@ -3,6 +3,7 @@
 //! SVG by the file's extension; each is drawn to a temporary file and renamed into place.
 
 mod curves;
+mod grouped;
 mod heatmap;
 mod soften;
 mod summary;
@@ -15,6 +16,7 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 
 pub use curves::{SweepSeries, learning_curves, sweep_chart};
+pub use grouped::{GroupedChart, GroupedSeries, grouped_chart};
 pub use heatmap::heatmap;
 pub use soften::{SoftenChart, soften_chart};
 pub use summary::{SummaryChart, SummaryModel, summary_chart};
