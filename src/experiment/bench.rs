@@ -406,7 +406,11 @@ pub fn run(
     let env = crate::report::Environment::detect(backend);
     Ok(BenchReport {
         implementation: "distill".into(),
-        version: format!("distill {} / burn 0.22.1", env!("CARGO_PKG_VERSION")),
+        version: format!(
+            "distill {} / burn {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::backend::BURN_VERSION
+        ),
         threads: crate::backend::threads(),
         backend: backend.into(),
         machine: env.hardware,

@@ -25,7 +25,7 @@ impl Environment {
     pub fn detect(backend: &str) -> Environment {
         let mut versions = BTreeMap::new();
         versions.insert("distill".into(), env!("CARGO_PKG_VERSION").into());
-        versions.insert("burn".into(), "0.22.1".into());
+        versions.insert("burn".into(), crate::backend::BURN_VERSION.into());
         Environment {
             hardware: hardware(),
             backend: backend.into(),
@@ -52,8 +52,6 @@ fn hardware() -> String {
     format!("{cpu}, {cores} cores")
 }
 
-/// The commit the binary was built from (stamped by `build.rs`), not whatever the working
-/// tree holds when the run starts.
 fn git_commit() -> String {
-    env!("DISTILL_GIT_COMMIT").to_string()
+    crate::backend::build_commit().to_string()
 }

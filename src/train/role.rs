@@ -83,6 +83,10 @@ struct RoleRecord {
     /// are part of how the model was made.
     #[serde(default)]
     objective: String,
+    /// The build that trained it (`distill`'s and burn's versions, the commit): a model
+    /// directory made by `train` or `distill` has no report to say it.
+    #[serde(default)]
+    built_by: String,
 }
 
 /// Trains one model from scratch on `splits` towards `objective`, into the model directory
@@ -110,6 +114,7 @@ pub fn train_role(
     let record = RoleRecord {
         model: role.config(),
         objective: objective.describe(),
+        built_by: crate::backend::build_id(),
     };
     let toml = toml::to_string_pretty(&record).map_err(|e| Error::Format {
         what: "config.toml".into(),

@@ -806,6 +806,12 @@ fn losses_recipe_trains_both_students_with_every_loss() {
         );
         let config = std::fs::read_to_string(dir.join(model).join("config.toml")).unwrap();
         assert!(config.contains(objective), "{model}: {config}");
+        // A model directory names the build that made it, as reports do.
+        assert!(
+            config.contains("built_by = \"distill "),
+            "{model}: {config}"
+        );
+        assert!(config.contains(", commit "), "{model}: {config}");
     }
     assert_eq!(r["models"].as_object().unwrap().len(), 13);
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
