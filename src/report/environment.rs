@@ -29,7 +29,7 @@ impl Environment {
         Environment {
             hardware: hardware(),
             backend: backend.into(),
-            git_commit: git_commit(),
+            git_commit: crate::backend::build_commit().to_string(),
             versions,
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         }
@@ -50,8 +50,4 @@ fn hardware() -> String {
         .map(|n| n.get())
         .unwrap_or(1);
     format!("{cpu}, {cores} cores")
-}
-
-fn git_commit() -> String {
-    crate::backend::build_commit().to_string()
 }
