@@ -144,28 +144,26 @@ impl LossStudents<'_> {
         models: &mut BTreeMap<String, ModelReport>,
         notes: &mut Vec<String>,
     ) -> Result<()> {
-        let mut fit = |name: String, role: &CheckedRole, loss: Option<Arc<dyn DistillLoss>>| {
-            let objective = match loss {
-                None => Objective::Hard,
-                Some(loss) => {
-                    let (objective, note) = crate::distill::distill_objective(
-                        self.teacher.0,
-                        self.teacher.1,
-                        StudentInputs::Plain,
-                        &self.transfer.train,
-                        loss,
-                        self.cache_dir,
-                        self.device,
-                    )?;
-                    notes.push(format!("{name}: {note}"));
-                    objective
-                }
-            };
+        // One objective per loss, shared by both students: its soft targets are read once.
+        let mut objective = |name: &str, loss: Arc<dyn DistillLoss>| {
+            let (objective, note) = crate::distill::distill_objective(
+                self.teacher.0,
+                self.teacher.1,
+                StudentInputs::Plain,
+                &self.transfer.train,
+                loss,
+                self.cache_dir,
+                self.device,
+            )?;
+            notes.push(format!("{name}: {note}"));
+            Ok::<_, crate::error::Error>(objective)
+        };
+        let mut fit = |name: String, role: &CheckedRole, objective: &Objective| {
             let dir = self.out.join(&name);
             let t = train_role(
                 role,
                 self.transfer,
-                &objective,
+                objective,
                 self.device,
                 &(self.output)(&dir, &name),
             )?;
@@ -175,11 +173,12 @@ impl LossStudents<'_> {
             Ok::<_, crate::error::Error>(())
         };
         let cnn = &trial.cnn_student;
-        fit("cnn_student".into(), cnn, None)?;
-        fit("cnn_distilled".into(), cnn, Some(kd))?;
+        fit("cnn_student".into(), cnn, &Objective::Hard)?;
+        fit("cnn_distilled".into(), cnn, &objective("kd", kd)?)?;
         for (name, loss) in &trial.losses {
-            fit(format!("distilled_{name}"), mlp, Some(loss.clone()))?;
-            fit(format!("cnn_distilled_{name}"), cnn, Some(loss.clone()))?;
+            let shared = objective(name, loss.clone())?;
+            fit(format!("distilled_{name}"), mlp, &shared)?;
+            fit(format!("cnn_distilled_{name}"), cnn, &shared)?;
         }
         Ok(())
     }
