@@ -3,20 +3,10 @@
 
 use std::path::Path;
 
-use crate::common::{assert_clean_failure, distill, stderr};
+use crate::common::{MNIST_SLICE, assert_clean_failure, distill, stderr};
 
-const SLICE: &[&str] = &[
-    "--epochs",
-    "5",
-    "--train-size",
-    "5000",
-    "--validation-size",
-    "500",
-    "--test-size",
-    "1000",
-    "--seed",
-    "2",
-];
+/// The shared MNIST slice, seed 2.
+const SEED: [&str; 2] = ["--seed", "2"];
 
 fn run(args: &[&str]) -> std::process::Output {
     let o = distill(args);
@@ -26,7 +16,8 @@ fn run(args: &[&str]) -> std::process::Output {
 
 fn train(spec: &str, out: &Path) {
     let mut args = vec!["train", "--model", spec, "--out", out.to_str().unwrap()];
-    args.extend(SLICE);
+    args.extend(MNIST_SLICE);
+    args.extend(SEED);
     run(&args);
 }
 
@@ -40,7 +31,8 @@ fn distill_into(teacher: &Path, student: &str, out: &Path) {
         "--out",
         out.to_str().unwrap(),
     ];
-    args.extend(SLICE);
+    args.extend(MNIST_SLICE);
+    args.extend(SEED);
     run(&args);
 }
 
@@ -119,7 +111,8 @@ fn a_cnn_teaches_an_mlp_and_an_mlp_teaches_a_cnn() {
     ];
     let sweep = p("sweep");
     args.push(sweep.to_str().unwrap());
-    args.extend(SLICE);
+    args.extend(MNIST_SLICE);
+    args.extend(SEED);
     run(&args);
     assert!(sweep.join("sweep.json").is_file());
 }

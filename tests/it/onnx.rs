@@ -5,20 +5,9 @@
 
 use std::path::Path;
 
-use crate::common::{assert_clean_failure, distill, in_ci, npy, python_check, stderr};
+use crate::common::{MNIST_SLICE, assert_clean_failure, distill, in_ci, npy, python_check, stderr};
 use burn::tensor::{Device, Tensor, TensorData};
 use distill::model::{Classifier, OnnxModel, OnnxOptions, OpenOptions, Predictor};
-
-const MNIST_SLICE: &[&str] = &[
-    "--epochs",
-    "5",
-    "--train-size",
-    "5000",
-    "--validation-size",
-    "500",
-    "--test-size",
-    "1000",
-];
 
 /// Trains a small model of `spec` on a slice of MNIST into `dir`.
 fn small_model(dir: &Path, spec: &str) {

@@ -175,3 +175,16 @@ pub fn edit_onnx(src: &Path, dst: &Path, edit: impl FnOnce(&mut tract_onnx::pb::
     edit(&mut m);
     std::fs::write(dst, m.encode_to_vec()).unwrap();
 }
+
+/// The MNIST slice the CNN and ONNX checks train on: 5 epochs of 5,000 images, 500 held out,
+/// 1,000 test images.
+pub const MNIST_SLICE: &[&str] = &[
+    "--epochs",
+    "5",
+    "--train-size",
+    "5000",
+    "--validation-size",
+    "500",
+    "--test-size",
+    "1000",
+];
