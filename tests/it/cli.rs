@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{assert_clean_failure, distill, reproduce_smoke, stderr, tiny_dataset};
+use crate::common::{
+    assert_clean_failure, distill, reproduce_small_smoke, reproduce_smoke, stderr, tiny_dataset,
+};
 
 #[test]
 fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
@@ -947,7 +949,7 @@ fn report_html_renders_in_headless_chromium() {
         panic!("chromium was found when this test was built but is missing now: rebuild");
     };
     let out = tempfile::tempdir().unwrap();
-    let o = reproduce_smoke(out.path(), "5");
+    let o = reproduce_small_smoke(out.path(), "5");
     assert!(o.status.success(), "{}", stderr(&o));
     let shot = out.path().join("shot.png");
     let profile = out.path().join("profile");

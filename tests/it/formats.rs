@@ -28,6 +28,10 @@ fn npz_gives_the_same_smoke_experiment_as_idx() {
             data,
             "--out",
             out.to_str().unwrap(),
+            "--train-size",
+            "1500",
+            "--test-size",
+            "300",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }

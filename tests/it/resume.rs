@@ -177,6 +177,10 @@ fn reproduce_killed_during_the_distilled_student_resumes_the_rest() {
             "7",
             "--checkpoint-every",
             "0",
+            "--train-size",
+            "1500",
+            "--test-size",
+            "300",
             "--out",
             out.to_str().unwrap(),
         ]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::common::{
-    assert_clean_failure, distill, metrics_without_times, reproduce_smoke, stderr,
+    SMALL_SMOKE, assert_clean_failure, distill, metrics_without_times, reproduce_small_smoke, stderr,
 };
 
 fn report(dir: &Path) -> serde_json::Value {
@@ -23,6 +23,7 @@ fn the_same_seed_from_scratch_gives_identical_bytes() {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_distill"))
             .args(["reproduce", "--preset", "smoke", "--seed", "2", "--out"])
             .arg(dir)
+            .args(SMALL_SMOKE)
             .env("RAYON_NUM_THREADS", threads)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
@@ -77,7 +78,7 @@ fn the_same_seed_from_scratch_gives_identical_bytes() {
 fn unfinished_models_and_teacher_files_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let o = reproduce_smoke(&run, "1");
+    let o = reproduce_small_smoke(&run, "1");
     assert!(o.status.success(), "{}", stderr(&o));
     let teacher = run.join("teacher");
     let marker = teacher.join("complete.json");
@@ -103,7 +104,7 @@ fn unfinished_models_and_teacher_files_are_refused() {
     ]);
     assert_clean_failure(&o, "looks interrupted");
     // `reproduce` over the same directory does not reuse it: it trains the teacher again.
-    let o = reproduce_smoke(&run, "1");
+    let o = reproduce_small_smoke(&run, "1");
     assert!(o.status.success(), "{}", stderr(&o));
     let notes = report(&run)["notes"].to_string();
     assert!(!notes.contains("teacher reused"), "{notes}");
@@ -160,7 +161,7 @@ fn a_second_run_on_the_same_out_is_refused_by_name() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let o = reproduce_smoke(&out, "1");
+    let o = reproduce_small_smoke(&out, "1");
     let pid = first.id();
     first.kill().unwrap();
     first.wait().unwrap();

@@ -26,6 +26,25 @@ pub fn reproduce_smoke(out: &Path, seed: &str) -> Output {
     ])
 }
 
+/// The smoke preset cut to 1,500 training and 300 test images, for checks of files, refusals
+/// and replays, where how well the models learn is not what is tested.
+pub const SMALL_SMOKE: &[&str] = &["--train-size", "1500", "--test-size", "300"];
+
+/// [`reproduce_smoke`] on [`SMALL_SMOKE`].
+pub fn reproduce_small_smoke(out: &Path, seed: &str) -> Output {
+    let mut args = vec![
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        seed,
+    ];
+    args.extend(SMALL_SMOKE);
+    distill(&args)
+}
+
 /// The standard error of a finished command, as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
