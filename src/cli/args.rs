@@ -116,6 +116,17 @@ pub struct TrainArgs {
     /// distillation's first steps from a confident teacher; off for MLPs.
     #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
     pub clip_grad_norm: Option<f64>,
+    /// Blend every training image with another of its batch (mixup), weights drawn from
+    /// Beta(ALPHA, ALPHA) and kept at least half its own (0 = off; 0.2 to 1 are usual). A
+    /// distilled student then gets its teacher's soft targets live for each blend, which
+    /// shows it how the teacher behaves between the training images, not only on them.
+    #[arg(
+        long,
+        value_name = "ALPHA",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub mixup: f64,
 }
 
 impl TrainArgs {
@@ -135,6 +146,7 @@ impl TrainArgs {
                 jitter: self.jitter,
                 seed: self.seed,
                 clip_norm: self.clip_grad_norm,
+                mixup: self.mixup,
             },
         }
     }

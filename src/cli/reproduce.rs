@@ -74,6 +74,14 @@ pub struct ReproduceCmd {
     /// student trained alone on the same shifts (`student_jitter`) is added to the report.
     #[arg(long, value_name = "N")]
     pub distilled_jitter: Option<usize>,
+    /// Blend the distilled student's transfer images by mixup (see `distill --help`), with
+    /// the teacher's soft targets computed live on each blend. A control student trained alone
+    /// on the same blends (`student_mixup`) is added to the report.
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub distilled_mixup: Option<f64>,
+    /// Train the distilled student (and its control) for N epochs instead of the preset's.
+    #[arg(long, value_name = "N")]
+    pub distilled_epochs: Option<usize>,
     /// Cache the teacher's soft targets for K fixed views (the unshifted image and K-1 seeded
     /// shifts) of every transfer image, in float16, for a jittered distilled student, instead
     /// of running the teacher live on every batch.
@@ -208,6 +216,12 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
     }
     if c.distilled_jitter.is_some() {
         config.distilled_jitter = c.distilled_jitter;
+    }
+    if c.distilled_mixup.is_some() {
+        config.distilled_mixup = c.distilled_mixup;
+    }
+    if c.distilled_epochs.is_some() {
+        config.distilled_epochs = c.distilled_epochs;
     }
     if let Some(k) = c.augment_cache {
         config.augment_cache = k;

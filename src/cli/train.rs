@@ -228,7 +228,8 @@ impl DistillCmd {
 pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let distill = c.loss_settings()?.check()?;
     let role = c.train.role(&c.student).check()?;
-    StudentInputs::check(role.train.settings().jitter, c.augment_cache)?;
+    let s = role.train.settings();
+    StudentInputs::check(s.jitter, s.mixup, c.augment_cache)?;
     let bias: BiasAdjust = c.bias_adjust.parse()?;
     let _lock = lock(&c.out)?;
     let (device, _) = compute_device();
@@ -246,10 +247,11 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         &teacher,
         &c.teacher,
         StudentInputs::new(
-            role.train.settings().jitter,
+            s.jitter,
+            s.mixup,
             c.augment_cache,
             splits.dataset.shape,
-            role.train.settings().seed,
+            s.seed,
         )?,
         &transfer.train,
         distill,

@@ -1,7 +1,10 @@
-//! Augmentation: the paper's input jitter (random translations with zero fill).
+//! Augmentation: the paper's input jitter (random translations with zero fill), and mixup
+//! (blends of two images of a batch).
 
 use rand::Rng;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand_distr::{Beta, Distribution};
 
 use super::dataset::ImageShape;
 use super::split::Split;
@@ -79,6 +82,28 @@ pub fn shifted_batch(
     out
 }
 
+/// Mixup within a batch (Zhang et al., 2018): each image of `images` (`[n, pixels]`, row by
+/// row) becomes `w * itself + (1 - w) * partner`, its partner drawn from the same batch and
+/// `w` from Beta(`alpha`, `alpha`) folded into [0.5, 1], so that every blend is mostly its own
+/// image and keeps that image's label for any hard-label term. A teacher run on the blends
+/// says what the mixture is; that, not the label, is what a distilled student learns from.
+/// `alpha` must be finite and above 0 (the settings check it).
+pub fn mix_batch(images: &mut [f32], pixels: usize, alpha: f64, rng: &mut StdRng) {
+    let n = images.len() / pixels.max(1);
+    let beta = Beta::new(alpha, alpha).expect("mixup alpha is checked to be above 0");
+    let mut partners: Vec<usize> = (0..n).collect();
+    partners.shuffle(rng);
+    let source = images.to_vec();
+    for (dst, &j) in images.chunks_exact_mut(pixels).zip(&partners) {
+        let w = beta.sample(rng);
+        let w = w.max(1.0 - w) as f32;
+        let other = &source[j * pixels..(j + 1) * pixels];
+        for (d, &o) in dst.iter_mut().zip(other) {
+            *d = w * *d + (1.0 - w) * o;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +128,43 @@ mod tests {
             jittered_batch(&split, ImageShape::gray(3, 3), &[0], 0, &mut rng),
             split.floats()
         );
+    }
+
+    #[test]
+    fn mixup_blends_each_image_mostly_with_itself_and_replays_with_its_seed() {
+        // One-pixel images 0, 10, 20, 30: each blend must lie between its own value and some
+        // image's of the batch, at least half of it its own.
+        let orig = [0.0f32, 10.0, 20.0, 30.0];
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut moved = 0;
+        for _ in 0..50 {
+            let mut v = orig.to_vec();
+            mix_batch(&mut v, 1, 1.0, &mut rng);
+            for (&own, &x) in orig.iter().zip(&v) {
+                let own_share = |other: f32| {
+                    if other == own {
+                        (x == own).then_some(1.0)
+                    } else {
+                        Some((x - other) / (own - other))
+                    }
+                };
+                assert!(
+                    orig.iter()
+                        .filter_map(|&o| own_share(o))
+                        .any(|w| (0.5 - 1e-6..=1.0 + 1e-6).contains(&w)),
+                    "{own} became {x}"
+                );
+                moved += usize::from(x != own);
+            }
+        }
+        assert!(moved > 100, "mixup left {moved} of 200 images as they were");
+        let draw = |seed| {
+            let mut v = orig.to_vec();
+            mix_batch(&mut v, 1, 0.4, &mut StdRng::seed_from_u64(seed));
+            v
+        };
+        assert_eq!(draw(3), draw(3));
+        assert_ne!(draw(3), draw(4));
     }
 
     #[test]

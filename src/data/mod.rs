@@ -19,7 +19,7 @@ mod npz;
 mod split;
 mod transfer;
 
-pub use augment::{Shift, jittered_batch, shifted_batch};
+pub use augment::{Shift, jittered_batch, mix_batch, shifted_batch};
 pub use dataset::{Dataset, DatasetInfo, ImageShape, Label, load};
 pub use split::{DatasetShape, DeviceSplit, Split, Splits, default_validation_size, index_tensor};
 pub use transfer::{TransferSelection, TransferSettings};

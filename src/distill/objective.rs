@@ -85,10 +85,17 @@ pub fn distill_objective(
 ) -> Result<(Objective, String)> {
     match inputs {
         StudentInputs::Plain => {}
-        StudentInputs::Live(jitter) => {
+        StudentInputs::Live { jitter, mixup } => {
+            let changed = match (jitter, mixup) {
+                (0, m) => format!("blended by mixup ({m})"),
+                (j, 0.0) => {
+                    format!("jittered by up to {j} px; --augment-cache K caches K views instead")
+                }
+                (j, m) => format!("jittered by up to {j} px and blended by mixup ({m})"),
+            };
             let note = format!(
                 "teacher soft targets computed live on every batch (the student's inputs are \
-                 jittered by up to {jitter} px; --augment-cache K caches K views instead)"
+                 {changed})"
             );
             let teacher = teacher.clone();
             return Ok((Objective::DistillLive { loss, teacher }, note));

@@ -29,12 +29,18 @@ const CHUNK: usize = 2048;
 
 /// How a distilled student's inputs are presented, which decides where its soft targets come
 /// from. Only [`StudentInputs::new`] makes one, so the view count always fits the shifts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StudentInputs {
     /// The transfer images as they are: one cached soft target per image.
     Plain,
-    /// Shifted by up to this many pixels on every batch, with the teacher run live on each.
-    Live(usize),
+    /// Changed on every batch (shifted by up to `jitter` pixels, blended by mixup), with the
+    /// teacher run live on each.
+    Live {
+        /// Largest shift in pixels (0: none).
+        jitter: usize,
+        /// Mixup's Beta parameter (0: off).
+        mixup: f64,
+    },
     /// Shifted views whose soft targets are cached (see the module documentation).
     Views(ViewSpec),
 }
@@ -54,21 +60,23 @@ pub struct ViewSpec {
 }
 
 impl StudentInputs {
-    /// Inputs shifted by up to `jitter` pixels, with `cached_views` views per image cached
-    /// (0: the teacher runs live on shifted batches). Refuses a cache without shifts, or more
-    /// views than there are distinct shifts.
+    /// Inputs shifted by up to `jitter` pixels and blended by mixup of parameter `mixup`
+    /// (0: off), with `cached_views` views per image cached (0: the teacher runs live on
+    /// changed batches). Refuses a cache without shifts or with mixup, or more views than
+    /// there are distinct shifts.
     pub fn new(
         jitter: usize,
+        mixup: f64,
         cached_views: usize,
         shape: ImageShape,
         seed: u64,
     ) -> Result<StudentInputs> {
-        StudentInputs::check(jitter, cached_views)?;
+        StudentInputs::check(jitter, mixup, cached_views)?;
         if cached_views == 0 {
-            return Ok(if jitter == 0 {
+            return Ok(if jitter == 0 && mixup == 0.0 {
                 StudentInputs::Plain
             } else {
-                StudentInputs::Live(jitter)
+                StudentInputs::Live { jitter, mixup }
             });
         }
         Ok(StudentInputs::Views(ViewSpec {
@@ -79,11 +87,18 @@ impl StudentInputs {
         }))
     }
 
-    /// Refuses a views cache without shifts, or with more views than there are distinct
-    /// shifts (or than [`MAX_VIEWS`]); 0 views (no cache) is always fine.
-    pub fn check(jitter: usize, cached_views: usize) -> Result<()> {
+    /// Refuses a views cache without shifts or with mixup, or with more views than there are
+    /// distinct shifts (or than [`MAX_VIEWS`]); 0 views (no cache) is always fine.
+    pub fn check(jitter: usize, mixup: f64, cached_views: usize) -> Result<()> {
         if cached_views == 0 {
             return Ok(());
+        }
+        if mixup > 0.0 {
+            return Err(Error::config(
+                "--augment-cache stores soft targets of fixed views, but mixup blends new \
+                 images on every batch, which only a live teacher can label: drop one of \
+                 --augment-cache and --mixup",
+            ));
         }
         if jitter == 0 {
             return Err(Error::config(
@@ -477,7 +492,7 @@ mod tests {
     use super::*;
 
     fn spec(views: usize, max_shift: usize, seed: u64) -> ViewSpec {
-        match StudentInputs::new(max_shift, views, ImageShape::gray(5, 5), seed) {
+        match StudentInputs::new(max_shift, 0.0, views, ImageShape::gray(5, 5), seed) {
             Ok(StudentInputs::Views(spec)) => spec,
             other => panic!("{other:?}"),
         }
@@ -517,20 +532,32 @@ mod tests {
     fn view_counts_that_cannot_be_met_are_refused() {
         let shape = ImageShape::gray(5, 5);
         assert_eq!(
-            StudentInputs::new(0, 0, shape, 1).unwrap(),
+            StudentInputs::new(0, 0.0, 0, shape, 1).unwrap(),
             StudentInputs::Plain
         );
         assert_eq!(
-            StudentInputs::new(2, 0, shape, 1).unwrap(),
-            StudentInputs::Live(2)
+            StudentInputs::new(2, 0.0, 0, shape, 1).unwrap(),
+            StudentInputs::Live {
+                jitter: 2,
+                mixup: 0.0
+            }
         );
-        for (jitter, views, says) in [
-            (0, 4, "not shifted"),
-            (1, 1, "from 2 to 9"),
-            (1, 10, "from 2 to 9"),
-            (8, MAX_VIEWS + 1, "from 2 to 64"),
+        // Mixup alone makes every batch new, so the teacher runs live.
+        assert_eq!(
+            StudentInputs::new(0, 0.4, 0, shape, 1).unwrap(),
+            StudentInputs::Live {
+                jitter: 0,
+                mixup: 0.4
+            }
+        );
+        for (jitter, mixup, views, says) in [
+            (0, 0.0, 4, "not shifted"),
+            (1, 0.0, 1, "from 2 to 9"),
+            (1, 0.0, 10, "from 2 to 9"),
+            (8, 0.0, MAX_VIEWS + 1, "from 2 to 64"),
+            (1, 0.2, 4, "only a live teacher"),
         ] {
-            let e = StudentInputs::new(jitter, views, shape, 1).unwrap_err();
+            let e = StudentInputs::new(jitter, mixup, views, shape, 1).unwrap_err();
             assert!(e.to_string().contains(says), "{e}");
         }
     }

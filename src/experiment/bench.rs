@@ -112,6 +112,7 @@ fn sgd() -> Result<TrainConfig> {
         jitter: 0,
         seed: 7,
         clip_norm: None,
+        mixup: 0.0,
     }
     .check()
 }

@@ -110,6 +110,15 @@ pub struct ReproduceConfig {
     /// same shifts (`student_jitter`) shows what the shifts buy without soft targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distilled_jitter: Option<usize>,
+    /// Mixup's Beta parameter for the distilled student only (see
+    /// [`TrainSettings::mixup`]); its teacher labels every blend. As with the shifts, a control
+    /// student trained alone the same way shows what the blends buy without soft targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distilled_mixup: Option<f64>,
+    /// Epochs of the distilled student (and its control), where they differ from the student
+    /// alone's: teaching on blends pays over longer schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distilled_epochs: Option<usize>,
     /// Views per transfer image whose soft targets are cached for the jittered distilled
     /// student (0: its teacher runs live on every shifted batch).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -145,6 +154,7 @@ fn cosine(epochs: usize, opt: Optimization, jitter: usize, seed: u64) -> TrainSe
         jitter,
         seed,
         clip_norm: None,
+        mixup: 0.0,
     }
 }
 
@@ -232,6 +242,8 @@ impl ReproduceConfig {
                 alpha: 0.9,
             },
             distilled_jitter: None,
+            distilled_mixup: None,
+            distilled_epochs: None,
             augment_cache: 0,
             transfer: TransferSettings::default(),
             bias_adjust: BiasAdjust::None,
@@ -272,6 +284,7 @@ impl ReproduceConfig {
                     train: TrainSettings {
                         seed: teacher_seed,
                         clip_norm: None,
+                        mixup: 0.0,
                         ..cfg.student.train.clone()
                     },
                 };
@@ -290,7 +303,17 @@ impl ReproduceConfig {
         if let Some(jitter) = self.distilled_jitter {
             distilled.train.jitter = jitter;
         }
-        StudentInputs::check(distilled.train.jitter, self.augment_cache)?;
+        if let Some(mixup) = self.distilled_mixup {
+            distilled.train.mixup = mixup;
+        }
+        if let Some(epochs) = self.distilled_epochs {
+            distilled.train.epochs = epochs;
+        }
+        StudentInputs::check(
+            distilled.train.jitter,
+            distilled.train.mixup,
+            self.augment_cache,
+        )?;
         Ok(CheckedRoles {
             teacher: self.teacher.check()?,
             student: self.student.check()?,
@@ -428,7 +451,8 @@ pub struct CheckedRoles {
     pub teacher: CheckedRole,
     /// Student trained alone on hard labels.
     pub student: CheckedRole,
-    /// The same student as it is distilled (differs only in `distilled_jitter`).
+    /// The same student as it is distilled (differs only in `distilled_jitter`,
+    /// `distilled_mixup` and `distilled_epochs`).
     pub distilled: CheckedRole,
     /// Distillation settings.
     pub distill: DistillConfig,
@@ -441,19 +465,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distilled_jitter_reaches_only_the_distilled_role() {
-        let jitters = |distilled_jitter| {
+    fn distilled_jitter_mixup_and_epochs_reach_only_the_distilled_role() {
+        let settings = |distilled: Option<(usize, f64, usize)>| {
             let mut cfg = ReproduceConfig::preset(Preset::Paper, 1, "data/mnist".into());
-            cfg.distilled_jitter = distilled_jitter;
+            cfg.distilled_jitter = distilled.map(|d| d.0);
+            cfg.distilled_mixup = distilled.map(|d| d.1);
+            cfg.distilled_epochs = distilled.map(|d| d.2);
             let roles = cfg.check().unwrap();
-            (
-                roles.student.train.settings().jitter,
-                roles.distilled.train.settings().jitter,
-            )
+            let s = |r: &CheckedRole| {
+                let t = r.train.settings();
+                (t.jitter, t.mixup, t.epochs)
+            };
+            (s(&roles.student), s(&roles.distilled))
         };
-        assert_eq!(jitters(None), (0, 0));
+        assert_eq!(settings(None), ((0, 0.0, 80), (0, 0.0, 80)));
         // The student alone stays the unregularized baseline.
-        assert_eq!(jitters(Some(2)), (0, 2));
+        assert_eq!(settings(Some((2, 0.5, 120))), ((0, 0.0, 80), (2, 0.5, 120)));
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
                 &opts.teacher,
                 StudentInputs::new(
                     role.train.settings().jitter,
+                    role.train.settings().mixup,
                     0,
                     splits.dataset.shape,
                     role.train.settings().seed,

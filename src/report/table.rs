@@ -51,7 +51,7 @@ pub fn by_role<V>(models: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
     let rank = |role: &str| match role {
         "teacher" | "ensemble" | "single" => 0,
         "student_full" => 1,
-        "student" | "student_jitter" => 2,
+        "student" | "student_jitter" | "student_mixup" | "student_longer" => 2,
         "distilled" => 3,
         r if r.starts_with("distilled_") => 4,
         "cnn_student" => 5,

@@ -15,7 +15,7 @@ use super::metrics::{EpochMetrics, metrics_path, read_metrics};
 use super::resume;
 use super::settings::{RngStream, TrainConfig};
 use super::stepper::{Stepper, count_errors};
-use crate::data::{ImageShape, Split, index_tensor, jittered_batch};
+use crate::data::{ImageShape, Split, index_tensor, jittered_batch, mix_batch};
 use crate::distill::Objective;
 use crate::error::{Error, Result};
 use crate::fsutil::{append_line, write_atomic};
@@ -269,6 +269,7 @@ pub fn train(
         // epoch alone (see `RngStream::epoch_seed`).
         let mut shuffle = StdRng::seed_from_u64(RngStream::Shuffle.epoch_seed(s.seed, epoch));
         let mut jitter = StdRng::seed_from_u64(RngStream::Jitter.epoch_seed(s.seed, epoch));
+        let mut mixup = StdRng::seed_from_u64(RngStream::Mixup.epoch_seed(s.seed, epoch));
         stepper.begin_epoch(s.seed, epoch);
         order.sort_unstable();
         order.shuffle(&mut shuffle);
@@ -281,8 +282,12 @@ pub fn train(
                     let (x, t) = targets.batch(data.train, chunk, &mut jitter, device);
                     (x, Some(t))
                 }
-                _ if s.jitter > 0 => {
-                    let v = jittered_batch(data.train, data.shape, chunk, s.jitter, &mut jitter);
+                _ if s.jitter > 0 || s.mixup > 0.0 => {
+                    let mut v =
+                        jittered_batch(data.train, data.shape, chunk, s.jitter, &mut jitter);
+                    if s.mixup > 0.0 {
+                        mix_batch(&mut v, data.train.pixels, s.mixup, &mut mixup);
+                    }
                     let shape = [chunk.len(), data.train.pixels];
                     (
                         Tensor::<2>::from_data(TensorData::new(v, shape), device),

@@ -59,10 +59,19 @@ pub struct TrainSettings {
     /// clipping off. Left out of configs when unset, so older configs and stamps still match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_norm: Option<f64>,
+    /// Mixup's Beta parameter (0 = off): each training image is blended with another of its
+    /// batch (see [`mix_batch`](crate::data::mix_batch)). Left out of configs when 0, so older
+    /// configs and stamps still match.
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub mixup: f64,
 }
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+fn is_off(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// The random streams of a run. Each draws from its own seed, derived from the run's seed and
@@ -78,6 +87,8 @@ pub enum RngStream {
     Dropout,
     /// Jitter shifts.
     Jitter,
+    /// Mixup partners and weights.
+    Mixup,
 }
 
 impl RngStream {
@@ -88,6 +99,7 @@ impl RngStream {
             RngStream::Shuffle => 0x5bff,
             RngStream::Dropout => 0xd20f,
             RngStream::Jitter => 0x717e,
+            RngStream::Mixup => 0x3a1c,
         };
         splitmix64(seed ^ tag.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
@@ -141,6 +153,12 @@ impl TrainSettings {
             return Err(Error::config(format!(
                 "warm-up of {} epochs leaves nothing of the {} training epochs",
                 self.warmup_epochs, self.epochs
+            )));
+        }
+        if !(self.mixup.is_finite() && (0.0..=100.0).contains(&self.mixup)) {
+            return Err(Error::config(format!(
+                "--mixup must be 0 (off) or a Beta parameter above 0 and at most 100, got {}",
+                self.mixup
             )));
         }
         if self.jitter > 8 {
@@ -216,6 +234,7 @@ mod tests {
             jitter: 0,
             seed: 1,
             clip_norm: None,
+            mixup: 0.0,
         }
     }
 
@@ -245,6 +264,7 @@ mod tests {
             RngStream::Shuffle,
             RngStream::Dropout,
             RngStream::Jitter,
+            RngStream::Mixup,
         ];
         for seed in [0u64, 1, 2, 1029] {
             let seeds: Vec<u64> = streams.iter().map(|s| s.seed(seed)).collect();
@@ -269,5 +289,22 @@ mod tests {
         let err = settings(3, 3, Schedule::Cosine).check().unwrap_err();
         assert!(err.to_string().contains("warm-up of 3 epochs"), "{err}");
         assert!(settings(3, 2, Schedule::Cosine).check().is_ok());
+    }
+
+    #[test]
+    fn mixup_is_off_or_a_beta_parameter_and_absent_from_configs_when_off() {
+        let with = |mixup| TrainSettings {
+            mixup,
+            ..settings(3, 0, Schedule::Cosine)
+        };
+        for bad in [-0.1, f64::NAN, f64::INFINITY, 101.0] {
+            let err = with(bad).check().unwrap_err();
+            assert!(err.to_string().contains("--mixup"), "{err}");
+        }
+        assert!(with(0.0).check().is_ok() && with(0.4).check().is_ok());
+        let off = toml::to_string(&with(0.0)).unwrap();
+        assert!(!off.contains("mixup"), "{off}");
+        let on: TrainSettings = toml::from_str(&toml::to_string(&with(0.4)).unwrap()).unwrap();
+        assert_eq!(on.mixup, 0.4);
     }
 }

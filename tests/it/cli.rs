@@ -849,12 +849,40 @@ fn ensemble_recipe_and_command() {
         "ensemble",
         "--preset",
         "smoke",
+        "--distilled-mixup",
+        "0.4",
+        "--distilled-epochs",
+        "4",
         "--out",
         out.path().to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = report_of(out.path());
-    assert_model_fields(&r, &["single", "ensemble", "student", "distilled"]);
+    assert_model_fields(
+        &r,
+        &[
+            "single",
+            "ensemble",
+            "student",
+            "student_mixup",
+            "distilled",
+        ],
+    );
+    // Only the distilled model and its control are blended and trained longer.
+    let config = |m: &str| std::fs::read_to_string(out.path().join(m).join("config.toml")).unwrap();
+    for m in ["distilled", "student_mixup"] {
+        let c = config(m);
+        assert!(
+            c.contains("mixup = 0.4") && c.contains("epochs = 4"),
+            "{m}: {c}"
+        );
+    }
+    assert!(!config("student").contains("mixup"));
+    assert!(
+        r["notes"].to_string().contains("blended by mixup (0.4)"),
+        "{}",
+        r["notes"]
+    );
     assert!(
         r["models"]["ensemble"]["spec"]
             .as_str()

@@ -67,6 +67,8 @@ const CASES: &[Case] = &[
     case("omit-everything", "every class omitted", &["distill", "--teacher", "{M}", "--omit-classes", "0,1,2", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "every class is omitted", 2),
     case("augment-cache-unshifted", "--augment-cache for a student without --jitter", &["distill", "--teacher", "{M}", "--augment-cache", "4", "--out", "{O}"], "give it --jitter N", 2),
     case("augment-cache-too-many", "more cached views than a jitter has shifts", &["distill", "--teacher", "{M}", "--jitter", "1", "--augment-cache", "12", "--out", "{O}"], "from 2 to 9 views", 2),
+    case("augment-cache-mixup", "--augment-cache with --mixup, whose blends no cache holds", &["distill", "--teacher", "{M}", "--jitter", "1", "--mixup", "0.2", "--augment-cache", "4", "--out", "{O}"], "only a live teacher", 2),
+    case("mixup-negative", "a negative mixup parameter", &["train", "--mixup", "-1", "--out", "{O}"], "--mixup must be 0", 2),
     case("bias-adjust-word", "--bias-adjust of an unknown word", &["distill", "--teacher", "{M}", "--bias-adjust", "maybe", "--out", "{O}"], "--bias-adjust must be auto, none or a number", 2),
     case("bias-without-validation", "a bias adjustment with no validation split", &["distill", "--teacher", "{M}", "--omit-classes", "1", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "needs a validation split", 2),
     case("validation-too-large", "a validation split as large as the data", &["train", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "60"], "leaves no training example", 2),

@@ -27,6 +27,7 @@ fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
             jitter: 0,
             seed,
             clip_norm: None,
+            mixup: 0.0,
         },
     }
 }
@@ -112,22 +113,24 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
 
     // The same student with its teacher run live on each batch: without jitter it sees the
     // same targets as from the cache (up to rounding, as batches are multiplied in other
-    // blocks), so it lands on nearly the same errors; with jitter it still learns the task.
+    // blocks), so it lands on nearly the same errors; with jitter, or taught on mixup's
+    // blends of two images, it still learns the task.
     let live = Objective::DistillLive {
         loss: distill,
         teacher: Classifier::Single(teacher.network.clone()),
     };
-    let mut jittered = role("mlp:64", 4, 8);
-    for jitter in [0, 1] {
-        jittered.train.jitter = jitter;
-        let live_dir = dir.path().join(format!("live{jitter}"));
-        let (_, lr) = train_and_score(&jittered, &live, &splits, &live_dir);
+    let mut changed = role("mlp:64", 4, 8);
+    for (jitter, mixup) in [(0, 0.0), (1, 0.0), (0, 1.0)] {
+        changed.train.jitter = jitter;
+        changed.train.mixup = mixup;
+        let live_dir = dir.path().join(format!("live{jitter}-{mixup}"));
+        let (_, lr) = train_and_score(&changed, &live, &splits, &live_dir);
         assert!(
             lr.test_errors < 150,
-            "live-teacher student, jitter {jitter}: {} errors of 1000",
+            "live-teacher student, jitter {jitter}, mixup {mixup}: {} errors of 1000",
             lr.test_errors
         );
-        if jitter == 0 {
+        if jitter == 0 && mixup == 0.0 {
             assert!(
                 lr.test_errors.abs_diff(r.test_errors) <= 6,
                 "live {} vs cached {} errors",

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use crate::common::{
-    SMALL_SMOKE, assert_clean_failure, distill, metrics_without_times, reproduce_small_smoke, stderr,
+    SMALL_SMOKE, assert_clean_failure, distill, metrics_without_times, reproduce_small_smoke,
+    stderr,
 };
 
 fn report(dir: &Path) -> serde_json::Value {
