@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use crate::common::{assert_clean_failure, distill, mnist_npz, stderr};
+use crate::common::{
+    SMALL_SMOKE, assert_clean_failure, distill, mnist_npz, reproduce_smoke_with, stderr,
+};
 
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
@@ -18,21 +20,9 @@ fn npz_gives_the_same_smoke_experiment_as_idx() {
     mnist_npz(&npz);
     let (a, b) = (tmp.path().join("idx"), tmp.path().join("npz"));
     for (out, data) in [(&a, "data/mnist"), (&b, npz.to_str().unwrap())] {
-        let o = distill(&[
-            "reproduce",
-            "--preset",
-            "smoke",
-            "--seed",
-            "1",
-            "--data",
-            data,
-            "--out",
-            out.to_str().unwrap(),
-            "--train-size",
-            "1500",
-            "--test-size",
-            "300",
-        ]);
+        let mut extra = vec!["--data", data];
+        extra.extend(SMALL_SMOKE);
+        let o = reproduce_smoke_with(out, "1", &extra);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let (ra, rb) = (report(&a), report(&b));

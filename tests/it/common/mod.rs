@@ -15,15 +15,7 @@ pub fn distill(args: &[&str]) -> Output {
 
 /// `distill reproduce --preset smoke --out DIR --seed SEED`.
 pub fn reproduce_smoke(out: &Path, seed: &str) -> Output {
-    distill(&[
-        "reproduce",
-        "--preset",
-        "smoke",
-        "--out",
-        out.to_str().unwrap(),
-        "--seed",
-        seed,
-    ])
+    reproduce_smoke_with(out, seed, &[])
 }
 
 /// The smoke preset cut to 1,500 training and 300 test images, for checks of files, refusals
@@ -32,6 +24,11 @@ pub const SMALL_SMOKE: &[&str] = &["--train-size", "1500", "--test-size", "300"]
 
 /// [`reproduce_smoke`] on [`SMALL_SMOKE`].
 pub fn reproduce_small_smoke(out: &Path, seed: &str) -> Output {
+    reproduce_smoke_with(out, seed, SMALL_SMOKE)
+}
+
+/// [`reproduce_smoke`] with `extra` arguments.
+pub fn reproduce_smoke_with(out: &Path, seed: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "reproduce",
         "--preset",
@@ -41,7 +38,7 @@ pub fn reproduce_small_smoke(out: &Path, seed: &str) -> Output {
         "--seed",
         seed,
     ];
-    args.extend(SMALL_SMOKE);
+    args.extend(extra);
     distill(&args)
 }
 
