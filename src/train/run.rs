@@ -155,6 +155,20 @@ pub fn train(
             network.config.inputs()
         )));
     }
+    // Soft targets stored ahead of time describe unblended images. The commands refuse this
+    // pairing before loading anything (`StudentInputs::check`); a library caller that builds
+    // the objective itself meets the same refusal here rather than a silently wrong target.
+    if s.mixup > 0.0
+        && matches!(
+            objective,
+            Objective::Distill { .. } | Objective::DistillViews { .. }
+        )
+    {
+        return Err(Error::config(
+            "mixup blends new images on every batch, which only a live teacher can label: \
+             cached soft targets cannot teach a student trained with --mixup",
+        ));
+    }
     std::fs::create_dir_all(&output.dir)
         .map_err(|e| Error::io("creating directory", &output.dir, e))?;
     let dir = &output.dir;

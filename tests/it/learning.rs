@@ -111,6 +111,21 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
         r.test_errors
     );
 
+    // Cached soft targets describe unblended images: a student on mixup's blends is refused.
+    let mut blended = role("mlp:64", 4, 8);
+    blended.train.mixup = 1.0;
+    let err = match train_role(
+        &blended.check().unwrap(),
+        &splits,
+        &objective,
+        &device,
+        &RunOutput::new(&dir.path().join("refused"), "t", false),
+    ) {
+        Ok(_) => panic!("cached targets with mixup were accepted"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().contains("only a live teacher"), "{err}");
+
     // The same student with its teacher run live on each batch: without jitter it sees the
     // same targets as from the cache (up to rounding, as batches are multiplied in other
     // blocks), so it lands on nearly the same errors; with jitter, or taught on mixup's
