@@ -8,6 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::dropout::DropoutLayer;
+use super::fused;
 use super::net::{NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 
@@ -19,13 +20,20 @@ pub(super) fn init(sizes: &[usize], device: &Device) -> Vec<Linear> {
         .collect()
 }
 
-/// Applies the stack: ReLU and then `dropout` after every layer but the last.
+/// Applies the stack: ReLU and then `dropout` after every layer but the last. On the CPU each
+/// layer is one fused operation ([`fused::dense_layer`]); a GPU build composes burn's.
 pub(super) fn forward(layers: &[Linear], mut x: Tensor<2>, dropout: &DropoutLayer) -> Tensor<2> {
     let last = layers.len().saturating_sub(1);
     for (i, layer) in layers.iter().enumerate() {
-        x = layer.forward(x);
-        if i < last {
-            x = dropout.forward(relu(x));
+        if cfg!(feature = "cuda") {
+            x = layer.forward(x);
+            if i < last {
+                x = dropout.forward(relu(x));
+            }
+        } else {
+            let hidden = i < last;
+            let drop = hidden.then(|| dropout.next_draw(&x.device())).flatten();
+            x = fused::dense_layer(x, layer, hidden, drop);
         }
     }
     x

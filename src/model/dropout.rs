@@ -18,8 +18,9 @@ use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param}
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-/// Mask elements per parallel task (even, so that a task's words never straddle two tasks).
-const GRAIN: usize = 1 << 15;
+/// Elements per parallel task of the masks and of the fused dense layer's passes (even, so that
+/// a task's mask words never straddle two tasks).
+pub(crate) const GRAIN: usize = 1 << 15;
 
 /// The golden-ratio increment of SplitMix64.
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -48,30 +49,89 @@ fn next_key() -> u64 {
     mix(mix(seed) ^ calls.wrapping_mul(GOLDEN))
 }
 
-/// A mask of `n` elements for call `key`: each `1 / keep` with probability `keep`, else 0.
-pub(crate) fn mask(n: usize, keep: f64, key: u64) -> Vec<f32> {
-    // `keep < 1`, so the threshold fits in 32 bits; keep is rounded to a multiple of 2⁻³².
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
-    let pick = |draw: u64| if draw < threshold { scale } else { 0.0 };
-    let fill = |start: usize, out: &mut [f32]| {
-        for (j, pair) in out.chunks_mut(2).enumerate() {
-            let word = mix(key.wrapping_add(((start / 2 + j) as u64).wrapping_mul(GOLDEN)));
-            pair[0] = pick(word & 0xffff_ffff);
+/// The mask of one dropout call: element `i` is `1 / keep` with probability `keep`, else 0, as
+/// a pure function of (key, i). The fused dense layer applies it inside its own pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct MaskDraw {
+    keep: f64,
+    threshold: u64,
+    scale: f32,
+    key: u64,
+}
+
+impl MaskDraw {
+    /// The mask of call `key` keeping each element with probability `keep` (in `(0, 1)`).
+    pub(crate) fn new(keep: f64, key: u64) -> MaskDraw {
+        MaskDraw {
+            keep,
+            // `keep < 1`, so the threshold fits in 32 bits; keep is rounded to a multiple of 2⁻³².
+            threshold: (keep * 4_294_967_296.0) as u64,
+            scale: (1.0 / keep) as f32,
+            key,
+        }
+    }
+
+    /// The probability of keeping an element.
+    pub(crate) fn keep(&self) -> f64 {
+        self.keep
+    }
+
+    /// The call's key, on which every mask value depends.
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The value of a kept element, `1 / keep`.
+    pub(crate) fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    fn pick(&self, draw: u64) -> f32 {
+        if draw < self.threshold {
+            self.scale
+        } else {
+            0.0
+        }
+    }
+
+    /// The first `n` mask values, computed in parallel chunks.
+    pub(crate) fn values(&self, n: usize) -> Vec<f32> {
+        let mut out = vec![1f32; n];
+        par_chunks(&mut out, |start, chunk| self.apply(start, chunk));
+        out
+    }
+
+    /// Multiplies `values`, the elements from `start` (even) on, by their mask values.
+    pub(crate) fn apply(&self, start: usize, values: &mut [f32]) {
+        debug_assert!(start.is_multiple_of(2), "a mask word covers two elements");
+        for (j, pair) in values.chunks_mut(2).enumerate() {
+            let word = mix(self
+                .key
+                .wrapping_add(((start / 2 + j) as u64).wrapping_mul(GOLDEN)));
+            pair[0] *= self.pick(word & 0xffff_ffff);
             if let Some(second) = pair.get_mut(1) {
-                *second = pick(word >> 32);
+                *second *= self.pick(word >> 32);
             }
         }
-    };
-    let mut out = vec![0f32; n];
-    if n < 2 * GRAIN {
-        fill(0, &mut out);
-    } else {
-        out.par_chunks_mut(GRAIN)
-            .enumerate()
-            .for_each(|(i, chunk)| fill(i * GRAIN, chunk));
     }
-    out
+}
+
+/// Runs `f(start, chunk)` over `values` in chunks of [`GRAIN`] elements, in parallel when
+/// there are enough of them to pay for the thread pool.
+pub(crate) fn par_chunks(values: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    if values.len() < 2 * GRAIN {
+        f(0, values);
+    } else {
+        values
+            .par_chunks_mut(GRAIN)
+            .enumerate()
+            .for_each(|(i, chunk)| f(i * GRAIN, chunk));
+    }
+}
+
+#[cfg(test)]
+fn mask(n: usize, keep: f64, key: u64) -> Vec<f32> {
+    MaskDraw::new(keep, key).values(n)
 }
 
 /// A dropout layer: zeroes each input with probability `prob` while training, scaling the rest
@@ -94,12 +154,19 @@ impl DropoutLayer {
         }
     }
 
+    /// The mask of this layer's next call when it would drop anything (training mode on an
+    /// autodiff device, `prob > 0`), taking that call's key; `None` when it is the identity.
+    pub(crate) fn next_draw(&self, device: &burn::tensor::Device) -> Option<MaskDraw> {
+        (self.training.is_enabled() && device.is_autodiff() && self.prob > 0.0)
+            .then(|| MaskDraw::new(1.0 - self.prob, next_key()))
+    }
+
     /// Applies dropout on an autodiff device in training mode; otherwise returns `input`.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let device = input.device();
-        if !self.training.is_enabled() || !device.is_autodiff() || self.prob == 0.0 {
+        let Some(draw) = self.next_draw(&device) else {
             return input;
-        }
+        };
         let keep = 1.0 - self.prob;
         // On a GPU the mask is drawn where the tensor lives; copying one up each step would
         // cost more than the generator saves.
@@ -108,7 +175,7 @@ impl DropoutLayer {
             return input * mask * (1.0 / keep);
         }
         let shape = input.shape();
-        let values = mask(shape.num_elements(), keep, next_key());
+        let values = draw.values(shape.num_elements());
         input * Tensor::<D>::from_data(TensorData::new(values, shape), &device)
     }
 }

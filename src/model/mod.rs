@@ -11,6 +11,7 @@ mod cnn;
 mod dense;
 mod dropout;
 mod ensemble;
+mod fused;
 mod mlp;
 mod net;
 mod onnx;

@@ -1,0 +1,452 @@
+//! A dense layer — matrix product, bias, ReLU and dropout mask — as one operation of the CPU
+//! backend, forward and backward, through burn's backend-extension mechanism.
+//!
+//! Composed from burn's primitives, a hidden layer's step is a matrix product whose result
+//! burn-flex allocates zeroed and then copies to re-align, a bias add, a ReLU, a mask multiply,
+//! and in the backward pass as many element-wise passes again; those passes ran on the calling
+//! thread while the other core waited. Here the product is written once into its own buffer
+//! and bias, ReLU and mask are one parallel pass over it; the backward pass turns the output
+//! gradient into the pre-activation gradient in one parallel pass and runs the two products
+//! straight from it. The values are burn's: the same products in the same order, the bias
+//! added after the product as burn adds it, and the same masks.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::nn::Linear;
+use burn::tensor::activation::relu;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use rayon::prelude::*;
+
+use super::dropout::{GRAIN, MaskDraw, par_chunks};
+
+/// Multiply-adds above which a product is split over the thread pool: burn-flex's own
+/// threshold, so that products run exactly as they did through burn.
+const PARALLEL_WORK: usize = 192 * 192 * 192;
+
+/// The fused dense layer as a backend operation: `relu(x · w + b) ⊙ mask` when `relu`, else
+/// `x · w + b`. `keep < 1` draws dropout mask `key` (only with `relu`).
+#[backend_extension(Flex, Autodiff)]
+pub trait DenseOps: Backend {
+    /// One layer's output for `x` `[m, k]`, weights `w` `[k, n]` and bias `b` `[n]`.
+    fn dense(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        relu: bool,
+        keep: f64,
+        key: u64,
+    ) -> FloatTensor<Self>;
+}
+
+/// Applies `layer` to `x`, then ReLU and the mask `drop` when `relu`. The layers of MLPs and
+/// of CNN heads go through here on the CPU backend (a GPU build keeps burn's composition).
+pub(super) fn dense_layer(
+    x: Tensor<2>,
+    layer: &Linear,
+    relu_after: bool,
+    drop: Option<MaskDraw>,
+) -> Tensor<2> {
+    let Some(bias) = layer.bias.as_ref().map(|b| b.val()) else {
+        return composed(x, layer, relu_after, drop);
+    };
+    debug_assert!(relu_after || drop.is_none(), "a mask follows a ReLU");
+    let (keep, key) = drop.map_or((1.0, 0), |d| (d.keep(), d.key()));
+    let out = <Dispatch as DenseOps>::dense(
+        x.into_dispatch(),
+        layer.weight.val().into_dispatch(),
+        bias.into_dispatch(),
+        relu_after,
+        keep,
+        key,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// The same layer from burn's own operations.
+fn composed(x: Tensor<2>, layer: &Linear, relu_after: bool, drop: Option<MaskDraw>) -> Tensor<2> {
+    let z = layer.forward(x);
+    if !relu_after {
+        return z;
+    }
+    let y = relu(z);
+    match drop {
+        Some(d) => {
+            let shape = y.shape();
+            let mask = d.values(shape.num_elements());
+            let device = y.device();
+            y * Tensor::<2>::from_data(TensorData::new(mask, shape), &device)
+        }
+        None => y,
+    }
+}
+
+/// A float tensor's values in row-major order, copied only when its layout is not already so.
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    assert_eq!(t.dtype(), DType::F32, "the fused dense layer runs in f32");
+    match t.as_slice::<f32>() {
+        Some(s) => s.into(),
+        // Empty if even the copy were not dense; the size checks before each product refuse it.
+        None => (t.to_contiguous().as_slice::<f32>())
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default()
+            .into(),
+    }
+}
+
+fn dims2(t: &FlexTensor) -> (usize, usize) {
+    let shape = t.layout().shape();
+    assert_eq!(shape.num_dims(), 2, "the fused dense layer takes matrices");
+    (shape[0], shape[1])
+}
+
+fn tensor(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `out[m, n] = a · b`, with `a` and `b` given as row-major storage and (row, column) strides,
+/// as burn-flex runs its products.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    out: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+) {
+    assert!(out.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three buffers hold at least the m·n, m·k and k·n elements the strides
+    // address (asserted above: every stride pair walks a dense row-major or transposed
+    // matrix of those sizes), `out` is exclusively borrowed, and with `read_dst` false gemm
+    // writes every output element without reading it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `n` zeros for a product to write into, zeroed in parallel when large: the weight
+/// gradients are megabytes, and a zeroing on the calling thread kept the other core idle.
+fn zeros(n: usize) -> Vec<f32> {
+    if n < 2 * GRAIN {
+        return vec![0f32; n];
+    }
+    let mut out = Vec::with_capacity(n);
+    out.par_extend(rayon::iter::repeat_n(0f32, n));
+    out
+}
+
+/// Calls `f(piece, column)` on the pieces of `chunk` (elements from `start` of a row-major
+/// matrix with `n` columns) that lie within one row, with the column of each piece's start.
+fn for_rows(start: usize, chunk: &mut [f32], n: usize, mut f: impl FnMut(&mut [f32], usize)) {
+    let mut col = start % n;
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at_mut((n - col).min(rest.len()));
+        f(piece, col);
+        rest = tail;
+        col = 0;
+    }
+}
+
+impl DenseOps for Flex {
+    fn dense(
+        x: FlexTensor,
+        w: FlexTensor,
+        b: FlexTensor,
+        relu: bool,
+        keep: f64,
+        key: u64,
+    ) -> FlexTensor {
+        let ((m, k), (k2, n)) = (dims2(&x), dims2(&w));
+        assert_eq!(k, k2, "dense layer: input width against weight rows");
+        let (xv, wv, bv) = (values(&x), values(&w), values(&b));
+        assert_eq!(bv.len(), n, "dense layer: one bias per output");
+        let mut out = zeros(m * n);
+        product(&mut out, (m, n, k), &xv, (k, 1), &wv, (n, 1));
+        let draw = (keep < 1.0).then(|| MaskDraw::new(keep, key));
+        par_chunks(&mut out, |start, chunk| {
+            for_rows(start, chunk, n, |piece, col| {
+                for (v, &bias) in piece.iter_mut().zip(&bv[col..]) {
+                    *v += bias;
+                    if relu {
+                        *v = v.max(0.0);
+                    }
+                }
+            });
+            if let Some(d) = draw {
+                d.apply(start, chunk);
+            }
+        });
+        tensor(out, [m, n])
+    }
+}
+
+/// The backward step of [`DenseOps::dense`] on the CPU backend.
+#[derive(Debug)]
+struct DenseBackward;
+
+/// What the backward step keeps: the input and weights (as checkpointed nodes), the output,
+/// and `Some(scale)` (the mask's kept value, 1 without dropout) when a ReLU followed.
+type DenseState = (NodeId, NodeId, FlexTensor, Option<f32>);
+
+impl Backward<Flex, 3> for DenseBackward {
+    type State = DenseState;
+
+    fn backward(self, ops: Ops<DenseState, 3>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        let [x_node, w_node, b_node] = ops.parents;
+        let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (x_id, w_id, y, relu_scale) = ops.state;
+        let (m, n) = dims2(&y);
+        let gv = values(&grad);
+        let dz: std::borrow::Cow<'_, [f32]> = match relu_scale {
+            None => gv,
+            Some(scale) => {
+                // The output is positive exactly where the ReLU passed and the mask kept, and
+                // every kept element was scaled by the same value.
+                let yv = values(&y);
+                let step = |(&g, &out): (&f32, &f32)| if out > 0.0 { g * scale } else { 0.0 };
+                let dz: Vec<f32> = if m * n < 2 * GRAIN {
+                    gv.iter().zip(yv.iter()).map(step).collect()
+                } else {
+                    gv.par_iter().zip(yv.par_iter()).map(step).collect()
+                };
+                dz.into()
+            }
+        };
+        if let Some(node) = x_node {
+            let w: FlexTensor = cp.retrieve_node_output(w_id);
+            let k = dims2(&w).0;
+            let mut dx = zeros(m * k);
+            // dx = dz · wᵀ: w's storage read with its strides swapped.
+            product(&mut dx, (m, k, n), &dz, (n, 1), &values(&w), (1, n));
+            grads.register::<Flex>(node.id, tensor(dx, [m, k]));
+        }
+        if let Some(node) = w_node {
+            let x: FlexTensor = cp.retrieve_node_output(x_id);
+            let k = dims2(&x).1;
+            let mut dw = zeros(k * n);
+            // dw = xᵀ · dz.
+            product(&mut dw, (k, n, m), &values(&x), (1, k), &dz, (n, 1));
+            grads.register::<Flex>(node.id, tensor(dw, [k, n]));
+        }
+        if let Some(node) = b_node {
+            let mut db = vec![0f32; n];
+            for row in dz.chunks_exact(n) {
+                for (s, g) in db.iter_mut().zip(row) {
+                    *s += g;
+                }
+            }
+            let db = FlexTensor::from_data(TensorData::new(db, [n]));
+            grads.register::<Flex>(node.id, db);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> DenseOps for Autodiff<Flex, C> {
+    fn dense(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        relu: bool,
+        keep: f64,
+        key: u64,
+    ) -> FloatTensor<Self> {
+        let prep = DenseBackward
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let run = |x: &FloatTensor<Self>, w: &FloatTensor<Self>, b: FloatTensor<Self>| {
+            Flex::dense(
+                x.primitive().clone(),
+                w.primitive().clone(),
+                b.into_primitive(),
+                relu,
+                keep,
+                key,
+            )
+        };
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let (x_id, w_id) = (prep.checkpoint(&x), prep.checkpoint(&w));
+                let y = run(&x, &w, b);
+                let scale = (keep < 1.0).then(|| MaskDraw::new(keep, key).scale());
+                let scale = relu.then(|| scale.unwrap_or(1.0));
+                prep.finish((x_id, w_id, y.clone(), scale), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(run(&x, &w, b)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+    use burn::tensor::Device;
+
+    /// Deterministic values in `[-1, 1)`.
+    fn numbers(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn matrix(v: &[f32], shape: [usize; 2], d: &Device) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
+    }
+
+    fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    /// Output, and the gradients of `sum(y ⊙ r)` for x, w and b, through `layer_fn`.
+    fn run(
+        fused: bool,
+        (m, k, n): (usize, usize, usize),
+        relu_after: bool,
+        drop: Option<MaskDraw>,
+    ) -> [Vec<f32>; 4] {
+        let d = Device::flex().autodiff();
+        let mut layer = LinearConfig::new(k, n).init(&d);
+        let w = matrix(&numbers(k * n, 1), [k, n], &d);
+        layer.weight = burn::module::Param::from_tensor(w);
+        let b = Tensor::<1>::from_data(TensorData::new(numbers(n, 2), [n]), &d);
+        layer.bias = Some(burn::module::Param::from_tensor(b));
+        let x = matrix(&numbers(m * k, 3), [m, k], &d).require_grad();
+        let r = matrix(&numbers(m * n, 4), [m, n], &d);
+        let y = if fused {
+            dense_layer(x.clone(), &layer, relu_after, drop)
+        } else {
+            composed(x.clone(), &layer, relu_after, drop)
+        };
+        let grads = (y.clone() * r).sum().backward();
+        let grad = |t: Tensor<2>| vec_of(t.grad(&grads).unwrap());
+        let db = layer.bias.as_ref().unwrap().val().grad(&grads).unwrap();
+        [vec_of(y), grad(x), grad(layer.weight.val()), vec_of(db)]
+    }
+
+    #[test]
+    fn values_and_gradients_are_burns() {
+        let cases = [
+            // Small products on one thread; a large one split over the pool, with element-wise
+            // chunks that start mid-row.
+            ((4, 5, 6), true, Some(MaskDraw::new(0.6, 7))),
+            ((4, 5, 6), true, None),
+            ((4, 5, 6), false, None),
+            ((128, 200, 600), true, Some(MaskDraw::new(0.5, 9))),
+            ((128, 200, 600), false, None),
+        ];
+        for (dims, relu_after, drop) in cases {
+            let ours = run(true, dims, relu_after, drop);
+            let burns = run(false, dims, relu_after, drop);
+            // The forward pass runs the same product and adds the bias the same way.
+            assert_eq!(ours[0], burns[0], "{dims:?} output");
+            for (i, what) in [(1, "x"), (2, "w"), (3, "b")] {
+                let scale = burns[i].iter().fold(1f32, |a, v| a.max(v.abs()));
+                for (a, b) in ours[i].iter().zip(&burns[i]) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * scale,
+                        "{dims:?} d{what}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `sum(y ⊙ r)` and the pre-activations, on the plain (non-autodiff) device.
+    fn objective(x: &[f32], w: &[f32], b: &[f32], dims: (usize, usize, usize)) -> (f64, Vec<f32>) {
+        let (m, k, n) = dims;
+        let d = Device::flex();
+        let layer = |relu_after: bool, drop: Option<MaskDraw>| {
+            let (keep, key) = drop.map_or((1.0, 0), |g| (g.keep(), g.key()));
+            let out = <Dispatch as DenseOps>::dense(
+                matrix(x, [m, k], &d).into_dispatch(),
+                matrix(w, [k, n], &d).into_dispatch(),
+                Tensor::<1>::from_data(TensorData::new(b.to_vec(), [n]), &d).into_dispatch(),
+                relu_after,
+                keep,
+                key,
+            );
+            vec_of(Tensor::<2>::from_dispatch(out))
+        };
+        let y = layer(true, Some(MaskDraw::new(0.6, 7)));
+        let r = numbers(m * n, 4);
+        let sum = y.iter().zip(&r).map(|(a, b)| (a * b) as f64).sum();
+        (sum, layer(false, None))
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dims = (4, 5, 6);
+        let (m, k, n) = dims;
+        let [_, dx, dw, db] = run(true, dims, true, Some(MaskDraw::new(0.6, 7)));
+        let base = [numbers(m * k, 3), numbers(k * n, 1), numbers(n, 2)];
+        let h = 1e-2f32;
+        let (mut checked, mut total) = (0, 0);
+        for (which, grad) in [dx, dw, db].iter().enumerate() {
+            for i in 0..grad.len() {
+                let shifted = |delta: f32| {
+                    let mut p = base.clone();
+                    p[which][i] += delta;
+                    objective(&p[0], &p[1], &p[2], dims)
+                };
+                let ((up, z_up), (down, z_down)) = (shifted(h), shifted(-h));
+                let z = objective(&base[0], &base[1], &base[2], dims).1;
+                total += 1;
+                // A step across a ReLU's kink has no derivative to compare with.
+                let side = |v: &[f32]| v.iter().map(|&a| a > 0.0).collect::<Vec<_>>();
+                if side(&z_up) != side(&z) || side(&z_down) != side(&z) {
+                    continue;
+                }
+                checked += 1;
+                let fd = (up - down) / (2.0 * h as f64);
+                let g = grad[i] as f64;
+                assert!(
+                    (g - fd).abs() < 1e-2 * fd.abs().max(0.1),
+                    "d{which}[{i}]: {g} vs {fd}"
+                );
+            }
+        }
+        assert!(
+            checked * 10 >= total * 8,
+            "only {checked} of {total} away from a kink"
+        );
+    }
+}
