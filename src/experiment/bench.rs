@@ -387,7 +387,7 @@ pub fn run(
     }
 
     if figs.wants_prefix("lever_") {
-        progress("speed levers: burn's dropout and SGD against ours");
+        progress("speed levers: burn's dropout, SGD and dense layers against ours");
         let levers = lever_figures(opts, &teacher, device);
         for (name, figure) in levers {
             figs.time(name, || figure);
@@ -442,6 +442,8 @@ pub const FIGURES: &[&str] = &[
     "lever_dropout_ours_ms",
     "lever_sgd_burn_ms",
     "lever_sgd_ours_ms",
+    "lever_dense_burn_ms",
+    "lever_dense_ours_ms",
     "npz_read_s",
     "onnx_teacher_s",
     "peak_rss_mib",

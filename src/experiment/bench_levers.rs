@@ -6,17 +6,21 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::nn::DropoutConfig;
+use burn::nn::{DropoutConfig, Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::bench::{BenchOptions, Figure, figure};
-use crate::model::{DropoutLayer, Net, Network, seed_dropout};
+use crate::model::{
+    DropoutLayer, MaskDraw, Net, Network, dense_layer, dense_layer_composed, seed_dropout,
+};
 use crate::train::MomentumSgd;
 
 /// Figures `lever_dropout_{burn,ours}_ms` (the teacher's three dropout masks on a batch of
 /// 128, input 0.2 and hidden 0.5, forward) and `lever_sgd_{burn,ours}_ms` (one momentum update
-/// of all of `teacher`'s parameters).
+/// of all of `teacher`'s parameters) and `lever_dense_{burn,ours}_ms` (forward and backward
+/// through layers of the teacher's widths, hidden dropout 0.5, composed from burn's operations
+/// or fused).
 pub(super) fn lever_figures(
     opts: &BenchOptions,
     teacher: &Network,
@@ -71,6 +75,26 @@ pub(super) fn lever_figures(
         1e3 * t.elapsed().as_secs_f64()
     };
 
+    let widths = [inputs, 1200, 1200, teacher.config.classes()];
+    let layers: Vec<Linear> = widths
+        .windows(2)
+        .map(|w| LinearConfig::new(w[0], w[1]).init(&ad))
+        .collect();
+    let stack = |fused: bool| {
+        let t = Instant::now();
+        let mut h = x.clone();
+        for (i, layer) in layers.iter().enumerate() {
+            let hidden = i + 1 < layers.len();
+            let drop = hidden.then(|| MaskDraw::new(0.5, i as u64));
+            h = match fused {
+                true => dense_layer(h, layer, hidden, drop),
+                false => dense_layer_composed(h, layer, hidden, drop),
+            };
+        }
+        let _ = h.sum().backward();
+        1e3 * t.elapsed().as_secs_f64()
+    };
+
     let mut runs: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for rep in 0..opts.warmup + opts.reps.max(1) {
         // Alternating, a few times per repeat: each figure sees the same machine.
@@ -84,6 +108,8 @@ pub(super) fn lever_figures(
             take("lever_dropout_ours_ms", dropout_ours());
             take("lever_sgd_burn_ms", update(&mut burn_sgd));
             take("lever_sgd_ours_ms", update(&mut our_sgd));
+            take("lever_dense_burn_ms", stack(false));
+            take("lever_dense_ours_ms", stack(true));
         }
     }
     runs.into_iter()

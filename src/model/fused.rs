@@ -30,7 +30,8 @@ use super::dropout::{GRAIN, MaskDraw, par_chunks};
 const PARALLEL_WORK: usize = 192 * 192 * 192;
 
 /// The fused dense layer as a backend operation: `relu(x · w + b) ⊙ mask` when `relu`, else
-/// `x · w + b`. `keep < 1` draws dropout mask `key` (only with `relu`).
+/// `x · w + b`. With `relu`, `keep < 1` also applies dropout mask `key` (without it, `keep`
+/// and `key` are ignored: the backward step recovers the mask from the ReLU's output).
 #[backend_extension(Flex, Autodiff)]
 pub trait DenseOps: Backend {
     /// One layer's output for `x` `[m, k]`, weights `w` `[k, n]` and bias `b` `[n]`.
@@ -46,14 +47,14 @@ pub trait DenseOps: Backend {
 
 /// Applies `layer` to `x`, then ReLU and the mask `drop` when `relu`. The layers of MLPs and
 /// of CNN heads go through here on the CPU backend (a GPU build keeps burn's composition).
-pub(super) fn dense_layer(
+pub(crate) fn dense_layer(
     x: Tensor<2>,
     layer: &Linear,
     relu_after: bool,
     drop: Option<MaskDraw>,
 ) -> Tensor<2> {
     let Some(bias) = layer.bias.as_ref().map(|b| b.val()) else {
-        return composed(x, layer, relu_after, drop);
+        return dense_layer_composed(x, layer, relu_after, drop);
     };
     debug_assert!(relu_after || drop.is_none(), "a mask follows a ReLU");
     let (keep, key) = drop.map_or((1.0, 0), |d| (d.keep(), d.key()));
@@ -68,8 +69,14 @@ pub(super) fn dense_layer(
     Tensor::from_dispatch(out)
 }
 
-/// The same layer from burn's own operations.
-fn composed(x: Tensor<2>, layer: &Linear, relu_after: bool, drop: Option<MaskDraw>) -> Tensor<2> {
+/// The same layer from burn's own operations: the reference the fused one is tested and timed
+/// against.
+pub(crate) fn dense_layer_composed(
+    x: Tensor<2>,
+    layer: &Linear,
+    relu_after: bool,
+    drop: Option<MaskDraw>,
+) -> Tensor<2> {
     let z = layer.forward(x);
     if !relu_after {
         return z;
@@ -111,7 +118,6 @@ fn tensor(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
 
 /// `out[m, n] = a · b`, with `a` and `b` given as row-major storage and (row, column) strides,
 /// as burn-flex runs its products.
-#[allow(clippy::too_many_arguments)]
 fn product(
     out: &mut [f32],
     (m, n, k): (usize, usize, usize),
@@ -127,9 +133,9 @@ fn product(
         gemm::Parallelism::None
     };
     // SAFETY: the three buffers hold at least the m·n, m·k and k·n elements the strides
-    // address (asserted above: every stride pair walks a dense row-major or transposed
-    // matrix of those sizes), `out` is exclusively borrowed, and with `read_dst` false gemm
-    // writes every output element without reading it.
+    // address (asserted above; every caller's stride pair walks a dense row-major or
+    // transposed matrix of those sizes), `out` is initialized and exclusively borrowed, and
+    // with `read_dst` false gemm overwrites every output element.
     unsafe {
         gemm::gemm(
             m,
@@ -194,7 +200,7 @@ impl DenseOps for Flex {
         assert_eq!(bv.len(), n, "dense layer: one bias per output");
         let mut out = zeros(m * n);
         product(&mut out, (m, n, k), &xv, (k, 1), &wv, (n, 1));
-        let draw = (keep < 1.0).then(|| MaskDraw::new(keep, key));
+        let draw = (relu && keep < 1.0).then(|| MaskDraw::new(keep, key));
         par_chunks(&mut out, |start, chunk| {
             for_rows(start, chunk, n, |piece, col| {
                 for (v, &bias) in piece.iter_mut().zip(&bv[col..]) {
@@ -354,7 +360,7 @@ mod tests {
         let y = if fused {
             dense_layer(x.clone(), &layer, relu_after, drop)
         } else {
-            composed(x.clone(), &layer, relu_after, drop)
+            dense_layer_composed(x.clone(), &layer, relu_after, drop)
         };
         let grads = (y.clone() * r).sum().backward();
         let grad = |t: Tensor<2>| vec_of(t.grad(&grads).unwrap());
