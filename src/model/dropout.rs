@@ -167,7 +167,7 @@ impl DropoutLayer {
         let Some(draw) = self.next_draw(&device) else {
             return input;
         };
-        let keep = 1.0 - self.prob;
+        let keep = draw.keep();
         // On a GPU the mask is drawn where the tensor lives; copying one up each step would
         // cost more than the generator saves.
         if cfg!(feature = "cuda") {

@@ -342,7 +342,8 @@ mod tests {
         t.into_data().try_to_vec().unwrap()
     }
 
-    /// Output, and the gradients of `sum(y ⊙ r)` for x, w and b, through `layer_fn`.
+    /// Output, and the gradients of `sum(y ⊙ r)` for x, w and b, through the fused layer or
+    /// burn's composition.
     fn run(
         fused: bool,
         (m, k, n): (usize, usize, usize),
