@@ -12,7 +12,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::bench::{BenchOptions, Figure, figure};
 use crate::model::{
-    DropoutLayer, MaskDraw, Net, Network, dense_layer, dense_layer_composed, seed_dropout,
+    After, DropoutLayer, MaskDraw, Net, Network, dense_layer, dense_layer_composed, seed_dropout,
 };
 use crate::train::MomentumSgd;
 
@@ -84,11 +84,10 @@ pub(super) fn lever_figures(
         let t = Instant::now();
         let mut h = x.clone();
         for (i, layer) in layers.iter().enumerate() {
-            let hidden = i + 1 < layers.len();
-            let drop = hidden.then(|| MaskDraw::new(0.5, i as u64));
+            let after = After::hidden(i + 1 < layers.len(), Some(MaskDraw::new(0.5, i as u64)));
             h = match fused {
-                true => dense_layer(h, layer, hidden, drop),
-                false => dense_layer_composed(h, layer, hidden, drop),
+                true => dense_layer(h, layer, after),
+                false => dense_layer_composed(h, layer, after),
             };
         }
         let _ = h.sum().backward();

@@ -33,7 +33,7 @@ pub(super) fn forward(layers: &[Linear], mut x: Tensor<2>, dropout: &DropoutLaye
         } else {
             let hidden = i < last;
             let drop = hidden.then(|| dropout.next_draw(&x.device())).flatten();
-            x = fused::dense_layer(x, layer, hidden, drop);
+            x = fused::dense_layer(x, layer, fused::After::hidden(hidden, drop));
         }
     }
     x

@@ -76,11 +76,6 @@ impl MaskDraw {
         self.keep
     }
 
-    /// The call's key, on which every mask value depends.
-    pub(crate) fn key(&self) -> u64 {
-        self.key
-    }
-
     /// The value of a kept element, `1 / keep`.
     pub(crate) fn scale(&self) -> f32 {
         self.scale

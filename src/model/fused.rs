@@ -29,58 +29,60 @@ use super::dropout::{GRAIN, MaskDraw, par_chunks};
 /// threshold, so that products run exactly as they did through burn.
 const PARALLEL_WORK: usize = 192 * 192 * 192;
 
-/// The fused dense layer as a backend operation: `relu(x · w + b) ⊙ mask` when `relu`, else
-/// `x · w + b`. With `relu`, `keep < 1` also applies dropout mask `key` (without it, `keep`
-/// and `key` are ignored: the backward step recovers the mask from the ReLU's output).
+/// What follows a dense layer's product and bias. A dropout mask only ever follows a ReLU,
+/// which is what lets the backward step recover it from the output instead of storing it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum After {
+    /// Nothing: the logits layer.
+    Nothing,
+    /// A ReLU, then the mask when there is one (training with dropout).
+    Relu(Option<MaskDraw>),
+}
+
+impl After {
+    /// A hidden layer's: ReLU, then `drop`'s mask if any. The last layer's: nothing.
+    pub(crate) fn hidden(hidden: bool, drop: Option<MaskDraw>) -> After {
+        match hidden {
+            true => After::Relu(drop),
+            false => After::Nothing,
+        }
+    }
+}
+
+/// The fused dense layer as a backend operation: `x · w + b`, then what `after` says.
 #[backend_extension(Flex, Autodiff)]
-pub trait DenseOps: Backend {
+pub(crate) trait DenseOps: Backend {
     /// One layer's output for `x` `[m, k]`, weights `w` `[k, n]` and bias `b` `[n]`.
     fn dense(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
-        relu: bool,
-        keep: f64,
-        key: u64,
+        after: After,
     ) -> FloatTensor<Self>;
 }
 
-/// Applies `layer` to `x`, then ReLU and the mask `drop` when `relu`. The layers of MLPs and
-/// of CNN heads go through here on the CPU backend (a GPU build keeps burn's composition).
-pub(crate) fn dense_layer(
-    x: Tensor<2>,
-    layer: &Linear,
-    relu_after: bool,
-    drop: Option<MaskDraw>,
-) -> Tensor<2> {
+/// Applies `layer` to `x`, then what `after` says. The layers of MLPs and of CNN heads go
+/// through here on the CPU backend (a GPU build keeps burn's composition).
+pub(crate) fn dense_layer(x: Tensor<2>, layer: &Linear, after: After) -> Tensor<2> {
     let Some(bias) = layer.bias.as_ref().map(|b| b.val()) else {
-        return dense_layer_composed(x, layer, relu_after, drop);
+        return dense_layer_composed(x, layer, after);
     };
-    debug_assert!(relu_after || drop.is_none(), "a mask follows a ReLU");
-    let (keep, key) = drop.map_or((1.0, 0), |d| (d.keep(), d.key()));
     let out = <Dispatch as DenseOps>::dense(
         x.into_dispatch(),
         layer.weight.val().into_dispatch(),
         bias.into_dispatch(),
-        relu_after,
-        keep,
-        key,
+        after,
     );
     Tensor::from_dispatch(out)
 }
 
 /// The same layer from burn's own operations: the reference the fused one is tested and timed
 /// against.
-pub(crate) fn dense_layer_composed(
-    x: Tensor<2>,
-    layer: &Linear,
-    relu_after: bool,
-    drop: Option<MaskDraw>,
-) -> Tensor<2> {
+pub(crate) fn dense_layer_composed(x: Tensor<2>, layer: &Linear, after: After) -> Tensor<2> {
     let z = layer.forward(x);
-    if !relu_after {
+    let After::Relu(drop) = after else {
         return z;
-    }
+    };
     let y = relu(z);
     match drop {
         Some(d) => {
@@ -186,21 +188,17 @@ fn for_rows(start: usize, chunk: &mut [f32], n: usize, mut f: impl FnMut(&mut [f
 }
 
 impl DenseOps for Flex {
-    fn dense(
-        x: FlexTensor,
-        w: FlexTensor,
-        b: FlexTensor,
-        relu: bool,
-        keep: f64,
-        key: u64,
-    ) -> FlexTensor {
+    fn dense(x: FlexTensor, w: FlexTensor, b: FlexTensor, after: After) -> FlexTensor {
         let ((m, k), (k2, n)) = (dims2(&x), dims2(&w));
         assert_eq!(k, k2, "dense layer: input width against weight rows");
         let (xv, wv, bv) = (values(&x), values(&w), values(&b));
         assert_eq!(bv.len(), n, "dense layer: one bias per output");
         let mut out = zeros(m * n);
         product(&mut out, (m, n, k), &xv, (k, 1), &wv, (n, 1));
-        let draw = (relu && keep < 1.0).then(|| MaskDraw::new(keep, key));
+        let (relu, draw) = match after {
+            After::Nothing => (false, None),
+            After::Relu(draw) => (true, draw),
+        };
         par_chunks(&mut out, |start, chunk| {
             for_rows(start, chunk, n, |piece, col| {
                 for (v, &bias) in piece.iter_mut().zip(&bv[col..]) {
@@ -284,9 +282,7 @@ impl<C: CheckpointStrategy> DenseOps for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
-        relu: bool,
-        keep: f64,
-        key: u64,
+        after: After,
     ) -> FloatTensor<Self> {
         let prep = DenseBackward
             .prepare::<C>([x.node(), w.node(), b.node()])
@@ -297,17 +293,17 @@ impl<C: CheckpointStrategy> DenseOps for Autodiff<Flex, C> {
                 x.primitive().clone(),
                 w.primitive().clone(),
                 b.into_primitive(),
-                relu,
-                keep,
-                key,
+                after,
             )
         };
         match prep {
             OpsKind::Tracked(mut prep) => {
                 let (x_id, w_id) = (prep.checkpoint(&x), prep.checkpoint(&w));
                 let y = run(&x, &w, b);
-                let scale = (keep < 1.0).then(|| MaskDraw::new(keep, key).scale());
-                let scale = relu.then(|| scale.unwrap_or(1.0));
+                let scale = match after {
+                    After::Nothing => None,
+                    After::Relu(draw) => Some(draw.map_or(1.0, |d| d.scale())),
+                };
                 prep.finish((x_id, w_id, y.clone(), scale), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(run(&x, &w, b)),
@@ -344,12 +340,7 @@ mod tests {
 
     /// Output, and the gradients of `sum(y ⊙ r)` for x, w and b, through the fused layer or
     /// burn's composition.
-    fn run(
-        fused: bool,
-        (m, k, n): (usize, usize, usize),
-        relu_after: bool,
-        drop: Option<MaskDraw>,
-    ) -> [Vec<f32>; 4] {
+    fn run(fused: bool, (m, k, n): (usize, usize, usize), after: After) -> [Vec<f32>; 4] {
         let d = Device::flex().autodiff();
         let mut layer = LinearConfig::new(k, n).init(&d);
         let w = matrix(&numbers(k * n, 1), [k, n], &d);
@@ -359,9 +350,9 @@ mod tests {
         let x = matrix(&numbers(m * k, 3), [m, k], &d).require_grad();
         let r = matrix(&numbers(m * n, 4), [m, n], &d);
         let y = if fused {
-            dense_layer(x.clone(), &layer, relu_after, drop)
+            dense_layer(x.clone(), &layer, after)
         } else {
-            dense_layer_composed(x.clone(), &layer, relu_after, drop)
+            dense_layer_composed(x.clone(), &layer, after)
         };
         let grads = (y.clone() * r).sum().backward();
         let grad = |t: Tensor<2>| vec_of(t.grad(&grads).unwrap());
@@ -374,15 +365,15 @@ mod tests {
         let cases = [
             // Small products on one thread; a large one split over the pool, with element-wise
             // chunks that start mid-row.
-            ((4, 5, 6), true, Some(MaskDraw::new(0.6, 7))),
-            ((4, 5, 6), true, None),
-            ((4, 5, 6), false, None),
-            ((128, 200, 600), true, Some(MaskDraw::new(0.5, 9))),
-            ((128, 200, 600), false, None),
+            ((4, 5, 6), After::Relu(Some(MaskDraw::new(0.6, 7)))),
+            ((4, 5, 6), After::Relu(None)),
+            ((4, 5, 6), After::Nothing),
+            ((128, 200, 600), After::Relu(Some(MaskDraw::new(0.5, 9)))),
+            ((128, 200, 600), After::Nothing),
         ];
-        for (dims, relu_after, drop) in cases {
-            let ours = run(true, dims, relu_after, drop);
-            let burns = run(false, dims, relu_after, drop);
+        for (dims, after) in cases {
+            let ours = run(true, dims, after);
+            let burns = run(false, dims, after);
             // The forward pass runs the same product and adds the bias the same way.
             assert_eq!(ours[0], burns[0], "{dims:?} output");
             for (i, what) in [(1, "x"), (2, "w"), (3, "b")] {
@@ -401,29 +392,26 @@ mod tests {
     fn objective(x: &[f32], w: &[f32], b: &[f32], dims: (usize, usize, usize)) -> (f64, Vec<f32>) {
         let (m, k, n) = dims;
         let d = Device::flex();
-        let layer = |relu_after: bool, drop: Option<MaskDraw>| {
-            let (keep, key) = drop.map_or((1.0, 0), |g| (g.keep(), g.key()));
+        let layer = |after: After| {
             let out = <Dispatch as DenseOps>::dense(
                 matrix(x, [m, k], &d).into_dispatch(),
                 matrix(w, [k, n], &d).into_dispatch(),
                 Tensor::<1>::from_data(TensorData::new(b.to_vec(), [n]), &d).into_dispatch(),
-                relu_after,
-                keep,
-                key,
+                after,
             );
             vec_of(Tensor::<2>::from_dispatch(out))
         };
-        let y = layer(true, Some(MaskDraw::new(0.6, 7)));
+        let y = layer(After::Relu(Some(MaskDraw::new(0.6, 7))));
         let r = numbers(m * n, 4);
         let sum = y.iter().zip(&r).map(|(a, b)| (a * b) as f64).sum();
-        (sum, layer(false, None))
+        (sum, layer(After::Nothing))
     }
 
     #[test]
     fn gradients_match_finite_differences() {
         let dims = (4, 5, 6);
         let (m, k, n) = dims;
-        let [_, dx, dw, db] = run(true, dims, true, Some(MaskDraw::new(0.6, 7)));
+        let [_, dx, dw, db] = run(true, dims, After::Relu(Some(MaskDraw::new(0.6, 7))));
         let base = [numbers(m * k, 3), numbers(k * n, 1), numbers(n, 2)];
         let h = 1e-2f32;
         let (mut checked, mut total) = (0, 0);

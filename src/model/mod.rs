@@ -31,7 +31,7 @@ pub use cnn::{Cnn, CnnConfig};
 pub(crate) use dropout::MaskDraw;
 pub use dropout::{DropoutLayer, seed_dropout};
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
-pub(crate) use fused::{dense_layer, dense_layer_composed};
+pub(crate) use fused::{After, dense_layer, dense_layer_composed};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
