@@ -114,7 +114,7 @@ fn dims2(t: &FlexTensor) -> (usize, usize) {
     (shape[0], shape[1])
 }
 
-fn tensor(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -271,8 +271,7 @@ impl Backward<Flex, 3> for DenseBackward {
                     *s += g;
                 }
             }
-            let db = FlexTensor::from_data(TensorData::new(db, [n]));
-            grads.register::<Flex>(node.id, db);
+            grads.register::<Flex>(node.id, tensor(db, [n]));
         }
     }
 }
