@@ -31,7 +31,7 @@ pub struct ReproduceCmd {
     /// (default: auto for omit-3 and only-7-8).
     #[arg(long, value_name = "auto|none|VALUE", allow_negative_numbers = true)]
     pub bias_adjust: Option<String>,
-    /// smoke: 4,000 training images, about 10 s on 2 cores (for tests); quick: full MNIST, about 7 minutes on 2 cores;
+    /// smoke: 4,000 training images, about 10 s on 2 cores (for tests); quick: full MNIST, about 3 to 5 minutes on 2 cores;
     /// paper: all 60,000 training images, long schedules (teacher 96 epochs, students 80 on
     /// Adam), about 40 minutes on 2 cores.
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
@@ -153,7 +153,7 @@ pub struct BenchCmd {
     /// Examples per epoch (55,000 is one MNIST training epoch).
     #[arg(long, default_value_t = 55_000)]
     pub epoch_examples: usize,
-    /// Also measure peak memory of `reproduce --preset quick` (adds about 7 minutes).
+    /// Also measure peak memory of `reproduce --preset quick` (adds about 3 to 5 minutes).
     #[arg(long)]
     pub memory: bool,
     /// Time only these figures, comma-separated (e.g. teacher_step_ms,kd_epoch_cached_s);

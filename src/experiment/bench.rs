@@ -33,7 +33,7 @@ pub struct BenchOptions {
     pub warmup: usize,
     /// Examples per "epoch" (55,000 = one MNIST training epoch).
     pub epoch_examples: usize,
-    /// Also measure the peak memory of `reproduce --preset quick` (about 7 minutes).
+    /// Also measure the peak memory of `reproduce --preset quick` (about 3 to 5 minutes).
     pub memory: bool,
     /// Foreign inputs to time first (an `.npz`, an ONNX teacher).
     pub interop: InteropOptions,
@@ -395,7 +395,7 @@ pub fn run(
     }
 
     if opts.memory {
-        progress("peak memory of reproduce --preset quick (about 7 minutes)");
+        progress("peak memory of reproduce --preset quick (about 3 to 5 minutes)");
         let mib = peak_rss_of_quick()?;
         figs.figures
             .insert("peak_rss_quick_mib".into(), figure(vec![mib]));

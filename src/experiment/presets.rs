@@ -18,7 +18,7 @@ use crate::train::{CheckedRole, OptimizerKind, RoleConfig, Schedule, TrainSettin
 pub enum Preset {
     /// Tiny subset and few epochs: a check that everything runs (about 10 s on 2 cores).
     Smoke,
-    /// Full MNIST, short schedules: the default (about 7 minutes on 2 cores).
+    /// Full MNIST, short schedules: the default (about 3 to 5 minutes on 2 cores).
     Quick,
     /// Full MNIST with all 60,000 training images (no validation split), long schedules
     /// (teacher 96 epochs, students 80 on Adam): about 40 minutes on 2 cores.

@@ -21,9 +21,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor, TensorData};
 
-use rayon::prelude::*;
-
-use super::dropout::{GRAIN, MaskDraw, par_chunks};
+use super::dropout::{MaskDraw, par_chunks};
 
 /// Multiply-adds above which a product is split over the thread pool: burn-flex's own
 /// threshold, so that products run exactly as they did through burn.
@@ -118,26 +116,29 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// `out[m, n] = a · b`, with `a` and `b` given as row-major storage and (row, column) strides,
-/// as burn-flex runs its products.
+/// `a · b` as a new row-major `[m, n]` matrix, with `a` and `b` given as row-major storage and
+/// (row, column) strides, as burn-flex runs its products.
 fn product(
-    out: &mut [f32],
     (m, n, k): (usize, usize, usize),
     a: &[f32],
     (a_rs, a_cs): (usize, usize),
     b: &[f32],
     (b_rs, b_cs): (usize, usize),
-) {
-    assert!(out.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+) -> Vec<f32> {
+    assert!(a.len() >= m * k && b.len() >= k * n);
     let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the three buffers hold at least the m·n, m·k and k·n elements the strides
-    // address (asserted above; every caller's stride pair walks a dense row-major or
-    // transposed matrix of those sizes), `out` is initialized and exclusively borrowed, and
-    // with `read_dst` false gemm overwrites every output element.
+    // Not zeroed first: the weight gradients are megabytes, and zeroing them cost a pass over
+    // memory per step that gemm then overwrote.
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: `out` has room for the m·n elements the output strides address, and `a` and
+    // `b` hold the m·k and k·n elements theirs address (asserted above; every caller's stride
+    // pair walks a dense row-major or transposed matrix of those sizes). With `read_dst`
+    // false gemm never reads the destination and writes every one of its m·n elements on
+    // every path (a zero depth included), so all are initialized when the length is set.
     unsafe {
         gemm::gemm(
             m,
@@ -160,18 +161,24 @@ fn product(
             false,
             parallelism,
         );
+        out.set_len(m * n);
     }
+    out
 }
 
-/// `n` zeros for a product to write into, zeroed in parallel when large: the weight
-/// gradients are megabytes, and a zeroing on the calling thread kept the other core idle.
-fn zeros(n: usize) -> Vec<f32> {
-    if n < 2 * GRAIN {
-        return vec![0f32; n];
+/// Elements below which a cheap element-wise pass (a bias and ReLU, the ReLU's gradient) runs
+/// on the calling thread. At the batch sizes of training (128 by 800 or 1,200) such a pass takes
+/// about 30 µs on one thread; split over a 2-core Intel Xeon's pool it measured ten times that.
+const CHEAP_SERIAL: usize = 1 << 18;
+
+/// Runs `f(start, chunk)` over `values` on this thread when they are few enough for the pass to
+/// be cheap, else in parallel chunks.
+fn cheap_pass(values: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    if values.len() < CHEAP_SERIAL {
+        f(0, values);
+    } else {
+        par_chunks(values, f);
     }
-    let mut out = Vec::with_capacity(n);
-    out.par_extend(rayon::iter::repeat_n(0f32, n));
-    out
 }
 
 /// Calls `f(piece, column)` on the pieces of `chunk` (elements from `start` of a row-major
@@ -193,13 +200,12 @@ impl DenseOps for Flex {
         assert_eq!(k, k2, "dense layer: input width against weight rows");
         let (xv, wv, bv) = (values(&x), values(&w), values(&b));
         assert_eq!(bv.len(), n, "dense layer: one bias per output");
-        let mut out = zeros(m * n);
-        product(&mut out, (m, n, k), &xv, (k, 1), &wv, (n, 1));
+        let mut out = product((m, n, k), &xv, (k, 1), &wv, (n, 1));
         let (relu, draw) = match after {
             After::Nothing => (false, None),
             After::Relu(draw) => (true, draw),
         };
-        par_chunks(&mut out, |start, chunk| {
+        let f = |start: usize, chunk: &mut [f32]| {
             for_rows(start, chunk, n, |piece, col| {
                 for (v, &bias) in piece.iter_mut().zip(&bv[col..]) {
                     *v += bias;
@@ -211,7 +217,12 @@ impl DenseOps for Flex {
             if let Some(d) = draw {
                 d.apply(start, chunk);
             }
-        });
+        };
+        match draw {
+            // Drawing the mask is the costly part of the pass; it pays to split.
+            Some(_) => par_chunks(&mut out, f),
+            None => cheap_pass(&mut out, f),
+        }
         tensor(out, [m, n])
     }
 }
@@ -239,29 +250,28 @@ impl Backward<Flex, 3> for DenseBackward {
                 // The output is positive exactly where the ReLU passed and the mask kept, and
                 // every kept element was scaled by the same value.
                 let yv = values(&y);
-                let step = |(&g, &out): (&f32, &f32)| if out > 0.0 { g * scale } else { 0.0 };
-                let dz: Vec<f32> = if m * n < 2 * GRAIN {
-                    gv.iter().zip(yv.iter()).map(step).collect()
-                } else {
-                    gv.par_iter().zip(yv.par_iter()).map(step).collect()
-                };
+                let mut dz = gv.into_owned();
+                cheap_pass(&mut dz, |start, chunk| {
+                    let outs = &yv[start..start + chunk.len()];
+                    for (g, &out) in chunk.iter_mut().zip(outs) {
+                        *g = if out > 0.0 { *g * scale } else { 0.0 };
+                    }
+                });
                 dz.into()
             }
         };
         if let Some(node) = x_node {
             let w: FlexTensor = cp.retrieve_node_output(w_id);
             let k = dims2(&w).0;
-            let mut dx = zeros(m * k);
             // dx = dz · wᵀ: w's storage read with its strides swapped.
-            product(&mut dx, (m, k, n), &dz, (n, 1), &values(&w), (1, n));
+            let dx = product((m, k, n), &dz, (n, 1), &values(&w), (1, n));
             grads.register::<Flex>(node.id, tensor(dx, [m, k]));
         }
         if let Some(node) = w_node {
             let x: FlexTensor = cp.retrieve_node_output(x_id);
             let k = dims2(&x).1;
-            let mut dw = zeros(k * n);
             // dw = xᵀ · dz.
-            product(&mut dw, (k, n, m), &values(&x), (1, k), &dz, (n, 1));
+            let dw = product((k, n, m), &values(&x), (1, k), &dz, (n, 1));
             grads.register::<Flex>(node.id, tensor(dw, [k, n]));
         }
         if let Some(node) = b_node {
@@ -362,13 +372,16 @@ mod tests {
     #[test]
     fn values_and_gradients_are_burns() {
         let cases = [
-            // Small products on one thread; a large one split over the pool, with element-wise
-            // chunks that start mid-row.
+            // Small products on one thread; a large one split over the pool, its element-wise
+            // passes on one thread; a larger one whose passes are split too, into chunks that
+            // start mid-row.
             ((4, 5, 6), After::Relu(Some(MaskDraw::new(0.6, 7)))),
             ((4, 5, 6), After::Relu(None)),
             ((4, 5, 6), After::Nothing),
             ((128, 200, 600), After::Relu(Some(MaskDraw::new(0.5, 9)))),
             ((128, 200, 600), After::Nothing),
+            ((448, 200, 600), After::Relu(Some(MaskDraw::new(0.5, 9)))),
+            ((448, 200, 600), After::Relu(None)),
         ];
         for (dims, after) in cases {
             let ours = run(true, dims, after);
