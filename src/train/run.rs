@@ -196,8 +196,12 @@ pub fn train(
         data.validation.fingerprint(),
         objective_kind,
     ));
-    // Resuming a run that already finished hands back its model untouched.
+    // Resuming a run that already finished hands back its model untouched, and removes the
+    // resumable state that a kill between marking it finished and removing it left behind.
     if output.checkpoints.resume && finished_run(dir).is_some_and(|r| r == run_id) {
+        if !output.checkpoints.keep {
+            resume::clear(dir)?;
+        }
         let network = Network::load(dir, device)?;
         let history = read_metrics(dir);
         let seconds = history.last().map_or(0.0, |m| m.elapsed_seconds);

@@ -116,6 +116,30 @@ fn train_killed_after_an_epoch_resumes_bit_identical() {
     );
 }
 
+/// A kill after a run marked itself finished but before it removed its resumable state leaves
+/// both; `--resume` keeps the model and finishes the removal. `--keep-checkpoints` leaves the
+/// same two on purpose, which stands in for that kill.
+#[test]
+fn resuming_a_finished_run_removes_the_state_a_kill_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let dir_s = dir.to_str().unwrap();
+    let mut kept = train_args(dir_s, "2");
+    kept.push("--keep-checkpoints");
+    run(&kept);
+    assert!(dir.join("complete.json").exists() && dir.join("resume").exists());
+    let before = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let mut resume = train_args(dir_s, "2");
+    resume.push("--resume");
+    run(&resume);
+    assert_eq!(
+        before,
+        std::fs::read(dir.join("model.safetensors")).unwrap()
+    );
+    assert!(dir.join("complete.json").exists());
+    assert!(!dir.join("resume").exists(), "resumable state left behind");
+}
+
 #[test]
 fn distill_from_a_cached_teacher_killed_and_resumed_is_bit_identical() {
     let tmp = tempfile::tempdir().unwrap();
