@@ -18,6 +18,7 @@ mod onnx;
 mod onnx_export;
 mod plain;
 mod spec;
+mod wide;
 
 use burn::tensor::Tensor;
 
@@ -38,6 +39,7 @@ pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
 pub use onnx_export::{ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch};
 pub use plain::PlainMlp;
 pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
+pub(crate) use wide::wide;
 
 /// What every classifier offers the rest of the library: logits for a batch of images and a
 /// description of its shape. Implemented by single networks and by ensembles.

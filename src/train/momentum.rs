@@ -8,6 +8,7 @@
 //! same names as burn's (`momentum.velocity`), so optimizer files written by either load in
 //! the other.
 
+use crate::model::wide;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
     LearningRate, Optimizer, RecordState, SgdConfig, StateSink, StateSource, join_path,
@@ -152,11 +153,13 @@ fn one_pass(
 /// `w -= lr·v` after `v = m·v + g`, element by element, in parallel over large parameters.
 fn update_velocity(w: &mut [f32], v: &mut [f32], g: &[f32], momentum: f32, lr: f32) {
     let body = |(w, v): (&mut [f32], &mut [f32]), g: &[f32]| {
-        for ((w, v), g) in w.iter_mut().zip(v.iter_mut()).zip(g) {
-            // Same operand order as burn's momentum (g·1 + v·m, then w − v·lr): bit-identical.
-            *v = g + *v * momentum;
-            *w -= *v * lr;
-        }
+        wide(move || {
+            for ((w, v), g) in w.iter_mut().zip(v.iter_mut()).zip(g) {
+                // Same operand order as burn's momentum (g·1 + v·m, then w − v·lr): bit-identical.
+                *v = g + *v * momentum;
+                *w -= *v * lr;
+            }
+        })
     };
     if w.len() < 2 * GRAIN {
         body((w, v), g);
@@ -170,7 +173,7 @@ fn update_velocity(w: &mut [f32], v: &mut [f32], g: &[f32], momentum: f32, lr: f
 
 /// Applies `f(w, g)` to each weight and its gradient, in parallel over large parameters.
 fn update_chunks(w: &mut [f32], g: &[f32], f: impl Fn(&mut f32, f32) + Sync) {
-    let body = |w: &mut [f32], g: &[f32]| w.iter_mut().zip(g).for_each(|(w, g)| f(w, *g));
+    let body = |w: &mut [f32], g: &[f32]| wide(|| w.iter_mut().zip(g).for_each(|(w, g)| f(w, *g)));
     if w.len() < 2 * GRAIN {
         body(w, g);
     } else {
