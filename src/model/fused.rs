@@ -7,7 +7,7 @@
 //! thread while the other core waited. Here the product is written once into its own buffer,
 //! unzeroed, and bias, ReLU and mask are one pass over it; the backward pass turns the output
 //! gradient into the pre-activation gradient in one pass and runs the two products straight
-//! from it. Each pass is split over the pool only where that measured faster. The values are
+//! from it, at the same time, each on half of the pool. Each pass is split over the pool only where that measured faster. The values are
 //! burn's: the same products summed in the same order, the bias added after the product as
 //! burn adds it, and the same masks.
 
@@ -154,7 +154,9 @@ impl Out {
 }
 
 /// `a · b` as a new row-major `[m, n]` matrix, with `a` and `b` given as row-major storage and
-/// (row, column) strides, as burn-flex runs its products.
+/// (row, column) strides, as burn-flex runs its products, split as `split` says over `threads`
+/// threads of the pool (on the calling thread alone when below two, or when the product is
+/// small). The bits are the same for any split and thread count.
 fn product(
     (m, n, k): (usize, usize, usize),
     a: &[f32],
@@ -162,6 +164,7 @@ fn product(
     b: &[f32],
     (b_rs, b_cs): (usize, usize),
     split: Split,
+    threads: usize,
 ) -> Vec<f32> {
     assert!(a.len() >= m * k && b.len() >= k * n);
     // Not zeroed first: the weight gradients are megabytes, and zeroing them cost a pass over
@@ -200,12 +203,11 @@ fn product(
             );
         }
     };
-    let threads = rayon::current_num_threads();
     let blocks = (n / MIN_BLOCK).min(threads);
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_WORK {
+    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_WORK || threads < 2 {
         block(0, n, gemm::Parallelism::None);
     } else if split == Split::Gemm || blocks < 2 {
-        block(0, n, gemm::Parallelism::Rayon(0));
+        block(0, n, gemm::Parallelism::Rayon(threads));
     } else {
         // Widths a multiple of 16 keep each block's first column on a cache line's start.
         let width = n.div_ceil(blocks).next_multiple_of(16);
@@ -253,7 +255,8 @@ impl DenseOps for Flex {
         assert_eq!(k, k2, "dense layer: input width against weight rows");
         let (xv, wv, bv) = (values(&x), values(&w), values(&b));
         assert_eq!(bv.len(), n, "dense layer: one bias per output");
-        let mut out = product((m, n, k), &xv, (k, 1), &wv, (n, 1), Split::Columns);
+        let threads = rayon::current_num_threads();
+        let mut out = product((m, n, k), &xv, (k, 1), &wv, (n, 1), Split::Columns, threads);
         let (relu, draw) = match after {
             After::Nothing => (false, None),
             After::Relu(draw) => (true, draw),
@@ -313,19 +316,53 @@ impl Backward<Flex, 3> for DenseBackward {
                 dz.into()
             }
         };
-        if let Some(node) = x_node {
-            let w: FlexTensor = cp.retrieve_node_output(w_id);
-            let k = dims2(&w).0;
-            // dx = dz · wᵀ: w's storage read with its strides swapped.
-            let dx = product((m, k, n), &dz, (n, 1), &values(&w), (1, n), Split::Columns);
-            grads.register::<Flex>(node.id, tensor(dx, [m, k]));
+        let w: Option<FlexTensor> = x_node.as_ref().map(|_| cp.retrieve_node_output(w_id));
+        let x: Option<FlexTensor> = w_node.as_ref().map(|_| cp.retrieve_node_output(x_id));
+        // dx = dz · wᵀ (w's storage read with its strides swapped), on `threads` threads.
+        let dx = |w: &FlexTensor, threads| {
+            let k = dims2(w).0;
+            let v = product(
+                (m, k, n),
+                &dz,
+                (n, 1),
+                &values(w),
+                (1, n),
+                Split::Columns,
+                threads,
+            );
+            (v, k)
+        };
+        // dw = xᵀ · dz.
+        let dw = |x: &FlexTensor, threads| {
+            let k = dims2(x).1;
+            let v = product(
+                (k, n, m),
+                &values(x),
+                (1, k),
+                &dz,
+                (n, 1),
+                Split::Gemm,
+                threads,
+            );
+            (v, k)
+        };
+        let pool = rayon::current_num_threads();
+        let (dxs, dws) = match (&w, &x) {
+            // The two products have the same number of multiply-adds (batch · inputs · outputs),
+            // so each takes half of the pool, at the same time. With two threads that is one
+            // unsplit product per thread: 2.5% faster per step of the cached distillation
+            // student and 4.6% per teacher step, than each product split over both in turn.
+            (Some(w), Some(x)) if pool >= 2 && m * n * dims2(w).0 >= PARALLEL_WORK => {
+                let (a, b) = rayon::join(|| dx(w, pool / 2), || dw(x, pool - pool / 2));
+                (Some(a), Some(b))
+            }
+            _ => (w.map(|w| dx(&w, pool)), x.map(|x| dw(&x, pool))),
+        };
+        if let (Some(node), Some((v, k))) = (x_node, dxs) {
+            grads.register::<Flex>(node.id, tensor(v, [m, k]));
         }
-        if let Some(node) = w_node {
-            let x: FlexTensor = cp.retrieve_node_output(x_id);
-            let k = dims2(&x).1;
-            // dw = xᵀ · dz.
-            let dw = product((k, n, m), &values(&x), (1, k), &dz, (n, 1), Split::Gemm);
-            grads.register::<Flex>(node.id, tensor(dw, [k, n]));
+        if let (Some(node), Some((v, k))) = (w_node, dws) {
+            grads.register::<Flex>(node.id, tensor(v, [k, n]));
         }
         if let Some(node) = b_node {
             let mut db = vec![0f32; n];
@@ -374,189 +411,4 @@ impl<C: CheckpointStrategy> DenseOps for Autodiff<Flex, C> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::nn::LinearConfig;
-    use burn::tensor::Device;
-
-    /// Deterministic values in `[-1, 1)`.
-    fn numbers(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn matrix(v: &[f32], shape: [usize; 2], d: &Device) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
-    }
-
-    fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec().unwrap()
-    }
-
-    /// Output, and the gradients of `sum(y ⊙ r)` for x, w and b, through the fused layer or
-    /// burn's composition.
-    fn run(fused: bool, (m, k, n): (usize, usize, usize), after: After) -> [Vec<f32>; 4] {
-        let d = Device::flex().autodiff();
-        let mut layer = LinearConfig::new(k, n).init(&d);
-        let w = matrix(&numbers(k * n, 1), [k, n], &d);
-        layer.weight = burn::module::Param::from_tensor(w);
-        let b = Tensor::<1>::from_data(TensorData::new(numbers(n, 2), [n]), &d);
-        layer.bias = Some(burn::module::Param::from_tensor(b));
-        let x = matrix(&numbers(m * k, 3), [m, k], &d).require_grad();
-        let r = matrix(&numbers(m * n, 4), [m, n], &d);
-        let y = if fused {
-            dense_layer(x.clone(), &layer, after)
-        } else {
-            dense_layer_composed(x.clone(), &layer, after)
-        };
-        let grads = (y.clone() * r).sum().backward();
-        let grad = |t: Tensor<2>| vec_of(t.grad(&grads).unwrap());
-        let db = layer.bias.as_ref().unwrap().val().grad(&grads).unwrap();
-        [vec_of(y), grad(x), grad(layer.weight.val()), vec_of(db)]
-    }
-
-    #[test]
-    fn values_and_gradients_are_burns() {
-        let cases = [
-            // Small products on one thread; a large one split over the pool, its element-wise
-            // passes on one thread; a larger one whose passes are split too, into chunks that
-            // start mid-row.
-            ((4, 5, 6), After::Relu(Some(MaskDraw::new(0.6, 7)))),
-            ((4, 5, 6), After::Relu(None)),
-            ((4, 5, 6), After::Nothing),
-            ((128, 200, 600), After::Relu(Some(MaskDraw::new(0.5, 9)))),
-            ((128, 200, 600), After::Nothing),
-            ((448, 200, 600), After::Relu(Some(MaskDraw::new(0.5, 9)))),
-            ((448, 200, 600), After::Relu(None)),
-        ];
-        for (dims, after) in cases {
-            let ours = run(true, dims, after);
-            let burns = run(false, dims, after);
-            // The forward pass runs the same product and adds the bias the same way.
-            assert_eq!(ours[0], burns[0], "{dims:?} output");
-            for (i, what) in [(1, "x"), (2, "w"), (3, "b")] {
-                let scale = burns[i].iter().fold(1f32, |a, v| a.max(v.abs()));
-                for (a, b) in ours[i].iter().zip(&burns[i]) {
-                    assert!(
-                        (a - b).abs() <= 1e-5 * scale,
-                        "{dims:?} d{what}: {a} vs {b}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn column_blocks_give_gemms_bits() {
-        // Three threads, so that the blocks are uneven and the last one narrower.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
-        let (m, k, n) = (128, 300, 700);
-        let (x, w, dz) = (numbers(m * k, 1), numbers(k * n, 2), numbers(m * n, 3));
-        pool.install(|| {
-            for split in [Split::Columns, Split::Gemm] {
-                let forward = product((m, n, k), &x, (k, 1), &w, (n, 1), split);
-                let input_grad = product((m, k, n), &dz, (n, 1), &w, (1, n), split);
-                let reference = |a: &[f32], b: &[f32], (m, n, k), transposed: bool| {
-                    let mut out = vec![0f64; m * n];
-                    for (i, row) in out.chunks_mut(n).enumerate() {
-                        for (j, o) in row.iter_mut().enumerate() {
-                            *o = (0..k)
-                                .map(|l| {
-                                    let bv = if transposed {
-                                        b[j * k + l]
-                                    } else {
-                                        b[l * n + j]
-                                    };
-                                    a[i * k + l] as f64 * bv as f64
-                                })
-                                .sum();
-                        }
-                    }
-                    out
-                };
-                for (got, want) in [
-                    (&forward, reference(&x, &w, (m, n, k), false)),
-                    (&input_grad, reference(&dz, &w, (m, k, n), true)),
-                ] {
-                    for (g, r) in got.iter().zip(&want) {
-                        assert!((*g as f64 - r).abs() < 1e-3, "{split:?}: {g} vs {r}");
-                    }
-                }
-                if split == Split::Gemm {
-                    let blocks = [
-                        product((m, n, k), &x, (k, 1), &w, (n, 1), Split::Columns),
-                        product((m, k, n), &dz, (n, 1), &w, (1, n), Split::Columns),
-                    ];
-                    assert_eq!(blocks, [forward, input_grad], "same bits either way");
-                }
-            }
-        });
-    }
-
-    /// `sum(y ⊙ r)` and the pre-activations, on the plain (non-autodiff) device.
-    fn objective(x: &[f32], w: &[f32], b: &[f32], dims: (usize, usize, usize)) -> (f64, Vec<f32>) {
-        let (m, k, n) = dims;
-        let d = Device::flex();
-        let layer = |after: After| {
-            let out = <Dispatch as DenseOps>::dense(
-                matrix(x, [m, k], &d).into_dispatch(),
-                matrix(w, [k, n], &d).into_dispatch(),
-                Tensor::<1>::from_data(TensorData::new(b.to_vec(), [n]), &d).into_dispatch(),
-                after,
-            );
-            vec_of(Tensor::<2>::from_dispatch(out))
-        };
-        let y = layer(After::Relu(Some(MaskDraw::new(0.6, 7))));
-        let r = numbers(m * n, 4);
-        let sum = y.iter().zip(&r).map(|(a, b)| (a * b) as f64).sum();
-        (sum, layer(After::Nothing))
-    }
-
-    #[test]
-    fn gradients_match_finite_differences() {
-        let dims = (4, 5, 6);
-        let (m, k, n) = dims;
-        let [_, dx, dw, db] = run(true, dims, After::Relu(Some(MaskDraw::new(0.6, 7))));
-        let base = [numbers(m * k, 3), numbers(k * n, 1), numbers(n, 2)];
-        let h = 1e-2f32;
-        let (mut checked, mut total) = (0, 0);
-        for (which, grad) in [dx, dw, db].iter().enumerate() {
-            for i in 0..grad.len() {
-                let shifted = |delta: f32| {
-                    let mut p = base.clone();
-                    p[which][i] += delta;
-                    objective(&p[0], &p[1], &p[2], dims)
-                };
-                let ((up, z_up), (down, z_down)) = (shifted(h), shifted(-h));
-                let z = objective(&base[0], &base[1], &base[2], dims).1;
-                total += 1;
-                // A step across a ReLU's kink has no derivative to compare with.
-                let side = |v: &[f32]| v.iter().map(|&a| a > 0.0).collect::<Vec<_>>();
-                if side(&z_up) != side(&z) || side(&z_down) != side(&z) {
-                    continue;
-                }
-                checked += 1;
-                let fd = (up - down) / (2.0 * h as f64);
-                let g = grad[i] as f64;
-                assert!(
-                    (g - fd).abs() < 1e-2 * fd.abs().max(0.1),
-                    "d{which}[{i}]: {g} vs {fd}"
-                );
-            }
-        }
-        assert!(
-            checked * 10 >= total * 8,
-            "only {checked} of {total} away from a kink"
-        );
-    }
-}
+mod tests;
