@@ -7,9 +7,9 @@
 //! thread while the other core waited. Here the product is written once into its own buffer,
 //! unzeroed, and bias, ReLU and mask are one pass over it; the backward pass turns the output
 //! gradient into the pre-activation gradient in one pass and runs the two products straight
-//! from it, at the same time, each on half of the pool. Each pass is split over the pool only where that measured faster. The values are
-//! burn's: the same products summed in the same order, the bias added after the product as
-//! burn adds it, and the same masks.
+//! from it, at the same time, each on half of the pool. Each pass is split over the pool only
+//! where that measured faster. The values are burn's: the same products summed in the same
+//! order, the bias added after the product as burn adds it, and the same masks.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};

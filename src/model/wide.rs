@@ -1,17 +1,20 @@
 //! Runs an element-wise loop compiled for the widest vectors this CPU has.
 //!
-//! The release build targets baseline x86-64, so the compiler vectorizes our own loops (the
-//! momentum update, the dense layer's bias, ReLU and mask passes) with 4-wide SSE only, while
-//! gemm picks AVX-512 or AVX2 at run time. Inlining a loop into a function built with those
-//! features lets the compiler vectorize it 16 or 8 wide. Only the vector width changes: the
-//! same IEEE operations in the same order, so the results are bit-identical on every path
-//! (Rust never contracts a multiply and an add into a fused multiply-add on its own).
+//! The release build targets baseline x86-64, so the compiler vectorizes our own loops with
+//! 4-wide SSE only, while gemm picks AVX-512 or AVX2 at run time. Inlining a loop into a
+//! function built with those features lets the compiler vectorize it 16 or 8 wide. Only the
+//! vector width changes: the same IEEE operations in the same order, so the results are
+//! bit-identical on every path (Rust never contracts a multiply and an add into a fused
+//! multiply-add on its own). The momentum update, which streams megabytes, gained from it; the
+//! dense layer's element-wise passes and the dropout masks did not (`docs/speed.md`).
 
 /// Calls `f`, inlined into a copy built for AVX-512 (the F, DQ, BW and VL subsets every
 /// AVX-512 server CPU has) or AVX2 where the CPU has them.
 ///
 /// `f` should be a small closure holding one loop: it is inlined into that copy, whose
-/// compiler features then apply to the loop.
+/// compiler features then apply to the loop. It should capture its scalars by value (`move`):
+/// a scalar read through a reference under a condition was loaded with a masked gather in the
+/// AVX-512 copy, twice as slow as the SSE loop.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

@@ -8,13 +8,14 @@
 //! same names as burn's (`momentum.velocity`), so optimizer files written by either load in
 //! the other.
 
-use crate::model::wide;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
     LearningRate, Optimizer, RecordState, SgdConfig, StateSink, StateSource, join_path,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
+
+use crate::model::wide;
 
 /// Elements per parallel task: below a few of these, the thread pool costs more than it saves.
 const GRAIN: usize = 1 << 16;
@@ -155,7 +156,8 @@ fn update_velocity(w: &mut [f32], v: &mut [f32], g: &[f32], momentum: f32, lr: f
     let body = |(w, v): (&mut [f32], &mut [f32]), g: &[f32]| {
         wide(move || {
             for ((w, v), g) in w.iter_mut().zip(v.iter_mut()).zip(g) {
-                // Same operand order as burn's momentum (g·1 + v·m, then w − v·lr): bit-identical.
+                // Same operand order as burn's momentum (g·1 + v·m, then w − v·lr):
+                // bit-identical.
                 *v = g + *v * momentum;
                 *w -= *v * lr;
             }
