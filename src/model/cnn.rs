@@ -6,12 +6,12 @@ use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::dense;
 use super::dropout::DropoutLayer;
+use super::fused;
 use super::net::{Architecture, NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 use super::spec::{Dropout as DropoutRates, MAX_CONV_BLOCKS};
@@ -169,18 +169,20 @@ pub struct Cnn {
 }
 
 impl Cnn {
-    /// Runs the convolution blocks on flat rows; each block's output is handed to `each`.
+    /// Runs the convolution blocks on flat rows; each block's output is handed to `each`. On the
+    /// CPU the convolution and the pool with its ReLU are fused operations of our own
+    /// ([`fused::conv_layer`], [`fused::pool_relu`]); a GPU build composes burn's.
     fn features(&self, x: Tensor<2>, mut each: impl FnMut(&Tensor<4>)) -> Tensor<2> {
         let [n, _] = x.dims();
         let [c, h, w] = self.image;
         let mut x: Tensor<4> = x.reshape([n, c, h, w]);
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(x);
+            x = fused::conv_layer(x, conv);
             if let Some(bn) = self.norms.get(i) {
                 x = bn.forward(x);
             }
             // Max-pool commutes with ReLU; pooling first runs ReLU on a quarter of the values.
-            x = relu(self.pool.forward(x));
+            x = fused::pool_relu(x, &self.pool);
             each(&x);
         }
         x.flatten(1, 3)

@@ -26,6 +26,13 @@ use rayon::prelude::*;
 
 use super::dropout::{MaskDraw, par_chunks};
 
+// The CNNs' other two stages, fused the same way: the 3×3 convolution, and the 2×2 max-pool
+// with the ReLU after it.
+mod conv;
+mod pool;
+pub(crate) use conv::conv_layer;
+pub(crate) use pool::pool_relu;
+
 /// Multiply-adds above which a product is split over the thread pool: burn-flex's own
 /// threshold, so that products run exactly as they did through burn.
 const PARALLEL_WORK: usize = 192 * 192 * 192;
