@@ -113,55 +113,89 @@ fn product_into(
     }
 }
 
-/// Calls `f(row, y, src_row)` for each of the 9·c rows of an image's 3×3 columns and each
-/// output line `y` whose window row lies inside the image, with the input line it reads.
-/// Lines outside the image are left to the caller (zero in the columns, nothing to fold).
-fn windows(c: usize, h: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
-    for ci in 0..c {
-        for ky in 0..3 {
-            for kx in 0..3 {
-                for y in 0..h {
-                    // The input line is y + ky - 1, inside the image when in [0, h).
-                    if let Some(src) = (y + ky).checked_sub(1).filter(|&s| s < h) {
-                        f(ci * 9 + ky * 3 + kx, kx, y, ci * h + src);
-                    }
-                }
-            }
-        }
-    }
+/// One row of an image's 3×3 columns as a single shifted run: its output positions
+/// `[out, out + len)` read input positions `[input, input + len)` of channel `ci`'s plane.
+/// Lines whose window row falls outside the image are not in the run. With `kx` 0 or 2 the run
+/// also crosses from one line to the next, so its positions at the left (`kx` 0) or right
+/// (`kx` 2) edge of each line read the neighbouring line's last or first input, where the
+/// convolution reads padding: [`edges`] lists them for the caller to zero.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    row: usize,
+    kx: usize,
+    /// The lines `[y0, y1)` whose window row is inside the image.
+    lines: (usize, usize),
+    out: usize,
+    input: usize,
+    len: usize,
+}
+
+/// The runs of an image of `c` channels of `h` by `w` pixels, row by row.
+fn runs(c: usize, h: usize, w: usize) -> impl Iterator<Item = Run> {
+    (0..c * 9).filter_map(move |row| {
+        let (ci, ky, kx) = (row / 9, row % 9 / 3, row % 3);
+        // Line y reads input line y + ky - 1.
+        let (y0, y1) = (usize::from(ky == 0), if ky == 2 { h - 1 } else { h });
+        let whole = y1.checked_sub(y0).filter(|&l| l > 0)? * w;
+        let (out, input) = (y0 * w, (y0 + ky - 1) * w + ci * h * w);
+        let (out, input, len) = match kx {
+            0 => (out + 1, input, whole - 1),
+            1 => (out, input, whole),
+            _ => (out, input + 1, whole - 1),
+        };
+        Some(Run {
+            row,
+            kx,
+            lines: (y0, y1),
+            out,
+            input,
+            len,
+        })
+    })
+}
+
+/// Positions (within its row) of a run's line-crossing reads, which must read zero.
+fn edges(run: Run, w: usize) -> impl Iterator<Item = usize> {
+    let (y0, y1) = run.lines;
+    let lines = if run.kx == 1 { 0..0 } else { y0..y1 };
+    let at = if run.kx == 0 { 0 } else { w - 1 };
+    lines.map(move |y| y * w + at)
 }
 
 /// Unfolds image `x` (`[c, h, w]`) into `cols` (`[c·9, h·w]`): row (ci, ky, kx) holds, at each
 /// output position, the input at offset (ky - 1, kx - 1), zero outside the image.
 fn unfold(x: &[f32], (c, h, w): (usize, usize, usize), cols: &mut [f32]) {
     let hw = h * w;
-    cols[..c * 9 * hw].fill(0.0);
-    windows(c, h, |row, kx, y, line| {
-        let out = &mut cols[row * hw + y * w..][..w];
-        let src = &x[line * w..][..w];
-        match kx {
-            0 => out[1..].copy_from_slice(&src[..w - 1]),
-            1 => out.copy_from_slice(src),
-            _ => out[..w - 1].copy_from_slice(&src[1..]),
+    // The first row not written yet: rows with no line inside the image are all padding.
+    let mut next = 0;
+    for run in runs(c, h, w) {
+        cols[next * hw..run.row * hw].fill(0.0);
+        let row = &mut cols[run.row * hw..][..hw];
+        let (y0, y1) = run.lines;
+        row[..y0 * w].fill(0.0);
+        row[y1 * w..].fill(0.0);
+        row[run.out..][..run.len].copy_from_slice(&x[run.input..][..run.len]);
+        for e in edges(run, w) {
+            row[e] = 0.0;
         }
-    });
+        next = run.row + 1;
+    }
+    cols[next * hw..c * 9 * hw].fill(0.0);
 }
 
-/// Adds the gradient of [`unfold`]'s columns, `dcols`, back into the image's, `dx`.
-fn fold(dcols: &[f32], (c, h, w): (usize, usize, usize), dx: &mut [f32]) {
+/// Adds the gradient of [`unfold`]'s columns, `dcols`, back into the image's, `dx`. The
+/// padding positions of `dcols` are zeroed on the way (they are gradients of no input).
+fn fold(dcols: &mut [f32], (c, h, w): (usize, usize, usize), dx: &mut [f32]) {
     let hw = h * w;
-    windows(c, h, |row, kx, y, line| {
-        let src = &dcols[row * hw + y * w..][..w];
-        let out = &mut dx[line * w..][..w];
-        let add = |out: &mut [f32], src: &[f32]| {
-            out.iter_mut().zip(src).for_each(|(o, s)| *o += s);
-        };
-        match kx {
-            0 => add(&mut out[..w - 1], &src[1..]),
-            1 => add(out, src),
-            _ => add(&mut out[1..], &src[..w - 1]),
+    for run in runs(c, h, w) {
+        let row = &mut dcols[run.row * hw..][..hw];
+        for e in edges(run, w) {
+            row[e] = 0.0;
         }
-    });
+        let src = &row[run.out..][..run.len];
+        let out = &mut dx[run.input..][..run.len];
+        out.iter_mut().zip(src).for_each(|(o, s)| *o += s);
+    }
 }
 
 impl ConvOps for Flex {
