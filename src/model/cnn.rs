@@ -170,8 +170,9 @@ pub struct Cnn {
 
 impl Cnn {
     /// Runs the convolution blocks on flat rows; each block's output is handed to `each`. On the
-    /// CPU the convolution and the pool with its ReLU are fused operations of our own
-    /// ([`fused::conv_layer`], [`fused::pool_relu`]); a GPU build composes burn's.
+    /// CPU the convolution, batch norm in training and the pool with its ReLU are fused operations
+    /// of our own ([`fused::conv_layer`], [`fused::batch_norm_layer`], [`fused::pool_relu`]); a
+    /// GPU build composes burn's.
     fn features(&self, x: Tensor<2>, mut each: impl FnMut(&Tensor<4>)) -> Tensor<2> {
         let [n, _] = x.dims();
         let [c, h, w] = self.image;
@@ -179,7 +180,7 @@ impl Cnn {
         for (i, conv) in self.convs.iter().enumerate() {
             x = fused::conv_layer(x, conv);
             if let Some(bn) = self.norms.get(i) {
-                x = bn.forward(x);
+                x = fused::batch_norm_layer(x, bn);
             }
             // Max-pool commutes with ReLU; pooling first runs ReLU on a quarter of the values.
             x = fused::pool_relu(x, &self.pool);

@@ -26,11 +26,13 @@ use rayon::prelude::*;
 
 use super::dropout::{MaskDraw, par_chunks};
 
-// The CNNs' other two stages, fused the same way: the 3×3 convolution, and the 2×2 max-pool
-// with the ReLU after it.
+// The CNNs' other stages, fused the same way: the 3×3 convolution, batch norm in training, and
+// the 2×2 max-pool with the ReLU after it.
 mod conv;
+mod norm;
 mod pool;
 pub(crate) use conv::conv_layer;
+pub(crate) use norm::batch_norm_layer;
 pub(crate) use pool::pool_relu;
 
 /// Multiply-adds above which a product is split over the thread pool: burn-flex's own
