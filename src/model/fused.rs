@@ -420,4 +420,6 @@ impl<C: CheckpointStrategy> DenseOps for Autodiff<Flex, C> {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

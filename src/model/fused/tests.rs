@@ -1,29 +1,13 @@
 //! Tests of the fused dense layer: values and gradients against burn's composition and finite
 //! differences, and the products' bits under every split.
 
+use super::test_support::{numbers, same_on_any_pool, vec_of};
 use super::*;
 use burn::nn::LinearConfig;
 use burn::tensor::Device;
 
-/// Deterministic values in `[-1, 1)`.
-fn numbers(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn matrix(v: &[f32], shape: [usize; 2], d: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v.to_vec(), shape), d)
-}
-
-fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec().unwrap()
 }
 
 /// Output, and the gradients of `sum(y ⊙ r)` for x, w and b, through the fused layer or
@@ -88,17 +72,7 @@ fn the_gradients_have_the_same_bits_on_any_pool() {
         dims.0 * dims.1 * dims.2 >= PARALLEL_WORK,
         "large enough to split"
     );
-    let on = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| run(true, dims, After::Relu(None)))
-    };
-    let one = on(1);
-    for threads in [2, 3, 4] {
-        assert_eq!(on(threads), one, "{threads} threads against 1");
-    }
+    same_on_any_pool(|| run(true, dims, After::Relu(None)));
 }
 
 #[test]

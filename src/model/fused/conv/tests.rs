@@ -1,26 +1,10 @@
 //! Tests of the fused convolution: values and gradients against burn's convolution and finite
 //! differences, and the same bits on any pool.
 
+use super::super::test_support::{numbers, same_on_any_pool, vec_of};
 use super::*;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Device, TensorData};
-
-/// Deterministic values in `[-1, 1)`.
-fn numbers(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec().unwrap()
-}
 
 /// A layer of `c` to `o` channels with the given weights and bias on `d`.
 fn layer(c: usize, o: usize, w: &[f32], b: &[f32], d: &Device) -> Conv2d {
@@ -119,17 +103,7 @@ fn gradients_match_finite_differences() {
 #[test]
 fn the_gradients_have_the_same_bits_on_any_pool() {
     // 20 images: two whole groups and a short one.
-    let on = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| run(true, [20, 3, 6, 5], 4))
-    };
-    let one = on(1);
-    for threads in [2, 3, 4] {
-        assert_eq!(on(threads), one, "{threads} threads against 1");
-    }
+    same_on_any_pool(|| run(true, [20, 3, 6, 5], 4));
 }
 
 #[test]

@@ -1,26 +1,18 @@
 //! Tests of the fused batch norm: values, gradients and running statistics against burn's
 //! `BatchNorm`, finite differences, and the same bits on any pool.
 
+use super::super::test_support::{self, same_on_any_pool, vec_of};
 use super::*;
 use burn::nn::BatchNormConfig;
 use burn::tensor::{Device, TensorData};
 
-/// Deterministic values in `[-1, 1)`, scaled and shifted so that channels are not already
-/// normalized.
+/// Deterministic values, shifted per position so that channels are not already normalized.
 fn numbers(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|i| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0 + (i % 3) as f32 * 0.3
-        })
+    let v = test_support::numbers(n, seed);
+    v.iter()
+        .enumerate()
+        .map(|(i, v)| v + (i % 3) as f32 * 0.3)
         .collect()
-}
-
-fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec().unwrap()
 }
 
 /// A batch norm of `c` channels with set γ and β and non-trivial running statistics.
@@ -150,15 +142,5 @@ fn gradients_match_finite_differences() {
 
 #[test]
 fn the_gradients_have_the_same_bits_on_any_pool() {
-    let on = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| run(true, [10, 5, 3, 4]))
-    };
-    let one = on(1);
-    for threads in [2, 3, 4] {
-        assert_eq!(on(threads), one, "{threads} threads against 1");
-    }
+    same_on_any_pool(|| run(true, [10, 5, 3, 4]));
 }

@@ -1,6 +1,7 @@
 //! Tests of the fused pool and ReLU: values and gradients against burn's composition, ties
 //! included, and finite differences.
 
+use super::super::test_support::{self, vec_of};
 use super::*;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::{Device, TensorData};
@@ -8,20 +9,10 @@ use burn::tensor::{Device, TensorData};
 /// Deterministic values in `[-1, 1)`; with `levels`, rounded to that many steps, so that
 /// windows hold equal values.
 fn numbers(n: usize, seed: u64, levels: Option<f32>) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let v = ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
-            levels.map_or(v, |l| (v * l).round() / l)
-        })
+    let v = test_support::numbers(n, seed);
+    v.into_iter()
+        .map(|v| levels.map_or(v, |l| (v * l).round() / l))
         .collect()
-}
-
-fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec().unwrap()
 }
 
 /// Output and the gradient of `sum(y ⊙ r)` for x, fused or composed.
