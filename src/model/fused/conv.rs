@@ -207,9 +207,15 @@ impl ConvOps for Flex {
         assert_eq!(bv.len(), o, "convolution: one bias per output channel");
         let (hw, c9) = (h * wd, c * 9);
         let mut out = vec![0f32; n * o * hw];
-        // The shapes the CNNs build have no empty dimension; an empty input gives an empty or
-        // all-bias output without a product.
-        if hw > 0 && c > 0 && o > 0 {
+        // Each output plane then gets its channel's bias, on the image's own thread.
+        let add_bias = |y: &mut [f32]| {
+            for (plane, &bias) in y.chunks_exact_mut(hw).zip(bv.iter()) {
+                plane.iter_mut().for_each(|v| *v += bias);
+            }
+        };
+        // The shapes the CNNs build have no empty dimension; without input channels the
+        // product is empty and the output all bias.
+        if hw > 0 && o > 0 && c > 0 {
             out.par_chunks_mut(o * hw)
                 .zip(xv.par_chunks(c * hw))
                 .for_each_init(
@@ -217,11 +223,11 @@ impl ConvOps for Flex {
                     |cols, (y, x)| {
                         unfold(x, (c, h, wd), cols);
                         product_into(y, (o, hw, c9), &wv, (c9, 1), cols, (hw, 1), false);
+                        add_bias(y);
                     },
                 );
-        }
-        for (plane, &bias) in out.chunks_exact_mut(hw.max(1)).zip(bv.iter().cycle()) {
-            plane.iter_mut().for_each(|v| *v += bias);
+        } else if hw > 0 && o > 0 {
+            out.chunks_mut(o * hw).for_each(add_bias);
         }
         tensor(out, [n, o, h, wd])
     }
