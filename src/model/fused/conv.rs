@@ -113,6 +113,13 @@ fn product_into(
     }
 }
 
+/// `v` (`[rows, cols]`, row-major) transposed.
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..rows * cols)
+        .map(|i| v[(i % rows) * cols + i / rows])
+        .collect()
+}
+
 /// One row of an image's 3×3 columns as a single shifted run: its output positions
 /// `[out, out + len)` read input positions `[input, input + len)` of channel `ci`'s plane.
 /// Lines whose window row falls outside the image are not in the run. With `kx` 0 or 2 the run
@@ -243,6 +250,7 @@ type ConvState = (NodeId, NodeId);
 /// One group's share of the backward step: its images' input gradients (written in place),
 /// and the sums of its weight and bias gradients.
 struct GroupGrads {
+    /// The weights' gradient, transposed: `[c·9, o]`.
     dw: Vec<f32>,
     db: Vec<f32>,
 }
@@ -261,6 +269,11 @@ impl Backward<Flex, 3> for ConvBackward {
         let (hw, c9) = (h * wd, c * 9);
         let (xv, wv, gv) = (values(&x), values(&w), values(&grad));
         let (want_dx, want_dw) = (x_node.is_some(), w_node.is_some());
+        // Two of the per-image products run faster with a row-major operand: the weights
+        // transposed once here, and the weight gradient summed transposed and turned at the
+        // end. At the CNN teacher's second layer (64 × 288 weights, 14 × 14 images), one
+        // thread: 51 against 56 µs for the input gradient, 46 against 56 for the weights'.
+        let wt = transpose(&wv, o, c9);
         let mut dx = vec![0f32; if want_dx { n * c * hw } else { 0 }];
         let groups: Vec<usize> = (0..n.div_ceil(GROUP)).collect();
         // Each group's own images of the input gradient, when it is wanted.
@@ -287,13 +300,13 @@ impl Backward<Flex, 3> for ConvBackward {
                         }
                         if want_dw {
                             unfold(&xv[i * c * hw..][..c * hw], (c, h, wd), cols);
-                            // dw += dy · colsᵀ
-                            let dims = (o, c9, hw);
-                            product_into(&mut sums.dw, dims, dy, (hw, 1), cols, (1, hw), j > 0);
+                            // dwᵀ += cols · dyᵀ
+                            let dims = (c9, o, hw);
+                            product_into(&mut sums.dw, dims, cols, (hw, 1), dy, (1, hw), j > 0);
                         }
                         if let Some(gdx) = gdx.as_deref_mut() {
                             // dcols = wᵀ · dy, folded back into the image's gradient.
-                            product_into(dcols, (c9, hw, o), &wv, (1, c9), dy, (hw, 1), false);
+                            product_into(dcols, (c9, hw, o), &wt, (o, 1), dy, (hw, 1), false);
                             fold(dcols, (c, h, wd), &mut gdx[j * c * hw..][..c * hw]);
                         }
                     }
@@ -312,7 +325,7 @@ impl Backward<Flex, 3> for ConvBackward {
             grads.register::<Flex>(node.id, tensor(dx, [n, c, h, wd]));
         }
         if let Some(node) = w_node {
-            let dw = total(|s| &s.dw, o * c9);
+            let dw = transpose(&total(|s| &s.dw, o * c9), c9, o);
             grads.register::<Flex>(node.id, tensor(dw, [o, c, 3, 3]));
         }
         if let Some(node) = b_node {
