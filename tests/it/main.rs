@@ -13,5 +13,6 @@ mod layering;
 mod learning;
 mod losses;
 mod onnx;
+mod recipes;
 mod resume;
 mod trust;

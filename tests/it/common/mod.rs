@@ -204,3 +204,64 @@ pub const MNIST_SLICE: &[&str] = &[
     "--test-size",
     "1000",
 ];
+
+/// A PNG that decodes to a non-trivial picture: several colours, not one flat fill.
+pub fn assert_chart(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
+        path.display()
+    );
+    let img = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    assert!(
+        img.width() >= 800,
+        "{} narrower than 800 px",
+        path.display()
+    );
+    let mut colours = std::collections::HashSet::new();
+    for p in img.pixels().step_by(7) {
+        colours.insert(p.0);
+    }
+    assert!(
+        colours.len() > 20,
+        "{} looks blank ({} colours)",
+        path.display(),
+        colours.len()
+    );
+}
+
+/// A run directory's `report.json`.
+pub fn report_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// Every listed model of a report has its fields, and its per-class errors add up to its total.
+pub fn assert_model_fields(report: &serde_json::Value, names: &[&str]) {
+    for m in names {
+        let r = &report["models"][*m];
+        for field in [
+            "test_errors",
+            "test_examples",
+            "class_errors",
+            "params",
+            "train_seconds",
+            "infer_us_per_example",
+        ] {
+            assert!(!r[field].is_null(), "models.{m}.{field} missing");
+        }
+        let sum: u64 = r["class_errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        let total = r["test_errors"].as_u64().unwrap();
+        if r["spec"].as_str().unwrap().starts_with("mean of") {
+            // Means rounded one by one: the parts may miss the rounded total by a few.
+            assert!(sum.abs_diff(total) <= 5, "{m}: {sum} vs {total}");
+        } else {
+            assert_eq!(sum, total, "{m}");
+        }
+    }
+}
