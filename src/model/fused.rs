@@ -118,10 +118,11 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     }
 }
 
-fn dims2(t: &FlexTensor) -> (usize, usize) {
+/// A tensor's shape, for the fused operations, which take tensors of a fixed rank.
+fn dims<const D: usize>(t: &FlexTensor) -> [usize; D] {
     let shape = t.layout().shape();
-    assert_eq!(shape.num_dims(), 2, "the fused dense layer takes matrices");
-    (shape[0], shape[1])
+    assert_eq!(shape.num_dims(), D, "a fused operation takes {D}-d tensors");
+    std::array::from_fn(|i| shape[i])
 }
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
@@ -260,7 +261,7 @@ fn for_rows(start: usize, chunk: &mut [f32], n: usize, mut f: impl FnMut(&mut [f
 
 impl DenseOps for Flex {
     fn dense(x: FlexTensor, w: FlexTensor, b: FlexTensor, after: After) -> FlexTensor {
-        let ((m, k), (k2, n)) = (dims2(&x), dims2(&w));
+        let ([m, k], [k2, n]) = (dims(&x), dims(&w));
         assert_eq!(k, k2, "dense layer: input width against weight rows");
         let (xv, wv, bv) = (values(&x), values(&w), values(&b));
         assert_eq!(bv.len(), n, "dense layer: one bias per output");
@@ -307,7 +308,7 @@ impl Backward<Flex, 3> for DenseBackward {
         let [x_node, w_node, b_node] = ops.parents;
         let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
         let (x_id, w_id, y, relu_scale) = ops.state;
-        let (m, n) = dims2(&y);
+        let [m, n] = dims(&y);
         let gv = values(&grad);
         let dz: std::borrow::Cow<'_, [f32]> = match relu_scale {
             None => gv,
@@ -329,7 +330,7 @@ impl Backward<Flex, 3> for DenseBackward {
         let x: Option<FlexTensor> = w_node.as_ref().map(|_| cp.retrieve_node_output(x_id));
         // dx = dz · wᵀ (w's storage read with its strides swapped), on `threads` threads.
         let dx = |w: &FlexTensor, threads| {
-            let k = dims2(w).0;
+            let [k, _] = dims(w);
             let v = product(
                 (m, k, n),
                 &dz,
@@ -343,7 +344,7 @@ impl Backward<Flex, 3> for DenseBackward {
         };
         // dw = xᵀ · dz.
         let dw = |x: &FlexTensor, threads| {
-            let k = dims2(x).1;
+            let [_, k] = dims(x);
             let v = product(
                 (k, n, m),
                 &values(x),
@@ -361,7 +362,7 @@ impl Backward<Flex, 3> for DenseBackward {
             // so each takes half of the pool, at the same time. With two threads that is one
             // unsplit product per thread: 2.5% faster per step of the cached distillation
             // student and 4.6% per teacher step, than each product split over both in turn.
-            (Some(w), Some(x)) if pool >= 2 && m * n * dims2(w).0 >= PARALLEL_WORK => {
+            (Some(w), Some(x)) if pool >= 2 && m * n * dims::<2>(w)[0] >= PARALLEL_WORK => {
                 let (a, b) = rayon::join(|| dx(w, pool / 2), || dw(x, pool - pool / 2));
                 (Some(a), Some(b))
             }

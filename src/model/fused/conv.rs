@@ -20,7 +20,7 @@ use burn::tensor::Tensor;
 
 use rayon::prelude::*;
 
-use super::{tensor, values};
+use super::{dims, tensor, values};
 
 /// Images whose weight gradients are summed together before the groups' sums are added, in
 /// order: fixed, so that the sum's order does not depend on the thread count.
@@ -55,17 +55,6 @@ pub(crate) fn conv_layer(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
         )),
         _ => conv.forward(x),
     }
-}
-
-/// A 4-d tensor's shape.
-pub(super) fn dims4(t: &FlexTensor) -> [usize; 4] {
-    let shape = t.layout().shape();
-    assert_eq!(
-        shape.num_dims(),
-        4,
-        "the fused convolution takes 4-d tensors"
-    );
-    [shape[0], shape[1], shape[2], shape[3]]
 }
 
 /// `dst` `[m, n]` (row-major) set to, or with `add` increased by, `a · b`, on this thread;
@@ -207,8 +196,8 @@ fn fold(dcols: &mut [f32], (c, h, w): (usize, usize, usize), dx: &mut [f32]) {
 
 impl ConvOps for Flex {
     fn conv3x3(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
-        let [n, c, h, wd] = dims4(&x);
-        let [o, c2, _, _] = dims4(&w);
+        let [n, c, h, wd] = dims::<4>(&x);
+        let [o, c2, _, _] = dims::<4>(&w);
         assert_eq!(c, c2, "convolution: input channels against weights");
         let (xv, wv, bv) = (values(&x), values(&w), values(&b));
         assert_eq!(bv.len(), o, "convolution: one bias per output channel");
@@ -264,8 +253,8 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x_id, w_id) = ops.state;
         let x: FlexTensor = cp.retrieve_node_output(x_id);
         let w: FlexTensor = cp.retrieve_node_output(w_id);
-        let [n, c, h, wd] = dims4(&x);
-        let o = dims4(&w)[0];
+        let [n, c, h, wd] = dims::<4>(&x);
+        let o = dims::<4>(&w)[0];
         let (hw, c9) = (h * wd, c * 9);
         let (xv, wv, gv) = (values(&x), values(&w), values(&grad));
         let (want_dx, want_dw) = (x_node.is_some(), w_node.is_some());

@@ -21,7 +21,7 @@ use burn::tensor::Tensor;
 
 use rayon::prelude::*;
 
-use super::{conv::dims4, tensor, values};
+use super::{dims, tensor, values};
 
 /// Batch statistics and normalization as backend operations.
 #[backend_extension(Flex, Autodiff)]
@@ -86,11 +86,11 @@ fn per_channel<T: Send>(c: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T
 }
 
 /// Each channel's (mean, biased variance) over the batch, summed in f64, two passes.
-fn stats_of(x: &[f32], dims: [usize; 3]) -> Vec<(f64, f64)> {
-    let [n, c, hw] = dims;
+fn stats_of(x: &[f32], shape: [usize; 3]) -> Vec<(f64, f64)> {
+    let [n, c, hw] = shape;
     let count = (n * hw).max(1) as f64;
     per_channel(c, |ch| {
-        let planes = || (0..n).map(|i| plane(x, dims, i, ch));
+        let planes = || (0..n).map(|i| plane(x, shape, i, ch));
         let sum: f64 = planes().flatten().map(|&v| v as f64).sum();
         let mean = sum / count;
         let sq: f64 = planes().flatten().map(|&v| (v as f64 - mean).powi(2)).sum();
@@ -117,17 +117,17 @@ fn each_plane(
 }
 
 fn shape3(x: &FlexTensor) -> [usize; 3] {
-    let [n, c, h, w] = dims4(x);
+    let [n, c, h, w] = dims::<4>(x);
     [n, c, h * w]
 }
 
 impl NormOps for Flex {
     fn batch_stats(x: FlexTensor) -> FlexTensor {
-        let dims = shape3(&x);
-        let stats = stats_of(&values(&x), dims);
+        let shape = shape3(&x);
+        let stats = stats_of(&values(&x), shape);
         let (means, vars): (Vec<f32>, Vec<f32>) =
             stats.iter().map(|&(m, v)| (m as f32, v as f32)).unzip();
-        tensor([means, vars].concat(), [2, dims[1]])
+        tensor([means, vars].concat(), [2, shape[1]])
     }
 
     fn batch_norm(
@@ -155,7 +155,7 @@ impl NormOps for Flex {
             let (scale, shift) = coefficients[ch];
             out.iter_mut().for_each(|v| *v = *v * scale + shift);
         });
-        let [_, _, h, w] = dims4(&x);
+        let [_, _, h, w] = dims::<4>(&x);
         tensor(out, [n, c, h, w])
     }
 }
@@ -182,12 +182,15 @@ impl Backward<Flex, 4> for NormBackward {
             .map(|ch| 1.0 / (sv[c + ch] as f64 + epsilon).sqrt())
             .collect();
         // Per channel: Σ dy (β's gradient) and Σ dy · x̂ (γ's), x̂ = (x − mean) · inv.
-        let dims = [n, c, hw];
+        let shape = [n, c, hw];
         let sums: Vec<(f64, f64)> = per_channel(c, |ch| {
             let (mean, inv) = (sv[ch] as f64, inv[ch]);
             let (mut s, mut sx) = (0f64, 0f64);
             for i in 0..n {
-                for (&g, &x) in plane(&dy, dims, i, ch).iter().zip(plane(&xv, dims, i, ch)) {
+                for (&g, &x) in plane(&dy, shape, i, ch)
+                    .iter()
+                    .zip(plane(&xv, shape, i, ch))
+                {
                     s += g as f64;
                     sx += g as f64 * (x as f64 - mean) * inv;
                 }
@@ -198,15 +201,15 @@ impl Backward<Flex, 4> for NormBackward {
             // dx = γ · inv · (dy − Σdy / N − x̂ · Σ(dy·x̂) / N).
             let count = (n * hw).max(1) as f64;
             let mut dx = dy.to_vec();
-            each_plane(&mut dx, dims, |i, ch, out| {
+            each_plane(&mut dx, shape, |i, ch, out| {
                 let (mean, inv, (s, sx)) = (sv[ch] as f64, inv[ch], sums[ch]);
                 let scale = gv[ch] as f64 * inv;
-                for (d, &x) in out.iter_mut().zip(plane(&xv, dims, i, ch)) {
+                for (d, &x) in out.iter_mut().zip(plane(&xv, shape, i, ch)) {
                     let xhat = (x as f64 - mean) * inv;
                     *d = (scale * (*d as f64 - s / count - xhat * sx / count)) as f32;
                 }
             });
-            let [_, _, h, w] = dims4(&x);
+            let [_, _, h, w] = dims::<4>(&x);
             grads.register::<Flex>(node.id, tensor(dx, [n, c, h, w]));
         }
         let channel = |pick: fn(&(f64, f64)) -> f64| {

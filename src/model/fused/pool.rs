@@ -22,7 +22,7 @@ use burn::tensor::activation::relu;
 
 use rayon::prelude::*;
 
-use super::{conv::dims4, tensor, values};
+use super::{dims, tensor, values};
 
 /// The code of an output the ReLU stopped: no input receives its gradient.
 const STOPPED: u8 = 4;
@@ -88,7 +88,7 @@ fn forward(x: &[f32], [n, c, h, w]: [usize; 4]) -> (Vec<f32>, Vec<u8>) {
 
 impl PoolOps for Flex {
     fn pool_relu(x: FlexTensor) -> FlexTensor {
-        let [n, c, h, w] = dims4(&x);
+        let [n, c, h, w] = dims::<4>(&x);
         let (out, _) = forward(&values(&x), [n, c, h, w]);
         tensor(out, [n, c, h / 2, w / 2])
     }
@@ -147,10 +147,10 @@ impl<C: CheckpointStrategy> PoolOps for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(prep) => {
                 let v = x.primitive().clone();
-                let dims = dims4(&v);
-                let (out, won) = forward(&values(&v), dims);
-                let [n, c, h, w] = dims;
-                prep.finish((dims, won), tensor(out, [n, c, h / 2, w / 2]))
+                let shape = dims::<4>(&v);
+                let (out, won) = forward(&values(&v), shape);
+                let [n, c, h, w] = shape;
+                prep.finish((shape, won), tensor(out, [n, c, h / 2, w / 2]))
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::pool_relu(x.primitive().clone())),
         }
