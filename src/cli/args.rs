@@ -244,9 +244,10 @@ pub struct OnnxArgs {
     /// 0.485,0.456,0.406,0.229,0.224,0.225).
     #[arg(long, value_name = "MEAN,STD", allow_hyphen_values = true)]
     pub input_norm: Option<String>,
-    /// What an ONNX model's output holds: logits (default), or probs for a model that ends in
-    /// a softmax.
-    #[arg(long, value_name = "KIND", default_value = "logits")]
+    /// What an ONNX model's output holds: logits, probs (a model that ends in a softmax), or
+    /// auto: probs when its outputs for blank images are rows in [0, 1] summing to 1, logits
+    /// otherwise.
+    #[arg(long, value_name = "KIND", default_value = "auto")]
     pub teacher_outputs: String,
 }
 

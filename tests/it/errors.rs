@@ -86,7 +86,7 @@ const CASES: &[Case] = &[
     case("loss-negative-beta", "--beta -1", &["distill", "--teacher", "{M}", "--loss", "dkd", "--beta", "-1", "--out", "{O}"], "beta must be a finite number >= 0", 2),
     case("input-norm-odd", "--input-norm with one number", &["eval", "{M}", "--data-dir", "{T}", "--input-norm", "0.5"], "needs an even number of values", 2),
     case("input-norm-channels", "--input-norm for 2 channels on 1-channel images", &["eval", "{D}/m.onnx", "--data-dir", "{T}", "--input-norm", "0.1,0.2,0.3,0.4"], "gives 2 channels but the images have 1", 2),
-    case("teacher-outputs-word", "--teacher-outputs of an unknown kind", &["eval", "{M}", "--data-dir", "{T}", "--teacher-outputs", "softmax"], "--teacher-outputs takes logits or probs", 2),
+    case("teacher-outputs-word", "--teacher-outputs of an unknown kind", &["eval", "{M}", "--data-dir", "{T}", "--teacher-outputs", "softmax"], "--teacher-outputs takes auto, logits or probs", 2),
     case("export-no-format", "export without --onnx or --torch", &["export", "{M}"], "required arguments were not provided", 2),
     case("bench-tiny", "bench --epoch-examples below one batch", &["bench", "--epoch-examples", "10", "--data-dir", "{T}"], "at least 128", 2),
     case("bench-only", "bench --only an unknown figure", &["bench", "--only", "teacher_step", "--data-dir", "{T}"], "--only: unknown figure \"teacher_step\"", 2),
@@ -133,7 +133,7 @@ const CASES: &[Case] = &[
     case("onnx-truncated", "an ONNX file cut short", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "or a truncated one", 4),
     case("onnx-unsupported-op", "an ONNX operator tract lacks", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "operator DistillNoSuchOp", 4),
     case("onnx-input-size", "an ONNX model for images of another size", &["eval", "{D}/m.onnx", "--data-dir", "{D}"], "has shape [N, 16] but the data's 1x5x5 images give [N, 25]", 4),
-    case("onnx-rank", "an ONNX input of rank 3", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "has rank 3", 4),
+    case("onnx-rank", "an ONNX input of rank 5", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "has rank 5", 4),
     case("onnx-classes", "an ONNX teacher with another class count than the data", &["distill", "--teacher", "{D}/m.onnx", "--out", "{O}", "--data-dir", "{D}", "--validation-size", "6"], "the teacher has 3 classes but the dataset", 4),
     case("onnx-external-missing", "an ONNX file whose external-data file is missing", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "external-data file", 4),
     case("onnx-two-inputs", "an ONNX model with two inputs", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "it takes 2 inputs", 4),
@@ -382,7 +382,8 @@ fn onnx_case(id: &str, dir: &Path, model: &Path) {
                         unreachable!()
                     };
                     let shape = t.shape.as_mut().unwrap();
-                    shape.dim.push(shape.dim[1].clone());
+                    let d = shape.dim[1].clone();
+                    shape.dim.extend([d.clone(), d.clone(), d]);
                 }
                 "onnx-external-missing" => {
                     let t = &mut g.initializer[0];

@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod cnn;
 mod errors;
+mod exporters;
 mod formats;
 mod fuzz;
 mod layering;

@@ -1,12 +1,14 @@
 //! Foreign teachers: an ONNX file exported by another framework, run on the CPU with tract.
 //!
 //! The contract: the model takes float32 pixels scaled to [0, 1] (optionally normalized per
-//! channel by [`InputNorm`] before it sees them), laid out as its input's rank says (rank 2:
-//! `[N, C·H·W]`, rank 4: `[N, C, H, W]`), and returns `[N, classes]` logits, or probabilities
-//! when [`TeacherOutputs::Probs`] says so. The plan is built once, with a symbolic batch
-//! dimension, and run over fixed-size chunks so that memory stays flat whatever the data size.
+//! channel by [`InputNorm`] before it sees them), laid out as its input's declared sizes say
+//! (`[N, C·H·W]`, `[N, H, W]`, `[N, C, H, W]` or `[N, H, W, C]`, see [`graph`]), and returns
+//! `[N, classes]` logits or probabilities ([`TeacherOutputs`]). The plan is built once, with a
+//! symbolic batch dimension, and run over fixed-size chunks so that memory stays flat whatever
+//! the data size.
 
-use std::collections::{BTreeSet, HashSet};
+mod graph;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -18,11 +20,11 @@ use prost::Message;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
-use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
 use tract_onnx::prelude::{
     DatumExt, InferenceModelExt, IntoRunnable, TDim, TypedRunnableModel, TypedSimplePlan, tvec,
 };
 
+use self::graph::{Layout, check_names, external_files, prepared, signature};
 use super::Predictor;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -35,12 +37,16 @@ const ROWS_PER_RUN: usize = 256;
 /// The largest batch size a file may fix (chunks are padded to it, so it bounds memory).
 const MAX_FIXED_BATCH: usize = 4096;
 
-/// What an ONNX model's (first) output holds.
+/// What an ONNX model's scores output holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TeacherOutputs {
-    /// Unnormalized class scores (the usual export of a classifier).
+    /// Decided when the model loads: probabilities if its outputs for a batch of blank images
+    /// are rows in [0, 1] that sum to 1 (a softmax, as Keras and scikit-learn exports end),
+    /// logits otherwise.
     #[default]
+    Auto,
+    /// Unnormalized class scores (the usual PyTorch export of a classifier).
     Logits,
     /// Class probabilities (a model that ends in a softmax); their logarithms serve as logits.
     Probs,
@@ -50,10 +56,11 @@ impl FromStr for TeacherOutputs {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
+            "auto" => Ok(TeacherOutputs::Auto),
             "logits" => Ok(TeacherOutputs::Logits),
             "probs" => Ok(TeacherOutputs::Probs),
             _ => Err(Error::config(format!(
-                "--teacher-outputs takes logits or probs, got {s:?}"
+                "--teacher-outputs takes auto, logits or probs, got {s:?}"
             ))),
         }
     }
@@ -121,11 +128,12 @@ pub fn is_onnx(path: &Path) -> bool {
 pub struct OnnxModel {
     path: PathBuf,
     plan: Arc<TypedRunnableModel>,
-    rank4: bool,
+    layout: Layout,
     shape: ImageShape,
     classes: usize,
     /// The batch size the model's input fixes, if it fixes one (chunks are padded to it).
     fixed_batch: Option<usize>,
+    /// The options it runs with, `outputs` decided (never `Auto`).
     options: OnnxOptions,
     identity: String,
     params: usize,
@@ -139,22 +147,6 @@ impl fmt::Debug for OnnxModel {
             .field("classes", &self.classes)
             .finish_non_exhaustive()
     }
-}
-
-/// A dimension as an ONNX file declares it: a number, or a name (symbolic) or nothing.
-fn declared(d: &pb::tensor_shape_proto::Dimension) -> Option<i64> {
-    match &d.value {
-        Some(DimValue::DimValue(v)) if *v > 0 => Some(*v),
-        _ => None,
-    }
-}
-
-fn show_dims(dims: &[Option<i64>]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| d.map_or("N".to_string(), |v| v.to_string()))
-        .collect();
-    format!("[{}]", parts.join(", "))
 }
 
 impl OnnxModel {
@@ -202,72 +194,7 @@ impl OnnxModel {
             }
             identity += &sha256_file(&file)?;
         }
-        let identity = sha256_hex(
-            format!(
-                "{identity}|{}",
-                serde_json::to_string(&options).unwrap_or_default()
-            )
-            .as_bytes(),
-        );
-        let initialized: HashSet<&str> =
-            graph.initializer.iter().map(|t| t.name.as_str()).collect();
-        let inputs: Vec<&pb::ValueInfoProto> = graph
-            .input
-            .iter()
-            .filter(|i| !initialized.contains(i.name.as_str()))
-            .collect();
-        let [input] = inputs[..] else {
-            let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-            return Err(bad(format!(
-                "it takes {} inputs ({names:?}); a teacher takes exactly one, the images",
-                inputs.len()
-            )));
-        };
-        let Some(pb::type_proto::Value::TensorType(tensor)) =
-            input.r#type.as_ref().and_then(|t| t.value.as_ref())
-        else {
-            return Err(bad(format!("its input {:?} is not a tensor", input.name)));
-        };
-        if tensor.elem_type != pb::tensor_proto::DataType::Float as i32 {
-            return Err(bad(format!(
-                "its input {:?} is not float32 (ONNX type {}); distill feeds float32 pixels",
-                input.name, tensor.elem_type
-            )));
-        }
-        let dims: Vec<Option<i64>> = tensor
-            .shape
-            .as_ref()
-            .map(|s| s.dim.iter().map(declared).collect())
-            .unwrap_or_default();
-        let want: Vec<usize> = match dims.len() {
-            2 => vec![shape.len()],
-            4 => vec![shape.channels, shape.height, shape.width],
-            r => {
-                return Err(bad(format!(
-                    "its input {:?} has rank {r} {}; distill feeds [N, C·H·W] (rank 2) or \
-                     [N, C, H, W] (rank 4)",
-                    input.name,
-                    show_dims(&dims)
-                )));
-            }
-        };
-        if dims[1..]
-            .iter()
-            .zip(&want)
-            .any(|(d, &w)| d.is_some_and(|d| d as usize != w))
-        {
-            let ours: Vec<Option<i64>> = std::iter::once(None)
-                .chain(want.iter().map(|&w| Some(w as i64)))
-                .collect();
-            return Err(Error::Mismatch(format!(
-                "{}: the model's input {:?} has shape {} but the data's {} images give {}",
-                path.display(),
-                input.name,
-                show_dims(&dims),
-                shape,
-                show_dims(&ours)
-            )));
-        }
+        let sig = signature(path, graph, shape)?;
         if let Some(n) = &options.input_norm
             && n.mean.len() != 1
             && n.mean.len() != shape.channels
@@ -278,10 +205,10 @@ impl OnnxModel {
                 shape.channels
             )));
         }
-        let fixed_batch = dims[0].map(|b| b as usize);
-        if let Some(b) = fixed_batch.filter(|&b| b > MAX_FIXED_BATCH) {
+        if let Some(b) = sig.fixed_batch.filter(|&b| b > MAX_FIXED_BATCH) {
             return Err(bad(format!(
-                "its input fixes a batch of {b} images, more than distill runs at once                  ({MAX_FIXED_BATCH}); export it with a dynamic batch axis"
+                "its input fixes a batch of {b} images, more than distill runs at once \
+                 ({MAX_FIXED_BATCH}); export it with a dynamic batch axis"
             )));
         }
         let params = graph
@@ -289,20 +216,32 @@ impl OnnxModel {
             .iter()
             .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
             .sum();
-        let plan = guarded(|| compile(&onnx, &proto, dir, fixed_batch, &want))
-            .map_err(|e| bad(format!("tract cannot run it: {e:#}")))?;
+        let want = sig.layout.dims(shape);
+        let parsed = prepared(&proto, sig.output);
+        let build = |batch| guarded(|| compile(&onnx, &parsed, dir, batch, &want));
+        // Some exports compute shapes in ways tract cannot follow with a symbolic batch (tf2onnx
+        // casts the batch size to int32 before a Reshape); those run at a fixed batch, padded.
+        let (plan, fixed_batch) = match (build(sig.fixed_batch), sig.fixed_batch) {
+            (Ok(plan), batch) => (plan, batch),
+            (Err(e), Some(_)) => return Err(bad(format!("tract cannot run it: {e:#}"))),
+            (Err(e), None) => match build(Some(ROWS_PER_RUN)) {
+                Ok(plan) => (plan, Some(ROWS_PER_RUN)),
+                Err(_) => return Err(bad(format!("tract cannot run it: {e:#}"))),
+            },
+        };
         let mut model = OnnxModel {
             path: path.to_path_buf(),
             plan,
-            rank4: dims.len() == 4,
+            layout: sig.layout,
             shape,
             classes: 0,
             fixed_batch,
             options,
-            identity,
+            identity: String::new(),
             params,
         };
-        // One chunk of blank images tells the number of classes and proves the plan runs.
+        // One chunk of blank images tells the number of classes, proves the plan runs, and
+        // tells probabilities from logits.
         let rows = fixed_batch.unwrap_or(1);
         let probe = model.run_chunk(&vec![0.0; rows * shape.len()], rows)?;
         model.classes = probe.len() / rows;
@@ -312,7 +251,28 @@ impl OnnxModel {
                 model.classes
             )));
         }
+        if model.options.outputs == TeacherOutputs::Auto {
+            model.options.outputs = if are_probabilities(&probe, model.classes) {
+                TeacherOutputs::Probs
+            } else {
+                TeacherOutputs::Logits
+            };
+        }
+        // The decided options, so that a cache made with `logits` or `probs` spelled out
+        // before `auto` existed keeps its identity.
+        model.identity = sha256_hex(
+            format!(
+                "{identity}|{}",
+                serde_json::to_string(&model.options).unwrap_or_default()
+            )
+            .as_bytes(),
+        );
         Ok(model)
+    }
+
+    /// What the model's output holds, as given or as decided when it loaded.
+    pub fn outputs(&self) -> TeacherOutputs {
+        self.options.outputs
     }
 
     /// Identifies the model for the soft-target cache: the SHA-256 of the file, of its
@@ -348,17 +308,12 @@ impl OnnxModel {
             }
         }
         x.resize(batch * self.shape.len(), 0.0);
-        let dims: Vec<usize> = if self.rank4 {
-            vec![
-                batch,
-                self.shape.channels,
-                self.shape.height,
-                self.shape.width,
-            ]
-        } else {
-            vec![batch, self.shape.len()]
-        };
-        let input = tract_onnx::prelude::Tensor::from_shape(&dims, &x)
+        let dims: Vec<usize> = std::iter::once(batch)
+            .chain(self.layout.dims(self.shape))
+            .collect();
+        let mut arranged = Vec::new();
+        self.layout.arrange(self.shape, &x, &mut arranged);
+        let input = tract_onnx::prelude::Tensor::from_shape(&dims, &arranged)
             .map_err(|e| bad(format!("building its input: {e}")))?;
         let out = guarded(|| self.plan.run(tvec![input.into()]))
             .map_err(|e| bad(format!("running it: {e:#}")))?;
@@ -424,6 +379,15 @@ impl OnnxModel {
     }
 }
 
+/// True when every row of `outputs` (`classes` wide) holds probabilities: each in [0, 1], the
+/// row summing to 1 within float rounding. Logits almost never pass by chance.
+fn are_probabilities(outputs: &[f32], classes: usize) -> bool {
+    outputs.chunks(classes).all(|row| {
+        row.iter().all(|p| (0.0..=1.0).contains(p))
+            && (row.iter().map(|&p| f64::from(p)).sum::<f64>() - 1.0).abs() < 1e-3
+    })
+}
+
 /// Runs a tract call, turning a panic inside tract (a bug there, on a file it does not
 /// expect) into an error, so that a strange model file never takes the process down.
 fn guarded<T>(
@@ -437,66 +401,6 @@ fn guarded<T>(
             .unwrap_or_default();
         Err(anyhow::anyhow!("tract failed on it ({why})"))
     })
-}
-
-/// Every value a node reads, and every graph output, must be produced by something: a graph
-/// input, an initializer or a node. tract 0.23 indexes its name table without checking (and
-/// panics), so a file that breaks this is refused here with the name.
-fn check_names(graph: &pb::GraphProto) -> std::result::Result<(), String> {
-    let known: HashSet<&str> = graph
-        .input
-        .iter()
-        .map(|i| i.name.as_str())
-        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
-        .chain(
-            graph
-                .node
-                .iter()
-                .flat_map(|n| n.output.iter().map(String::as_str)),
-        )
-        .collect();
-    for n in &graph.node {
-        if let Some(i) = n
-            .input
-            .iter()
-            .find(|i| !i.is_empty() && !known.contains(i.as_str()))
-        {
-            return Err(format!(
-                "node {:?} ({}) reads {i:?}, which no input, initializer or node produces",
-                n.name, n.op_type
-            ));
-        }
-    }
-    if let Some(o) = graph
-        .output
-        .iter()
-        .find(|o| !known.contains(o.name.as_str()))
-    {
-        return Err(format!("its output {:?} is produced by no node", o.name));
-    }
-    Ok(())
-}
-
-/// Names of the external-data files the graph's initializers refer to.
-fn external_files(graph: &pb::GraphProto) -> std::result::Result<BTreeSet<String>, String> {
-    let external = pb::tensor_proto::DataLocation::External as i32;
-    graph
-        .initializer
-        .iter()
-        .filter(|t| t.data_location == Some(external))
-        .map(|t| {
-            t.external_data
-                .iter()
-                .find(|e| e.key == "location")
-                .map(|e| e.value.clone())
-                .ok_or_else(|| {
-                    format!(
-                        "initializer {:?} is stored externally but names no file",
-                        t.name
-                    )
-                })
-        })
-        .collect()
 }
 
 /// Compiles the graph for inputs `[batch, want..]`, the batch symbolic unless the file fixes it.

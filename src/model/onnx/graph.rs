@@ -1,0 +1,374 @@
+//! What an ONNX file's graph declares, read before tract sees it: which input takes the images
+//! and in which layout, which output holds the class scores, and the checks that keep tract
+//! from panicking on a malformed file.
+//!
+//! Exporters disagree on layouts and outputs: PyTorch feeds `[N, C, H, W]`, Keras (through
+//! tf2onnx) `[N, H, W, C]` or `[N, H, W]` for one channel, scikit-learn (skl2onnx) puts an int64
+//! label before the probabilities. The layout is read from the input's declared sizes, and the
+//! scores are the first float output.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+
+use crate::data::ImageShape;
+use crate::error::{Error, Result};
+
+/// How a model's input lays out each image's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// `[N, C·H·W]`, channels outermost (as distill's own models and PyTorch MLPs take them).
+    Flat,
+    /// `[N, H, W]`: one channel (Keras models that start with a `Flatten` of 28×28 images).
+    Plane,
+    /// `[N, C, H, W]` (PyTorch convolutions).
+    Nchw,
+    /// `[N, H, W, C]` (Keras and TensorFlow convolutions).
+    Nhwc,
+}
+
+impl Layout {
+    /// The sizes after the batch that this layout gives images of `shape`.
+    pub(super) fn dims(self, shape: ImageShape) -> Vec<usize> {
+        let ImageShape {
+            channels: c,
+            height: h,
+            width: w,
+        } = shape;
+        match self {
+            Layout::Flat => vec![c * h * w],
+            Layout::Plane => vec![h, w],
+            Layout::Nchw => vec![c, h, w],
+            Layout::Nhwc => vec![h, w, c],
+        }
+    }
+
+    /// Rewrites `images` (each `C·H·W`, channels outermost) into this layout in place of
+    /// `out`; only channels-last needs to move anything.
+    pub(super) fn arrange(self, shape: ImageShape, images: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        if self != Layout::Nhwc || shape.channels == 1 {
+            out.extend_from_slice(images);
+            return;
+        }
+        let plane = shape.height * shape.width;
+        for image in images.chunks(shape.len()) {
+            out.extend(
+                (0..plane * shape.channels)
+                    .map(|i| image[(i % shape.channels) * plane + i / shape.channels]),
+            );
+        }
+    }
+}
+
+/// The parts of a graph distill uses: the images' input and the scores' output.
+#[derive(Debug, Clone)]
+pub(super) struct Signature {
+    /// How the input lays out each image.
+    pub layout: Layout,
+    /// The batch size the input fixes, if it fixes one.
+    pub fixed_batch: Option<usize>,
+    /// Index into the graph's outputs of the class scores.
+    pub output: usize,
+}
+
+/// A dimension as an ONNX file declares it: a number, or a name (symbolic) or nothing.
+fn declared(d: &pb::tensor_shape_proto::Dimension) -> Option<i64> {
+    match &d.value {
+        Some(DimValue::DimValue(v)) if *v > 0 => Some(*v),
+        _ => None,
+    }
+}
+
+fn show_dims(dims: &[Option<i64>]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("N".to_string(), |v| v.to_string()))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// The tensor type a value declares, if it declares one.
+fn tensor_type(v: &pb::ValueInfoProto) -> Option<&pb::type_proto::Tensor> {
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => Some(t),
+        _ => None,
+    }
+}
+
+/// Reads the graph's image input and score output for images of `shape`. Every refusal names
+/// the file (`path`) and what the model declares.
+pub(super) fn signature(
+    path: &Path,
+    graph: &pb::GraphProto,
+    shape: ImageShape,
+) -> Result<Signature> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let initialized: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !initialized.contains(i.name.as_str()))
+        .collect();
+    let [input] = inputs[..] else {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(bad(format!(
+            "it takes {} inputs ({names:?}); a teacher takes exactly one, the images",
+            inputs.len()
+        )));
+    };
+    let Some(tensor) = tensor_type(input) else {
+        return Err(bad(format!("its input {:?} is not a tensor", input.name)));
+    };
+    if tensor.elem_type != pb::tensor_proto::DataType::Float as i32 {
+        return Err(bad(format!(
+            "its input {:?} is not float32 (ONNX type {}); distill feeds float32 pixels",
+            input.name, tensor.elem_type
+        )));
+    }
+    let dims: Vec<Option<i64>> = tensor
+        .shape
+        .as_ref()
+        .map(|s| s.dim.iter().map(declared).collect())
+        .unwrap_or_default();
+    let candidates: &[Layout] = match dims.len() {
+        2 => &[Layout::Flat],
+        3 => &[Layout::Plane],
+        4 => &[Layout::Nchw, Layout::Nhwc],
+        r => {
+            return Err(bad(format!(
+                "its input {:?} has rank {r} {}; distill feeds [N, C·H·W] (rank 2), [N, H, W] \
+                 (rank 3, one channel), [N, C, H, W] or [N, H, W, C] (rank 4)",
+                input.name,
+                show_dims(&dims)
+            )));
+        }
+    };
+    let fits = |l: &Layout| {
+        (*l != Layout::Plane || shape.channels == 1)
+            && dims[1..]
+                .iter()
+                .zip(l.dims(shape))
+                .all(|(d, w)| d.is_none_or(|d| d as usize == w))
+    };
+    // All-symbolic sizes fit both rank-4 layouts; PyTorch's channels-first is then assumed.
+    let Some(&layout) = candidates.iter().find(|l| fits(l)) else {
+        let gives: Vec<String> = candidates
+            .iter()
+            .map(|l| {
+                let d: Vec<Option<i64>> = std::iter::once(None)
+                    .chain(l.dims(shape).into_iter().map(|w| Some(w as i64)))
+                    .collect();
+                show_dims(&d)
+            })
+            .collect();
+        return Err(Error::Mismatch(format!(
+            "{}: the model's input {:?} has shape {} but the data's {} images give {}",
+            path.display(),
+            input.name,
+            show_dims(&dims),
+            shape,
+            gives.join(" or ")
+        )));
+    };
+    let float = [
+        pb::tensor_proto::DataType::Float,
+        pb::tensor_proto::DataType::Float16,
+        pb::tensor_proto::DataType::Double,
+        pb::tensor_proto::DataType::Bfloat16,
+    ]
+    .map(|t| t as i32);
+    // A float output of rank 2 (or undeclared rank) holds the scores; an undeclared type may.
+    let output = graph
+        .output
+        .iter()
+        .position(|o| match o.r#type.as_ref() {
+            None => true,
+            // tract's protobuf types know only tensors: a sequence or map (as skl2onnx's
+            // ZipMap gives) reads as a type without a value.
+            Some(t) => t
+                .value
+                .as_ref()
+                .is_some_and(|pb::type_proto::Value::TensorType(t)| {
+                    float.contains(&t.elem_type)
+                        && t.shape.as_ref().is_none_or(|s| s.dim.len() == 2)
+                }),
+        })
+        .ok_or_else(|| {
+            let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+            bad(format!(
+                "none of its outputs {names:?} is a float tensor [N, classes] of scores or \
+                 probabilities (a scikit-learn model needs skl2onnx's option zipmap=False)"
+            ))
+        })?;
+    Ok(Signature {
+        layout,
+        fixed_batch: dims[0].map(|b| b as usize),
+        output,
+    })
+}
+
+/// The graph as tract should parse it: only the scores' output, and no declared shapes
+/// inside or at the output. Exporters name the batch dimension as they please ("batch",
+/// "unk__21", "s0"), and tract refuses to unify those names with the batch it is given, so
+/// every shape after the input is left for tract to infer.
+pub(super) fn prepared(proto: &pb::ModelProto, output: usize) -> pb::ModelProto {
+    let mut proto = proto.clone();
+    if let Some(graph) = proto.graph.as_mut() {
+        let mut kept = graph.output.swap_remove(output);
+        if let Some(pb::type_proto::Value::TensorType(t)) =
+            kept.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.shape = None;
+        }
+        graph.output = vec![kept];
+        graph.value_info.clear();
+    }
+    proto
+}
+
+/// Every value a node reads, and every graph output, must be produced by something: a graph
+/// input, an initializer or a node. tract 0.23 indexes its name table without checking (and
+/// panics), so a file that breaks this is refused here with the name.
+pub(super) fn check_names(graph: &pb::GraphProto) -> std::result::Result<(), String> {
+    let known: HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .chain(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str)),
+        )
+        .collect();
+    for n in &graph.node {
+        if let Some(i) = n
+            .input
+            .iter()
+            .find(|i| !i.is_empty() && !known.contains(i.as_str()))
+        {
+            return Err(format!(
+                "node {:?} ({}) reads {i:?}, which no input, initializer or node produces",
+                n.name, n.op_type
+            ));
+        }
+    }
+    if let Some(o) = graph
+        .output
+        .iter()
+        .find(|o| !known.contains(o.name.as_str()))
+    {
+        return Err(format!("its output {:?} is produced by no node", o.name));
+    }
+    Ok(())
+}
+
+/// Names of the external-data files the graph's initializers refer to.
+pub(super) fn external_files(
+    graph: &pb::GraphProto,
+) -> std::result::Result<BTreeSet<String>, String> {
+    let external = pb::tensor_proto::DataLocation::External as i32;
+    graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_location == Some(external))
+        .map(|t| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == "location")
+                .map(|e| e.value.clone())
+                .ok_or_else(|| {
+                    format!(
+                        "initializer {:?} is stored externally but names no file",
+                        t.name
+                    )
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A graph with one float input of `dims` (0 for a symbolic size) and one float output.
+    fn graph(dims: &[i64]) -> pb::GraphProto {
+        let value = |name: &str, dims: &[i64]| pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: pb::tensor_proto::DataType::Float as i32,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| pb::tensor_shape_proto::Dimension {
+                                value: Some(if d > 0 {
+                                    DimValue::DimValue(d)
+                                } else {
+                                    DimValue::DimParam("n".into())
+                                }),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        pb::GraphProto {
+            input: vec![value("x", dims)],
+            output: vec![value("y", &[0, 10])],
+            ..Default::default()
+        }
+    }
+
+    fn layout(dims: &[i64], shape: ImageShape) -> Result<Layout> {
+        signature(Path::new("m.onnx"), &graph(dims), shape).map(|s| s.layout)
+    }
+
+    #[test]
+    fn the_layout_is_read_from_the_declared_sizes() {
+        let rgb = ImageShape {
+            channels: 3,
+            height: 8,
+            width: 8,
+        };
+        assert_eq!(layout(&[0, 3, 8, 8], rgb).unwrap(), Layout::Nchw);
+        assert_eq!(layout(&[0, 8, 8, 3], rgb).unwrap(), Layout::Nhwc);
+        assert_eq!(layout(&[0, 0, 0, 0], rgb).unwrap(), Layout::Nchw);
+        assert_eq!(layout(&[0, 0, 0, 3], rgb).unwrap(), Layout::Nhwc);
+        assert_eq!(layout(&[0, 192], rgb).unwrap(), Layout::Flat);
+        assert_eq!(
+            layout(&[0, 8, 8], ImageShape::gray(8, 8)).unwrap(),
+            Layout::Plane
+        );
+        let e = layout(&[0, 8, 8], rgb).unwrap_err().to_string();
+        assert!(e.contains("m.onnx") && e.contains("[N, 8, 8]"), "{e}");
+        let e = layout(&[0, 4, 8, 8], rgb).unwrap_err().to_string();
+        assert!(e.contains("[N, 3, 8, 8] or [N, 8, 8, 3]"), "{e}");
+    }
+
+    #[test]
+    fn channels_last_moves_each_channel_innermost() {
+        let shape = ImageShape {
+            channels: 2,
+            height: 1,
+            width: 3,
+        };
+        // Two images: channel planes [0 1 2 | 3 4 5], then [6 7 8 | 9 10 11].
+        let images: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let mut out = Vec::new();
+        Layout::Nhwc.arrange(shape, &images, &mut out);
+        assert_eq!(out, [0., 3., 1., 4., 2., 5., 6., 9., 7., 10., 8., 11.]);
+        Layout::Nchw.arrange(shape, &images, &mut out);
+        assert_eq!(out, images);
+    }
+}

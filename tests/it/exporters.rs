@@ -1,0 +1,179 @@
+//! Teachers as other frameworks export them: PyTorch's default (dynamo) exporter, Keras through
+//! tf2onnx, scikit-learn through skl2onnx. The files and onnxruntime's outputs for them are
+//! committed under `tests/fixtures/exporters/` (`make.py` there made them), so distill must read
+//! each file's layout and outputs by itself, with no option, and give onnxruntime's numbers.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{assert_clean_failure, distill, stderr, write_idx};
+use burn::tensor::{Device, Tensor, TensorData};
+use distill::data::ImageShape;
+use distill::model::{OnnxModel, OnnxOptions, Predictor, TeacherOutputs};
+
+/// One committed model and what onnxruntime made of it.
+struct Fixture {
+    path: PathBuf,
+    shape: ImageShape,
+    /// Images, each C·H·W with channels outermost, as distill holds them.
+    images: Vec<f32>,
+    outputs: TeacherOutputs,
+    /// onnxruntime's outputs for `images`: logits or probabilities as `outputs` says.
+    expected: Vec<f32>,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exporters");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    let floats = |key: &str| -> Vec<f32> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let s: Vec<usize> = json["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    Fixture {
+        path: dir.join(format!("{name}.onnx")),
+        shape: ImageShape {
+            channels: s[0],
+            height: s[1],
+            width: s[2],
+        },
+        images: floats("images"),
+        outputs: json["outputs"].as_str().unwrap().parse().unwrap(),
+        expected: floats("expected"),
+    }
+}
+
+/// Loads fixture `name` with the default options, checks what its outputs were taken for, and
+/// compares its probabilities at T = 1 (and its logits, when it gives logits) with
+/// onnxruntime's within 1e-5.
+fn matches_onnxruntime(name: &str) {
+    let f = fixture(name);
+    let model = OnnxModel::load(&f.path, f.shape, OnnxOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(model.outputs(), f.outputs, "{name}: outputs taken for");
+    let n = f.images.len() / f.shape.len();
+    let classes = f.expected.len() / n;
+    assert_eq!(model.classes(), classes, "{name}");
+    let images = Tensor::<2>::from_data(
+        TensorData::new(f.images.clone(), [n, f.shape.len()]),
+        &Device::flex(),
+    );
+    let host = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().unwrap() };
+    let probs: Vec<f32> = host(model.log_probs(&images, 1.0).unwrap().exp());
+    let want: Vec<f32> = match f.outputs {
+        TeacherOutputs::Probs => f.expected.clone(),
+        _ => {
+            let logits = host(model.logits(&images).unwrap());
+            let diff = largest_difference(&logits, &f.expected);
+            assert!(diff <= 1e-5, "{name}: logits differ by {diff}");
+            f.expected
+                .chunks(classes)
+                .flat_map(|row| {
+                    let top = row.iter().copied().fold(f32::MIN, f32::max);
+                    let sum: f32 = row.iter().map(|v| (v - top).exp()).sum();
+                    row.iter().map(move |v| (v - top).exp() / sum)
+                })
+                .collect()
+        }
+    };
+    let diff = largest_difference(&probs, &want);
+    assert!(diff <= 1e-5, "{name}: probabilities differ by {diff}");
+}
+
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(
+            0.0,
+            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+        )
+}
+
+#[test]
+fn pytorchs_dynamo_export_with_its_own_batch_name_and_external_data() {
+    matches_onnxruntime("torch_dynamo_cnn");
+}
+
+#[test]
+fn a_pytorch_export_taking_n_h_w_and_ending_in_a_softmax() {
+    matches_onnxruntime("torch_rank3_softmax");
+}
+
+#[test]
+fn a_keras_cnn_taking_channels_last_rgb() {
+    matches_onnxruntime("keras_cnn_nhwc");
+}
+
+#[test]
+fn a_keras_mlp_ending_in_a_softmax() {
+    matches_onnxruntime("keras_mlp_softmax");
+}
+
+#[test]
+fn a_scikit_learn_model_whose_probabilities_follow_its_label() {
+    matches_onnxruntime("sklearn_logreg");
+}
+
+#[test]
+fn outputs_spelled_out_override_what_the_probe_says() {
+    let f = fixture("keras_mlp_softmax");
+    let options = OnnxOptions {
+        outputs: TeacherOutputs::Logits,
+        ..OnnxOptions::default()
+    };
+    let model = OnnxModel::load(&f.path, f.shape, options).unwrap();
+    assert_eq!(model.outputs(), TeacherOutputs::Logits);
+    let auto = OnnxModel::load(&f.path, f.shape, OnnxOptions::default()).unwrap();
+    assert_ne!(
+        model.identity(),
+        auto.identity(),
+        "the cache must tell them apart"
+    );
+}
+
+#[test]
+fn a_scikit_learn_zipmap_and_a_layout_that_fits_neither_are_refused_by_name() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exporters");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let n = 12;
+    let images: Vec<u8> = (0..n * 64).map(|i| ((i * 37) % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    for split in ["train", "t10k"] {
+        let file = |kind: &str| data.join(format!("{split}-{kind}"));
+        write_idx(&file("images-idx3-ubyte"), &[n, 8, 8], &images);
+        write_idx(&file("labels-idx1-ubyte"), &[n], &labels);
+    }
+    let zipmap = dir.join("sklearn_logreg_zipmap.onnx");
+    let o = distill(&[
+        "eval",
+        zipmap.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "sklearn_logreg_zipmap.onnx");
+    assert_clean_failure(&o, "zipmap=False");
+    // The Keras CNN takes 8x8 RGB; these images are grayscale.
+    let keras = dir.join("keras_cnn_nhwc.onnx");
+    let o = distill(&[
+        "eval",
+        keras.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "keras_cnn_nhwc.onnx");
+    assert_clean_failure(&o, "[N, 8, 8, 3]");
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
