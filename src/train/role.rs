@@ -87,6 +87,10 @@ struct RoleRecord {
     /// directory made by `train` or `distill` has no report to say it.
     #[serde(default)]
     built_by: String,
+    /// The command line of the process that trained it: a `distill` or `train` run has no
+    /// report, and this is where its teacher and data are named.
+    #[serde(default)]
+    command: Vec<String>,
 }
 
 /// Trains one model from scratch on `splits` towards `objective`, into the model directory
@@ -115,6 +119,9 @@ pub fn train_role(
         model: role.config(),
         objective: objective.describe(),
         built_by: crate::backend::build_id(),
+        command: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
     };
     let toml = toml::to_string_pretty(&record).map_err(|e| Error::Format {
         what: "config.toml".into(),

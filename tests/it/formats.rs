@@ -319,6 +319,11 @@ fn soft_targets_per_view_are_cached_once_and_teach_as_the_live_teacher_does() {
         ),
         "{learned}"
     );
+    // ... and the command line that named its teacher and data.
+    assert!(
+        learned.contains("command = [") && learned.contains("\"--augment-cache\""),
+        "{learned}"
+    );
     assert!(note.contains("largest probability error"), "{note}");
 
     // View 0 of every image is the unshifted image: its soft targets are the plain cache's,

@@ -277,7 +277,11 @@ fn ensemble_recipe_and_command() {
             "{m}: {c}"
         );
     }
-    assert!(!config("student").contains("mixup"));
+    let student: toml::Value = toml::from_str(&config("student")).unwrap();
+    assert!(
+        student["model"]["train"].get("mixup").is_none(),
+        "{student}"
+    );
     assert!(
         r["notes"].to_string().contains("blended by mixup (0.4)"),
         "{}",
