@@ -1,6 +1,8 @@
 //! NumPy `.npz` datasets in the layout of `keras.datasets.mnist` and friends: arrays
-//! `x_train`, `y_train`, `x_test`, `y_test`; images `[N, H, W]` or `[N, H, W, C]`, as `uint8`
-//! (0 to 255) or floats in [0, 1]; labels any integer type.
+//! `x_train`, `y_train`, `x_test`, `y_test`; images `[N, H, W]`, `[N, H, W, C]` or (as PyTorch
+//! holds them) `[N, C, H, W]`, as `uint8` (0 to 255) or floats in [0, 1]; labels any integer
+//! type, `[N]` or `[N, 1]` (as `keras.datasets.cifar10` gives them), or one-hot rows `[N, K]`
+//! (as `keras.utils.to_categorical` makes them). Arrays saved in Fortran order are read in it.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -78,6 +80,7 @@ fn read_array(
         ));
     }
     let kind = ty.type_char();
+    let order = file.order();
     let values: Vec<f64> = match (kind, width) {
         (TypeChar::Uint, 1) => file
             .into_vec::<u8>()
@@ -115,6 +118,10 @@ fn read_array(
         }
     }
     .map_err(|e| bad(path, format!("array {name}: unreadable ({e})")))?;
+    let values = match order {
+        npyz::Order::C => values,
+        npyz::Order::Fortran => c_order(&values, &shape),
+    };
     Ok(Array {
         shape,
         kind,
@@ -122,16 +129,48 @@ fn read_array(
     })
 }
 
+/// The values of an array stored in Fortran order (first index fastest), rearranged into C
+/// order (last index fastest), which the rest of the reader assumes.
+fn c_order(values: &[f64], shape: &[usize]) -> Vec<f64> {
+    let mut strides = vec![1; shape.len()];
+    for d in 1..shape.len() {
+        strides[d] = strides[d - 1] * shape[d - 1];
+    }
+    let mut index = vec![0; shape.len()];
+    let mut out = Vec::with_capacity(values.len());
+    for _ in 0..values.len() {
+        out.push(
+            values[index
+                .iter()
+                .zip(&strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()],
+        );
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    out
+}
+
 /// Pixels as bytes, channel-major: `uint8` as they are, floats in [0, 1] scaled by 255.
 fn images(a: &Array, name: &str, path: &Path) -> Result<(ImageShape, Vec<u8>)> {
-    let (n, h, w, c) = match a.shape[..] {
-        [n, h, w] => (n, h, w, 1),
-        [n, h, w, c] if c == 1 || c == 3 => (n, h, w, c),
+    // A last size of 1 or 3 reads as channels-last (Keras), as the documented layout says;
+    // otherwise a second size of 1 or 3 reads as channels-first (PyTorch).
+    let (n, h, w, c, channels_last) = match a.shape[..] {
+        [n, h, w] => (n, h, w, 1, true),
+        [n, h, w, c] if c == 1 || c == 3 => (n, h, w, c, true),
+        [n, c, h, w] if c == 1 || c == 3 => (n, h, w, c, false),
         _ => {
             return Err(bad(
                 path,
                 format!(
-                    "array {name} has shape {:?}; images must be [N, H, W] or [N, H, W, C] with C = 1 or 3",
+                    "array {name} has shape {:?}; images must be [N, H, W], [N, H, W, C] or \
+                     [N, C, H, W] with C = 1 or 3",
                     a.shape
                 ),
             ));
@@ -147,13 +186,21 @@ fn images(a: &Array, name: &str, path: &Path) -> Result<(ImageShape, Vec<u8>)> {
     for img in 0..n {
         for p in 0..plane {
             for ch in 0..c {
-                let v = a.values[(img * plane + p) * c + ch];
+                let v = match channels_last {
+                    true => a.values[(img * plane + p) * c + ch],
+                    false => a.values[(img * c + ch) * plane + p],
+                };
                 out[(img * c + ch) * plane + p] = to_byte(v).ok_or_else(|| {
                     bad(
                         path,
                         format!(
                             "array {name}: value {v} of image {img} is outside {}",
-                            if float { "[0, 1]" } else { "0..255" }
+                            if float {
+                                "[0, 1] (float images are read as 0 to 1; save 0-255 pixels \
+                                 as uint8)"
+                            } else {
+                                "0..255"
+                            }
                         ),
                     )
                 })?;
@@ -171,7 +218,21 @@ fn images(a: &Array, name: &str, path: &Path) -> Result<(ImageShape, Vec<u8>)> {
 }
 
 fn labels(a: &Array, name: &str, path: &Path) -> Result<Vec<Label>> {
-    if a.shape.len() != 1 || a.kind == TypeChar::Float {
+    if let [n, k] = a.shape[..]
+        && k > 1
+    {
+        return one_hot(&a.values, n, k).ok_or_else(|| {
+            bad(
+                path,
+                format!(
+                    "array {name} has shape {:?}: labels must be integers [N] or [N, 1], or \
+                     one-hot rows (a single 1, the rest 0)",
+                    a.shape
+                ),
+            )
+        });
+    }
+    if !matches!(a.shape[..], [_] | [_, 1]) || a.kind == TypeChar::Float {
         return Err(bad(
             path,
             format!(
@@ -198,6 +259,19 @@ fn labels(a: &Array, name: &str, path: &Path) -> Result<Vec<Label>> {
                         format!("array {name}: label {v} at position {i} is negative or too large"),
                     )
                 })
+        })
+        .collect()
+}
+
+/// The class of each one-hot row of `values` (`n` rows of `k`), or `None` unless every row is
+/// one 1 among 0s.
+fn one_hot(values: &[f64], n: usize, k: usize) -> Option<Vec<Label>> {
+    (0..n)
+        .map(|i| {
+            let row = &values[i * k..(i + 1) * k];
+            let ones: Vec<usize> = (0..k).filter(|&j| row[j] == 1.0).collect();
+            let zeros = row.iter().filter(|&&v| v == 0.0).count();
+            (ones.len() == 1 && zeros == k - 1).then(|| ones[0] as Label)
         })
         .collect()
 }

@@ -107,7 +107,7 @@ const CASES: &[Case] = &[
     case("npz-not-zip", "an .npz that is not a zip archive", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "not a valid .npz (zip) file", 3),
     case("npz-missing-key", "an .npz without y_test", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "has no array \"y_test\"", 3),
     case("npz-count-mismatch", "an .npz with fewer labels than images", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "x_train holds 60 images but y_train holds 59 labels", 3),
-    case("npz-flat-images", "an .npz whose images are flat vectors", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "images must be [N, H, W] or [N, H, W, C]", 3),
+    case("npz-flat-images", "an .npz whose images are flat vectors", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "images must be [N, H, W], [N, H, W, C] or [N, C, H, W]", 3),
     case("npz-float-range", "float images with a value above 1", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "is outside [0, 1]", 3),
     case("npz-negative-label", "a negative label", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "negative or too large", 3),
     case("npz-float-labels", "labels stored as floats", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "vector of integer labels", 3),

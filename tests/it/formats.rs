@@ -1,13 +1,104 @@
 //! Data beyond IDX: the same MNIST as a Keras-layout `.npz`, and a slice of it as an image
 //! folder, give the same models as the IDX route; soft targets written in shards by separate
 //! processes join into exactly the unsharded cache; soft targets cached per shifted view match
-//! the plain cache on unshifted views and teach as the live teacher does.
+//! the plain cache on unshifted views and teach as the live teacher does. The `.npz` layouts of
+//! Keras and PyTorch users read as one dataset.
 
 use std::path::Path;
 
 use crate::common::{
-    SMALL_SMOKE, assert_clean_failure, distill, mnist_npz, reproduce_smoke_with, stderr,
+    SMALL_SMOKE, assert_clean_failure, distill, mnist_npz, npy, reproduce_smoke_with, stderr,
+    write_npz,
 };
+
+/// An `.npy` entry of `data` (given in C order) stored in Fortran order, as numpy saves a
+/// Fortran-contiguous array.
+fn npy_fortran(shape: &[u64], data: &[u8]) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let mut fortran = vec![0u8; data.len()];
+    for (i, &v) in data.iter().enumerate() {
+        let (mut rest, mut at, mut stride) = (i, 0, 1);
+        let mut index = vec![0; dims.len()];
+        for d in (0..dims.len()).rev() {
+            index[d] = rest % dims[d];
+            rest /= dims[d];
+        }
+        for (d, &ix) in index.iter().enumerate() {
+            at += ix * stride;
+            stride *= dims[d];
+        }
+        fortran[at] = v;
+    }
+    let mut buf = Vec::new();
+    let mut w = npyz::WriteOptions::<u8>::new()
+        .default_dtype()
+        .shape(shape)
+        .order(npyz::Order::Fortran)
+        .writer(&mut buf)
+        .begin_nd()
+        .unwrap();
+    w.extend(fortran).unwrap();
+    w.finish().unwrap();
+    buf
+}
+
+#[test]
+fn npz_layouts_of_keras_and_pytorch_users_read_as_one_dataset() {
+    let (n, h, w, c) = (12usize, 4usize, 5usize, 3usize);
+    let nhwc: Vec<u8> = (0..n * h * w * c).map(|i| (i * 7 % 256) as u8).collect();
+    let nchw: Vec<u8> = (0..n * c * h * w)
+        .map(|i| {
+            let (img, ch, p) = (i / (c * h * w), i / (h * w) % c, i % (h * w));
+            nhwc[(img * h * w + p) * c + ch]
+        })
+        .collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    let one_hot: Vec<f32> = (0..n * 3)
+        .map(|i| f32::from(u8::from(i % 3 == usize::from(labels[i / 3]))))
+        .collect();
+    let (nu, hu, wu, cu) = (n as u64, h as u64, w as u64, c as u64);
+    let variants = [
+        ("keras", npy(&[nu, hu, wu, cu], &nhwc), npy(&[nu], &labels)),
+        // PyTorch's channels-first images; labels [N, 1] as keras.datasets.cifar10 gives them.
+        (
+            "torch",
+            npy(&[nu, cu, hu, wu], &nchw),
+            npy(&[nu, 1], &labels),
+        ),
+        (
+            "one-hot",
+            npy(&[nu, hu, wu, cu], &nhwc),
+            npy(&[nu, 3], &one_hot),
+        ),
+        (
+            "fortran",
+            npy_fortran(&[nu, hu, wu, cu], &nhwc),
+            npy(&[nu], &labels),
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, x, y) in variants {
+        let path = tmp.path().join(format!("{name}.npz"));
+        write_npz(
+            &path,
+            &[
+                ("x_train", x.clone()),
+                ("y_train", y.clone()),
+                ("x_test", x),
+                ("y_test", y),
+            ],
+        );
+        let ds = distill::data::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ds.shape.to_string(), "3x4x5", "{name}");
+        assert_eq!(ds.classes, 3, "{name}");
+        // distill holds images channel-major, as PyTorch lays them out.
+        assert_eq!(ds.train.images, nchw, "{name}");
+        assert_eq!(ds.test.images, nchw, "{name}");
+        let got: Vec<u8> = ds.train.labels.iter().map(|&l| l as u8).collect();
+        assert_eq!(got, labels, "{name}");
+    }
+}
 
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
