@@ -19,8 +19,8 @@ pub struct DataArgs {
     /// train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or
     /// .gz), a Keras-layout .npz (x_train, y_train, x_test, y_test; images [N, H, W],
     /// [N, H, W, C] or [N, C, H, W], uint8 or floats in [0, 1]; labels [N] or [N, 1] integers,
-    /// or one-hot rows), or an image-folder root (train/<class>/*.png|jpg and test/<class>/*).
-    /// --data-dir is an alias. Default: data/mnist of this repository.
+    /// or one-hot rows), or an image-folder root (train/<class>/*.png|jpg and test/<class>/*,
+    /// or val/<class>/*). --data-dir is an alias. Default: data/mnist of this repository.
     #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
     /// Examples held out of the training set for validation (never the test set). 0 fits all

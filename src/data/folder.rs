@@ -1,6 +1,7 @@
-//! Image-folder datasets: `ROOT/train/<class>/*.png|jpg|jpeg` and `ROOT/test/<class>/*`.
-//! Class names are sorted and become labels 0, 1, ...; images may be grayscale or colour, and
-//! all must have one size.
+//! Image-folder datasets: `ROOT/train/<class>/*.png|jpg|jpeg` and `ROOT/test/<class>/*`
+//! (or `val/`, as torchvision's ImageFolder layouts name the held-out split). Class names are
+//! sorted and become labels 0, 1, ...; images may be grayscale or colour, and all must have one
+//! size.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +11,14 @@ use crate::error::{Error, Result};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// The names the test split's folder may have, in the order they are looked for. distill holds
+/// its own validation split out of `train/`, so a `val/` beside it is the test set, as it is
+/// for ImageNet-style layouts whose test labels are not public.
+const TEST_NAMES: [&str; 4] = ["test", "val", "valid", "validation"];
+
 /// True when `path` looks like an image-folder root (it has a `train` folder of class folders).
 pub fn is_image_folder(path: &Path) -> bool {
-    path.join("train").is_dir() && path.join("test").is_dir()
+    path.join("train").is_dir()
 }
 
 fn bad(path: &Path, reason: String) -> Error {
@@ -114,8 +120,18 @@ pub fn load_folder(root: &Path) -> Result<Dataset> {
         ));
     }
     let (mut grey, mut size) = (None, None);
+    let test = TEST_NAMES
+        .into_iter()
+        .find(|n| root.join(n).is_dir())
+        .ok_or_else(|| {
+            bad(
+                root,
+                "an image folder needs a test/ (or val/) folder of class folders beside train/"
+                    .into(),
+            )
+        })?;
     let (train_imgs, train_labels) = read_split(root, "train", &names, &mut grey, &mut size)?;
-    let (test_imgs, test_labels) = read_split(root, "test", &names, &mut grey, &mut size)?;
+    let (test_imgs, test_labels) = read_split(root, test, &names, &mut grey, &mut size)?;
     let (width, height) = size.unwrap_or((0, 0));
     let channels = if grey.unwrap_or(true) { 1 } else { 3 };
     let shape = ImageShape {
