@@ -11,6 +11,7 @@ use crate::distill::{LossSettings, Objective, StudentInputs, distill_objective};
 use crate::error::Result;
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
+    teacher_warning,
 };
 use crate::fsutil::RunLock;
 use crate::model::{Classifier, Network, Predictor, is_onnx};
@@ -237,6 +238,20 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let how = c.onnx.open_options(splits.dataset.shape)?;
     let teacher = Classifier::load_teacher(&c.teacher, &device, &how)?;
     teacher.expect_classes(splits.dataset.classes)?;
+    if !splits.validation.is_empty() {
+        // Before training: a teacher fed the wrong pixels is caught in seconds, not epochs.
+        let classes = splits.dataset.classes;
+        let e = evaluate(&teacher, &splits.validation, classes, &device)?;
+        eprintln!(
+            "teacher: {} validation errors of {} ({:.2}%)",
+            e.errors,
+            e.examples,
+            e.error_percent()
+        );
+        if let Some(w) = teacher_warning(&e, classes) {
+            eprintln!("{w}");
+        }
+    }
     let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     let cache = c

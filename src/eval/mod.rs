@@ -128,6 +128,22 @@ pub fn evaluate(
     Ok(score(&logits(net, split, device)?, &split.labels, classes))
 }
 
+/// A warning when a teacher's errors on held-out data are near chance (at least 90% of the
+/// error rate of guessing among `classes`), which on a file from elsewhere most often means
+/// the pixels reach it otherwise than it was trained on them; `None` for a teacher that learned.
+pub fn teacher_warning(e: &Evaluation, classes: usize) -> Option<String> {
+    let chance = 100.0 * (1.0 - 1.0 / classes.max(1) as f64);
+    (e.examples > 0 && e.error_percent() >= 0.9 * chance).then(|| {
+        format!(
+            "warning: the teacher is near chance on the validation set ({:.1}% errors; \
+             guessing makes {chance:.1}%): it has nothing to teach. A teacher from elsewhere \
+             may number the classes otherwise than the data, or expect other pixels \
+             (--input-norm MEAN,STD as it was trained; 0,0.00392157 for 0-255 pixels)",
+            e.error_percent()
+        )
+    })
+}
+
 /// Median microseconds per example for batch-1 inference over `reps` single images.
 pub fn latency_us_batch1(net: &dyn Predictor, split: &Split, device: &Device, reps: usize) -> f64 {
     let head = split.head(reps.max(1));
@@ -198,6 +214,22 @@ mod tests {
         assert_eq!(e.class_examples, vec![1, 1, 1]);
         assert!(e.nll > 0.0);
         assert!((e.error_percent() - 100.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_teacher_is_near_chance_from_nine_tenths_of_guessings_error_rate() {
+        let with = |errors, classes| {
+            let e = Evaluation {
+                errors,
+                examples: 100,
+                ..score(&[], &[], classes)
+            };
+            teacher_warning(&e, classes).is_some()
+        };
+        // Ten classes: guessing errs 90% of the time, so 81% is near chance, 80% is not.
+        assert!(with(81, 10) && !with(80, 10));
+        // Two classes: guessing errs 50%; 45% is near chance.
+        assert!(with(45, 2) && !with(44, 2));
     }
 
     #[test]

@@ -199,6 +199,13 @@ fn a_pytorch_cnn_teacher_from_onnx_teaches_an_mlp_student() {
     args.extend(MNIST_SLICE);
     let o = distill(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The teacher is scored on the validation images before training, and it learned.
+    let said = stderr(&o);
+    assert!(
+        said.contains("teacher: ") && said.contains(" validation errors of 500"),
+        "{said}"
+    );
+    assert!(!said.contains("near chance"), "{said}");
     let alone = tmp.path().join("runs/alone");
     small_model(&alone, "mlp:64");
     // The cache goes beside the output directory, never beside the user's model file.
@@ -217,6 +224,30 @@ fn a_pytorch_cnn_teacher_from_onnx_teaches_an_mlp_student() {
         teacher_errors < 30,
         "teacher: {teacher_errors} errors of 1000"
     );
+
+    // Fed pixels normalized otherwise than it was trained on, it is near chance, and told so.
+    let wrong = tmp.path().join("runs/wrong");
+    let o = distill(&[
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--input-norm",
+        "20,1",
+        "--student",
+        "mlp:16",
+        "--out",
+        wrong.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--train-size",
+        "500",
+        "--validation-size",
+        "500",
+        "--test-size",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("near chance"), "{}", stderr(&o));
 }
 
 #[test]
