@@ -11,7 +11,9 @@ use std::str::FromStr;
 
 use burn::tensor::Device;
 
-use super::soft_targets::{CacheKey, finite_values, read_values, teacher_key, write_values};
+use super::soft_targets::{
+    CacheKey, finite_values, read_values, teacher_key, teacher_pass, write_values,
+};
 use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::model::{Classifier, Predictor};
@@ -100,7 +102,7 @@ pub fn write_soft_target_shard(
     } else {
         let part = transfer.subset(&range.clone().collect::<Vec<_>>());
         let images = part.to_device(device).images;
-        finite_values(&teacher.log_probs(&images, temperature)?, temperature)?
+        finite_values(&teacher_pass(teacher, &images, temperature)?, temperature)?
     };
     let path = dir.join(shard.file_name(&key));
     write_values(

@@ -341,7 +341,7 @@ fn label_views(
 ) -> Result<Vec<f32>> {
     let (n, views, classes) = (transfer.len(), spec.views, teacher.classes());
     let mut out = vec![0f32; n * views * classes];
-    let bar = indicatif::ProgressBar::new((n * views) as u64).with_message("teacher views");
+    let bar = super::soft_targets::images_bar(n * views, "teacher views");
     let all: Vec<usize> = (0..n).collect();
     for k in 0..views {
         for chunk in all.chunks(CHUNK) {
