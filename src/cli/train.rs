@@ -238,6 +238,8 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let how = c.onnx.open_options(splits.dataset.shape)?;
     let teacher = Classifier::load_teacher(&c.teacher, &device, &how)?;
     teacher.expect_classes(splits.dataset.classes)?;
+    let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
+    check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     if !splits.validation.is_empty() {
         // Before training: a teacher fed the wrong pixels is caught in seconds, not epochs.
         let classes = splits.dataset.classes;
@@ -252,8 +254,6 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
             eprintln!("{w}");
         }
     }
-    let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
-    check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     let cache = c
         .cache_dir
         .clone()

@@ -130,10 +130,11 @@ pub fn evaluate(
 
 /// A warning when a teacher's errors on held-out data are near chance (at least 90% of the
 /// error rate of guessing among `classes`), which on a file from elsewhere most often means
-/// the pixels reach it otherwise than it was trained on them; `None` for a teacher that learned.
+/// the pixels reach it otherwise than it was trained on them; `None` for a teacher that learned,
+/// and for fewer than 5 held-out images per class, too few to tell.
 pub fn teacher_warning(e: &Evaluation, classes: usize) -> Option<String> {
     let chance = 100.0 * (1.0 - 1.0 / classes.max(1) as f64);
-    (e.examples > 0 && e.error_percent() >= 0.9 * chance).then(|| {
+    (e.examples >= 5 * classes && e.error_percent() >= 0.9 * chance).then(|| {
         format!(
             "warning: the teacher is near chance on the validation set ({:.1}% errors; \
              guessing makes {chance:.1}%): it has nothing to teach. A teacher from elsewhere \
@@ -230,6 +231,8 @@ mod tests {
         assert!(with(81, 10) && !with(80, 10));
         // Two classes: guessing errs 50%; 45% is near chance.
         assert!(with(45, 2) && !with(44, 2));
+        // 100 images cannot tell for 21 classes.
+        assert!(!with(100, 21) && with(100, 20));
     }
 
     #[test]
