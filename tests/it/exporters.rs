@@ -156,23 +156,20 @@ fn a_scikit_learn_zipmap_and_a_layout_that_fits_neither_are_refused_by_name() {
         write_idx(&file("images-idx3-ubyte"), &[n, 8, 8], &images);
         write_idx(&file("labels-idx1-ubyte"), &[n], &labels);
     }
-    let zipmap = dir.join("sklearn_logreg_zipmap.onnx");
-    let o = distill(&[
-        "eval",
-        zipmap.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let eval = |file: &str| {
+        let model = dir.join(file);
+        distill(&[
+            "eval",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
+    };
+    let o = eval("sklearn_logreg_zipmap.onnx");
     assert_clean_failure(&o, "sklearn_logreg_zipmap.onnx");
     assert_clean_failure(&o, "zipmap=False");
     // The Keras CNN takes 8x8 RGB; these images are grayscale.
-    let keras = dir.join("keras_cnn_nhwc.onnx");
-    let o = distill(&[
-        "eval",
-        keras.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let o = eval("keras_cnn_nhwc.onnx");
     assert_clean_failure(&o, "keras_cnn_nhwc.onnx");
     assert_clean_failure(&o, "[N, 8, 8, 3]");
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
