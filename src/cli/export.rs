@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::{
     Classifier, Network, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxModel, OnnxOptions, Predictor,
-    export_onnx, export_torch,
+    TeacherOutputs, export_onnx, export_torch,
 };
 
 /// `distill export`.
@@ -86,7 +86,12 @@ fn check_onnx(net: &Network, path: &Path, device: &Device) -> Result<f32> {
         })
         .collect();
     let images = Tensor::<2>::from_data(TensorData::new(pixels, [rows, shape.len()]), device);
-    let onnx = OnnxModel::load(path, shape, OnnxOptions::default())?;
+    // The file holds logits: nothing to detect.
+    let options = OnnxOptions {
+        outputs: TeacherOutputs::Logits,
+        ..OnnxOptions::default()
+    };
+    let onnx = OnnxModel::load(path, shape, options)?;
     let host = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().unwrap_or_default() };
     let ours = host(net.logits(&images)?);
     let theirs = host(onnx.logits(&images)?);

@@ -14,7 +14,7 @@ use crate::eval::{
     teacher_warning,
 };
 use crate::fsutil::RunLock;
-use crate::model::{Classifier, Network, Predictor, is_onnx};
+use crate::model::{Classifier, Network, Predictor, TeacherOutputs, is_onnx};
 use crate::train::train_role;
 
 /// `distill train`.
@@ -241,7 +241,9 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     if !splits.validation.is_empty() {
-        // Before training: a teacher fed the wrong pixels is caught in seconds, not epochs.
+        // Before training: a teacher fed other data or other pixels than it learned from (an
+        // ONNX file's normalization or class order, a directory trained on another dataset of
+        // the same shape) is caught in one pass over the validation split, not after epochs.
         let classes = splits.dataset.classes;
         let e = evaluate(&teacher, &splits.validation, classes, &device)?;
         eprintln!(
@@ -252,6 +254,14 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         );
         if let Some(w) = teacher_warning(&e, classes) {
             eprintln!("{w}");
+        }
+        if let Classifier::Onnx(m) = &teacher
+            && m.outputs() == TeacherOutputs::Probs
+        {
+            eprintln!(
+                "teacher: its outputs are read as probabilities (--teacher-outputs logits if \
+                 they are not)"
+            );
         }
     }
     let cache = c

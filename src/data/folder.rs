@@ -120,13 +120,18 @@ pub fn load_folder(root: &Path) -> Result<Dataset> {
         ));
     }
     let (mut grey, mut size) = (None, None);
+    // A test/ of loose, unlabelled images (as Kaggle ships them) has no class folder: skipped.
+    let has_classes = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_dir())))
+    };
     let test = TEST_NAMES
         .into_iter()
-        .find(|n| root.join(n).is_dir())
+        .find(|n| has_classes(&root.join(n)))
         .ok_or_else(|| {
             bad(
                 root,
-                "an image folder needs a test/ (or val/) folder of class folders beside train/"
+                "an image folder needs a test/ folder (or val/, valid/, validation/) of class \
+                 folders beside train/"
                     .into(),
             )
         })?;

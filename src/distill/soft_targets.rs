@@ -33,10 +33,11 @@ pub struct CacheKey {
 /// Version of the file layout and of the log-probability formulas (2: ensembles in log space).
 const FORMAT: &str = "distill-soft-targets-v2";
 
-/// Images per step of a teacher's pass over a transfer set: a multiple of every model's own
-/// chunk (256 rows for ONNX files, 512 for CNNs, 2,048 for MLPs), so the values are the bits
-/// one call over all the images gives.
-const PASS_ROWS: usize = 4096;
+/// Images per step of a teacher's pass over a transfer set. Networks run in chunks of 2,048
+/// rows and ONNX files in chunks of 256 (or of the batch the file fixes), in parallel: a
+/// multiple of 2,048 keeps each step's values the bits of one call over every image, and a
+/// large one keeps the ONNX chunks parallel and wastes little padding on an odd fixed batch.
+const PASS_ROWS: usize = 16384;
 
 /// A progress bar over `total` images labelled `what` (a large teacher over a large transfer
 /// set takes minutes); indicatif hides it when stderr is not a terminal.

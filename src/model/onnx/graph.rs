@@ -7,6 +7,7 @@
 //! label before the probabilities. The layout is read from the input's declared sizes, and the
 //! scores are the first float output.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
@@ -45,21 +46,17 @@ impl Layout {
         }
     }
 
-    /// Rewrites `images` (each `C·H·W`, channels outermost) into this layout in place of
-    /// `out`; only channels-last needs to move anything.
-    pub(super) fn arrange(self, shape: ImageShape, images: &[f32], out: &mut Vec<f32>) {
-        out.clear();
+    /// `images` (each `C·H·W`, channels outermost) in this layout; only channels-last with
+    /// more than one channel moves anything.
+    pub(super) fn arrange(self, shape: ImageShape, images: &[f32]) -> Cow<'_, [f32]> {
         if self != Layout::Nhwc || shape.channels == 1 {
-            out.extend_from_slice(images);
-            return;
+            return Cow::Borrowed(images);
         }
-        let plane = shape.height * shape.width;
-        for image in images.chunks(shape.len()) {
-            out.extend(
-                (0..plane * shape.channels)
-                    .map(|i| image[(i % shape.channels) * plane + i / shape.channels]),
-            );
-        }
+        let (plane, c) = (shape.height * shape.width, shape.channels);
+        images
+            .chunks(shape.len())
+            .flat_map(|image| (0..plane * c).map(move |i| image[(i % c) * plane + i / c]))
+            .collect()
     }
 }
 
@@ -138,6 +135,16 @@ pub(super) fn signature(
         .unwrap_or_default();
     let candidates: &[Layout] = match dims.len() {
         2 => &[Layout::Flat],
+        3 if shape.channels != 1 => {
+            return Err(Error::Mismatch(format!(
+                "{}: the model's input {:?} has shape {}, one channel per image, but the data's \
+                 images are {shape} ({} channels)",
+                path.display(),
+                input.name,
+                show_dims(&dims),
+                shape.channels
+            )));
+        }
         3 => &[Layout::Plane],
         4 => &[Layout::Nchw, Layout::Nhwc],
         r => {
@@ -150,11 +157,10 @@ pub(super) fn signature(
         }
     };
     let fits = |l: &Layout| {
-        (*l != Layout::Plane || shape.channels == 1)
-            && dims[1..]
-                .iter()
-                .zip(l.dims(shape))
-                .all(|(d, w)| d.is_none_or(|d| d as usize == w))
+        dims[1..]
+            .iter()
+            .zip(l.dims(shape))
+            .all(|(d, w)| d.is_none_or(|d| d as usize == w))
     };
     // All-symbolic sizes fit both rank-4 layouts; PyTorch's channels-first is then assumed.
     let Some(&layout) = candidates.iter().find(|l| fits(l)) else {
@@ -213,12 +219,12 @@ pub(super) fn signature(
     })
 }
 
-/// The graph as tract should parse it: only the scores' output, and no declared shapes
+/// Makes the graph what tract should parse: only the scores' output, and no declared shapes
 /// inside or at the output. Exporters name the batch dimension as they please ("batch",
 /// "unk__21", "s0"), and tract refuses to unify those names with the batch it is given, so
-/// every shape after the input is left for tract to infer.
-pub(super) fn prepared(proto: &pb::ModelProto, output: usize) -> pb::ModelProto {
-    let mut proto = proto.clone();
+/// every shape after the input is left for tract to infer. In place: a teacher's weights are
+/// not copied.
+pub(super) fn prepare(proto: &mut pb::ModelProto, output: usize) {
     if let Some(graph) = proto.graph.as_mut() {
         let mut kept = graph.output.swap_remove(output);
         if let Some(pb::type_proto::Value::TensorType(t)) =
@@ -229,7 +235,6 @@ pub(super) fn prepared(proto: &pb::ModelProto, output: usize) -> pb::ModelProto 
         graph.output = vec![kept];
         graph.value_info.clear();
     }
-    proto
 }
 
 /// Every value a node reads, and every graph output, must be produced by something: a graph
@@ -351,7 +356,10 @@ mod tests {
             Layout::Plane
         );
         let e = layout(&[0, 8, 8], rgb).unwrap_err().to_string();
-        assert!(e.contains("m.onnx") && e.contains("[N, 8, 8]"), "{e}");
+        assert!(
+            e.contains("m.onnx") && e.contains("one channel per image"),
+            "{e}"
+        );
         let e = layout(&[0, 4, 8, 8], rgb).unwrap_err().to_string();
         assert!(e.contains("[N, 3, 8, 8] or [N, 8, 8, 3]"), "{e}");
     }
@@ -365,10 +373,8 @@ mod tests {
         };
         // Two images: channel planes [0 1 2 | 3 4 5], then [6 7 8 | 9 10 11].
         let images: Vec<f32> = (0..12).map(|v| v as f32).collect();
-        let mut out = Vec::new();
-        Layout::Nhwc.arrange(shape, &images, &mut out);
-        assert_eq!(out, [0., 3., 1., 4., 2., 5., 6., 9., 7., 10., 8., 11.]);
-        Layout::Nchw.arrange(shape, &images, &mut out);
-        assert_eq!(out, images);
+        let out = Layout::Nhwc.arrange(shape, &images);
+        assert_eq!(*out, [0., 3., 1., 4., 2., 5., 6., 9., 7., 10., 8., 11.]);
+        assert_eq!(*Layout::Nchw.arrange(shape, &images), images);
     }
 }

@@ -24,7 +24,7 @@ use tract_onnx::prelude::{
     DatumExt, InferenceModelExt, IntoRunnable, TDim, TypedRunnableModel, TypedSimplePlan, tvec,
 };
 
-use self::graph::{Layout, check_names, external_files, prepared, signature};
+use self::graph::{Layout, check_names, external_files, prepare, signature};
 use super::Predictor;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -33,6 +33,9 @@ use crate::fsutil::{sha256_file, sha256_hex};
 /// Images per call of the plan: large enough to amortize per-call overhead, small enough that
 /// the chunk's activations of a big teacher stay small.
 const ROWS_PER_RUN: usize = 256;
+
+/// How far above 1 a probability may round (a softmax in float32 can give 1.0000001).
+const PROB_SLACK: f32 = 1e-4;
 
 /// The largest batch size a file may fix (chunks are padded to it, so it bounds memory).
 const MAX_FIXED_BATCH: usize = 4096;
@@ -159,7 +162,7 @@ impl OnnxModel {
             reason,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-        let proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| {
+        let mut proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| {
             bad(format!(
                 "not an ONNX model, or a truncated one: its protobuf does not decode ({e})"
             ))
@@ -217,8 +220,8 @@ impl OnnxModel {
             .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
             .sum();
         let want = sig.layout.dims(shape);
-        let parsed = prepared(&proto, sig.output);
-        let build = |batch| guarded(|| compile(&onnx, &parsed, dir, batch, &want));
+        prepare(&mut proto, sig.output);
+        let build = |batch| guarded(|| compile(&onnx, &proto, dir, batch, &want));
         // Some exports compute shapes in ways tract cannot follow with a symbolic batch (tf2onnx
         // casts the batch size to int32 before a Reshape); those run at a fixed batch, padded.
         let (plan, fixed_batch) = match (build(sig.fixed_batch), sig.fixed_batch) {
@@ -247,7 +250,8 @@ impl OnnxModel {
         model.classes = probe.len() / rows;
         if model.classes < 2 {
             return Err(bad(format!(
-                "its output has {} classes; a classifier needs at least 2",
+                "its output has {} classes; a classifier needs at least 2 (a binary model \
+                 with one sigmoid output: export it with two outputs and a softmax)",
                 model.classes
             )));
         }
@@ -311,10 +315,9 @@ impl OnnxModel {
         let dims: Vec<usize> = std::iter::once(batch)
             .chain(self.layout.dims(self.shape))
             .collect();
-        let mut arranged = Vec::new();
-        self.layout.arrange(self.shape, &x, &mut arranged);
-        let input = tract_onnx::prelude::Tensor::from_shape(&dims, &arranged)
-            .map_err(|e| bad(format!("building its input: {e}")))?;
+        let input =
+            tract_onnx::prelude::Tensor::from_shape(&dims, &self.layout.arrange(self.shape, &x))
+                .map_err(|e| bad(format!("building its input: {e}")))?;
         let out = guarded(|| self.plan.run(tvec![input.into()]))
             .map_err(|e| bad(format!("running it: {e:#}")))?;
         let out = out[0]
@@ -362,12 +365,12 @@ impl OnnxModel {
             )));
         }
         if self.options.outputs == TeacherOutputs::Probs {
-            if let Some(v) = out.iter().find(|v| !(0.0..=1.0 + 1e-4).contains(*v)) {
+            if let Some(v) = out.iter().find(|v| !(0.0..=1.0 + PROB_SLACK).contains(*v)) {
                 return Err(Error::Checkpoint {
                     path: self.path.clone(),
                     reason: format!(
-                        "--teacher-outputs probs, but it gave {v}, which is not a probability \
-                         (drop the option if the model gives logits)"
+                        "its outputs are read as probabilities, but it gave {v}, which is not \
+                         a probability (--teacher-outputs logits if the model gives logits)"
                     ),
                 });
             }
@@ -383,7 +386,7 @@ impl OnnxModel {
 /// row summing to 1 within float rounding. Logits almost never pass by chance.
 fn are_probabilities(outputs: &[f32], classes: usize) -> bool {
     outputs.chunks(classes).all(|row| {
-        row.iter().all(|p| (0.0..=1.0).contains(p))
+        row.iter().all(|p| (0.0..=1.0 + PROB_SLACK).contains(p))
             && (row.iter().map(|&p| f64::from(p)).sum::<f64>() - 1.0).abs() < 1e-3
     })
 }
