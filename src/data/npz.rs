@@ -281,9 +281,15 @@ pub fn load_npz(path: &Path) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| bad(path, format!("not a valid .npz (zip) file: {e}")))?;
+    // One-hot rows name the class count even when a class never occurs in them.
+    let mut declared = 0;
     let mut split = |x: &str, y: &str| -> Result<(ImageShape, Split)> {
         let (shape, pixels) = images(&read_array(&mut archive, x, path)?, x, path)?;
-        let labels = labels(&read_array(&mut archive, y, path)?, y, path)?;
+        let y_array = read_array(&mut archive, y, path)?;
+        if let [_, k] = y_array.shape[..] {
+            declared = declared.max(k);
+        }
+        let labels = labels(&y_array, y, path)?;
         if labels.len() * shape.len() != pixels.len() {
             return Err(bad(
                 path,
@@ -304,7 +310,12 @@ pub fn load_npz(path: &Path) -> Result<Dataset> {
             format!("x_test images are {test_shape} but x_train images are {shape}"),
         ));
     }
-    let classes = train.labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let classes = train
+        .labels
+        .iter()
+        .max()
+        .map_or(0, |&m| m as usize + 1)
+        .max(declared);
     Dataset::new(
         path.file_stem()
             .map_or("dataset".into(), |s| s.to_string_lossy().into_owned()),

@@ -54,31 +54,40 @@ fn npz_layouts_of_keras_and_pytorch_users_read_as_one_dataset() {
         })
         .collect();
     let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
-    let one_hot: Vec<f32> = (0..n * 3)
-        .map(|i| f32::from(u8::from(i % 3 == usize::from(labels[i / 3]))))
+    // Four columns: a fourth class that no image has still counts.
+    let one_hot: Vec<f32> = (0..n * 4)
+        .map(|i| f32::from(u8::from(i % 4 == usize::from(labels[i / 4]))))
         .collect();
     let (nu, hu, wu, cu) = (n as u64, h as u64, w as u64, c as u64);
     let variants = [
-        ("keras", npy(&[nu, hu, wu, cu], &nhwc), npy(&[nu], &labels)),
+        (
+            "keras",
+            npy(&[nu, hu, wu, cu], &nhwc),
+            npy(&[nu], &labels),
+            3,
+        ),
         // PyTorch's channels-first images; labels [N, 1] as keras.datasets.cifar10 gives them.
         (
             "torch",
             npy(&[nu, cu, hu, wu], &nchw),
             npy(&[nu, 1], &labels),
+            3,
         ),
         (
             "one-hot",
             npy(&[nu, hu, wu, cu], &nhwc),
-            npy(&[nu, 3], &one_hot),
+            npy(&[nu, 4], &one_hot),
+            4,
         ),
         (
             "fortran",
             npy_fortran(&[nu, hu, wu, cu], &nhwc),
             npy(&[nu], &labels),
+            3,
         ),
     ];
     let tmp = tempfile::tempdir().unwrap();
-    for (name, x, y) in variants {
+    for (name, x, y, classes) in variants {
         let path = tmp.path().join(format!("{name}.npz"));
         write_npz(
             &path,
@@ -91,7 +100,7 @@ fn npz_layouts_of_keras_and_pytorch_users_read_as_one_dataset() {
         );
         let ds = distill::data::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ds.shape.to_string(), "3x4x5", "{name}");
-        assert_eq!(ds.classes, 3, "{name}");
+        assert_eq!(ds.classes, classes, "{name}");
         // distill holds images channel-major, as PyTorch lays them out.
         assert_eq!(ds.train.images, nchw, "{name}");
         assert_eq!(ds.test.images, nchw, "{name}");
