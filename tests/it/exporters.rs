@@ -1,5 +1,5 @@
 //! Teachers as other frameworks export them: PyTorch's default (dynamo) exporter, Keras through
-//! tf2onnx, scikit-learn through skl2onnx. The files and onnxruntime's outputs for them are
+//! tf2onnx, scikit-learn through skl2onnx; binary classifiers with one output among them. The files and onnxruntime's outputs for them are
 //! committed under `tests/fixtures/exporters/` (`make.py` there made them), so distill must read
 //! each file's layout and outputs by itself, with no option, and give onnxruntime's numbers.
 
@@ -123,6 +123,13 @@ fn a_keras_mlp_ending_in_a_softmax() {
 #[test]
 fn a_scikit_learn_model_whose_probabilities_follow_its_label() {
     matches_onnxruntime("sklearn_logreg");
+}
+
+#[test]
+fn binary_classifiers_with_one_output_a_pytorch_logit_and_a_keras_sigmoid() {
+    // [N] logits, read as [0, z]; [N, 1] sigmoid probabilities, read as [1 - p, p].
+    matches_onnxruntime("torch_binary_logit");
+    matches_onnxruntime("keras_binary_sigmoid");
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //!
 //! Exporters disagree on layouts and outputs: PyTorch feeds `[N, C, H, W]`, Keras (through
 //! tf2onnx) `[N, H, W, C]` or `[N, H, W]` for one channel, scikit-learn (skl2onnx) puts an int64
-//! label before the probabilities. The layout is read from the input's declared sizes, and the
-//! scores are the first float output.
+//! label before the probabilities, binary classifiers give one score per image. The layout is
+//! read from the input's declared sizes, and the scores are the first float output.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
@@ -190,6 +190,7 @@ pub(super) fn signature(
     ]
     .map(|t| t as i32);
     // A float output of rank 2 (or undeclared rank) holds the scores; an undeclared type may.
+    // Rank 1 is a binary classifier's one score per image.
     let output = graph
         .output
         .iter()
@@ -202,7 +203,9 @@ pub(super) fn signature(
                 .as_ref()
                 .is_some_and(|pb::type_proto::Value::TensorType(t)| {
                     float.contains(&t.elem_type)
-                        && t.shape.as_ref().is_none_or(|s| s.dim.len() == 2)
+                        && t.shape
+                            .as_ref()
+                            .is_none_or(|s| matches!(s.dim.len(), 1 | 2))
                 }),
         })
         .ok_or_else(|| {
@@ -217,6 +220,32 @@ pub(super) fn signature(
         fixed_batch: dims[0].map(|b| b as usize),
         output,
     })
+}
+
+/// True when graph output `output` comes out of a `Sigmoid`, through any shape-only nodes after
+/// it: a binary classifier's one output is then a probability, not a logit.
+pub(super) fn ends_in_sigmoid(graph: &pb::GraphProto, output: usize) -> bool {
+    const PASS_THROUGH: [&str; 6] = [
+        "Identity",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Cast",
+    ];
+    let mut name = graph.output[output].name.as_str();
+    while let Some(node) = graph
+        .node
+        .iter()
+        .find(|n| n.output.iter().any(|o| o == name))
+    {
+        match node.op_type.as_str() {
+            "Sigmoid" => return true,
+            op if PASS_THROUGH.contains(&op) && !node.input.is_empty() => name = &node.input[0],
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Makes the graph what tract should parse: only the scores' output, and no declared shapes

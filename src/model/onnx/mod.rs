@@ -24,7 +24,7 @@ use tract_onnx::prelude::{
     DatumExt, InferenceModelExt, IntoRunnable, TDim, TypedRunnableModel, TypedSimplePlan, tvec,
 };
 
-use self::graph::{Layout, check_names, external_files, prepare, signature};
+use self::graph::{Layout, check_names, ends_in_sigmoid, external_files, prepare, signature};
 use super::Predictor;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -140,6 +140,8 @@ pub struct OnnxModel {
     options: OnnxOptions,
     identity: String,
     params: usize,
+    /// A binary classifier with one output, class 1's score, widened to two classes.
+    one_output: bool,
 }
 
 impl fmt::Debug for OnnxModel {
@@ -219,6 +221,7 @@ impl OnnxModel {
             .iter()
             .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
             .sum();
+        let sigmoid = ends_in_sigmoid(graph, sig.output);
         let want = sig.layout.dims(shape);
         prepare(&mut proto, sig.output);
         let build = |batch| guarded(|| compile(&onnx, &proto, dir, batch, &want));
@@ -242,18 +245,29 @@ impl OnnxModel {
             options,
             identity: String::new(),
             params,
+            one_output: false,
         };
         // One chunk of blank images tells the number of classes, proves the plan runs, and
         // tells probabilities from logits.
         let rows = fixed_batch.unwrap_or(1);
         let probe = model.run_chunk(&vec![0.0; rows * shape.len()], rows)?;
         model.classes = probe.len() / rows;
+        if model.classes == 1 {
+            // A binary classifier with one output (PyTorch's BCEWithLogits, Keras's sigmoid
+            // Dense): class 1's logit, or its probability when a Sigmoid gives it.
+            model.one_output = true;
+            model.classes = 2;
+            if model.options.outputs == TeacherOutputs::Auto {
+                model.options.outputs = match sigmoid {
+                    true => TeacherOutputs::Probs,
+                    false => TeacherOutputs::Logits,
+                };
+            }
+        }
         if model.classes < 2 {
-            return Err(bad(format!(
-                "its output has {} classes; a classifier needs at least 2 (a binary model \
-                 with one sigmoid output: export it with two outputs and a softmax)",
-                model.classes
-            )));
+            return Err(bad(
+                "its output has no classes; a classifier gives [N, classes]".into(),
+            ));
         }
         if model.options.outputs == TeacherOutputs::Auto {
             model.options.outputs = if are_probabilities(&probe, model.classes) {
@@ -324,16 +338,18 @@ impl OnnxModel {
             .cast_to::<f32>()
             .map_err(|e| bad(format!("its output is not numeric: {e}")))?;
         let shape = out.shape();
-        if shape.len() != 2 || shape[0] != batch {
+        // [N] is a binary classifier's one score per image.
+        if !matches!(shape.len(), 1 | 2) || shape[0] != batch {
             return Err(bad(format!(
                 "its output has shape {shape:?} for a batch of {batch}; a teacher gives \
                  [N, classes]"
             )));
         }
+        let width = shape.get(1).copied().unwrap_or(1);
         let view = out
             .to_plain_array_view::<f32>()
             .map_err(|e| bad(format!("reading its output: {e}")))?;
-        Ok(view.iter().take(rows * shape[1]).copied().collect())
+        Ok(view.iter().take(rows * width).copied().collect())
     }
 
     /// Logits on the host for `[n, C·H·W]` images, in parallel over chunks; the order of the
@@ -356,6 +372,14 @@ impl OnnxModel {
             })
             .collect::<Result<_>>()?;
         let mut out: Vec<f32> = parts.concat();
+        if self.one_output {
+            // Class 0 is the complement: logit 0 against z gives sigmoid(z) for class 1.
+            let probs = self.options.outputs == TeacherOutputs::Probs;
+            out = out
+                .iter()
+                .flat_map(|&v| if probs { [1.0 - v, v] } else { [0.0, v] })
+                .collect();
+        }
         let path = self.path.display();
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite(format!(
