@@ -234,11 +234,15 @@ pub(super) fn ends_in_sigmoid(graph: &pb::GraphProto, output: usize) -> bool {
         "Cast",
     ];
     let mut name = graph.output[output].name.as_str();
-    while let Some(node) = graph
-        .node
-        .iter()
-        .find(|n| n.output.iter().any(|o| o == name))
-    {
+    // At most one step per node: a malformed file may loop (a node reading its own output).
+    for _ in 0..graph.node.len() {
+        let Some(node) = graph
+            .node
+            .iter()
+            .find(|n| n.output.iter().any(|o| o == name))
+        else {
+            return false;
+        };
         match node.op_type.as_str() {
             "Sigmoid" => return true,
             op if PASS_THROUGH.contains(&op) && !node.input.is_empty() => name = &node.input[0],
@@ -391,6 +395,28 @@ mod tests {
         );
         let e = layout(&[0, 4, 8, 8], rgb).unwrap_err().to_string();
         assert!(e.contains("[N, 3, 8, 8] or [N, 8, 8, 3]"), "{e}");
+    }
+
+    #[test]
+    fn a_sigmoid_is_found_through_shape_only_nodes_and_a_loop_ends() {
+        let node = |op: &str, input: &str, output: &str| pb::NodeProto {
+            op_type: op.into(),
+            input: vec![input.into()],
+            output: vec![output.into()],
+            ..Default::default()
+        };
+        let mut g = graph(&[0, 64]);
+        g.node = vec![
+            node("Sigmoid", "x", "p"),
+            node("Reshape", "p", "q"),
+            node("Identity", "q", "y"),
+        ];
+        assert!(ends_in_sigmoid(&g, 0));
+        g.node[0].op_type = "Relu".into();
+        assert!(!ends_in_sigmoid(&g, 0));
+        // An Identity that reads its own output: the walk stops.
+        g.node = vec![node("Identity", "y", "y")];
+        assert!(!ends_in_sigmoid(&g, 0));
     }
 
     #[test]
