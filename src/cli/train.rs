@@ -255,14 +255,14 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         if let Some(w) = teacher_warning(&e, classes) {
             eprintln!("{w}");
         }
-        if let Classifier::Onnx(m) = &teacher
-            && m.outputs() == TeacherOutputs::Probs
-        {
-            eprintln!(
-                "teacher: its outputs are read as probabilities (--teacher-outputs logits if \
-                 they are not)"
-            );
-        }
+    }
+    if let Classifier::Onnx(m) = &teacher
+        && m.outputs() == TeacherOutputs::Probs
+    {
+        eprintln!(
+            "teacher: its outputs are read as probabilities (--teacher-outputs logits if they \
+             are not)"
+        );
     }
     let cache = c
         .cache_dir
