@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{assert_clean_failure, distill, stderr, write_idx};
+use crate::common::{assert_clean_failure, distill, edit_onnx, stderr, write_idx};
 use burn::tensor::{Device, Tensor, TensorData};
 use distill::data::ImageShape;
 use distill::model::{OnnxModel, OnnxOptions, Predictor, TeacherOutputs};
+use tract_onnx::pb;
 
 /// One committed model and what onnxruntime made of it.
 struct Fixture {
@@ -180,4 +181,89 @@ fn a_scikit_learn_zipmap_and_a_layout_that_fits_neither_are_refused_by_name() {
     assert_clean_failure(&o, "keras_cnn_nhwc.onnx");
     assert_clean_failure(&o, "[N, 8, 8, 3]");
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
+
+/// A copy of the scikit-learn fixture whose input is `elem_type` and cast to float inside the
+/// graph (divided by 255 too for uint8), as exporters write models that take such pixels.
+fn cast_input(dst: &Path, elem_type: pb::tensor_proto::DataType) {
+    use pb::tensor_proto::DataType;
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exporters/sklearn_logreg.onnx");
+    edit_onnx(&src, dst, |p| {
+        let g = p.graph.as_mut().unwrap();
+        let Some(pb::type_proto::Value::TensorType(t)) =
+            g.input[0].r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            unreachable!()
+        };
+        t.elem_type = elem_type as i32;
+        g.input[0].name = "raw".into();
+        let node = |op: &str, inputs: &[&str], output: &str| pb::NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        };
+        let mut cast = node("Cast", &["raw"], "as_float");
+        cast.attribute = vec![pb::AttributeProto {
+            name: "to".into(),
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            i: DataType::Float as i64,
+            ..Default::default()
+        }];
+        let mut head = vec![cast];
+        if elem_type == DataType::Uint8 {
+            g.initializer.push(pb::TensorProto {
+                name: "byte_max".into(),
+                data_type: DataType::Float as i32,
+                float_data: vec![255.0],
+                ..Default::default()
+            });
+            head.push(node("Div", &["as_float", "byte_max"], "X"));
+        } else {
+            head[0].output = vec!["X".into()];
+        }
+        g.node.splice(0..0, head);
+    });
+}
+
+#[test]
+fn inputs_of_uint8_and_float64_take_the_same_pixels() {
+    let f = fixture("sklearn_logreg");
+    // Pixels that bytes give, as every dataset distill reads holds them.
+    let bytes: Vec<f32> = f
+        .images
+        .iter()
+        .map(|v| (v * 255.0).round() / 255.0)
+        .collect();
+    let n = bytes.len() / f.shape.len();
+    let images =
+        Tensor::<2>::from_data(TensorData::new(bytes, [n, f.shape.len()]), &Device::flex());
+    let probs = |path: &Path| -> Vec<f32> {
+        let m = OnnxModel::load(path, f.shape, OnnxOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        m.log_probs(&images, 1.0)
+            .unwrap()
+            .into_data()
+            .try_to_vec()
+            .unwrap()
+    };
+    let want = probs(&f.path);
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, t) in [
+        ("u8.onnx", pb::tensor_proto::DataType::Uint8),
+        ("f64.onnx", pb::tensor_proto::DataType::Double),
+    ] {
+        let path = tmp.path().join(name);
+        cast_input(&path, t);
+        let diff = largest_difference(&probs(&path), &want);
+        assert!(diff <= 1e-6, "{name}: {diff}");
+    }
+    // Bytes cannot be normalized.
+    let options = OnnxOptions {
+        input_norm: Some("0.5,0.5".parse().unwrap()),
+        ..OnnxOptions::default()
+    };
+    let e = OnnxModel::load(&tmp.path().join("u8.onnx"), f.shape, options).unwrap_err();
+    assert!(e.to_string().contains("uint8 pixels"), "{e}");
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+use tract_onnx::prelude::DatumType;
 
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -69,6 +70,8 @@ pub(super) struct Signature {
     pub fixed_batch: Option<usize>,
     /// Index into the graph's outputs of the class scores.
     pub output: usize,
+    /// The input's element type: floats take pixels in [0, 1], `U8` takes them as 0 to 255.
+    pub input_type: DatumType,
 }
 
 /// A dimension as an ONNX file declares it: a number, or a name (symbolic) or nothing.
@@ -122,12 +125,20 @@ pub(super) fn signature(
     let Some(tensor) = tensor_type(input) else {
         return Err(bad(format!("its input {:?} is not a tensor", input.name)));
     };
-    if tensor.elem_type != pb::tensor_proto::DataType::Float as i32 {
-        return Err(bad(format!(
-            "its input {:?} is not float32 (ONNX type {}); distill feeds float32 pixels",
-            input.name, tensor.elem_type
-        )));
-    }
+    use pb::tensor_proto::DataType as T;
+    let input_type = match tensor.elem_type {
+        t if t == T::Float as i32 => DatumType::F32,
+        t if t == T::Float16 as i32 => DatumType::F16,
+        t if t == T::Double as i32 => DatumType::F64,
+        t if t == T::Uint8 as i32 => DatumType::U8,
+        t => {
+            return Err(bad(format!(
+                "its input {:?} is of ONNX type {t}; distill feeds pixels as float32, float16, \
+                 float64 or uint8",
+                input.name
+            )));
+        }
+    };
     let dims: Vec<Option<i64>> = tensor
         .shape
         .as_ref()
@@ -219,6 +230,7 @@ pub(super) fn signature(
         layout,
         fixed_batch: dims[0].map(|b| b as usize),
         output,
+        input_type,
     })
 }
 

@@ -1,9 +1,10 @@
 //! Foreign teachers: an ONNX file exported by another framework, run on the CPU with tract.
 //!
-//! The contract: the model takes float32 pixels scaled to [0, 1] (optionally normalized per
-//! channel by [`InputNorm`] before it sees them), laid out as its input's declared sizes say
-//! (`[N, C·H·W]`, `[N, H, W]`, `[N, C, H, W]` or `[N, H, W, C]`, see [`graph`]), and returns
-//! `[N, classes]` logits or probabilities ([`TeacherOutputs`]). The plan is built once, with a
+//! The contract: the model takes pixels scaled to [0, 1] as float32, float16 or float64
+//! (optionally normalized per channel by [`InputNorm`] before it sees them), or 0 to 255 as
+//! uint8, laid out as its input's declared sizes say (`[N, C·H·W]`, `[N, H, W]`,
+//! `[N, C, H, W]` or `[N, H, W, C]`, see [`graph`]), and returns `[N, classes]` logits or
+//! probabilities ([`TeacherOutputs`]). The plan is built once, with a
 //! symbolic batch dimension, and run over fixed-size chunks so that memory stays flat whatever
 //! the data size.
 
@@ -21,7 +22,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 use tract_onnx::prelude::{
-    DatumExt, InferenceModelExt, IntoRunnable, TDim, TypedRunnableModel, TypedSimplePlan, tvec,
+    DatumType, InferenceModelExt, IntoRunnable, TDim, TypedFact, TypedRunnableModel,
+    TypedSimplePlan, tvec,
 };
 
 use self::graph::{Layout, check_names, ends_in_sigmoid, external_files, prepare, signature};
@@ -132,6 +134,8 @@ pub struct OnnxModel {
     path: PathBuf,
     plan: Arc<TypedRunnableModel>,
     layout: Layout,
+    /// The input's element type; pixels are cast to it (to 0 to 255 for `U8`).
+    input_type: DatumType,
     shape: ImageShape,
     classes: usize,
     /// The batch size the model's input fixes, if it fixes one (chunks are padded to it).
@@ -210,6 +214,13 @@ impl OnnxModel {
                 shape.channels
             )));
         }
+        if sig.input_type == DatumType::U8 && options.input_norm.is_some() {
+            return Err(Error::config(format!(
+                "{}: the model takes uint8 pixels (0 to 255), which --input-norm cannot \
+                 normalize; drop the option",
+                path.display()
+            )));
+        }
         if let Some(b) = sig.fixed_batch.filter(|&b| b > MAX_FIXED_BATCH) {
             return Err(bad(format!(
                 "its input fixes a batch of {b} images, more than distill runs at once \
@@ -224,7 +235,8 @@ impl OnnxModel {
         let sigmoid = ends_in_sigmoid(graph, sig.output);
         let want = sig.layout.dims(shape);
         prepare(&mut proto, sig.output);
-        let build = |batch| guarded(|| compile(&onnx, &proto, dir, batch, &want));
+        let input = (sig.input_type, want.as_slice());
+        let build = |batch| guarded(|| compile(&onnx, &proto, dir, batch, input));
         // Some exports compute shapes in ways tract cannot follow with a symbolic batch (tf2onnx
         // casts the batch size to int32 before a Reshape); those run at a fixed batch, padded.
         let (plan, fixed_batch) = match (build(sig.fixed_batch), sig.fixed_batch) {
@@ -239,6 +251,7 @@ impl OnnxModel {
             path: path.to_path_buf(),
             plan,
             layout: sig.layout,
+            input_type: sig.input_type,
             shape,
             classes: 0,
             fixed_batch,
@@ -329,8 +342,13 @@ impl OnnxModel {
         let dims: Vec<usize> = std::iter::once(batch)
             .chain(self.layout.dims(self.shape))
             .collect();
+        if self.input_type == DatumType::U8 {
+            // The pixels were bytes divided by 255: this gives the bytes back exactly.
+            x.iter_mut().for_each(|v| *v = (*v * 255.0).round());
+        }
         let input =
             tract_onnx::prelude::Tensor::from_shape(&dims, &self.layout.arrange(self.shape, &x))
+                .and_then(|t| Ok(t.cast_to_dt(self.input_type)?.into_owned()))
                 .map_err(|e| bad(format!("building its input: {e}")))?;
         let out = guarded(|| self.plan.run(tvec![input.into()]))
             .map_err(|e| bad(format!("running it: {e:#}")))?;
@@ -436,7 +454,7 @@ fn compile(
     proto: &pb::ModelProto,
     dir: &Path,
     fixed_batch: Option<usize>,
-    want: &[usize],
+    (input_type, want): (DatumType, &[usize]),
 ) -> tract_onnx::prelude::TractResult<Arc<TypedSimplePlan>> {
     let parsed = onnx.parse(proto, dir.to_str())?;
     if !parsed.unresolved_inputs.is_empty() {
@@ -450,7 +468,7 @@ fn compile(
     let dims: Vec<TDim> = std::iter::once(batch)
         .chain(want.iter().map(|&w| TDim::from(w)))
         .collect();
-    let model = model.with_input_fact(0, f32::fact(dims).into())?;
+    let model = model.with_input_fact(0, TypedFact::dt_shape(input_type, dims).into())?;
     let typed = model.into_optimized()?;
     typed.into_runnable()
 }
