@@ -86,6 +86,14 @@ pub struct SimilarityCmd {
     pub onnx: OnnxArgs,
 }
 
+/// Class `c` as a person reads it: its folder name after the index when the dataset has names.
+fn named(ds: &crate::data::Dataset, c: usize) -> String {
+    match ds.class_names.as_ref().and_then(|n| n.get(c)) {
+        Some(name) if *name != c.to_string() => format!("{c} ({name})"),
+        _ => c.to_string(),
+    }
+}
+
 pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
     for &t in &c.temperatures {
         check_temperature(t as f32)?;
@@ -143,8 +151,9 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
         return Ok(());
     }
     println!(
-        "image {index} of the {:?} split, true class {label}\n",
-        c.split
+        "image {index} of the {:?} split, true class {}\n",
+        c.split,
+        named(&ds, label)
     );
     print!("class");
     for t in &c.temperatures {
@@ -162,7 +171,7 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
     for (t, p) in c.temperatures.iter().zip(&probs) {
         let r: Vec<String> = ranking_without(p, label)
             .iter()
-            .map(|c| c.to_string())
+            .map(|&c| named(&ds, c))
             .collect();
         println!(
             "T={t}: other classes, most probable first: {}",
@@ -231,9 +240,17 @@ pub(super) fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
         }
         println!();
     }
+    if let Some(names) = &ds.class_names {
+        let legend: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i} = {n}"))
+            .collect();
+        println!("\nclasses: {}", legend.join(", "));
+    }
     println!("\nmost similar pairs:");
-    for (a, b, s) in &pairs {
-        println!("  {a} ~ {b}: {s:.3e}");
+    for &(a, b, s) in &pairs {
+        println!("  {} ~ {}: {s:.3e}", named(&ds, a), named(&ds, b));
     }
     for (name, a) in &comparisons {
         println!(

@@ -267,3 +267,42 @@ fn inputs_of_uint8_and_float64_take_the_same_pixels() {
     let e = OnnxModel::load(&tmp.path().join("u8.onnx"), f.shape, options).unwrap_err();
     assert!(e.to_string().contains("uint8 pixels"), "{e}");
 }
+
+#[test]
+fn the_inspection_commands_name_an_image_folders_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("folder");
+    for split in ["train", "test"] {
+        for (c, class) in ["cat", "dog", "eel"].iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..4u8 {
+                let pixels: Vec<u8> = (0..64u8).map(|p| p.wrapping_mul(i + 3 * c as u8)).collect();
+                let img = image::GrayImage::from_raw(8, 8, pixels).unwrap();
+                img.save(dir.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exporters/sklearn_logreg.onnx");
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            args[0],
+            model.to_str().unwrap(),
+            "--data",
+            root.to_str().unwrap(),
+        ];
+        all.extend(&args[1..]);
+        let o = distill(&all);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let similarity = run(&["similarity"]);
+    assert!(
+        similarity.contains("classes: 0 = cat, 1 = dog, 2 = eel"),
+        "{similarity}"
+    );
+    assert!(similarity.contains(" (dog) ~ "), "{similarity}");
+    let soften = run(&["soften", "--index", "0"]);
+    assert!(soften.contains("true class 0 (cat)"), "{soften}");
+}
