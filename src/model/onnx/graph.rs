@@ -105,6 +105,7 @@ pub(super) fn signature(
     graph: &pb::GraphProto,
     shape: ImageShape,
 ) -> Result<Signature> {
+    use pb::tensor_proto::DataType as T;
     let bad = |reason: String| Error::Checkpoint {
         path: path.to_path_buf(),
         reason,
@@ -125,7 +126,6 @@ pub(super) fn signature(
     let Some(tensor) = tensor_type(input) else {
         return Err(bad(format!("its input {:?} is not a tensor", input.name)));
     };
-    use pb::tensor_proto::DataType as T;
     let input_type = match tensor.elem_type {
         t if t == T::Float as i32 => DatumType::F32,
         t if t == T::Float16 as i32 => DatumType::F16,
@@ -193,31 +193,22 @@ pub(super) fn signature(
             gives.join(" or ")
         )));
     };
-    let float = [
-        pb::tensor_proto::DataType::Float,
-        pb::tensor_proto::DataType::Float16,
-        pb::tensor_proto::DataType::Double,
-        pb::tensor_proto::DataType::Bfloat16,
-    ]
-    .map(|t| t as i32);
+    let float = [T::Float, T::Float16, T::Double, T::Bfloat16].map(|t| t as i32);
     // A float output of rank 2 (or undeclared rank) holds the scores; an undeclared type may.
     // Rank 1 is a binary classifier's one score per image.
     let output = graph
         .output
         .iter()
-        .position(|o| match o.r#type.as_ref() {
-            None => true,
+        .position(|o| {
             // tract's protobuf types know only tensors: a sequence or map (as skl2onnx's
-            // ZipMap gives) reads as a type without a value.
-            Some(t) => t
-                .value
-                .as_ref()
-                .is_some_and(|pb::type_proto::Value::TensorType(t)| {
+            // ZipMap gives) reads as a type without a tensor.
+            o.r#type.is_none()
+                || tensor_type(o).is_some_and(|t| {
                     float.contains(&t.elem_type)
                         && t.shape
                             .as_ref()
                             .is_none_or(|s| matches!(s.dim.len(), 1 | 2))
-                }),
+                })
         })
         .ok_or_else(|| {
             let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
