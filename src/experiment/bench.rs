@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -22,7 +22,7 @@ use crate::distill::{DistillLoss, DistillSettings, ViewSpec, ViewTargets, log_so
 use crate::error::{Error, Result};
 use crate::eval::median;
 use crate::model::{Classifier, Dropout, ModelConfig, ModelSpec, Network, PlainMlp};
-use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings};
+use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings, overlapped};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -138,65 +138,77 @@ fn epoch(
     let mut order: Vec<usize> = (0..data.len).collect();
     order.shuffle(rng);
     let t = Instant::now();
-    for chunk in order.chunks(128) {
-        step(stepper, data, chunk, soft, device, rng);
-    }
+    steps(stepper, data, order.chunks(128), soft, device, rng);
     t.elapsed().as_secs_f64()
 }
 
-fn step(
+/// A batch as the training loop makes it: images, labels and soft targets.
+type Batch<'a> = (
+    Tensor<2>,
+    Tensor<1, Int>,
+    Option<(Tensor<2>, &'a dyn DistillLoss)>,
+);
+
+/// Trains on each chunk of example indices in turn, preparing the next batch (a live teacher's
+/// soft targets included) while the current one trains, as `train` does.
+fn steps<'a>(
     stepper: &mut Stepper,
     data: &DeviceSplit,
-    chunk: &[usize],
+    chunks: impl Iterator<Item = &'a [usize]> + Send,
     soft: &Soft<'_>,
     device: &Device,
     rng: &mut StdRng,
-) -> f32 {
-    let idx = index_tensor(chunk, device);
-    let y = data.labels_at(&idx);
-    let (x, targets) = match soft {
-        Soft::None => (data.images_at(&idx), None),
-        Soft::Live(teacher, loss) => {
-            let x = data.images_at(&idx);
-            let t = log_soft_targets(teacher.net.forward(x.clone()), loss.temperature());
-            (x, Some((t, *loss)))
-        }
-        Soft::Cached(all, loss) => {
-            let t = (*all).clone().select(0, idx.clone());
-            (data.images_at(&idx), Some((t, *loss)))
-        }
-        Soft::Views(views, split, loss) => {
-            let (x, t) = views.batch(split, chunk, rng, device);
-            (x, Some((t, *loss)))
-        }
+) {
+    let prepare = |chunk: &[usize]| -> Result<Batch<'_>> {
+        let idx = index_tensor(chunk, device);
+        let y = data.labels_at(&idx);
+        let (x, targets) = match soft {
+            Soft::None => (data.images_at(&idx), None),
+            Soft::Live(teacher, loss) => {
+                let x = data.images_at(&idx);
+                let t = log_soft_targets(teacher.net.forward(x.clone()), loss.temperature());
+                (x, Some((t, *loss)))
+            }
+            Soft::Cached(all, loss) => {
+                let t = (*all).clone().select(0, idx.clone());
+                (data.images_at(&idx), Some((t, *loss)))
+            }
+            Soft::Views(views, split, loss) => {
+                let (x, t) = views.batch(split, chunk, rng, device);
+                (x, Some((t, *loss)))
+            }
+        };
+        Ok((x, y, targets))
     };
-    stepper.step(x, y, targets, 0.05)
+    let step = |(x, y, targets): Batch<'_>| {
+        stepper.step(x, y, targets, 0.05);
+        Ok(())
+    };
+    // Nothing in either closure fails.
+    let _ = overlapped(chunks, prepare, step);
 }
 
-/// Milliseconds per step, averaged over `steps` steps on random batches.
+/// Milliseconds per step, averaged over `count` steps on random batches.
 fn steps_ms(
     stepper: &mut Stepper,
     data: &DeviceSplit,
     soft: &Soft<'_>,
     device: &Device,
     rng: &mut StdRng,
-    steps: usize,
+    count: usize,
 ) -> f64 {
     let mut order: Vec<usize> = (0..data.len).collect();
     order.shuffle(rng);
+    let last = data.len.saturating_sub(128).max(1);
+    let chunks: Vec<&[usize]> = (0..count)
+        .map(|k| {
+            let start = (k * 128) % last;
+            &order[start..(start + 128).min(data.len)]
+        })
+        .collect();
     let t = Instant::now();
-    for k in 0..steps {
-        let start = (k * 128) % (data.len.saturating_sub(128).max(1));
-        step(
-            stepper,
-            data,
-            &order[start..(start + 128).min(data.len)],
-            soft,
-            device,
-            rng,
-        );
-    }
-    1e3 * t.elapsed().as_secs_f64() / steps as f64
+    steps(stepper, data, chunks.into_iter(), soft, device, rng);
+    1e3 * t.elapsed().as_secs_f64() / count as f64
 }
 
 /// Runs every benchmark on the training images of `dataset`, with the paper's teacher and

@@ -7,6 +7,7 @@
 
 mod metrics;
 mod momentum;
+mod overlap;
 pub mod resume;
 mod role;
 mod run;
@@ -15,6 +16,7 @@ mod stepper;
 
 pub use metrics::{EpochMetrics, earlier_training, metrics_path, read_metrics};
 pub use momentum::MomentumSgd;
+pub use overlap::overlapped;
 pub use role::{CheckedRole, RoleConfig, train_role};
 pub use run::{CHECKPOINT_SECONDS, Checkpoints, RunOutput, TrainData, Trained, train};
 pub use settings::{OptimizerKind, RngStream, Schedule, TrainConfig, TrainSettings};

@@ -12,14 +12,23 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use super::metrics::{EpochMetrics, metrics_path, read_metrics};
+use super::overlap::overlapped;
 use super::resume;
 use super::settings::{RngStream, TrainConfig};
 use super::stepper::{Stepper, count_errors};
 use crate::data::{ImageShape, Split, index_tensor, jittered_batch, mix_batch};
-use crate::distill::Objective;
+use crate::distill::{DistillLoss, Objective};
 use crate::error::{Error, Result};
 use crate::fsutil::{append_line, write_atomic};
 use crate::model::{Network, Predictor, clear_complete, finished_run, mark_complete};
+
+/// One prepared batch: its place in the epoch, images, labels and soft targets if any.
+struct Batch<'a> {
+    step: usize,
+    x: Tensor<2>,
+    y: Tensor<1, Int>,
+    targets: Option<(Tensor<2>, &'a dyn DistillLoss)>,
+}
 
 /// The data a run trains and validates on.
 #[derive(Debug, Clone, Copy)]
@@ -292,8 +301,9 @@ pub fn train(
         order.sort_unstable();
         order.shuffle(&mut shuffle);
         let mut loss_sum = 0.0f64;
-        for (step, chunk) in order.chunks(s.batch_size).enumerate() {
-            lr = config.learning_rate(global, total_steps, warmup_steps);
+        // The next batch (its images, and a live teacher's soft targets) is made while the
+        // current one trains: see `overlapped`.
+        let prepare = |(step, chunk): (usize, &[usize])| -> Result<Batch<'_>> {
             let idx = index_tensor(chunk, device);
             let (x, view_targets) = match objective {
                 Objective::DistillViews { targets, .. } => {
@@ -326,8 +336,17 @@ pub fn train(
                 }
                 Objective::DistillViews { loss, .. } => view_targets.map(|t| (t, loss.as_ref())),
             };
-            let soft = targets.as_ref().map(|(t, _)| t.clone());
-            let value = stepper.step(x, y, targets, lr);
+            Ok(Batch {
+                step,
+                x,
+                y,
+                targets,
+            })
+        };
+        let train_step = |b: Batch<'_>| -> Result<()> {
+            lr = config.learning_rate(global, total_steps, warmup_steps);
+            let soft = b.targets.as_ref().map(|(t, _)| t.clone());
+            let value = stepper.step(b.x, b.y, b.targets, lr);
             global += 1;
             if !value.is_finite() {
                 bar.abandon();
@@ -339,22 +358,24 @@ pub fn train(
                     return Err(Error::NonFinite(format!(
                         "the teacher's soft targets at epoch {epoch}, step {} (NaN or infinite \
                          log-probabilities; training stopped before they reached the student)",
-                        step + 1
+                        b.step + 1
                     )));
                 }
                 return Err(Error::Diverged {
                     value,
                     epoch,
-                    step: step + 1,
+                    step: b.step + 1,
                     global_step: global,
                 });
             }
             loss_sum += value as f64;
             bar.inc(1);
-            if step % 20 == 0 {
+            if b.step.is_multiple_of(20) {
                 bar.set_message(format!("epoch {epoch}/{} loss {value:.4}", s.epochs));
             }
-        }
+            Ok(())
+        };
+        overlapped(order.chunks(s.batch_size).enumerate(), prepare, train_step)?;
         let snapshot = stepper.network(&network.config);
         let validation_errors = count_errors(&snapshot.net, &val_dev);
         let m = EpochMetrics {
