@@ -25,6 +25,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::dropout::{MaskDraw, par_chunks};
+use super::wide::wide;
 
 // The CNNs' other stages, fused the same way: the 3×3 convolution, batch norm in training, and
 // the 2×2 max-pool with the ReLU after it.
@@ -310,12 +311,14 @@ impl DenseOps for Flex {
             After::Relu(draw) => (true, draw),
         };
         let bias_relu = |piece: &mut [f32], col: usize| {
-            for (v, &bias) in piece.iter_mut().zip(&bv[col..]) {
-                *v += bias;
-                if relu {
-                    *v = v.max(0.0);
+            wide(|| {
+                for (v, &bias) in piece.iter_mut().zip(&bv[col..]) {
+                    *v += bias;
+                    if relu {
+                        *v = v.max(0.0);
+                    }
                 }
-            }
+            })
         };
         // Without a mask, each column block's thread adds the bias (and the ReLU) to its own
         // columns as soon as their product is done: that pass ran on the calling thread while
@@ -374,13 +377,20 @@ impl Backward<Flex, 3> for DenseBackward {
                 // The output is positive exactly where the ReLU passed and the mask kept, and
                 // every kept element was scaled by the same value.
                 let yv = values(&y);
-                let mut dz = gv.into_owned();
-                cheap_pass(&mut dz, |start, chunk| {
-                    let outs = &yv[start..start + chunk.len()];
-                    for (g, &out) in chunk.iter_mut().zip(outs) {
-                        *g = if out > 0.0 { *g * scale } else { 0.0 };
-                    }
-                });
+                let grad = move |(&g, &out): (&f32, &f32)| if out > 0.0 { g * scale } else { 0.0 };
+                // Written once from the output gradient and the output, not copied and then
+                // rewritten: this pass runs on the stepping thread while the pool waits.
+                let dz: Vec<f32> = if gv.len() < CHEAP_SERIAL {
+                    wide(|| gv.iter().zip(yv.iter()).map(grad).collect())
+                } else {
+                    let mut dz = vec![0f32; gv.len()];
+                    par_chunks(&mut dz, |start, chunk| {
+                        let end = start + chunk.len();
+                        let from = gv[start..end].iter().zip(&yv[start..end]).map(grad);
+                        wide(|| chunk.iter_mut().zip(from).for_each(|(d, v)| *d = v))
+                    });
+                    dz
+                };
                 dz.into()
             }
         };
