@@ -452,7 +452,7 @@ impl Backward<Flex, 3> for DenseBackward {
                 ((Some(a), Some(b)), c)
             }
             // The first layer's: no input gradient; its bias gradient beside the product.
-            (None, Some(x)) if pool >= 2 => {
+            (None, Some(x)) if pool >= 2 && m * n * dims::<2>(x)[1] >= SIDE_BY_SIDE => {
                 let (b, c) = rayon::join(|| dw(x, pool), db);
                 ((None, Some(b)), c)
             }
