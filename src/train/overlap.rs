@@ -78,47 +78,33 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), [7; 6]);
     }
 
+    /// Runs five items whose preparation fails at `bad_prepare` and whose step fails at
+    /// `bad_step`; gives the result and the items stepped.
+    fn failing(bad_prepare: usize, bad_step: usize) -> (Result<(), String>, Vec<usize>) {
+        let steps = Mutex::new(Vec::new());
+        let result = overlapped(
+            0..5,
+            |i| match i == bad_prepare {
+                true => Err(format!("prepare {i}")),
+                false => Ok(i),
+            },
+            |b| {
+                steps.lock().unwrap().push(b);
+                match b == bad_step {
+                    true => Err(format!("step {b}")),
+                    false => Ok(()),
+                }
+            },
+        );
+        (result, steps.into_inner().unwrap())
+    }
+
     #[test]
     fn the_first_error_ends_the_loop() {
-        let steps = Mutex::new(Vec::new());
         // Step 1 fails while item 2 fails to prepare: the step's error is the one reported.
-        let result: Result<(), String> = overlapped(
-            0..5,
-            |i| {
-                if i == 2 {
-                    Err(format!("prepare {i}"))
-                } else {
-                    Ok(i)
-                }
-            },
-            |b| {
-                steps.lock().unwrap().push(b);
-                if b == 1 {
-                    Err(format!("step {b}"))
-                } else {
-                    Ok(())
-                }
-            },
-        );
-        assert_eq!(result, Err("step 1".to_string()));
-        assert_eq!(*steps.lock().unwrap(), [0, 1]);
+        assert_eq!(failing(2, 1), (Err("step 1".into()), vec![0, 1]));
         // A preparation error alone stops the loop before that item is stepped.
-        let steps = Mutex::new(Vec::new());
-        let result: Result<(), String> = overlapped(
-            0..5,
-            |i| {
-                if i == 3 {
-                    Err(format!("prepare {i}"))
-                } else {
-                    Ok(i)
-                }
-            },
-            |b| {
-                steps.lock().unwrap().push(b);
-                Ok(())
-            },
-        );
-        assert_eq!(result, Err("prepare 3".to_string()));
-        assert_eq!(*steps.lock().unwrap(), [0, 1, 2]);
+        assert_eq!(failing(3, 9), (Err("prepare 3".into()), vec![0, 1, 2]));
+        assert_eq!(failing(9, 9), (Ok(()), vec![0, 1, 2, 3, 4]));
     }
 }
