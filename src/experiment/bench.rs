@@ -347,25 +347,14 @@ pub fn run(
         .into_data()
         .try_to_vec()
         .unwrap_or_default();
+    serving_latency(
+        &mut figs,
+        opts,
+        [("teacher", &teacher), ("student", &student)],
+        &host,
+    );
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().ok();
     for (name, model) in [("teacher", &teacher), ("student", &student)] {
-        // The serving path: host weights, one thread.
-        if let Some(plain) = PlainMlp::new(model) {
-            let width = host.len() / rows;
-            figs.time(format!("{name}_latency_b1_us"), || {
-                repeat(opts, || {
-                    let mut t: Vec<f64> = host
-                        .chunks(width)
-                        .map(|image| {
-                            let s = Instant::now();
-                            let _ = plain.logits(image);
-                            1e6 * s.elapsed().as_secs_f64()
-                        })
-                        .collect();
-                    median(&mut t)
-                })
-            });
-        }
         // burn's tensor forward, on the pool's threads and on one.
         let tensor_latency = || {
             let mut t: Vec<f64> = (0..rows)
@@ -469,6 +458,57 @@ fn check_only(only: &[String]) -> Result<()> {
             FIGURES.join(", ")
         ))),
         None => Ok(()),
+    }
+}
+
+/// Images per turn of [`serving_latency`], and how many of them only warm the caches.
+const TURN: usize = 50;
+const TURN_WARMUP: usize = 10;
+
+/// Batch-1 latency on the serving path ([`PlainMlp`]) of each MLP in `models`, as
+/// `{name}_latency_b1_us`, over the images of `host` (`C * H * W` values each). The models
+/// take turns of [`TURN`] images, so a machine whose speed drifts over seconds (as a shared
+/// 2-core VM's did by 25%) moves every figure alike and their ratio stays put. The first
+/// [`TURN_WARMUP`] images of a turn are not counted: they reload the weights the other model's
+/// turn evicted, which a server of one model would not pay.
+fn serving_latency(
+    figs: &mut Selected,
+    opts: &BenchOptions,
+    models: [(&str, &Network); 2],
+    host: &[f32],
+) {
+    let plains: Vec<(String, PlainMlp)> = models
+        .into_iter()
+        .map(|(name, model)| (format!("{name}_latency_b1_us"), model))
+        .filter(|(name, _)| figs.wants(name))
+        .filter_map(|(name, model)| Some((name, PlainMlp::new(model)?)))
+        .collect();
+    let Some((_, first)) = plains.first() else {
+        return;
+    };
+    let images: Vec<&[f32]> = host.chunks(first.inputs().max(1)).collect();
+    let mut medians = vec![Vec::new(); plains.len()];
+    for rep in 0..opts.warmup + opts.reps.max(1) {
+        let mut times = vec![Vec::new(); plains.len()];
+        for turn in images.chunks(TURN) {
+            for ((_, plain), times) in plains.iter().zip(&mut times) {
+                for (k, image) in turn.iter().enumerate() {
+                    let s = Instant::now();
+                    let _ = plain.logits(image);
+                    if k >= TURN_WARMUP.min(turn.len() - 1) {
+                        times.push(1e6 * s.elapsed().as_secs_f64());
+                    }
+                }
+            }
+        }
+        if rep >= opts.warmup {
+            for (m, t) in medians.iter_mut().zip(&mut times) {
+                m.push(median(t));
+            }
+        }
+    }
+    for ((name, _), m) in plains.into_iter().zip(medians) {
+        figs.figures.insert(name, figure(m));
     }
 }
 

@@ -4,8 +4,15 @@
 //! and waking the thread pool, not on arithmetic (the student's three matrix products are about
 //! 1.3 million multiply-adds, tens of microseconds of work). This path keeps the weights as host
 //! arrays and runs each layer as a sequence of row updates, skipping inputs that are zero (most
-//! pixels of a digit, and about half of every ReLU layer's outputs), on one thread. It gives
-//! the network's logits up to float rounding: the sums are taken in another order.
+//! pixels of a digit, and about half of every ReLU layer's outputs). A large layer's columns
+//! are split between the caller and spinning helper threads ([`team`]). It gives the network's
+//! logits up to float rounding: the sums are taken in another order, the same for any number
+//! of threads.
+
+mod team;
+
+use std::ops::Range;
+use std::sync::Arc;
 
 use super::checkpoint::Network;
 use super::net::{Architecture, Net};
@@ -19,32 +26,94 @@ struct HostLayer {
     weight: Vec<f32>,
     /// `[outputs]`.
     bias: Vec<f32>,
+    /// Whether a ReLU follows (every layer but the logits).
+    relu: bool,
 }
+
+impl HostLayer {
+    fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+}
+
+/// A layer's non-zero inputs with their indices: the weight rows to add.
+type Input = Vec<(f32, usize)>;
+
+/// The non-zero entries of `x`. Zero inputs add nothing (the weights are finite after any
+/// successful training).
+fn nonzero(x: &[f32]) -> Input {
+    x.iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(i, &v)| (v, i))
+        .collect()
+}
+
+/// Multiply-adds below which a layer is not split: the hand-off to a spinning helper (under a
+/// microsecond) should be small beside the half it takes. The logits layer (a few thousand)
+/// stays whole; the paper's hidden layers (over 100,000 each) split.
+const SPLIT_MIN: usize = 1 << 15;
+
+/// The most threads one image's layers are split over. Parts under a few blocks of columns
+/// each cost more in hand-offs than they save; only 2 threads were measured (`docs/speed.md`).
+const MAX_THREADS: usize = 4;
 
 /// An MLP's weights on the host, for [`PlainMlp::logits`].
 #[derive(Debug, Clone)]
 pub struct PlainMlp {
-    layers: Vec<HostLayer>,
+    layers: Arc<[HostLayer]>,
     inputs: usize,
+    threads: usize,
 }
 
 impl PlainMlp {
-    /// Copies an MLP's weights to the host; `None` for other architectures.
+    /// Copies an MLP's weights to the host, to run on as many threads as the current thread
+    /// pool has (at most 4); `None` for other architectures.
     pub fn new(network: &Network) -> Option<PlainMlp> {
+        Self::with_threads(network, rayon::current_num_threads())
+    }
+
+    /// As [`PlainMlp::new`], on at most `threads` threads, the caller's included. A network
+    /// with no layer large enough to split runs on the caller's alone.
+    pub fn with_threads(network: &Network, threads: usize) -> Option<PlainMlp> {
         let Net::Mlp(mlp) = &network.net else {
             return None;
         };
         // The checkpoint's arrays, weight then bias per layer, input first.
         let arrays = mlp.export();
-        let layers: Vec<HostLayer> = arrays
+        let count = arrays.len() / 2;
+        let layers: Arc<[HostLayer]> = arrays
             .chunks_exact(2)
-            .map(|pair| HostLayer {
+            .enumerate()
+            .map(|(i, pair)| HostLayer {
                 weight: pair[0].values.clone(),
                 bias: pair[1].values.clone(),
+                relu: i + 1 < count,
             })
             .collect();
-        let inputs = layers.first()?.weight.len() / layers.first()?.bias.len().max(1);
-        Some(PlainMlp { layers, inputs })
+        let first = layers.first()?;
+        let inputs = first.weight.len() / first.outputs().max(1);
+        let splits = layers.iter().any(|l| l.weight.len() >= SPLIT_MIN);
+        let threads = if splits {
+            threads.clamp(1, MAX_THREADS)
+        } else {
+            1
+        };
+        Some(PlainMlp {
+            layers,
+            inputs,
+            threads,
+        })
+    }
+
+    /// Values per image the network takes (`C * H * W`).
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Threads a large layer is split over, the caller's included.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Logits for one image of `C * H * W` values in `[0, 1]`, as the network's forward pass in
@@ -57,10 +126,27 @@ impl PlainMlp {
                 image.len()
             )));
         }
-        let last = self.layers.len() - 1;
+        // A caller that finds the team serving another thread runs alone.
+        let mut team = if self.threads > 1 {
+            team::try_team()
+        } else {
+            None
+        };
         let mut x = image.to_vec();
         for (i, layer) in self.layers.iter().enumerate() {
-            x = dense(&x, layer, i < last);
+            let input = nonzero(&x);
+            let n = layer.outputs();
+            x = match team.as_deref_mut() {
+                Some(team) if input.len() * n >= SPLIT_MIN => {
+                    let parts = self.threads.min(n.div_ceil(BLOCK));
+                    team.layer(&self.layers, i, Arc::new(input), parts)
+                }
+                _ => {
+                    let mut y = vec![0.0; n];
+                    dense_part(&input, layer, 0..n, &mut y);
+                    y
+                }
+            };
         }
         Ok(x)
     }
@@ -71,31 +157,32 @@ impl PlainMlp {
 /// 32 took 5 to 28% longer.
 const BLOCK: usize = 64;
 
-/// `relu?(x · W + b)` on one thread, adding one weight row per non-zero input. Reading the
-/// weights is the cost: splitting a layer's columns over two threads was slower at these sizes
-/// (the wake-up costs more than it saves). Each block of [`BLOCK`] outputs is summed in
-/// registers over all the non-zero inputs before the next, so the outputs are not loaded and
-/// stored again for every input row. Every output is still the bias plus the products in the
-/// order of the inputs, so the values are the row-by-row loop's bits.
-fn dense(x: &[f32], layer: &HostLayer, relu: bool) -> Vec<f32> {
-    let outputs = layer.bias.len();
-    // Zero inputs add nothing (the weights are finite after any successful training).
-    let rows: Vec<(f32, &[f32])> = x
-        .iter()
-        .zip(layer.weight.chunks_exact(outputs))
-        .filter(|(xi, _)| **xi != 0.0)
-        .map(|(&xi, row)| (xi, row))
-        .collect();
-    let mut y = layer.bias.clone();
-    let blocks = outputs / BLOCK;
-    let (whole, tail) = y.split_at_mut(blocks * BLOCK);
+/// Columns of part `p` of `parts` of a layer with `outputs` columns: whole blocks of
+/// [`BLOCK`], the last part taking the tail.
+fn part_range(outputs: usize, parts: usize, p: usize) -> Range<usize> {
+    let blocks = outputs.div_ceil(BLOCK);
+    let edge = |p: usize| (p * blocks / parts.max(1) * BLOCK).min(outputs);
+    edge(p)..edge(p + 1)
+}
+
+/// Columns `cols` of `relu?(x · W + b)` into `out`, adding one weight row per non-zero input.
+/// Reading the weights is the cost. Each block of [`BLOCK`] outputs is summed in registers
+/// over all the non-zero inputs before the next, so the outputs are not loaded and stored
+/// again for every input row. Every output is still the bias plus the products in the order
+/// of the inputs, so the values are the row-by-row loop's bits. `cols.start` is a multiple of
+/// [`BLOCK`].
+fn dense_part(input: &[(f32, usize)], layer: &HostLayer, cols: Range<usize>, out: &mut [f32]) {
+    let n = layer.outputs();
+    let row = |i: usize, c: usize, w: usize| &layer.weight[i * n + c..][..w];
+    out.copy_from_slice(&layer.bias[cols.clone()]);
+    let whole = cols.len() / BLOCK * BLOCK;
+    let (blocks, tail) = out.split_at_mut(whole);
     wide(|| {
-        for (b, out) in whole.chunks_exact_mut(BLOCK).enumerate() {
-            let mut acc: [f32; BLOCK] = out.try_into().unwrap_or([0.0; BLOCK]);
-            for &(xi, row) in &rows {
-                let w: &[f32; BLOCK] = row[b * BLOCK..][..BLOCK]
-                    .try_into()
-                    .unwrap_or(&[0.0; BLOCK]);
+        for (b, out) in blocks.chunks_exact_mut(BLOCK).enumerate() {
+            let c = cols.start + b * BLOCK;
+            let mut acc: [f32; BLOCK] = (&*out).try_into().unwrap_or([0.0; BLOCK]);
+            for &(xi, i) in input {
+                let w: &[f32; BLOCK] = row(i, c, BLOCK).try_into().unwrap_or(&[0.0; BLOCK]);
                 for (a, &w) in acc.iter_mut().zip(w) {
                     *a += xi * w;
                 }
@@ -103,15 +190,15 @@ fn dense(x: &[f32], layer: &HostLayer, relu: bool) -> Vec<f32> {
             out.copy_from_slice(&acc);
         }
     });
-    for &(xi, row) in &rows {
-        for (yj, &w) in tail.iter_mut().zip(&row[blocks * BLOCK..]) {
+    let rest = tail.len();
+    for &(xi, i) in input {
+        for (yj, &w) in tail.iter_mut().zip(row(i, cols.start + whole, rest)) {
             *yj += xi * w;
         }
     }
-    if relu {
-        y.iter_mut().for_each(|v| *v = v.max(0.0));
+    if layer.relu {
+        out.iter_mut().for_each(|v| *v = v.max(0.0));
     }
-    y
 }
 
 #[cfg(test)]
@@ -150,18 +237,19 @@ mod tests {
     }
 
     #[test]
-    fn the_blocked_layer_gives_the_row_loops_bits() {
+    fn the_blocked_layer_gives_the_row_loops_bits_in_any_split() {
         // Widths with and without a tail after the last whole block; a third of inputs zero.
-        for (inputs, outputs) in [(70, 200), (33, 128), (5, 7)] {
+        for (inputs, outputs) in [(70, 200), (33, 128), (5, 7), (9, 800)] {
             let value = |i: usize| ((i as f32) * 0.618_034).sin();
-            let layer = HostLayer {
-                weight: (0..inputs * outputs).map(value).collect(),
-                bias: (0..outputs).map(|i| value(i + 7) * 0.1).collect(),
-            };
             let x: Vec<f32> = (0..inputs)
                 .map(|i| if i % 3 == 0 { 0.0 } else { value(i + 11) })
                 .collect();
             for relu in [false, true] {
+                let layer = HostLayer {
+                    weight: (0..inputs * outputs).map(value).collect(),
+                    bias: (0..outputs).map(|i| value(i + 7) * 0.1).collect(),
+                    relu,
+                };
                 let mut want = layer.bias.clone();
                 for (&xi, row) in x.iter().zip(layer.weight.chunks_exact(outputs)) {
                     for (yj, &w) in want.iter_mut().zip(row) {
@@ -172,9 +260,60 @@ mod tests {
                     want.iter_mut().for_each(|v| *v = v.max(0.0));
                 }
                 let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&dense(&x, &layer, relu)), bits(&want));
+                for parts in 1..=4 {
+                    let mut got = vec![f32::NAN; outputs];
+                    for p in 0..parts {
+                        let cols = part_range(outputs, parts, p);
+                        assert_eq!(cols.start % BLOCK, 0);
+                        dense_part(&nonzero(&x), &layer, cols.clone(), &mut got[cols]);
+                    }
+                    assert_eq!(bits(&got), bits(&want), "{inputs}x{outputs} in {parts}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn helpers_give_the_same_bits_as_one_thread() {
+        let device = Device::flex();
+        device.seed(5);
+        // Layers large enough to split (784 x 300 and 300 x 200), and a logits layer that is not.
+        let spec: ModelSpec = "mlp:300,200".parse().unwrap();
+        let config = ModelConfig::new(&spec, ImageShape::gray(28, 28), 10, Dropout::NONE).unwrap();
+        let network = Network::init(config, &device);
+        let alone = PlainMlp::with_threads(&network, 1).unwrap();
+        assert_eq!(alone.threads(), 1);
+        let images = Tensor::<2>::random([20, 784], Distribution::Default, &device);
+        let images = images.clone().mask_fill(images.lower_elem(0.6), 0.0);
+        let rows: Vec<f32> = images.into_data().try_to_vec().unwrap();
+        let want: Vec<Vec<f32>> = rows.chunks(784).map(|i| alone.logits(i).unwrap()).collect();
+        for threads in [2, 3, 4] {
+            let team = PlainMlp::with_threads(&network, threads).unwrap();
+            assert_eq!(team.threads(), threads);
+            // Back to back (helpers spinning), then after the helpers have parked.
+            for pause in [0, 2] {
+                for (image, want) in rows.chunks(784).zip(&want) {
+                    std::thread::sleep(std::time::Duration::from_millis(pause));
+                    assert_eq!(&team.logits(image).unwrap(), want, "{threads} threads");
+                }
+            }
+        }
+        // Callers on several threads at once share one team; those that find it busy run alone.
+        let team = PlainMlp::with_threads(&network, 2).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for (image, want) in rows.chunks(784).zip(&want) {
+                        assert_eq!(&team.logits(image).unwrap(), want);
+                    }
+                });
+            }
+        });
+        // A network too small to split starts no helpers.
+        let spec: ModelSpec = "mlp:20".parse().unwrap();
+        let config = ModelConfig::new(&spec, ImageShape::gray(6, 5), 3, Dropout::NONE).unwrap();
+        let small = Network::init(config, &device);
+        assert_eq!(PlainMlp::with_threads(&small, 4).unwrap().threads(), 1);
     }
 
     #[test]
