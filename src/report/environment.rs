@@ -18,6 +18,10 @@ pub struct Environment {
     pub versions: BTreeMap<String, String>,
     /// Operating system and architecture.
     pub os: String,
+    /// Worker threads of the CPU pool (`--threads`), which training times and batch-1 latency
+    /// depend on; 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl Environment {
@@ -32,6 +36,7 @@ impl Environment {
             git_commit: crate::backend::build_commit().to_string(),
             versions,
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            threads: rayon::current_num_threads(),
         }
     }
 }

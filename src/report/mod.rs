@@ -160,11 +160,12 @@ impl Report {
         );
         h += &self.results_table().html();
         h += &format!(
-            "<p>T = {}, alpha = {}; seed {}; backend {}; {}; commit {}.</p>\n",
+            "<p>T = {}, alpha = {}; seed {}; backend {}, {} threads; {}; commit {}.</p>\n",
             self.temperature,
             self.alpha,
             self.seed,
             esc(&self.backend),
+            self.environment.threads,
             esc(&self.environment.hardware),
             esc(&self.git_commit)
         );
@@ -278,9 +279,10 @@ impl Report {
             s += "\n";
         }
         s += &format!(
-            "\n## Run\n\n- seed: {}\n- backend: {}\n- hardware: {}\n- commit: {}\n- versions: {}\n- os: {}\n- total time: {:.1} s\n",
+            "\n## Run\n\n- seed: {}\n- backend: {}, {} threads\n- hardware: {}\n- commit: {}\n- versions: {}\n- os: {}\n- total time: {:.1} s\n",
             self.seed,
             self.backend,
+            self.environment.threads,
             self.environment.hardware,
             self.git_commit,
             self.environment
