@@ -124,8 +124,23 @@ pub fn evaluate(
     classes: usize,
     device: &Device,
 ) -> Result<Evaluation> {
+    Ok(evaluate_timed(net, split, classes, device)?.0)
+}
+
+/// [`evaluate`], with the wall-clock microseconds per example of its batched forward pass:
+/// what inference costs at scale, where a model's dense arithmetic counts (at batch 1 the
+/// serving path skips zero inputs, and a sparse teacher can be as quick as its student).
+pub fn evaluate_timed(
+    net: &dyn Predictor,
+    split: &Split,
+    classes: usize,
+    device: &Device,
+) -> Result<(Evaluation, f64)> {
     check_compatible(net, split, classes)?;
-    Ok(score(&logits(net, split, device)?, &split.labels, classes))
+    let start = Instant::now();
+    let logits = logits(net, split, device)?;
+    let us = 1e6 * start.elapsed().as_secs_f64() / split.len().max(1) as f64;
+    Ok((score(&logits, &split.labels, classes), us))
 }
 
 /// A warning when a teacher's errors on held-out data are near chance (at least 90% of the

@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{evaluate, latency_us_batch1};
+use super::{evaluate_timed, latency_us_batch1};
 use crate::data::Splits;
 use crate::error::Result;
 use crate::model::{ModelSpec, Predictor};
@@ -30,6 +30,10 @@ pub struct ModelReport {
     pub train_seconds: f64,
     /// Median batch-1 inference time per example in microseconds.
     pub infer_us_per_example: f64,
+    /// Wall-clock microseconds per example of the batched forward pass over the test set
+    /// ([`super::evaluate_timed`]); 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub batched_us_per_example: f64,
     /// Mean negative log-likelihood on the test set.
     pub test_nll: f64,
     /// Validation errors after the last epoch, if trained here.
@@ -85,7 +89,8 @@ pub fn model_report(
     train_seconds: f64,
     validation_errors: Option<usize>,
 ) -> Result<ModelReport> {
-    let e = evaluate(net, &splits.test, splits.dataset.classes, device)?;
+    let (e, batched_us_per_example) =
+        evaluate_timed(net, &splits.test, splits.dataset.classes, device)?;
     Ok(ModelReport {
         spec: net.describe(),
         test_errors: e.errors,
@@ -95,6 +100,7 @@ pub fn model_report(
         params: net.params(),
         train_seconds,
         infer_us_per_example: latency_us_batch1(net, &splits.test, device, 200),
+        batched_us_per_example,
         test_nll: e.nll,
         validation_errors,
         confusion: e.confusion,
@@ -124,6 +130,7 @@ pub fn mean_report(reports: &[ModelReport]) -> ModelReport {
         params: first.params,
         train_seconds: mean(&|r| r.train_seconds),
         infer_us_per_example: mean(&|r| r.infer_us_per_example),
+        batched_us_per_example: mean(&|r| r.batched_us_per_example),
         test_nll: mean(&|r| r.test_nll),
         validation_errors: None,
         confusion: (0..classes)
@@ -153,6 +160,7 @@ mod tests {
             params: 1,
             train_seconds: 0.0,
             infer_us_per_example: 0.0,
+            batched_us_per_example: 0.0,
             test_nll: 0.0,
             validation_errors: None,
             confusion: vec![vec![1]],

@@ -27,7 +27,7 @@ const LOSS_ROWS: [(&str, &str); 6] = [
 const LOSS_STUDENTS: [(&str, &str); 2] = [("MLP student", ""), ("CNN student", "cnn_")];
 
 /// A quantity measured once per seed, with its mean and spread.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Stat {
     /// One value per run, in the order the runs were given.
     pub values: Vec<f64>,
@@ -95,6 +95,10 @@ pub struct ModelSummary {
     pub train_seconds: Stat,
     /// Batch-1 inference microseconds per example, per run.
     pub infer_us_per_example: Stat,
+    /// Batched inference microseconds per example, per run (see
+    /// [`ModelReport::batched_us_per_example`](crate::eval::ModelReport)).
+    #[serde(default)]
+    pub batched_us_per_example: Stat,
 }
 
 /// An experiment's results over several seeds.
@@ -210,6 +214,7 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
                 class_error_percent,
                 train_seconds: stat(&|r| r.models[name].train_seconds),
                 infer_us_per_example: stat(&|r| r.models[name].infer_us_per_example),
+                batched_us_per_example: stat(&|r| r.models[name].batched_us_per_example),
             };
             (name.clone(), summary)
         })
@@ -308,6 +313,7 @@ impl Summary {
                     m.params.to_string(),
                     format!("{:.0}", m.train_seconds.mean),
                     format!("{:.0}", m.infer_us_per_example.mean),
+                    format!("{:.1}", m.batched_us_per_example.mean),
                 ]
             })
             .collect();
@@ -321,6 +327,7 @@ impl Summary {
                 "params",
                 "mean train s",
                 "mean infer µs (batch 1)",
+                "mean infer µs (batched)",
             ],
             rows,
         }

@@ -211,6 +211,7 @@ impl Report {
                     m.params.to_string(),
                     format!("{:.1}", m.train_seconds),
                     format!("{:.1}", m.infer_us_per_example),
+                    format!("{:.1}", m.batched_us_per_example),
                     if m.silent_units.is_empty() {
                         "-".into()
                     } else {
@@ -232,6 +233,7 @@ impl Report {
                 "params",
                 "train s",
                 "infer µs/example (batch 1)",
+                "infer µs/example (batched)",
                 "silent ReLU units per layer",
             ],
             rows,

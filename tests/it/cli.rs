@@ -48,6 +48,9 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
         assert!(r["params"].as_u64().unwrap() > 1_000_000);
         assert!(r["train_seconds"].as_f64().unwrap() > 0.0);
         assert!(r["infer_us_per_example"].as_f64().unwrap() > 0.0);
+        // The batched pass over the test set: well under a millisecond an image for an MLP.
+        let batched = r["batched_us_per_example"].as_f64().unwrap();
+        assert!(batched > 0.0 && batched < 1000.0, "{m}: {batched} µs");
         // Two hidden layers, each with a count of silent units no larger than its width.
         let silent: Vec<u64> = r["silent_units"]
             .as_array()

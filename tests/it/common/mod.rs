@@ -247,6 +247,7 @@ pub fn assert_model_fields(report: &serde_json::Value, names: &[&str]) {
             "params",
             "train_seconds",
             "infer_us_per_example",
+            "batched_us_per_example",
         ] {
             assert!(!r[field].is_null(), "models.{m}.{field} missing");
         }
