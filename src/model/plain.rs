@@ -68,9 +68,11 @@ pub struct PlainMlp {
 
 impl PlainMlp {
     /// Copies an MLP's weights to the host, to run on as many threads as the current thread
-    /// pool has (at most 4); `None` for other architectures.
+    /// pool has, at most one per core and 4 in all; `None` for other architectures. (Helpers
+    /// spin: more of them than cores would take the cores from the caller.)
     pub fn new(network: &Network) -> Option<PlainMlp> {
-        Self::with_threads(network, rayon::current_num_threads())
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_threads(network, rayon::current_num_threads().min(cores))
     }
 
     /// As [`PlainMlp::new`], on at most `threads` threads, the caller's included. A network
