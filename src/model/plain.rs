@@ -210,17 +210,30 @@ mod tests {
     use crate::model::{Dropout, ModelConfig, ModelSpec};
     use burn::tensor::{Device, Distribution, Tensor};
 
+    /// A freshly initialized network of `spec` for gray `h` × `w` images and `classes` classes.
+    fn fresh(spec: &str, (h, w): (usize, usize), classes: usize, device: &Device) -> Network {
+        let spec: ModelSpec = spec.parse().unwrap();
+        let shape = ImageShape::gray(h, w);
+        Network::init(
+            ModelConfig::new(&spec, shape, classes, Dropout::NONE).unwrap(),
+            device,
+        )
+    }
+
+    /// `n` random images of `width` values in [0, 1), those below `zero_below` exactly zero, as
+    /// in real images and ReLU outputs.
+    fn images(n: usize, width: usize, zero_below: f32, device: &Device) -> Tensor<2> {
+        let images = Tensor::<2>::random([n, width], Distribution::Default, device);
+        images.clone().mask_fill(images.lower_elem(zero_below), 0.0)
+    }
+
     #[test]
     fn gives_the_networks_logits_one_image_at_a_time() {
         let device = Device::flex();
         device.seed(3);
-        let spec: ModelSpec = "mlp:50,40".parse().unwrap();
-        let config = ModelConfig::new(&spec, ImageShape::gray(6, 5), 7, Dropout::NONE).unwrap();
-        let network = Network::init(config, &device);
+        let network = fresh("mlp:50,40", (6, 5), 7, &device);
         let plain = PlainMlp::new(&network).unwrap();
-        let images = Tensor::<2>::random([8, 30], Distribution::Default, &device);
-        // Some exact zeros, as in real images and ReLU outputs.
-        let images = images.clone().mask_fill(images.lower_elem(0.3), 0.0);
+        let images = images(8, 30, 0.3, &device);
         let expected: Vec<f32> = network
             .net
             .forward(images.clone())
@@ -280,14 +293,13 @@ mod tests {
         let device = Device::flex();
         device.seed(5);
         // Layers large enough to split (784 x 300 and 300 x 200), and a logits layer that is not.
-        let spec: ModelSpec = "mlp:300,200".parse().unwrap();
-        let config = ModelConfig::new(&spec, ImageShape::gray(28, 28), 10, Dropout::NONE).unwrap();
-        let network = Network::init(config, &device);
+        let network = fresh("mlp:300,200", (28, 28), 10, &device);
         let alone = PlainMlp::with_threads(&network, 1).unwrap();
         assert_eq!(alone.threads(), 1);
-        let images = Tensor::<2>::random([20, 784], Distribution::Default, &device);
-        let images = images.clone().mask_fill(images.lower_elem(0.6), 0.0);
-        let rows: Vec<f32> = images.into_data().try_to_vec().unwrap();
+        let rows: Vec<f32> = images(20, 784, 0.6, &device)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         let want: Vec<Vec<f32>> = rows.chunks(784).map(|i| alone.logits(i).unwrap()).collect();
         for threads in [2, 3, 4] {
             let team = PlainMlp::with_threads(&network, threads).unwrap();
@@ -312,16 +324,13 @@ mod tests {
             }
         });
         // A network too small to split starts no helpers.
-        let spec: ModelSpec = "mlp:20".parse().unwrap();
-        let config = ModelConfig::new(&spec, ImageShape::gray(6, 5), 3, Dropout::NONE).unwrap();
-        let small = Network::init(config, &device);
+        let small = fresh("mlp:20", (6, 5), 3, &device);
         assert_eq!(PlainMlp::with_threads(&small, 4).unwrap().threads(), 1);
     }
 
     #[test]
     fn refuses_a_cnn() {
-        let spec: ModelSpec = "cnn:4/8".parse().unwrap();
-        let config = ModelConfig::new(&spec, ImageShape::gray(8, 8), 3, Dropout::NONE).unwrap();
-        assert!(PlainMlp::new(&Network::init(config, &Device::flex())).is_none());
+        let cnn = fresh("cnn:4/8", (8, 8), 3, &Device::flex());
+        assert!(PlainMlp::new(&cnn).is_none());
     }
 }
