@@ -461,8 +461,9 @@ fn check_only(only: &[String]) -> Result<()> {
     }
 }
 
-/// Images per turn of [`serving_latency`], and how many of them only warm the caches.
+/// Images per turn of [`serving_latency`].
 const TURN: usize = 50;
+/// The images at the start of a turn that only warm the caches.
 const TURN_WARMUP: usize = 10;
 
 /// Batch-1 latency on the serving path ([`PlainMlp`]) of each MLP in `models`, as
