@@ -312,13 +312,28 @@ mod tests {
                 }
             }
         }
-        // Callers on several threads at once share one team; those that find it busy run alone.
+        // Callers on several threads at once, through two networks of other widths, share one
+        // team; those that find it busy run alone.
         let team = PlainMlp::with_threads(&network, 2).unwrap();
+        let other = fresh("mlp:500,90", (28, 28), 10, &device);
+        let other_alone = PlainMlp::with_threads(&other, 1).unwrap();
+        let other_want: Vec<Vec<f32>> = rows
+            .chunks(784)
+            .map(|i| other_alone.logits(i).unwrap())
+            .collect();
+        let other_team = PlainMlp::with_threads(&other, 3).unwrap();
+        let rows = &rows;
         std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| {
-                    for (image, want) in rows.chunks(784).zip(&want) {
-                        assert_eq!(&team.logits(image).unwrap(), want);
+            for caller in 0..4 {
+                let (net, want) = match caller % 2 {
+                    0 => (&team, &want),
+                    _ => (&other_team, &other_want),
+                };
+                s.spawn(move || {
+                    for _ in 0..5 {
+                        for (image, want) in rows.chunks(784).zip(want) {
+                            assert_eq!(&net.logits(image).unwrap(), want);
+                        }
                     }
                 });
             }
