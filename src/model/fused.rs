@@ -22,8 +22,6 @@ use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor, TensorData};
 
-use rayon::prelude::*;
-
 use super::dropout::{MaskDraw, par_chunks};
 use super::wide::wide;
 
@@ -32,13 +30,13 @@ use super::wide::wide;
 mod conv;
 mod norm;
 mod pool;
+mod product;
 pub(crate) use conv::conv_layer;
 pub(crate) use norm::batch_norm_layer;
 pub(crate) use pool::pool_relu;
-
-/// Multiply-adds above which a product is split over the thread pool: burn-flex's own
-/// threshold, so that products run exactly as they did through burn.
-const PARALLEL_WORK: usize = 192 * 192 * 192;
+#[cfg(test)]
+use product::PARALLEL_WORK;
+use product::{Epilogue, Split, input_gradient, product, product_then};
 
 /// Multiply-adds above which the backward step's two products run side by side on the pool,
 /// each on its own thread, though neither is large enough to split.
@@ -132,143 +130,6 @@ fn dims<const D: usize>(t: &FlexTensor) -> [usize; D] {
 
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
-}
-
-/// How a product large enough for the thread pool is split over it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Split {
-    /// By gemm itself: the weight gradient's, whose depth is the batch.
-    Gemm,
-    /// Into a block of output columns per thread, each block a single-threaded gemm: the
-    /// forward product's and the input gradient's, whose outputs are a batch of rows with a deep
-    /// product behind each. On a 2-core Intel Xeon this took 0.57 to 1.00 of the time of gemm's
-    /// own split at batch 128 and widths 784 to 1,200. Each output element is summed in the same
-    /// order either way (gemm's depth blocks depend on the depth and the caches alone), so the
-    /// values are the same bits.
-    Columns,
-}
-
-/// Columns below which a block is not worth a thread of its own.
-const MIN_BLOCK: usize = 64;
-
-/// An output buffer's address, shared by the threads that each write their own columns of it.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-
-// SAFETY: the threads given an `Out` write disjoint column blocks of one buffer, which
-// outlives them: `product` joins them before it returns the buffer.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The address of column `col` of the first row (a method, so that closures capture the
-    /// whole `Out` and not its pointer field alone).
-    fn column(self, col: usize) -> *mut f32 {
-        self.0.wrapping_add(col)
-    }
-}
-
-/// `a · b` as a new row-major `[m, n]` matrix, with `a` and `b` given as row-major storage and
-/// (row, column) strides, as burn-flex runs its products, split as `split` says over `threads`
-/// threads of the pool (on the calling thread alone when below two, or when the product is
-/// small). The bits are the same for any split and thread count.
-fn product(
-    dims: (usize, usize, usize),
-    a: &[f32],
-    a_strides: (usize, usize),
-    b: &[f32],
-    b_strides: (usize, usize),
-    split: Split,
-    threads: usize,
-) -> Vec<f32> {
-    let (out, _) = product_then(dims, a, a_strides, b, b_strides, split, threads, None);
-    out
-}
-
-/// What a column block's thread does to its part of each output row right after the block's
-/// product, while it is still in cache: `f(piece, column of its first element)`.
-type Epilogue<'a> = &'a (dyn Fn(&mut [f32], usize) + Sync);
-
-/// [`product`], then `epilogue` on every row piece of each column block, on the block's own
-/// thread, when the product was split into column blocks. Says whether it ran the epilogue;
-/// when not, the caller makes the pass itself.
-#[allow(clippy::too_many_arguments)]
-fn product_then(
-    (m, n, k): (usize, usize, usize),
-    a: &[f32],
-    (a_rs, a_cs): (usize, usize),
-    b: &[f32],
-    (b_rs, b_cs): (usize, usize),
-    split: Split,
-    threads: usize,
-    epilogue: Option<Epilogue<'_>>,
-) -> (Vec<f32>, bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n);
-    // Not zeroed first: the weight gradients are megabytes, and zeroing them cost a pass over
-    // memory per step that gemm then overwrote.
-    let mut out = Vec::<f32>::with_capacity(m * n);
-    let out_ptr = Out(out.as_mut_ptr());
-    // One block of columns `[col, col + width)`, with gemm's `parallelism`.
-    let block = |col: usize, width: usize, parallelism| {
-        // SAFETY: `out` has room for the m·n elements of the output, and `a` and `b` hold the
-        // m·k and k·n elements their strides address (asserted above; every caller's stride
-        // pair walks a dense row-major or transposed matrix of those sizes). Columns
-        // `[col, col + width)` of `b` and of the output lie inside them, at the same row
-        // strides. With `read_dst` false gemm never reads the destination and writes each of
-        // the block's m·width elements on every path (a zero depth included).
-        unsafe {
-            gemm::gemm(
-                m,
-                width,
-                k,
-                out_ptr.column(col),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                a_cs as isize,
-                a_rs as isize,
-                b.as_ptr().wrapping_add(col * b_cs),
-                b_cs as isize,
-                b_rs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-    };
-    let blocks = (n / MIN_BLOCK).min(threads);
-    let mut applied = false;
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_WORK || threads < 2 {
-        block(0, n, gemm::Parallelism::None);
-    } else if split == Split::Gemm || blocks < 2 {
-        block(0, n, gemm::Parallelism::Rayon(threads));
-    } else {
-        // Widths a multiple of 16 keep each block's first column on a cache line's start.
-        let width = n.div_ceil(blocks).next_multiple_of(16);
-        (0..n.div_ceil(width)).into_par_iter().for_each(|i| {
-            let col = i * width;
-            let w = width.min(n - col);
-            block(col, w, gemm::Parallelism::None);
-            if let Some(f) = epilogue {
-                for row in 0..m {
-                    // SAFETY: the block's gemm has just written these `w` elements of row
-                    // `row`, inside the m·n the buffer holds; no other thread touches this
-                    // block's columns.
-                    let piece =
-                        unsafe { std::slice::from_raw_parts_mut(out_ptr.column(row * n + col), w) };
-                    f(piece, col);
-                }
-            }
-        });
-        applied = epilogue.is_some();
-    }
-    // SAFETY: the blocks cover the n columns, and each wrote all m rows of its own.
-    unsafe { out.set_len(m * n) };
-    (out, applied)
 }
 
 /// Elements below which a cheap element-wise pass (a bias and ReLU, the ReLU's gradient) runs
@@ -396,19 +257,10 @@ impl Backward<Flex, 3> for DenseBackward {
         };
         let w: Option<FlexTensor> = x_node.as_ref().map(|_| cp.retrieve_node_output(w_id));
         let x: Option<FlexTensor> = w_node.as_ref().map(|_| cp.retrieve_node_output(x_id));
-        // dx = dz · wᵀ (w's storage read with its strides swapped), on `threads` threads.
+        // dx = dz · wᵀ, on `threads` threads.
         let dx = |w: &FlexTensor, threads| {
             let [k, _] = dims(w);
-            let v = product(
-                (m, k, n),
-                &dz,
-                (n, 1),
-                &values(w),
-                (1, n),
-                Split::Columns,
-                threads,
-            );
-            (v, k)
+            (input_gradient(&dz, &values(w), (m, n, k), threads), k)
         };
         // dw = xᵀ · dz.
         let dw = |x: &FlexTensor, threads| {

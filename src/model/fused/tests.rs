@@ -122,6 +122,15 @@ fn column_blocks_give_gemms_bits() {
                 assert_eq!(blocks, [forward, input_grad], "same bits either way");
             }
         }
+        // The input gradient as the backward step computes it, transposed and back: on one
+        // thread, in column blocks of odd widths, on gemm's own split (too few inputs for two
+        // blocks), and for a single row.
+        for (rows, inputs, threads) in [(m, k, 1), (m, k, 3), (37, k, 2), (m, 100, 3), (1, k, 3)] {
+            let w = &w[..inputs * n];
+            let direct = product((rows, inputs, n), &dz, (n, 1), w, (1, n), Split::Columns, 3);
+            let got = input_gradient(&dz, w, (rows, n, inputs), threads);
+            assert_eq!(got, direct, "{rows} × {inputs}, {threads} threads");
+        }
     });
 }
 
