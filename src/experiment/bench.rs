@@ -154,7 +154,7 @@ type Batch<'a> = (
 fn steps<'a>(
     stepper: &mut Stepper,
     data: &DeviceSplit,
-    chunks: impl Iterator<Item = &'a [usize]>,
+    chunks: impl Iterator<Item = &'a [usize]> + Send,
     soft: &Soft<'_>,
     device: &Device,
     rng: &mut StdRng,

@@ -9,8 +9,9 @@
 //!
 //! The stream is per thread: the training loop calls [`seed_dropout`] at the start of a run and
 //! of every epoch, and each dropout layer applied in training takes the next call number. A
-//! training run's forward passes all happen on the thread that steps it, so a run's masks depend
-//! only on its seed and its own sequence of calls.
+//! training run's forward passes all happen on the thread that steps it, which takes the stream
+//! over from the thread that seeded it and hands it back ([`DropoutStream`]), so a run's masks
+//! depend only on its seed and its own sequence of calls.
 
 use std::cell::Cell;
 
@@ -33,6 +34,24 @@ thread_local! {
 /// Restarts this thread's dropout stream at `seed`: the masks that follow depend only on it.
 pub fn seed_dropout(seed: u64) {
     STREAM.set((seed, 0));
+}
+
+/// A thread's dropout stream (seed, calls so far), to hand a run's stream to the thread that
+/// steps it and back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DropoutStream(u64, u64);
+
+impl DropoutStream {
+    /// This thread's stream as it stands.
+    pub(crate) fn current() -> DropoutStream {
+        let (seed, calls) = STREAM.get();
+        DropoutStream(seed, calls)
+    }
+
+    /// Makes this the thread's stream.
+    pub(crate) fn install(self) {
+        STREAM.set((self.0, self.1));
+    }
 }
 
 /// SplitMix64's output function: a bijective 64-bit mix with good avalanche.

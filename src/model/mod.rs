@@ -29,8 +29,8 @@ pub use checkpoint::{
     COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
 };
 pub use cnn::{Cnn, CnnConfig};
-pub(crate) use dropout::MaskDraw;
 pub use dropout::{DropoutLayer, seed_dropout};
+pub(crate) use dropout::{DropoutStream, MaskDraw};
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
 pub(crate) use fused::{After, dense_layer, dense_layer_composed};
 pub use mlp::{Mlp, MlpConfig};
