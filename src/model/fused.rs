@@ -240,7 +240,7 @@ impl Backward<Flex, 3> for DenseBackward {
                 let yv = values(&y);
                 let grad = move |(&g, &out): (&f32, &f32)| if out > 0.0 { g * scale } else { 0.0 };
                 // Written once from the output gradient and the output, not copied and then
-                // rewritten: this pass runs on the stepping thread while the pool waits.
+                // rewritten: this pass runs on the stepping thread while the other workers wait.
                 let dz: Vec<f32> = if gv.len() < CHEAP_SERIAL {
                     wide(|| gv.iter().zip(yv.iter()).map(grad).collect())
                 } else {
