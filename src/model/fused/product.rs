@@ -88,57 +88,37 @@ pub(super) fn product_then(
         // m·k and k·n elements their strides address (asserted above; every caller's stride
         // pair walks a dense row-major or transposed matrix of those sizes). Columns
         // `[col, col + width)` of `b` and of the output lie inside them, at the same row
-        // strides. With `read_dst` false gemm never reads the destination and writes each of
-        // the block's m·width elements on every path (a zero depth included).
+        // strides, and only this block's thread writes them.
         unsafe {
-            gemm::gemm(
-                m,
-                width,
-                k,
-                out_ptr.column(col),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                a_cs as isize,
-                a_rs as isize,
-                b.as_ptr().wrapping_add(col * b_cs),
-                b_cs as isize,
-                b_rs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
+            gemm_raw(
+                (m, width, k),
+                (out_ptr.column(col), n, 1),
+                (a.as_ptr(), a_rs, a_cs),
+                (b.as_ptr().wrapping_add(col * b_cs), b_rs, b_cs),
                 parallelism,
             );
         }
     };
-    let blocks = (n / MIN_BLOCK).min(threads);
     let mut applied = false;
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_WORK || threads < 2 {
-        block(0, n, gemm::Parallelism::None);
-    } else if split == Split::Gemm || blocks < 2 {
-        block(0, n, gemm::Parallelism::Rayon(threads));
-    } else {
-        // Widths a multiple of 16 keep each block's first column on a cache line's start.
-        let width = n.div_ceil(blocks).next_multiple_of(16);
-        (0..n.div_ceil(width)).into_par_iter().for_each(|i| {
-            let col = i * width;
-            let w = width.min(n - col);
-            block(col, w, gemm::Parallelism::None);
-            if let Some(f) = epilogue {
-                for row in 0..m {
-                    // SAFETY: the block's gemm has just written these `w` elements of row
-                    // `row`, inside the m·n the buffer holds; no other thread touches this
-                    // block's columns.
-                    let piece =
-                        unsafe { std::slice::from_raw_parts_mut(out_ptr.column(row * n + col), w) };
-                    f(piece, col);
+    match plan(m.saturating_mul(n).saturating_mul(k), n, threads, split) {
+        Plan::Whole(parallelism) => block(0, n, parallelism),
+        Plan::Blocks(width) => {
+            in_blocks(n, width, |col, w| {
+                block(col, w, gemm::Parallelism::None);
+                if let Some(f) = epilogue {
+                    for row in 0..m {
+                        // SAFETY: the block's gemm has just written these `w` elements of row
+                        // `row`, inside the m·n the buffer holds; no other thread touches this
+                        // block's columns.
+                        let piece = unsafe {
+                            std::slice::from_raw_parts_mut(out_ptr.column(row * n + col), w)
+                        };
+                        f(piece, col);
+                    }
                 }
-            }
-        });
-        applied = epilogue.is_some();
+            });
+            applied = epilogue.is_some();
+        }
     }
     // SAFETY: the blocks cover the n columns, and each wrote all m rows of its own.
     unsafe { out.set_len(m * n) };
@@ -178,28 +158,13 @@ pub(super) fn input_gradient(
     let block = |row: usize, rows: usize, parallelism| {
         // SAFETY: `t` has room for k·m elements, and rows `[row, row + rows)` of it (m each)
         // lie inside; `dz` holds the m·n elements and `w` the k·n elements these strides
-        // address (asserted above). With `read_dst` false gemm writes every element of the
-        // block without reading it.
+        // address (asserted above); only this block's thread writes these rows.
         unsafe {
-            gemm::gemm(
-                m,
-                rows,
-                n,
-                t_ptr.column(row * m),
-                m as isize,
-                1,
-                false,
-                dz.as_ptr(),
-                1,
-                n as isize,
-                w.as_ptr().wrapping_add(row * n),
-                n as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
+            gemm_raw(
+                (m, rows, n),
+                (t_ptr.column(row * m), 1, m),
+                (dz.as_ptr(), n, 1),
+                (w.as_ptr().wrapping_add(row * n), 1, n),
                 parallelism,
             );
         }
@@ -221,19 +186,89 @@ pub(super) fn input_gradient(
             }
         }
     };
-    let blocks = (k / MIN_BLOCK).min(threads);
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_WORK || threads < 2 {
-        block(0, k, gemm::Parallelism::None);
-    } else if blocks < 2 {
-        block(0, k, gemm::Parallelism::Rayon(threads));
-    } else {
-        let width = k.div_ceil(blocks).next_multiple_of(16);
-        (0..k.div_ceil(width)).into_par_iter().for_each(|i| {
-            let row = i * width;
-            block(row, width.min(k - row), gemm::Parallelism::None);
-        });
+    match plan(
+        m.saturating_mul(n).saturating_mul(k),
+        k,
+        threads,
+        Split::Columns,
+    ) {
+        Plan::Whole(parallelism) => block(0, k, parallelism),
+        Plan::Blocks(width) => in_blocks(k, width, |row, rows| {
+            block(row, rows, gemm::Parallelism::None)
+        }),
     }
     // SAFETY: the blocks cover the k columns of every one of the m rows.
     unsafe { out.set_len(m * k) };
     out
+}
+
+/// How a product runs: whole, with gemm's own parallelism, or in column blocks of this width,
+/// each a single-threaded gemm on a thread of its own.
+enum Plan {
+    Whole(gemm::Parallelism),
+    Blocks(usize),
+}
+
+/// The plan for a product of `work` multiply-adds with `cols` output columns on `threads`
+/// threads: whole on this thread when small or alone, `split` as asked when large, and gemm's
+/// own split when there are too few columns for two blocks.
+fn plan(work: usize, cols: usize, threads: usize, split: Split) -> Plan {
+    let blocks = (cols / MIN_BLOCK).min(threads);
+    if work < PARALLEL_WORK || threads < 2 {
+        Plan::Whole(gemm::Parallelism::None)
+    } else if split == Split::Gemm || blocks < 2 {
+        Plan::Whole(gemm::Parallelism::Rayon(threads))
+    } else {
+        // Widths a multiple of 16 keep each block's first column on a cache line's start.
+        Plan::Blocks(cols.div_ceil(blocks).next_multiple_of(16))
+    }
+}
+
+/// Calls `f(first column, width)` for the blocks of `width` that cover `cols` columns (the last
+/// one narrower), in parallel on the pool.
+fn in_blocks(cols: usize, width: usize, f: impl Fn(usize, usize) + Sync) {
+    (0..cols.div_ceil(width)).into_par_iter().for_each(|i| {
+        let first = i * width;
+        f(first, width.min(cols - first));
+    });
+}
+
+/// `dst = a · b` through gemm, for an `m × n` output at depth `k`, each matrix given as its
+/// first element and its (row, column) strides.
+///
+/// # Safety
+/// Every element the strides address, for these sizes, lies inside its matrix's buffer, and no
+/// other thread reads or writes the output's elements meanwhile. gemm does not read `dst`: it
+/// writes each of its m·n elements (a zero depth included).
+unsafe fn gemm_raw(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
+    (a, a_rs, a_cs): (*const f32, usize, usize),
+    (b, b_rs, b_cs): (*const f32, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_cs as isize,
+            dst_rs as isize,
+            false,
+            a,
+            a_cs as isize,
+            a_rs as isize,
+            b,
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
 }
