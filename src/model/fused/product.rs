@@ -29,8 +29,8 @@ const MIN_BLOCK: usize = 64;
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
 
-// SAFETY: the threads given an `Out` write disjoint column blocks of one buffer, which
-// outlives them: `product` joins them before it returns the buffer.
+// SAFETY: the threads given an `Out` write disjoint blocks of one buffer, which outlives
+// them: `product_then` and `input_gradient` join them before they return the buffer.
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
