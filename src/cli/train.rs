@@ -7,8 +7,8 @@ use clap::Args;
 use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
-use crate::distill::{LossSettings, Objective, StudentInputs, distill_objective};
-use crate::error::Result;
+use crate::distill::{LossKind, LossSettings, Objective, StudentInputs, distill_objective};
+use crate::error::{Error, Result};
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
     teacher_warning,
@@ -208,7 +208,9 @@ fn print_result(
 impl DistillCmd {
     /// The loss the options ask for, each unset hyperparameter at its paper's default.
     fn loss_settings(&self) -> Result<LossSettings> {
-        let d = LossSettings::defaults(self.loss.parse()?);
+        let kind: LossKind = self.loss.parse()?;
+        self.refuse_unread_loss_options(kind)?;
+        let d = LossSettings::defaults(kind);
         let d = match self.logit_standardize {
             true => d.standardized(),
             false => d,
@@ -223,6 +225,54 @@ impl DistillCmd {
             standardize: self.logit_standardize,
             ..d
         })
+    }
+}
+
+/// The weight options each loss reads (kd, dkd, dist), beside `--temperature`, which all read.
+const LOSS_OPTIONS: [(&str, [bool; 3]); 5] = [
+    ("--alpha", [true, true, false]),
+    ("--beta", [false, true, true]),
+    ("--gamma", [false, false, true]),
+    ("--dkd-warmup", [false, true, false]),
+    ("--ce-weight", [false, true, true]),
+];
+
+impl DistillCmd {
+    /// Refuses an option the chosen loss would silently ignore: a user who sets `--beta` for
+    /// kd believes it changed the run.
+    fn refuse_unread_loss_options(&self, kind: LossKind) -> Result<()> {
+        let column = match kind {
+            LossKind::Kd => 0,
+            LossKind::Dkd => 1,
+            LossKind::Dist => 2,
+        };
+        let given = [
+            self.alpha.is_some(),
+            self.beta.is_some(),
+            self.gamma.is_some(),
+            self.dkd_warmup.is_some(),
+            self.ce_weight.is_some(),
+        ];
+        let Some(((flag, _), _)) = LOSS_OPTIONS
+            .iter()
+            .zip(given)
+            .find(|((_, reads), given)| *given && !reads[column])
+        else {
+            return Ok(());
+        };
+        let read: Vec<&str> = std::iter::once("--temperature")
+            .chain(
+                LOSS_OPTIONS
+                    .iter()
+                    .filter(|(_, reads)| reads[column])
+                    .map(|(f, _)| *f),
+            )
+            .collect();
+        Err(Error::config(format!(
+            "{flag} has no effect with --loss {}: that loss reads only {}",
+            self.loss,
+            read.join(", ")
+        )))
     }
 }
 
