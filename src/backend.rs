@@ -16,16 +16,34 @@ pub fn compute_device() -> (Device, &'static str) {
     }
 }
 
-/// Sets flush-to-zero and denormals-are-zero on this thread. Late in training, gradients and
-/// momentum buffers drift into the subnormal range, where x86 arithmetic is many times slower
-/// (a distillation epoch was measured going from 5.6 s to 17 s); the values lost are below
-/// 1e-38 and do not matter for learning.
+/// Whether the CPU pool flushes subnormal floats to zero: yes unless the environment variable
+/// `DISTILL_DENORMALS` is `keep`. Flushing changes results (values below about 1e-38 become
+/// 0), so reports record the setting.
+pub fn flushes_denormals() -> bool {
+    static FLUSH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FLUSH.get_or_init(|| std::env::var("DISTILL_DENORMALS").as_deref() != Ok("keep"))
+}
+
+/// The values `DISTILL_DENORMALS` may take, checked by the binary before any work.
+pub const DENORMALS_SETTINGS: [&str; 2] = ["flush", "keep"];
+
+/// Sets flush-to-zero and denormals-are-zero on this thread, unless [`flushes_denormals`] says
+/// not to. Late in training, gradients and momentum buffers drift into the subnormal range,
+/// where x86 arithmetic takes a slow microcode path; the values lost do not matter for
+/// learning (docs/speed.md has what it buys).
+///
+/// Rust's model of floating point assumes the default MXCSR: the standard library documents
+/// changing its denormal flags (`_mm_setcsr`) as undefined behaviour, since the compiler may
+/// fold or reorder float operations as if they were unflushed. In practice compile-time
+/// folding of our kernels' runtime data cannot happen, but the guarantee is gone, which is why
+/// it can be switched off.
 fn flush_denormals() {
     #[cfg(target_arch = "x86_64")]
-    {
+    if flushes_denormals() {
         let mut csr: u32 = 0;
         // SAFETY: stmxcsr/ldmxcsr only read and write the SSE control register of this thread
-        // through a valid pointer to a local u32.
+        // through a valid pointer to a local u32. What the new mode means for Rust's float
+        // semantics is the caveat above, not memory safety.
         unsafe {
             std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
             csr |= 0x8040; // FTZ (bit 15) and DAZ (bit 6)

@@ -67,6 +67,7 @@ pub enum Command {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    check_environment()?;
     match cli.command {
         Command::Train(c) => train::cmd_train(c),
         Command::Distill(c) => train::cmd_distill(c),
@@ -80,5 +81,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Similarity(c) => inspect::cmd_similarity(c),
         Command::Summarize(c) => reproduce::cmd_summarize(c),
         Command::Export(c) => export::cmd_export(c),
+    }
+}
+
+/// Refuses a mistyped `DISTILL_DENORMALS` before any work: silently flushing when the user
+/// asked for something else would make the run differ from what they believe.
+fn check_environment() -> Result<()> {
+    let allowed = crate::backend::DENORMALS_SETTINGS;
+    match std::env::var("DISTILL_DENORMALS") {
+        Ok(v) if !allowed.contains(&v.as_str()) => Err(crate::error::Error::config(format!(
+            "environment variable DISTILL_DENORMALS is {v:?}; it must be {}",
+            allowed.join(" or ")
+        ))),
+        _ => Ok(()),
     }
 }

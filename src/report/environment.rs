@@ -22,6 +22,10 @@ pub struct Environment {
     /// depend on; 0 in reports written before it was recorded.
     #[serde(default)]
     pub threads: usize,
+    /// Whether subnormal floats were flushed to zero (`DISTILL_DENORMALS`), which changes
+    /// results; absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_denormals: Option<bool>,
 }
 
 impl Environment {
@@ -37,6 +41,7 @@ impl Environment {
             versions,
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             threads: rayon::current_num_threads(),
+            flush_denormals: Some(crate::backend::flushes_denormals()),
         }
     }
 }

@@ -20,6 +20,7 @@ use burn::tensor::Tensor;
 
 use rayon::prelude::*;
 
+use super::product::extent;
 use super::{dims, tensor, values};
 
 /// Images whose weight gradients are summed together before the groups' sums are added, in
@@ -69,12 +70,9 @@ fn product_into(
     (b_rs, b_cs): (usize, usize),
     add: bool,
 ) {
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
-        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
-    };
     assert!(dst.len() >= m * n);
-    assert!(m * k == 0 || a.len() >= last(m, k, a_rs, a_cs));
-    assert!(k * n == 0 || b.len() >= last(k, n, b_rs, b_cs));
+    assert!(m * k == 0 || a.len() >= extent(m, k, a_rs, a_cs));
+    assert!(k * n == 0 || b.len() >= extent(k, n, b_rs, b_cs));
     // SAFETY: `dst` holds the m·n outputs, and the strides address elements of `a` and `b`
     // inside them (asserted just above). gemm reads `dst` only when `add` is set.
     unsafe {

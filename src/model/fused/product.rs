@@ -77,16 +77,17 @@ pub(super) fn product_then(
     threads: usize,
     epilogue: Option<Epilogue<'_>>,
 ) -> (Vec<f32>, bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n);
+    // The strides are the caller's: bound the last element they address, not just the count.
+    assert!(m * k == 0 || a.len() >= extent(m, k, a_rs, a_cs));
+    assert!(k * n == 0 || b.len() >= extent(k, n, b_rs, b_cs));
     // Not zeroed first: the weight gradients are megabytes, and zeroing them cost a pass over
     // memory per step that gemm then overwrote.
     let mut out = Vec::<f32>::with_capacity(m * n);
     let out_ptr = Out(out.as_mut_ptr());
     // One block of columns `[col, col + width)`, with gemm's `parallelism`.
     let block = |col: usize, width: usize, parallelism| {
-        // SAFETY: `out` has room for the m·n elements of the output, and `a` and `b` hold the
-        // m·k and k·n elements their strides address (asserted above; every caller's stride
-        // pair walks a dense row-major or transposed matrix of those sizes). Columns
+        // SAFETY: `out` has room for the m·n elements of the output, and every element of `a`
+        // and `b` their strides address lies inside them (asserted above). Columns
         // `[col, col + width)` of `b` and of the output lie inside them, at the same row
         // strides, and only this block's thread writes them.
         unsafe {
@@ -125,6 +126,11 @@ pub(super) fn product_then(
     (out, applied)
 }
 
+/// One past the last element a `rows × cols` matrix at strides `(rs, cs)` addresses.
+pub(super) fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
+}
+
 /// Output rows of the transposed input gradient that one thread moves into place at a time:
 /// their pieces of the output stay in the first-level cache while they are written.
 const TILE: usize = 16;
@@ -147,7 +153,9 @@ pub(super) fn input_gradient(
     (m, n, k): (usize, usize, usize),
     threads: usize,
 ) -> Vec<f32> {
-    assert!(dz.len() >= m * n && w.len() >= k * n);
+    // Both are dense row-major, so these are the last elements the products below address.
+    assert!(m * n == 0 || dz.len() >= extent(m, n, n, 1));
+    assert!(k * n == 0 || w.len() >= extent(k, n, n, 1));
     if m == 0 {
         return Vec::new();
     }

@@ -190,3 +190,24 @@ fn gradients_match_finite_differences() {
         "only {checked} of {total} away from a kink"
     );
 }
+
+/// Strides that walk past the end of `b` are refused before gemm reads. The matrix is a prefix
+/// of a longer buffer, so without the check the overrun would read valid memory and pass.
+#[test]
+#[should_panic(expected = "extent")]
+fn a_product_whose_strides_overrun_its_operand_is_refused() {
+    let (m, k, n) = (4, 8, 6);
+    let (a, longer) = (numbers(m * k, 1), numbers(2 * k * n, 2));
+    // Holds k·n elements, but column stride 2 addresses up to 2·(n - 1) + (k - 1)·n.
+    let b = &longer[..k * n];
+    product((m, n, k), &a, (k, 1), b, (n, 2), Split::Columns, 1);
+}
+
+/// The same for the input gradient's weights, one row short.
+#[test]
+#[should_panic(expected = "extent")]
+fn an_input_gradient_with_short_weights_is_refused() {
+    let (m, n, k) = (4, 6, 8);
+    let (dz, longer) = (numbers(m * n, 1), numbers(2 * k * n, 2));
+    input_gradient(&dz, &longer[..(k - 1) * n], (m, n, k), 1);
+}
