@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::common::{distill, edit_onnx, npy, stderr, tiny_dataset, write_idx, write_npz};
+use crate::common::{
+    distill, distill_with_env, edit_onnx, npy, stderr, tiny_dataset, write_idx, write_npz,
+};
 use tract_onnx::pb as distill_pb;
 
 /// One refused input: `args` with `{T}` (a tiny 3-class dataset), `{D}` (a data directory
@@ -82,6 +84,14 @@ const CASES: &[Case] = &[
     case("shard-out-of-range", "soft-targets --shard past its count", &["soft-targets", "--teacher", "{M}", "--shard", "4/3", "--out", "{O}"], "expected I/N with 1 <= I <= N", 2),
     case("loss-unknown", "--loss of an unknown kind", &["distill", "--teacher", "{M}", "--loss", "crd", "--out", "{O}"], "--loss takes kd, dkd or dist", 2),
     case("loss-standardize-dist", "--logit-standardize with --loss dist", &["distill", "--teacher", "{M}", "--loss", "dist", "--logit-standardize", "--out", "{O}"], "modifies kd and dkd", 2),
+    case("kd-beta", "--beta with --loss kd, which has no beta", &["distill", "--teacher", "{M}", "--beta", "2", "--out", "{O}"], "--beta has no effect with --loss kd", 2),
+    case("kd-gamma", "--gamma with --loss kd", &["distill", "--teacher", "{M}", "--loss", "kd", "--gamma", "2", "--out", "{O}"], "--gamma has no effect with --loss kd", 2),
+    case("kd-dkd-warmup", "--dkd-warmup with --loss kd", &["distill", "--teacher", "{M}", "--dkd-warmup", "5", "--out", "{O}"], "--dkd-warmup has no effect with --loss kd", 2),
+    case("kd-ce-weight", "--ce-weight with --loss kd, whose label weight is 1 - alpha", &["distill", "--teacher", "{M}", "--ce-weight", "0.5", "--out", "{O}"], "--ce-weight has no effect with --loss kd", 2),
+    case("dkd-gamma", "--gamma with --loss dkd", &["distill", "--teacher", "{M}", "--loss", "dkd", "--gamma", "2", "--out", "{O}"], "--gamma has no effect with --loss dkd", 2),
+    case("dist-alpha", "--alpha with --loss dist", &["distill", "--teacher", "{M}", "--loss", "dist", "--alpha", "0.5", "--out", "{O}"], "--alpha has no effect with --loss dist", 2),
+    case("dist-dkd-warmup", "--dkd-warmup with --loss dist", &["distill", "--teacher", "{M}", "--loss", "dist", "--dkd-warmup", "5", "--out", "{O}"], "--dkd-warmup has no effect with --loss dist", 2),
+    case("denormals-word", "DISTILL_DENORMALS of an unknown word", &["DISTILL_DENORMALS=off", "train", "--out", "{O}"], "must be flush or keep", 2),
     case("loss-warmup-zero", "--dkd-warmup 0", &["distill", "--teacher", "{M}", "--loss", "dkd", "--dkd-warmup", "0", "--out", "{O}"], "--dkd-warmup must be at least 1", 2),
     case("loss-negative-beta", "--beta -1", &["distill", "--teacher", "{M}", "--loss", "dkd", "--beta", "-1", "--out", "{O}"], "beta must be a finite number >= 0", 2),
     case("input-norm-odd", "--input-norm with one number", &["eval", "{M}", "--data-dir", "{T}", "--input-norm", "0.5"], "needs an even number of values", 2),
@@ -450,10 +460,11 @@ fn every_refused_input_is_named_with_its_exit_code() {
     std::fs::write(&plain, b"x").unwrap();
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    for (k, c) in CASES.iter().enumerate() {
-        let dir = tmp.path().join(format!("case{k}"));
+    // Named by id, so that the paths in the messages stay put when cases are added.
+    for c in CASES {
+        let dir = tmp.path().join(c.id);
         prepare(c.id, &dir, &model);
-        let out = tmp.path().join(format!("out{k}"));
+        let out = tmp.path().join(format!("out-{}", c.id));
         let args: Vec<String> = c
             .args
             .iter()
@@ -465,8 +476,13 @@ fn every_refused_input_is_named_with_its_exit_code() {
                     .replace("{F}", plain.to_str().unwrap())
             })
             .collect();
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = distill(&refs);
+        // A leading `NAME=VALUE` sets an environment variable for the command.
+        let (env, args): (Vec<&str>, Vec<&str>) = args
+            .iter()
+            .map(String::as_str)
+            .partition(|a| a.starts_with("DISTILL_") && a.contains('='));
+        let env: Vec<(&str, &str)> = env.iter().filter_map(|e| e.split_once('=')).collect();
+        let o = distill_with_env(&args, &env);
         let err = stderr(&o);
         let code = o.status.code();
         if code != Some(c.code)
@@ -479,13 +495,15 @@ fn every_refused_input_is_named_with_its_exit_code() {
         let shown = message(&err)
             .replace(tmp.path().to_str().unwrap(), "…")
             .replace('|', "\\|");
+        let command = match c.args.split_first() {
+            Some((env, rest)) if env.starts_with("DISTILL_") => {
+                format!("{env} distill {}", rest.join(" "))
+            }
+            _ => format!("distill {}", c.args.join(" ")),
+        };
         rows.push(format!(
-            "| `{}` | {} | `distill {}` | {} | {} |",
-            c.id,
-            c.input,
-            c.args.join(" "),
-            shown,
-            c.code
+            "| `{}` | {} | `{command}` | {} | {} |",
+            c.id, c.input, shown, c.code
         ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -505,13 +523,26 @@ fn every_refused_input_is_named_with_its_exit_code() {
         std::fs::write(&doc, format!("{head}\n\n{table}")).unwrap();
     }
     let text = std::fs::read_to_string(&doc).unwrap();
-    for c in CASES {
-        let row = text
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{}` |", c.id)))
-            .unwrap_or_else(|| panic!("docs/errors.md has no row for {}", c.id));
-        assert!(row.ends_with(&format!("| {} |", c.code)), "{row}");
-    }
+    // Whole rows, message included: the document cannot drift from what the binary prints.
+    let stale: Vec<String> = CASES
+        .iter()
+        .zip(&rows)
+        .filter_map(|(c, printed)| {
+            let row = text
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", c.id)));
+            match row {
+                Some(row) if row == printed => None,
+                Some(row) => Some(format!("documented: {row}\nprinted:    {printed}")),
+                None => Some(format!("docs/errors.md has no row for {}", c.id)),
+            }
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "docs/errors.md differs from the binary (DISTILL_WRITE_ERRORS_DOC=1 rewrites it):\n{}",
+        stale.join("\n")
+    );
     let documented = text.lines().filter(|l| l.starts_with("| `")).count();
     assert_eq!(documented, CASES.len(), "docs/errors.md rows vs test cases");
 }

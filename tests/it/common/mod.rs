@@ -6,8 +6,14 @@ use std::process::{Command, Output};
 
 /// Runs the `distill` binary from the repository root.
 pub fn distill(args: &[&str]) -> Output {
+    distill_with_env(args, &[])
+}
+
+/// [`distill`] with extra environment variables.
+pub fn distill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_distill"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("binary runs")
@@ -155,33 +161,26 @@ pub fn python() -> std::path::PathBuf {
     }
 }
 
-/// Runs `tests/python/<script>` with `args` and returns its JSON output, or `None` when a
-/// Python package it needs is missing (its exit status 3). A missing peer fails the test
-/// when `required` (under `CI=true`); elsewhere the check says, on stderr, that it did not run.
-pub fn python_check(script: &str, args: &[&Path], required: bool) -> Option<serde_json::Value> {
+/// Runs `tests/python/<script>` with `args` and returns its JSON output. Only tests whose peer
+/// was importable when the suite was built call it (build.rs marks the others ignored, with
+/// the reason; under `CI=true` none is), so a peer missing now is a failure.
+pub fn python_check(script: &str, args: &[&Path]) -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(script);
-    let out = Command::new(python()).arg(&path).args(args).output();
-    let missing = |why: String| {
-        assert!(!required, "{script} could not run under CI=true: {why}");
-        eprintln!("NOTE: the {script} cross-check did not run: {why}");
-        None
-    };
-    let o = match out {
-        Ok(o) => o,
-        Err(e) => return missing(format!("{} cannot start ({e})", python().display())),
-    };
-    if o.status.code() == Some(3) {
-        return missing(stderr(&o).trim().to_string());
-    }
+    let o = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{} cannot start: {e}", python().display()));
+    assert!(
+        o.status.code() != Some(3),
+        "{script} could not run ({}): CI must install its peer (.ci/run); elsewhere, rebuild \
+         so that build.rs marks the check ignored",
+        stderr(&o).trim()
+    );
     assert!(o.status.success(), "{script} failed: {}", stderr(&o));
-    Some(serde_json::from_slice(&o.stdout).expect("the check prints JSON"))
-}
-
-/// True under `CI=true`, where a cross-check that cannot run is a failure.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+    serde_json::from_slice(&o.stdout).expect("the check prints JSON")
 }
 
 /// Rewrites the ONNX file `src` to `dst` after `edit` changes its protobuf.
