@@ -47,6 +47,7 @@ fn main() {
     };
     println!("cargo:rustc-env=DISTILL_GIT_COMMIT={commit}");
     browser_cfg();
+    python_peers_cfg();
 }
 
 /// Marks builds without a headless browser (`cfg(no_chromium)`), so the test that opens the
@@ -64,5 +65,38 @@ fn browser_cfg() {
     });
     if !found && std::env::var_os("CI").is_none() {
         println!("cargo::rustc-cfg=no_chromium");
+    }
+}
+
+/// Marks builds whose test Python cannot import a peer (`cfg(no_onnxruntime)`,
+/// `cfg(no_torch)`), so the checks of exported students in that peer are listed as ignored,
+/// with the reason, instead of passing without running. Under CI every peer must be there.
+/// The Python is the tests' own: `DISTILL_PYTHON`, else `.venv/bin/python`, else `python3`.
+fn python_peers_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(no_onnxruntime)");
+    println!("cargo::rustc-check-cfg=cfg(no_torch)");
+    println!("cargo::rerun-if-env-changed=DISTILL_PYTHON");
+    // Watched only when present: a missing path would rerun this script on every build.
+    if Path::new(".venv/pyvenv.cfg").exists() {
+        println!("cargo::rerun-if-changed=.venv/pyvenv.cfg");
+    }
+    if std::env::var_os("CI").is_some() {
+        return;
+    }
+    let python = std::env::var_os("DISTILL_PYTHON")
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some(Path::new(".venv/bin/python").to_path_buf()).filter(|p| p.exists()))
+        .unwrap_or_else(|| "python3".into());
+    let imports = |modules: &str| {
+        Command::new(&python)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !imports("onnx, onnxruntime, numpy") {
+        println!("cargo::rustc-cfg=no_onnxruntime");
+    }
+    if !imports("torch, safetensors, numpy") {
+        println!("cargo::rustc-cfg=no_torch");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::common::{MNIST_SLICE, assert_clean_failure, distill, in_ci, npy, python_check, stderr};
+use crate::common::{MNIST_SLICE, assert_clean_failure, distill, npy, python_check, stderr};
 use burn::tensor::{Device, Tensor, TensorData};
 use distill::model::{Classifier, OnnxModel, OnnxOptions, OpenOptions, Predictor};
 
@@ -65,23 +65,40 @@ fn test_images() -> (Vec<f32>, Vec<i64>) {
     (pixels, labels)
 }
 
-#[test]
-fn an_exported_mlp_gives_evals_numbers_in_tract_onnxruntime_and_pytorch() {
-    exported_student_matches("mlp:64");
+/// A slice student exported as ONNX and as a PyTorch state_dict, with the inputs, labels and
+/// logits of 1,000 test images saved as `.npy` for the peers. Made once per test run and shared
+/// by the checks below, each of which names the one peer it runs.
+struct Exported {
+    dir: std::path::PathBuf,
+    onnx: std::path::PathBuf,
+    torch: std::path::PathBuf,
+    /// `x.npy` (images), `y.npy` (labels), `logits.npy` (distill's logits).
+    x: std::path::PathBuf,
+    y: std::path::PathBuf,
+    logits: std::path::PathBuf,
+    /// `distill eval`'s errors on the 1,000 images.
+    errors: u64,
 }
 
-#[test]
-fn an_exported_cnn_with_batch_norm_gives_evals_numbers_in_tract_onnxruntime_and_pytorch() {
-    exported_student_matches("cnn:8,16/32+bn");
+static MLP: std::sync::OnceLock<Exported> = std::sync::OnceLock::new();
+static CNN: std::sync::OnceLock<Exported> = std::sync::OnceLock::new();
+
+fn exported_mlp() -> &'static Exported {
+    MLP.get_or_init(|| export_student("mlp:64", "exported-mlp"))
 }
 
-/// Trains a `spec` student on a slice, exports it, and checks the export in every peer.
-fn exported_student_matches(spec: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("student");
+fn exported_cnn() -> &'static Exported {
+    CNN.get_or_init(|| export_student("cnn:8,16/32+bn", "exported-cnn"))
+}
+
+/// Trains a `spec` student on a slice, exports it both ways, and writes the peers' inputs.
+fn export_student(spec: &str, name: &str) -> Exported {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let dir = root.join("student");
     small_model(&dir, spec);
-    let onnx = tmp.path().join("student.onnx");
-    let torch = tmp.path().join("student.safetensors");
+    let (onnx, torch) = (root.join("student.onnx"), root.join("student.safetensors"));
     let o = distill(&[
         "export",
         dir.to_str().unwrap(),
@@ -91,44 +108,104 @@ fn exported_student_matches(spec: &str) {
         torch.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-
-    // (a) tract: the same logits within 1e-4 on 1,000 test images, the same test errors.
     let (pixels, labels) = test_images();
     let device = Device::flex();
     let images = Tensor::<2>::from_data(TensorData::new(pixels.clone(), [1000, 784]), &device);
     let net = Classifier::load(&dir, &device).unwrap();
-    let back = OnnxModel::load(&onnx, net.shape(), OnnxOptions::default()).unwrap();
     let ours = host(net.logits(&images).unwrap());
-    let theirs = host(back.logits(&images).unwrap());
-    let diff = max_diff(&ours, &theirs);
-    assert!(diff <= 1e-4, "largest logit difference {diff}");
+    let (x, y, logits) = (
+        root.join("x.npy"),
+        root.join("y.npy"),
+        root.join("logits.npy"),
+    );
+    std::fs::write(&x, npy::<f32>(&[1000, 784], &pixels)).unwrap();
+    std::fs::write(&y, npy::<i64>(&[1000], &labels)).unwrap();
+    std::fs::write(&logits, npy::<f32>(&[1000, 10], &ours)).unwrap();
     let errors = eval_errors(&dir, &[]);
-    assert_eq!(eval_errors(&onnx, &[]), errors);
     assert!(
         errors < 160,
         "{errors} errors: the slice model did not learn"
     );
-
-    // (b) onnx.checker and onnxruntime: the same test errors.
-    let x = tmp.path().join("x.npy");
-    let y = tmp.path().join("y.npy");
-    std::fs::write(&x, npy::<f32>(&[1000, 784], &pixels)).unwrap();
-    std::fs::write(&y, npy::<i64>(&[1000], &labels)).unwrap();
-    if let Some(v) = python_check("onnx_check.py", &[&onnx, &x, &y], in_ci()) {
-        assert_eq!(v["errors"].as_u64(), Some(errors), "{v}");
-        assert_eq!(v["shape"], serde_json::json!([1000, 10]), "{v}");
-        assert_eq!(v["opset"].as_i64(), Some(17), "{v}");
-        assert_eq!(v["input"], "pixels", "{v}");
-        assert_eq!(v["output"], "logits", "{v}");
+    Exported {
+        dir,
+        onnx,
+        torch,
+        x,
+        y,
+        logits,
+        errors,
     }
+}
 
-    // PyTorch: the state_dict loads into the module named in the file, same logits.
-    let expected = tmp.path().join("logits.npy");
-    std::fs::write(&expected, npy::<f32>(&[1000, 10], &ours)).unwrap();
-    let need_torch = std::env::var_os("DISTILL_REQUIRE_TORCH").is_some();
-    if let Some(v) = python_check("torch_check.py", &[&torch, &x, &expected], need_torch) {
-        assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{v}");
-    }
+/// tract: the same logits within 1e-4 on 1,000 test images, the same test errors.
+fn matches_in_tract(e: &Exported) {
+    let (pixels, _) = test_images();
+    let device = Device::flex();
+    let images = Tensor::<2>::from_data(TensorData::new(pixels, [1000, 784]), &device);
+    let net = Classifier::load(&e.dir, &device).unwrap();
+    let back = OnnxModel::load(&e.onnx, net.shape(), OnnxOptions::default()).unwrap();
+    let diff = max_diff(
+        &host(net.logits(&images).unwrap()),
+        &host(back.logits(&images).unwrap()),
+    );
+    assert!(diff <= 1e-4, "largest logit difference {diff}");
+    assert_eq!(eval_errors(&e.onnx, &[]), e.errors);
+}
+
+/// onnx.checker and onnxruntime: the same test errors, names, opset and shape.
+fn matches_in_onnxruntime(e: &Exported) {
+    let v = python_check("onnx_check.py", &[&e.onnx, &e.x, &e.y]);
+    assert_eq!(v["errors"].as_u64(), Some(e.errors), "{v}");
+    assert_eq!(v["shape"], serde_json::json!([1000, 10]), "{v}");
+    assert_eq!(v["opset"].as_i64(), Some(17), "{v}");
+    assert_eq!(v["input"], "pixels", "{v}");
+    assert_eq!(v["output"], "logits", "{v}");
+}
+
+/// PyTorch: the state_dict loads into the module named in the file and gives the same logits.
+fn matches_in_pytorch(e: &Exported) {
+    let v = python_check("torch_check.py", &[&e.torch, &e.x, &e.logits]);
+    assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{v}");
+}
+
+#[test]
+fn an_exported_mlp_gives_evals_numbers_in_tract() {
+    matches_in_tract(exported_mlp());
+}
+
+#[test]
+fn an_exported_cnn_with_batch_norm_gives_evals_numbers_in_tract() {
+    matches_in_tract(exported_cnn());
+}
+
+#[test]
+#[cfg_attr(
+    no_onnxruntime,
+    ignore = "onnxruntime was not importable when this was built"
+)]
+fn an_exported_mlp_gives_evals_numbers_in_onnxruntime() {
+    matches_in_onnxruntime(exported_mlp());
+}
+
+#[test]
+#[cfg_attr(
+    no_onnxruntime,
+    ignore = "onnxruntime was not importable when this was built"
+)]
+fn an_exported_cnn_with_batch_norm_gives_evals_numbers_in_onnxruntime() {
+    matches_in_onnxruntime(exported_cnn());
+}
+
+#[test]
+#[cfg_attr(no_torch, ignore = "PyTorch was not importable when this was built")]
+fn an_exported_mlp_state_dict_gives_the_same_logits_in_pytorch() {
+    matches_in_pytorch(exported_mlp());
+}
+
+#[test]
+#[cfg_attr(no_torch, ignore = "PyTorch was not importable when this was built")]
+fn an_exported_cnn_state_dict_gives_the_same_logits_in_pytorch() {
+    matches_in_pytorch(exported_cnn());
 }
 
 #[test]
