@@ -16,12 +16,12 @@ use crate::train::{CheckedRole, OptimizerKind, RoleConfig, Schedule, TrainSettin
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// Tiny subset and few epochs: a check that everything runs (about 10 s on 2 cores).
+    /// Tiny subset and few epochs: a check that everything runs.
     Smoke,
-    /// Full MNIST, short schedules: the default (about 3 to 5 minutes on 2 cores).
+    /// Full MNIST, short schedules: the default (its time on 2 cores is in the README).
     Quick,
     /// Full MNIST with all 60,000 training images (no validation split), long schedules
-    /// (teacher 96 epochs, students 80 on Adam): about 40 minutes on 2 cores.
+    /// (teacher 96 epochs, students 80 on Adam): the longest preset.
     Paper,
 }
 
@@ -380,7 +380,12 @@ impl ReproduceConfig {
                 role.train.epochs *= stretch;
                 role.train.warmup_epochs *= stretch;
             }
-            if let Some(e) = self.student_full.as_mut() {
+            // The distilled student's own schedule, where the preset gives it one, stretches
+            // with the others: it must take as many steps as the student alone it is held to.
+            for e in [self.student_full.as_mut(), self.distilled_epochs.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 *e *= stretch;
             }
             if let Some(t) = self.loss_trial.as_mut() {
@@ -426,17 +431,31 @@ impl ReproduceConfig {
             self.teacher.train.learning_rate = lr;
         }
         let scale = |px: usize| (px as f64 * side as f64 / REFERENCE_SIDE as f64).round() as usize;
-        let jitters = [
+        let before = (
+            self.teacher.train.jitter,
+            self.student.train.jitter,
+            self.distilled_jitter,
+        );
+        for j in [
             &mut self.teacher.train.jitter,
             &mut self.student.train.jitter,
-        ];
-        let before: Vec<usize> = jitters.iter().map(|j| **j).collect();
-        for j in jitters {
+        ]
+        .into_iter()
+        .chain(self.distilled_jitter.as_mut())
+        {
             *j = scale(*j);
         }
-        if before != [self.teacher.train.jitter, self.student.train.jitter] {
+        let after = (
+            self.teacher.train.jitter,
+            self.student.train.jitter,
+            self.distilled_jitter,
+        );
+        if before != after {
+            let distilled = self
+                .distilled_jitter
+                .map_or(String::new(), |d| format!(", distilled student {d} px"));
             notes.push(format!(
-                "random shifts scaled to {side}-pixel images: teacher {} px, students {} px",
+                "random shifts scaled to {side}-pixel images: teacher {} px, students {} px{distilled}",
                 self.teacher.train.jitter, self.student.train.jitter
             ));
         }
@@ -560,6 +579,31 @@ mod tests {
             "{notes:?}"
         );
         assert_eq!(cfg.student.train.learning_rate, 0.05);
+    }
+
+    #[test]
+    fn fitting_sizes_the_distilled_students_own_schedule_and_shifts() {
+        let fit = FitToData {
+            schedule: true,
+            validation: true,
+        };
+        let mut cfg = ReproduceConfig::preset(Preset::Paper, 1, "d".into());
+        cfg.distilled_epochs = Some(12);
+        cfg.distilled_jitter = Some(2);
+        let mnist = cfg.clone();
+        assert!(cfg.fit_to_data(fit, 60_000, 28, 85.0).is_empty());
+        assert_eq!(cfg, mnist);
+        // 14,000 images of 56 pixels: 4x the steps' epochs, shifts twice as wide.
+        let notes = cfg.fit_to_data(fit, 14_000, 56, 85.0);
+        assert_eq!(cfg.distilled_epochs, Some(12 * 4), "{notes:?}");
+        assert_eq!(cfg.distilled_jitter, Some(4), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("distilled student 4 px")),
+            "{notes:?}"
+        );
+        let roles = cfg.check().unwrap();
+        assert_eq!(roles.distilled.train.settings().epochs, 48);
+        assert_eq!(roles.distilled.train.settings().jitter, 4);
     }
 
     #[test]
