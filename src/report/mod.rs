@@ -153,11 +153,7 @@ impl Report {
     /// in a browser with no network and no other file.
     pub fn html(&self, dir: &Path) -> String {
         let esc = html_escape;
-        let mut h = format!(
-            "<h1>distill: {} ({} preset)</h1>\n",
-            esc(&self.experiment),
-            esc(&self.preset)
-        );
+        let mut h = format!("<h1>{}</h1>\n", esc(&self.title()));
         h += &self.results_table().html();
         h += &format!(
             "<p>T = {}, alpha = {}; seed {}; backend {}, {} threads; {}; commit {}.</p>\n",
@@ -181,7 +177,7 @@ impl Report {
                 h += &html_figure(dir, chart);
             }
         }
-        html_page(&format!("distill: {}", self.experiment), &h)
+        html_page(&self.title(), &h)
     }
 
     /// Reads a `report.json`.
@@ -245,14 +241,19 @@ impl Report {
         by_role(&self.models)
     }
 
+    /// The report's title: the data it ran on and the recipe. The main experiment is named
+    /// after its data alone, since its recipe is the paper's comparison on any dataset.
+    pub fn title(&self) -> String {
+        let data = &self.dataset.name;
+        match self.experiment.as_str() {
+            "mnist" => format!("distill: {data} ({} preset)", self.preset),
+            e => format!("distill: {e} on {data} ({} preset)", self.preset),
+        }
+    }
+
     /// The Markdown report.
     pub fn markdown(&self) -> String {
-        let mut s = format!(
-            "# distill: {} ({} preset)\n\n{}\n",
-            self.experiment,
-            self.preset,
-            self.table()
-        );
+        let mut s = format!("# {}\n\n{}\n", self.title(), self.table());
         s += &format!(
             "\nDistillation: T = {}, alpha = {}. Dataset {}: {} training, {} validation, {} test examples, {}x{} images, {} classes.\n",
             self.temperature,

@@ -116,7 +116,8 @@ fn report(dir: &Path) -> serde_json::Value {
 #[test]
 fn npz_gives_the_same_smoke_experiment_as_idx() {
     let tmp = tempfile::tempdir().unwrap();
-    let npz = tmp.path().join("mnist.npz");
+    // Under another name, as a user's own data would be: the report must name it.
+    let npz = tmp.path().join("handwritten.npz");
     mnist_npz(&npz);
     let (a, b) = (tmp.path().join("idx"), tmp.path().join("npz"));
     for (out, data) in [(&a, "data/mnist"), (&b, npz.to_str().unwrap())] {
@@ -137,7 +138,13 @@ fn npz_gives_the_same_smoke_experiment_as_idx() {
             "{m}: weights differ between the IDX and npz routes"
         );
     }
-    assert_eq!(rb["dataset"]["name"], "mnist");
+    assert_eq!(rb["dataset"]["name"], "handwritten");
+    let title = |d: &Path| {
+        let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+        md.lines().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(title(&a), "# distill: mnist (smoke preset)");
+    assert_eq!(title(&b), "# distill: handwritten (smoke preset)");
 }
 
 /// Writes the first `n` images of `split` as PNG files under `root/name/<label>/`.
