@@ -42,16 +42,24 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
             .sum();
         assert_eq!(class_errors, errors, "{m}: class errors must add up");
         assert_eq!(r["class_errors"].as_array().unwrap().len(), 10);
-        // A few epochs on 4,000 images: far better than chance (90% error) if the loss and
-        // gradients are right.
-        assert!(errors < 600, "{m}: {errors} errors of 2000");
+        // Three epochs on 4,000 images: about 12 to 17% error on this seed (teacher 244,
+        // student 291, distilled 345 of 2,000), far from chance (1,800) or a loss that learns
+        // half as fast.
+        let bar = match m {
+            "teacher" => 350,
+            "student" => 400,
+            _ => 450,
+        };
+        assert!(errors < bar, "{m}: {errors} errors of 2000");
         assert!(r["params"].as_u64().unwrap() > 1_000_000);
         assert!(r["train_seconds"].as_f64().unwrap() > 0.0);
         assert!(r["infer_us_per_example"].as_f64().unwrap() > 0.0);
         // The batched pass over the test set: well under a millisecond an image for an MLP.
         let batched = r["batched_us_per_example"].as_f64().unwrap();
         assert!(batched > 0.0 && batched < 1000.0, "{m}: {batched} µs");
-        // Two hidden layers, each with a count of silent units no larger than its width.
+        // Two hidden layers, each with fewer silent units than the tenth of its width that
+        // warns: the students' warm-up keeps the first steps at T = 20 from silencing
+        // hundreds (this seed: 3 to 18 of 800).
         let silent: Vec<u64> = r["silent_units"]
             .as_array()
             .unwrap_or_else(|| panic!("{m}: silent_units missing"))
@@ -59,7 +67,7 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
             .map(|v| v.as_u64().unwrap())
             .collect();
         assert_eq!(silent.len(), 2, "{m}");
-        assert!(silent.iter().all(|&s| s <= 800), "{m}: {silent:?}");
+        assert!(silent.iter().all(|&s| s < 80), "{m}: {silent:?}");
         assert!(out.path().join(m).join("model.safetensors").exists());
         assert!(out.path().join(m).join("metrics.jsonl").exists(), "{m}");
         assert!(out.path().join(m).join("complete.json").exists(), "{m}");
@@ -516,9 +524,9 @@ fn inspect_commands(teacher: &Path, student: &Path, tmp: &Path) {
         "--temperatures",
         "2,8",
         "--epochs",
-        "1",
+        "5",
         "--train-size",
-        "1000",
+        "2000",
         "--test-size",
         "500",
         "--out",
@@ -529,11 +537,10 @@ fn inspect_commands(teacher: &Path, student: &Path, tmp: &Path) {
         serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
     let points = v["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
-    assert!(
-        points
-            .iter()
-            .all(|p| p["test_errors"].as_u64().unwrap() < 500)
-    );
+    // Each point learned: 78 and 83 of 500 on this seed, against 450 for chance.
+    for p in points {
+        assert!(p["test_errors"].as_u64().unwrap() < 150, "{p}");
+    }
     assert!(v["findings"][0].as_str().unwrap().contains("best T"));
     assert_chart(&sw.join("sweep.png"));
     let html = std::fs::read_to_string(sw.join("report.html")).unwrap();

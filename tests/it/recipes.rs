@@ -162,8 +162,6 @@ fn losses_recipe_trains_both_students_with_every_loss() {
         "losses",
         "--preset",
         "smoke",
-        "--train-size",
-        "1500",
         "--test-size",
         "300",
         "--out",
@@ -172,6 +170,10 @@ fn losses_recipe_trains_both_students_with_every_loss() {
     assert!(o.status.success(), "{}", stderr(&o));
     let r = report_of(&dir);
     assert_eq!(r["experiment"], "losses");
+    // Every model learned: on this seed the teacher makes 16 errors of 300 and the students
+    // 17 to 74, where chance is 270 and a loss with a wrong sign or scale stays near it.
+    let errors = |m: &str| r["models"][m]["test_errors"].as_u64().unwrap();
+    assert!(errors("teacher") < 60, "teacher: {}", errors("teacher"));
     assert!(
         r["models"]["teacher"]["spec"]
             .as_str()
@@ -199,6 +201,11 @@ fn losses_recipe_trains_both_students_with_every_loss() {
         ("cnn_distilled_dkd_ls", "cnn:", "dkd (T = 2"),
     ] {
         assert_model_fields(&r, &[model]);
+        assert!(
+            errors(model) < 120,
+            "{model}: {} errors of 300",
+            errors(model)
+        );
         assert!(
             r["models"][model]["spec"]
                 .as_str()
@@ -228,7 +235,6 @@ fn losses_recipe_trains_both_students_with_every_loss() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(summary.join("summary.md")).unwrap();
-    let errors = |m: &str| r["models"][m]["test_errors"].as_u64().unwrap();
     let row = format!(
         "| dkd | {} | {}.0 ± 0.0 | {} | {}.0 ± 0.0 |",
         errors("distilled_dkd"),
