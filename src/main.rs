@@ -3,6 +3,14 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so a print to a closed pipe (`distill eval --json | head -c 10`)
+    // would panic; the default action ends the process quietly, as other command-line tools
+    // do. Files are written atomically, so nothing half-written is left behind.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = distill::cli::Cli::parse();
     match distill::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -421,6 +421,18 @@ fn class_count_mismatch_and_divergence_are_reported() {
 
 fn inspect_commands(teacher: &Path, student: &Path, tmp: &Path) {
     let t = teacher.to_str().unwrap();
+    // Its reader gone (`| head`), the command ends by SIGPIPE, without a panic's message.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args(["soften", t, "--index", "0", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(o.status.code() != Some(101), "{:?}", o.status);
     // soften --json: probabilities sum to 1 per temperature and entropy rises with T.
     let o = distill(&[
         "soften",
