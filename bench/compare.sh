@@ -20,6 +20,19 @@
 #   --jax               pip-install jax into the venv if it is missing, and run it
 #   --no-build          do not run `cargo build --release` (use target/release/distill as is)
 #   --out DIR           keep every run's JSON there (default: a new folder under /tmp)
+#   --no-foreign        skip the foreign-teacher figures (below)
+#   --foreign-only      only the foreign-teacher figures
+#   --onnx NAME=FILE[@MEAN,STD]
+#                       one more ONNX teacher for the foreign-teacher figures (repeatable;
+#                       @MEAN,STD is its input normalization, as distill's --input-norm)
+#
+# Foreign teachers: the same ONNX files run over MNIST's 60,000 training images in distill
+# (`distill bench --only onnx_teacher_s --onnx-teacher FILE`, tract) and in onnxruntime
+# (bench/onnx_reference.py, batches of 256, --threads intra-op threads), alternately each
+# round: the committed PyTorch CNN (examples/torch_teacher/mnist_cnn.onnx) and a scikit-learn
+# MLP exported by skl2onnx (bench/sklearn_teacher.py, made once into --out), plus every
+# --onnx. onnxruntime, scikit-learn and skl2onnx are pip-installed into the venv if missing.
+# Their ratios are distill/onnxruntime, under "foreign" in the JSON line.
 #
 # Steps: (a) make sure bench/.venv has torch (else create it: python3 -m venv, then
 # `pip install torch numpy` -- the PyPI wheel, with its CUDA runtime packages: about 5.4 GB
@@ -55,7 +68,7 @@ root=$(cd "$script_dir/.." && pwd)
 cd "$root"
 
 rounds=2 threads=2 reps=3 warmup=1 epoch_examples=55000 only="" want_json=0
-jax_mode=auto build=1 out_dir=""
+jax_mode=auto build=1 out_dir="" foreign=1 main_figures=1 extra_onnx=()
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 need_value() { [[ $# -ge 2 && -n "$2" ]] || { echo "compare.sh: $1 needs a value" >&2; exit 2; }; }
@@ -72,6 +85,12 @@ while [[ $# -gt 0 ]]; do
     --jax) jax_mode=on; shift ;;
     --no-build) build=0; shift ;;
     --out) need_value "$@"; out_dir=$2; shift 2 ;;
+    --no-foreign) foreign=0; shift ;;
+    --foreign-only) main_figures=0; shift ;;
+    --onnx) need_value "$@"
+      [[ $2 =~ ^[A-Za-z0-9_-]+=[^@]+(@[-0-9.e]+,[-0-9.e]+)?$ ]] \
+        || { echo "compare.sh: --onnx takes NAME=FILE[@MEAN,STD], got '$2'" >&2; exit 2; }
+      extra_onnx+=("$2"); shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "compare.sh: unknown argument '$1'" >&2; usage 2 ;;
   esac
@@ -85,6 +104,13 @@ for pair in "rounds:$rounds:1" "threads:$threads:1" "reps:$reps:1" "warmup:$warm
 done
 
 log() { echo "[compare] $*" >&2; }
+if (( !foreign && !main_figures )); then
+  echo "compare.sh: --no-foreign with --foreign-only leaves nothing to run" >&2; exit 2
+fi
+for spec in "${extra_onnx[@]}"; do
+  file=${spec#*=}; file=${file%@*}
+  [[ -f $file ]] || { echo "compare.sh: --onnx $spec: no such file $file" >&2; exit 2; }
+done
 
 # ---- (a) Python environment with torch ----------------------------------------------------
 venv=${BENCH_VENV:-$root/bench/.venv}
@@ -108,6 +134,11 @@ if [[ $jax_mode != off ]]; then
   fi
 fi
 [[ -n $jax_py ]] && log "JAX found ($jax_py): it runs too (--no-jax skips it)"
+if (( foreign )) && ! "$py" -c 'import onnxruntime, sklearn, skl2onnx' >/dev/null 2>&1; then
+  log "installing onnxruntime, scikit-learn and skl2onnx into $venv"
+  "$venv/bin/pip" install --disable-pip-version-check onnx onnxruntime scikit-learn skl2onnx >&2
+fi
+(( main_figures )) || jax_py=""
 
 # ---- (b) our binary ------------------------------------------------------------------------
 if [[ -n ${DISTILL_BENCH_CMD:-} ]]; then
@@ -176,13 +207,52 @@ run_one() {  # implementation round
   check_json "$file" "$impl"
 }
 
-impls=(distill pytorch)
-[[ -n $jax_py ]] && impls+=(jax)
+# Foreign teachers as NAME=FILE[@MEAN,STD].
+onnx_models=()
+if (( foreign )); then
+  sk="$out_dir/sklearn_mlp.onnx"
+  if [[ ! -f $sk ]]; then
+    log "training and exporting the scikit-learn MLP teacher"
+    "$py" "$script_dir/sklearn_teacher.py" "$sk" >&2
+  fi
+  onnx_models=("torch_cnn=$root/examples/torch_teacher/mnist_cnn.onnx@0.1307,0.3081"
+               "sklearn_mlp=$sk" "${extra_onnx[@]}")
+fi
+
+run_foreign() {  # NAME=FILE[@NORM] round
+  local name=${1%%=*} file=${1#*=} norm="" r=$2
+  [[ $file == *@* ]] && { norm=${file##*@}; file=${file%@*}; }
+  local args=(--threads "$threads" --reps "$reps" --warmup "$warmup")
+  local d="$out_dir/round$r-onnx-$name-distill.json" o="$out_dir/round$r-onnx-$name-onnxruntime.json"
+  log "round $r/$rounds: ONNX teacher $name in distill, then onnxruntime"
+  local bench=(bench --only onnx_teacher_s --onnx-teacher "$file" "${args[@]}" --json "$d")
+  [[ -n $norm ]] && bench+=(--input-norm "$norm")
+  if [[ -n ${DISTILL_BENCH_CMD:-} ]]; then
+    eval "$DISTILL_BENCH_CMD"' "${bench[@]:1}"' >/dev/null || { echo "compare.sh: distill failed on $name" >&2; exit 1; }
+  else
+    "$root/target/release/distill" "${bench[@]}" >/dev/null || { echo "compare.sh: distill failed on $name" >&2; exit 1; }
+  fi
+  local ref=("$py" "$script_dir/onnx_reference.py" "$file" "${args[@]}" --json "$o")
+  [[ -n $norm ]] && ref+=(--input-norm "$norm")
+  "${ref[@]}" >/dev/null || { echo "compare.sh: onnxruntime failed on $name" >&2; exit 1; }
+  check_json "$d" distill
+  check_json "$o" onnxruntime
+}
+
+impls=()
+if (( main_figures )); then
+  impls=(distill pytorch)
+  [[ -n $jax_py ]] && impls+=(jax)
+fi
 for ((r = 1; r <= rounds; r++)); do
   for impl in "${impls[@]}"; do
     run_one "$impl" "$r"
   done
+  for m in "${onnx_models[@]}"; do
+    run_foreign "$m" "$r"
+  done
 done
+foreign_names=$(printf '%s\n' "${onnx_models[@]}" | sed 's/=.*//' | paste -sd, -)
 
 # ---- (d) + (e) combine and report -----------------------------------------------------------
 machine=$(python3 - <<'PY'
@@ -200,13 +270,14 @@ print(f"{model}, {os.cpu_count()} cores")
 PY
 )
 
-python3 - "$out_dir" "$rounds" "$want_json" "$machine" "${impls[@]}" <<'PY'
+python3 - "$out_dir" "$rounds" "$want_json" "$machine" "$foreign_names" "${impls[@]}" <<'PY'
 import json
 import statistics
 import sys
 
 out_dir, rounds, want_json, machine = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-impls = sys.argv[5:]
+foreign = [n for n in sys.argv[5].split(",") if n]
+impls = sys.argv[6:]
 ORDER = [
     "teacher_step_ms", "teacher_epoch_s", "kd_step_live_ms", "kd_epoch_live_s",
     "kd_step_cached_ms", "kd_epoch_cached_s", "teacher_latency_b1_us", "student_latency_b1_us",
@@ -261,10 +332,6 @@ def ratios(ours, theirs):
 
 
 figs = {impl: combine(impl) for impl in impls}
-d, t = figs["distill"], figs["pytorch"]
-j = figs.get("jax")
-names = [n for n in ORDER if any(n in f for f in figs.values())]
-names += sorted({n for f in figs.values() for n in f} - set(ORDER))
 
 
 def fmt(v):
@@ -279,47 +346,70 @@ def fmt_r(v):
     return "-" if v is None else f"{v:.3f}"
 
 
-rows = []
-head = ["figure", "distill", "pytorch"] + (["jax"] if j is not None else [])
-head.append("time ratio (distill/pytorch, <1 = distill faster)")
-if j is not None:
-    head.append("time ratio (distill/jax)")
-for n in names:
-    row = [n, fmt(d.get(n, {}).get("median")), fmt(t.get(n, {}).get("median"))]
-    if j is not None:
-        row.append(fmt(j.get(n, {}).get("median")))
-    row.append(fmt_r(time_ratio(n, d, t)))
-    if j is not None:
-        row.append(fmt_r(time_ratio(n, d, j)))
-    rows.append(row)
-target = ratios(d, t).get("kd_epoch_cached")
-if target is not None:
-    row = ["kd_epoch_cached_s vs reference kd_epoch_live_s (target)",
-           fmt(d["kd_epoch_cached_s"]["median"]), fmt(t["kd_epoch_live_s"]["median"])]
-    if j is not None:
-        row.append(fmt(j.get("kd_epoch_live_s", {}).get("median")))
-    row.append(fmt_r(target))
-    if j is not None:
-        row.append(fmt_r(ratios(d, j).get("kd_epoch_cached")))
-    rows.append(row)
+def table(head, rows):
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    line = lambda r: " | ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                for i, (c, w) in enumerate(zip(r, widths)))
+    print(line(head))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
 
-widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-line = lambda r: " | ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                            for i, (c, w) in enumerate(zip(r, widths)))
+
 print(f"machine: {machine}; {rounds} round(s); median of the rounds' medians")
-print(line(head))
-print("-+-".join("-" * w for w in widths))
-for r in rows:
-    print(line(r))
-
-if want_json:
-    result = {"ratios": ratios(d, t)}
+result = {}
+if impls:
+    d, t = figs["distill"], figs["pytorch"]
+    j = figs.get("jax")
+    names = [n for n in ORDER if any(n in f for f in figs.values())]
+    names += sorted({n for f in figs.values() for n in f} - set(ORDER))
+    rows = []
+    head = ["figure", "distill", "pytorch"] + (["jax"] if j is not None else [])
+    head.append("time ratio (distill/pytorch, <1 = distill faster)")
+    if j is not None:
+        head.append("time ratio (distill/jax)")
+    for n in names:
+        row = [n, fmt(d.get(n, {}).get("median")), fmt(t.get(n, {}).get("median"))]
+        if j is not None:
+            row.append(fmt(j.get(n, {}).get("median")))
+        row.append(fmt_r(time_ratio(n, d, t)))
+        if j is not None:
+            row.append(fmt_r(time_ratio(n, d, j)))
+        rows.append(row)
+    target = ratios(d, t).get("kd_epoch_cached")
+    if target is not None:
+        row = ["kd_epoch_cached_s vs reference kd_epoch_live_s (target)",
+               fmt(d["kd_epoch_cached_s"]["median"]), fmt(t["kd_epoch_live_s"]["median"])]
+        if j is not None:
+            row.append(fmt(j.get("kd_epoch_live_s", {}).get("median")))
+        row.append(fmt_r(target))
+        if j is not None:
+            row.append(fmt_r(ratios(d, j).get("kd_epoch_cached")))
+        rows.append(row)
+    table(head, rows)
+    result["ratios"] = ratios(d, t)
     if j is not None:
         result["ratios_jax"] = ratios(d, j)
     result["distill"] = d
     result["pytorch"] = t
     if j is not None:
         result["jax"] = j
+
+if foreign:
+    rows, result["foreign"] = [], {}
+    for name in foreign:
+        ours, ref = combine(f"onnx-{name}-distill"), combine(f"onnx-{name}-onnxruntime")
+        r = time_ratio("onnx_teacher_s", ours, ref)
+        result["foreign"][name] = {"ratio": r, "distill_s": ours["onnx_teacher_s"],
+                                   "onnxruntime_s": ref["onnx_teacher_s"]}
+        rows.append([name, fmt(ours["onnx_teacher_s"]["median"]),
+                     fmt(ref["onnx_teacher_s"]["median"]), fmt_r(r)])
+    print()
+    print("ONNX teachers over 60,000 images, seconds:")
+    table(["teacher", "distill (tract)", "onnxruntime",
+           "time ratio (distill/onnxruntime)"], rows)
+
+if want_json:
     result["machine"] = machine
     print(json.dumps(result), flush=True)
 PY

@@ -94,6 +94,9 @@ def parse_args(argv=None):
     p.add_argument("--throughput-iters", type=int, default=10,
                    help="batch-1024 forwards per repeat of the *_throughput figures (default 10)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the tensors live (default cpu); cuda synchronizes before "
+                        "every clock reading")
     p.add_argument("--no-flush-denormal", action="store_true",
                    help="keep denormals (PyTorch's own default)")
     a = p.parse_args(argv)
@@ -140,8 +143,13 @@ def main(argv=None):
     if not args.no_flush_denormal:
         torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
-    dev = torch.device("cpu")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        log("torch_reference.py: --device cuda, but torch sees no CUDA device")
+        return 3
+    dev = torch.device(args.device)
     dtype = torch.float32
+    # A GPU runs asynchronously: a clock read before the queue drains times only the launch.
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
     def mlp(hidden, input_dropout, hidden_dropout):
         layers = []
@@ -178,9 +186,9 @@ def main(argv=None):
         return torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, dampening=0.0)
 
     n = args.epoch_examples
-    x_all = torch.rand(n, INPUTS, dtype=dtype)
-    y_all = torch.randint(0, CLASSES, (n,), dtype=torch.long)
-    fixed_idx = torch.randperm(n)[:BATCH]
+    x_all = torch.rand(n, INPUTS, dtype=dtype, device=dev)
+    y_all = torch.randint(0, CLASSES, (n,), dtype=torch.long, device=dev)
+    fixed_idx = torch.randperm(n, device=dev)[:BATCH]
     if fixed_idx.numel() < BATCH:  # tiny --epoch-examples: repeat rows to fill a batch
         fixed_idx = fixed_idx.repeat(math.ceil(BATCH / fixed_idx.numel()))[:BATCH]
     x_fixed, y_fixed = x_all[fixed_idx].contiguous(), y_all[fixed_idx].contiguous()
@@ -212,6 +220,7 @@ def main(argv=None):
             for _ in range(args.steps):
                 t0 = time.perf_counter_ns()
                 step()
+                sync()
                 times.append(time.perf_counter_ns() - t0)
             return statistics.median(times) / 1e6  # ms
         return repeat
@@ -219,9 +228,10 @@ def main(argv=None):
     def epoch_repeat(batch_step):
         def repeat():
             t0 = time.perf_counter_ns()
-            perm = torch.randperm(n)
+            perm = torch.randperm(n, device=dev)
             for i in range(0, n, BATCH):
                 batch_step(perm[i:i + BATCH])
+            sync()
             return (time.perf_counter_ns() - t0) / 1e9  # s
         return repeat
 
@@ -325,7 +335,7 @@ def main(argv=None):
             continue
         model = make().eval()
         x1 = x_all[:1].contiguous()
-        xb = torch.rand(THROUGHPUT_BATCH, INPUTS, dtype=dtype)
+        xb = torch.rand(THROUGHPUT_BATCH, INPUTS, dtype=dtype, device=dev)
 
         def lat_repeat():
             times = []
@@ -333,6 +343,7 @@ def main(argv=None):
                 for _ in range(args.latency_calls):
                     t0 = time.perf_counter_ns()
                     model(x1)
+                    sync()
                     times.append(time.perf_counter_ns() - t0)
             return statistics.median(times) / 1e3  # us
 
@@ -341,6 +352,7 @@ def main(argv=None):
                 t0 = time.perf_counter_ns()
                 for _ in range(args.throughput_iters):
                     model(xb)
+                sync()
                 elapsed = (time.perf_counter_ns() - t0) / 1e9
             return THROUGHPUT_BATCH * args.throughput_iters / elapsed  # examples/s
 
@@ -352,6 +364,7 @@ def main(argv=None):
         "implementation": "pytorch",
         "version": torch.__version__,
         "threads": args.threads,
+        "device": args.device,
         "figures": {name: figures[name] for name in FIGURES if name in figures},
     }
     text = json.dumps(result)

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod claims;
 mod cli;
 mod cnn;
 mod errors;
@@ -16,4 +17,5 @@ mod losses;
 mod onnx;
 mod recipes;
 mod resume;
+mod scripts;
 mod trust;
