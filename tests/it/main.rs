@@ -17,4 +17,5 @@ mod onnx;
 mod recipes;
 mod resume;
 mod shards;
+mod slurm;
 mod trust;
