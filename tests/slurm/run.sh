@@ -7,7 +7,8 @@
 #   - the joined shards must hold the bytes of one unsharded `distill soft-targets` run, and
 #     the student job must have written and exported a student;
 #   - one shard is broken the way a task killed mid-way and a damaged file system leave it, and
-#     rerunning that one task alone must repair it.
+#     rerunning that one task alone must repair it;
+#   - the whole array rerun must verify every shard and rewrite none.
 # Every daemon it started is stopped on the way out, also on failure.
 #
 # Needs root, munge and slurm-wlm (Debian: apt-get install slurm-wlm munge) and a built
@@ -136,7 +137,8 @@ common=(--data-dir "$repo/data/mnist" --train-size 6000 --validation-size 1000)
 "$distill" soft-targets --teacher "$work/teacher" --out "$work/whole" "${common[@]}"
 
 # The example, submitted as a user would, from a job directory; distill on the PATH.
-export PATH="$(dirname "$distill"):$PATH"
+PATH="$(dirname "$distill"):$PATH"
+export PATH
 export STUDENT_OPTIONS="--student mlp:16 --epochs 1"
 cd "$work/jobs"
 read -r _ teacher_job _ student_job < <("$repo/examples/slurm/submit.sh" \
@@ -155,7 +157,7 @@ finish() {
   for job in "$@"; do
     states=$(scontrol -o show job "$job" | grep -o 'JobState=[A-Z_]*' | sort | uniq -c)
     echo "$states" | grep -qv 'JobState=COMPLETED' && fail "job $job: $states"
-    say "job $job: $(echo $states)"
+    say "job $job: $(tr -s ' \n' ' ' <<<"$states")"
   done
 }
 finish "$teacher_job" "$student_job"
@@ -169,7 +171,8 @@ values() {
   done
 }
 shard() { ls "$work"/cache/teacher-logprobs-*-shard-"$1"-of-3.safetensors; }
-[ "$(ls "$work"/cache/*.safetensors | wc -l)" = 3 ] || fail "not 3 shards: $(ls "$work/cache")"
+shards_written=$(find "$work/cache" -name 'teacher-logprobs-*.safetensors' | wc -l)
+[ "$shards_written" = 3 ] || fail "not 3 shards: $(ls -a "$work/cache")"
 values "$(shard 1)" "$(shard 2)" "$(shard 3)" >"$work/joined.bin"
 values "$work"/whole/teacher-logprobs-*.safetensors >"$work/whole.bin"
 [ "$(stat -c %s "$work/whole.bin")" = $((6000 * 10 * 4)) ] || fail "unexpected reference size"
@@ -177,8 +180,9 @@ cmp "$work/joined.bin" "$work/whole.bin" || fail "joined shards differ from the 
 say "3 shards joined: byte-identical to the unsharded soft targets ($(stat -c %s "$work/whole.bin") bytes)"
 grep -q "joined from 3 shards" "$work/jobs/distill-student-$student_job.out" ||
   fail "the student did not learn from the 3 shards"
-[ -f "$work/student/complete.json" ] && [ -s "$work/student/student.onnx" ] ||
+if [ ! -f "$work/student/complete.json" ] || [ ! -s "$work/student/student.onnx" ]; then
   fail "the student job left no finished, exported student"
+fi
 say "student job: distilled from the joined shards, exported to student.onnx"
 
 # Task 2 killed mid-way leaves a temporary file; a damaged file system, a cut shard. Rerun
@@ -197,4 +201,19 @@ grep -q "was broken" "$work/jobs/distill-teacher-${rerun}_2.out" ||
 cmp "$(shard 2)" "$work/shard2.good" || fail "the rerun did not restore shard 2"
 [ ! -e "$leftover" ] || fail "the rerun left the killed task's temporary file"
 say "shard 2 broken, task 2 rerun alone ($rerun): repaired byte for byte"
+
+# The whole array again: every task finds its shard finished, verifies it, and writes nothing.
+sha_before=$(cat "$work"/cache/teacher-logprobs-*.safetensors | sha256sum)
+again=$(TEACHER="$work/teacher" CACHE="$work/cache" sbatch --parsable --array=1-3 \
+  "$repo/examples/slurm/teacher.sbatch" "${common[@]}")
+again=${again%%;*}
+jobs_submitted+=("$again")
+finish "$again"
+for i in 1 2 3; do
+  grep -q "already there, verified" "$work/jobs/distill-teacher-${again}_$i.out" ||
+    fail "task $i of the rerun array did not verify its shard"
+done
+[ "$(cat "$work"/cache/teacher-logprobs-*.safetensors | sha256sum)" = "$sha_before" ] ||
+  fail "rerunning the array changed a finished shard"
+say "whole array rerun ($again): 3 shards verified, none rewritten"
 say "all checks passed"
