@@ -48,6 +48,7 @@ fn main() {
     println!("cargo:rustc-env=DISTILL_GIT_COMMIT={commit}");
     browser_cfg();
     python_peers_cfg();
+    slurm_cfg();
 }
 
 /// Marks builds without a headless browser (`cfg(no_chromium)`), so the test that opens the
@@ -98,5 +99,27 @@ fn python_peers_cfg() {
     }
     if !imports("torch, safetensors, numpy") {
         println!("cargo::rustc-cfg=no_torch");
+    }
+}
+
+/// Marks builds that cannot bring up a one-node Slurm (`cfg(no_slurm)`): `munged`, `slurmctld`,
+/// `slurmd` or `sbatch` is not on the PATH, or the build is not root (the daemons run jobs as
+/// root). The test that submits `examples/slurm` to it is then reported as ignored, with the
+/// reason. Under CI a missing Slurm is not excused: the test then runs and fails.
+fn slurm_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(no_slurm)");
+    println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-env-changed=CI");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = |tool: &str| std::env::split_paths(&path).any(|d| d.join(tool).is_file());
+    let found = ["munged", "slurmctld", "slurmd", "sbatch"]
+        .iter()
+        .all(|t| on_path(t));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !(found && root) && std::env::var_os("CI").is_none() {
+        println!("cargo::rustc-cfg=no_slurm");
     }
 }

@@ -87,6 +87,17 @@ pub enum Error {
         /// The process holding it.
         pid: u32,
     },
+    /// Another process is writing the same file (one soft-target shard of a shared directory).
+    #[error(
+        "{path} is being written by another distill process ({holder}); let it finish, then run \
+         again to verify it"
+    )]
+    Busy {
+        /// The file being written.
+        path: PathBuf,
+        /// Who holds its lock, as far as is known.
+        holder: String,
+    },
     /// Drawing a chart failed.
     #[error("plotting {path}: {reason}")]
     Plot {
@@ -118,7 +129,7 @@ impl Error {
     /// The process exit code for this error, one per cause (documented in `docs/errors.md`):
     /// 2 bad usage or configuration (as clap's own usage errors), 3 bad data, 4 bad model or
     /// models that do not fit the data, 5 input/output, 6 training diverged or produced
-    /// non-finite values, 7 output directory in use.
+    /// non-finite values, 7 output directory or file in use by another process.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => 2,
@@ -126,7 +137,7 @@ impl Error {
             Error::Checkpoint { .. } | Error::Mismatch(_) => 4,
             Error::Io { .. } | Error::Format { .. } | Error::Plot { .. } => 5,
             Error::Diverged { .. } | Error::NonFinite(_) => 6,
-            Error::Locked { .. } => 7,
+            Error::Locked { .. } | Error::Busy { .. } => 7,
         }
     }
 }

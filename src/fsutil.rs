@@ -31,7 +31,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    // The host name as well as the process id: on a file system shared by a cluster's nodes, two
+    // processes of one id on two nodes must not write one temporary file.
+    let tmp = dir.join(format!(
+        ".{file_name}.tmp{}.{}",
+        std::process::id(),
+        host_name()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -178,6 +184,62 @@ impl Drop for RunLock {
     }
 }
 
+/// An exclusive advisory lock (`flock`) on a lock file, held until dropped. The kernel, or the
+/// server of a network file system, releases it when its process dies, so a killed or
+/// preempted writer never leaves a stale lock behind. The file names its holder (host and
+/// process id) for messages, and is left in place: removing it could let two processes lock two
+/// different files of one name.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Takes the lock `lock` (created if needed) for writing `target`, or fails with
+    /// [`Error::Busy`] naming `target` and the holder when another process holds it.
+    pub fn try_acquire(lock: &Path, target: &Path) -> Result<FileLock> {
+        if let Some(dir) = lock.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(lock)
+            .map_err(|e| Error::io("opening", lock, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(lock).unwrap_or_default();
+                let holder = match holder.trim() {
+                    "" => format!("it holds {}", lock.display()),
+                    h => format!("{h}, holding {}", lock.display()),
+                };
+                return Err(Error::Busy {
+                    path: target.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("locking", lock, e)),
+        }
+        let me = format!("pid {} on host {}", std::process::id(), host_name());
+        file.set_len(0)
+            .and_then(|()| file.write_all(me.as_bytes()))
+            .map_err(|e| Error::io("writing", lock, e))?;
+        Ok(FileLock { _file: file })
+    }
+}
+
+/// This machine's host name (`unknown-host` where it cannot be read).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && !h.contains(['/', '\\']))
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
 /// Whether a process with this id is running (Linux: `/proc/PID/stat`, a zombie counting as
 /// gone; elsewhere assumed alive, so a lock is never stolen from a live run).
 fn process_alive(pid: u32) -> bool {
@@ -266,6 +328,21 @@ mod tests {
         std::fs::write(dir.path().join(LOCK_FILE), "4194999").unwrap();
         let lock = RunLock::acquire(dir.path()).unwrap();
         assert_eq!(lock.took_over(), Some(4194999));
+    }
+
+    #[test]
+    fn a_file_lock_admits_one_holder_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lock, target) = (dir.path().join(".a.lock"), dir.path().join("a"));
+        let held = FileLock::try_acquire(&lock, &target).unwrap();
+        // flock: a second open file, even in this process, is a second holder and is refused.
+        let e = FileLock::try_acquire(&lock, &target).unwrap_err();
+        assert_eq!(e.exit_code(), 7);
+        let e = e.to_string();
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        assert!(e.contains(&target.display().to_string()), "{e}");
+        drop(held);
+        FileLock::try_acquire(&lock, &target).unwrap();
     }
 
     #[test]

@@ -8,7 +8,9 @@ use clap::Args;
 use super::args::{DataArgs, OnnxArgs, TransferArgs};
 use super::train::default_cache;
 use crate::backend::compute_device;
-use crate::distill::{LossSettings, Shard, teacher_soft_targets, write_soft_target_shard};
+use crate::distill::{
+    LossSettings, Shard, ShardWrite, teacher_soft_targets, write_soft_target_shard,
+};
 use crate::error::Result;
 use crate::model::Classifier;
 
@@ -19,8 +21,10 @@ pub struct SoftTargetsCmd {
     #[arg(long, value_name = "MODEL")]
     pub teacher: PathBuf,
     /// Compute only shard I of N (I from 1 to N) of the transfer set's rows, e.g. `--shard
-    /// $((SLURM_ARRAY_TASK_ID + 1))/8`. Without it, the whole cache is written as `distill
-    /// distill` would write it.
+    /// $SLURM_ARRAY_TASK_ID/8` in a Slurm array `--array=1-8` (see examples/slurm). A finished
+    /// shard is verified, not recomputed; a broken one is replaced; a shard another process is
+    /// writing is refused (exit 7). Without it, the whole cache is written as `distill distill`
+    /// would write it.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
     /// Cache directory to write into; give it to `distill distill --cache-dir`, which joins a
@@ -68,7 +72,7 @@ pub(super) fn cmd_soft_targets(c: SoftTargetsCmd) -> Result<()> {
     let rows = transfer.train.len();
     match c.shard {
         Some(shard) => {
-            let (path, r) = write_soft_target_shard(
+            let (path, r, done) = write_soft_target_shard(
                 &teacher,
                 &c.teacher,
                 &transfer.train,
@@ -77,8 +81,13 @@ pub(super) fn cmd_soft_targets(c: SoftTargetsCmd) -> Result<()> {
                 shard,
                 &device,
             )?;
+            let done = match done {
+                ShardWrite::Computed => "computed".to_string(),
+                ShardWrite::Verified(sha) => format!("already there, verified (SHA-256 {sha})"),
+                ShardWrite::Repaired(why) => format!("was broken ({why}), computed again"),
+            };
             println!(
-                "shard {}/{}: rows {}..{} of {rows} at T = {temperature} -> {}",
+                "shard {}/{}: rows {}..{} of {rows} at T = {temperature} {done} -> {}",
                 shard.index,
                 shard.count,
                 r.start,

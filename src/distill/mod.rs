@@ -22,7 +22,7 @@ pub use loss::{
 };
 pub use losses::{LossKind, LossSettings, zscore};
 pub use objective::{Objective, distill_objective};
-pub use shards::{SHARD_ALIGN, Shard, write_soft_target_shard};
+pub use shards::{SHARD_ALIGN, Shard, ShardWrite, write_soft_target_shard};
 pub use soft_targets::{CacheKey, CacheOutcome, cached_soft_targets, teacher_soft_targets};
 pub use views::{
     MAX_VIEWS, StudentInputs, ViewSpec, ViewTargets, ViewsCacheInfo, view_soft_targets,

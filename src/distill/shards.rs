@@ -4,7 +4,7 @@
 //! the whole cache key plus its place, so a set is only used when every shard of one N is there
 //! and each one checks out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -16,6 +16,7 @@ use super::soft_targets::{
 };
 use crate::data::Split;
 use crate::error::{Error, Result};
+use crate::fsutil::{FileLock, sha256_hex};
 use crate::model::{Classifier, Predictor};
 
 /// Shard boundaries fall on multiples of this many rows: a multiple of every chunk size the
@@ -69,12 +70,7 @@ impl Shard {
         format!("{stem}-shard-{}-of-{}.safetensors", self.index, self.count)
     }
 
-    fn metadata(
-        self,
-        key: &CacheKey,
-        rows: usize,
-        classes: usize,
-    ) -> std::collections::HashMap<String, String> {
+    fn metadata(self, key: &CacheKey, rows: usize, classes: usize) -> HashMap<String, String> {
         let mut meta = key.metadata(rows, classes);
         let r = self.rows(rows);
         meta.insert("shard".into(), format!("{}/{}", self.index, self.count));
@@ -83,8 +79,25 @@ impl Shard {
     }
 }
 
+/// What writing a shard did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardWrite {
+    /// No finished shard was there: it was computed and written.
+    Computed,
+    /// A finished shard was there and checked out against its recorded SHA-256 (given):
+    /// nothing was computed or written.
+    Verified(String),
+    /// A shard was there but did not check out (why): it was computed again and replaced.
+    Repaired(String),
+}
+
 /// Computes shard `shard` of `teacher`'s soft targets at `temperature` for `transfer` and
-/// writes it atomically into `dir`; returns the file and its rows.
+/// writes it atomically into `dir`; returns the file, its rows and what was done.
+///
+/// Safe on a directory shared by many processes and machines: one process at a time holds the
+/// shard's lock (a second one given the same shard is refused while the first runs, and a
+/// killed one's lock dies with it); a finished shard is verified, not recomputed, so a rerun of
+/// a whole array only redoes the shards that are missing or broken.
 pub fn write_soft_target_shard(
     teacher: &Classifier,
     teacher_dir: &Path,
@@ -93,10 +106,27 @@ pub fn write_soft_target_shard(
     dir: &Path,
     shard: Shard,
     device: &Device,
-) -> Result<(PathBuf, Range<usize>)> {
+) -> Result<(PathBuf, Range<usize>, ShardWrite)> {
     let key = teacher_key(teacher, teacher_dir, transfer, temperature)?;
     let (rows, classes) = (transfer.len(), teacher.classes());
     let range = shard.rows(rows);
+    let name = shard.file_name(&key);
+    let path = dir.join(&name);
+    let meta = shard.metadata(&key, rows, classes);
+    let shape = [range.len(), classes];
+    let _lock = FileLock::try_acquire(&dir.join(format!(".{name}.lock")), &path)?;
+    remove_temporaries(dir, &name);
+    let broken = if path.exists() {
+        match read_values(&path, &meta, shape) {
+            Ok(values) => {
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                return Ok((path, range, ShardWrite::Verified(sha256_hex(&bytes))));
+            }
+            Err(why) => Some(why),
+        }
+    } else {
+        None
+    };
     let values = if range.is_empty() {
         Vec::new()
     } else {
@@ -104,14 +134,20 @@ pub fn write_soft_target_shard(
         let images = part.to_device(device).images;
         finite_values(&teacher_pass(teacher, &images, temperature)?, temperature)?
     };
-    let path = dir.join(shard.file_name(&key));
-    write_values(
-        &path,
-        shard.metadata(&key, rows, classes),
-        &values,
-        [range.len(), classes],
-    )?;
-    Ok((path, range))
+    write_values(&path, meta, &values, shape)?;
+    let done = broken.map_or(ShardWrite::Computed, ShardWrite::Repaired);
+    Ok((path, range, done))
+}
+
+/// Removes the temporary files a killed writer of shard file `name` left in `dir` (called with
+/// the shard's lock held, so no live writer owns them).
+fn remove_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp");
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// What a cache directory holds in shards for one key.
@@ -136,8 +172,9 @@ fn parse_shard_name(name: &str) -> Option<(&str, Shard)> {
         .then_some((stem, shard))
 }
 
-/// Looks for shards of `key` in `dir`. A complete, consistent set is joined; shards of this
-/// key cut two ways, a missing shard, or a shard that fails its checks is an error naming the
+/// Looks for shards of `key` in `dir`. A complete, consistent set is joined. Shards of this
+/// key cut two ways, a missing shard (named by its index), a shard that fails its checks, or
+/// shards of another teacher for this transfer set and temperature are errors naming the
 /// files, since a user who made shards means them to be used.
 pub(super) fn read_shards(
     dir: &Path,
@@ -150,7 +187,7 @@ pub(super) fn read_shards(
     };
     let own = key.file_name();
     let own = own.trim_end_matches(".safetensors");
-    let mut foreign = 0;
+    let mut foreign = Vec::new();
     let mut by_count: BTreeMap<usize, Vec<Shard>> = BTreeMap::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -158,12 +195,22 @@ pub(super) fn read_shards(
             Some((stem, shard)) if stem == own => {
                 by_count.entry(shard.count).or_default().push(shard)
             }
-            Some(_) => foreign += 1,
+            Some(_) => foreign.push(e.path()),
             None => {}
         }
     }
+    foreign.sort();
+    let other_teacher: Vec<&PathBuf> = foreign
+        .iter()
+        .filter(|p| header_metadata(p).is_some_and(|m| of_another_teacher(&m, key)))
+        .collect();
     let Some((&count, found)) = by_count.iter().next() else {
-        return Ok(ShardScan::None { foreign });
+        return match other_teacher.first() {
+            Some(first) => Err(another_teacher(first, key, other_teacher.len())),
+            None => Ok(ShardScan::None {
+                foreign: foreign.len(),
+            }),
+        };
     };
     if by_count.len() > 1 {
         let sets: Vec<String> = by_count.keys().map(|n| format!("{n} shards")).collect();
@@ -173,19 +220,19 @@ pub(super) fn read_shards(
             sets.join(" and ")
         )));
     }
-    let missing: Vec<String> = (1..=count)
+    let missing: Vec<Shard> = (1..=count)
         .map(|index| Shard { index, count })
         .filter(|s| !found.contains(s))
-        .map(|s| s.file_name(key))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::Mismatch(format!(
-            "{} holds {} of {count} soft-target shards; missing: {} (run `distill soft-targets \
-             --shard I/{count}` for each)",
-            dir.display(),
-            found.len(),
-            missing.join(", ")
-        )));
+        let mut why = incomplete(dir, rows, found.len(), &missing);
+        if let Some(first) = other_teacher.first() {
+            why.push_str(&format!(
+                "; {} there is of another teacher and was not used",
+                first.display()
+            ));
+        }
+        return Err(Error::Mismatch(why));
     }
     let mut values = Vec::with_capacity(rows * classes);
     for index in 1..=count {
@@ -200,6 +247,89 @@ pub(super) fn read_shards(
         values.extend(part);
     }
     Ok(ShardScan::Complete(values, count))
+}
+
+/// "DIR holds 1 of 3 …: shards 2 and 3 of 3 (rows …) are missing".
+fn incomplete(dir: &Path, rows: usize, found: usize, missing: &[Shard]) -> String {
+    let count = missing[0].count;
+    let indices: Vec<String> = missing.iter().map(|s| s.index.to_string()).collect();
+    let spans: Vec<String> = missing
+        .iter()
+        .map(|s| s.rows(rows))
+        .map(|r| format!("{}..{}", r.start, r.end))
+        .collect();
+    let (what, verb) = match indices.len() {
+        1 => (format!("shard {}", indices[0]), "is"),
+        _ => (format!("shards {}", and_list(&indices)), "are"),
+    };
+    format!(
+        "{} holds {found} of {count} soft-target shards of this teacher, transfer set and \
+         temperature: {what} of {count} (rows {}) {verb} missing; compute {} with the same \
+         teacher, data and temperature",
+        dir.display(),
+        and_list(&spans),
+        if indices.len() == 1 { "it" } else { "them" },
+    )
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The refusal of a shard set made by another teacher for this transfer set and temperature.
+fn another_teacher(path: &Path, key: &CacheKey, count: usize) -> Error {
+    let theirs = header_metadata(path)
+        .and_then(|m| m.get("teacher_sha256").cloned())
+        .unwrap_or_default();
+    let short = |h: &str| h.chars().take(12).collect::<String>();
+    let more = match count {
+        1 => String::new(),
+        n => format!(" (and {} more of its kind)", n - 1),
+    };
+    Error::Mismatch(format!(
+        "{}{more} is a soft-target shard of another teacher (its teacher's SHA-256 begins {}, \
+         this teacher's {}) for the same transfer set and temperature: it was not used; compute \
+         this teacher's shards or use another cache directory",
+        path.display(),
+        short(&theirs),
+        short(&key.teacher),
+    ))
+}
+
+/// Whether a cache file's metadata says it holds soft targets of this key's transfer set and
+/// temperature from another teacher (other weights, or another kind of teacher).
+fn of_another_teacher(meta: &HashMap<String, String>, key: &CacheKey) -> bool {
+    let is = |k: &str, v: &String| meta.get(k) == Some(v);
+    is("data_sha256", &key.data)
+        && is("temperature_bits", &key.temperature_bits)
+        && !(is("teacher_sha256", &key.teacher) && is("producer", &key.producer))
+}
+
+/// The string metadata of a safetensors file, read from its header alone (a shard of another
+/// set may be large, and only its origin is wanted); `None` if it is not one.
+fn header_metadata(path: &Path) -> Option<HashMap<String, String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
+    if len > 1 << 20 {
+        return None;
+    }
+    let mut header = vec![0u8; len];
+    f.read_exact(&mut header).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    let meta = v.get("__metadata__")?.as_object()?;
+    Some(
+        meta.iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

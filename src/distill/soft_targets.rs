@@ -224,10 +224,7 @@ pub(super) fn read_values(
     let mut meta = meta.metadata().clone().unwrap_or_default();
     let digest = meta.remove(VALUES_DIGEST);
     if &meta != expected {
-        return Err(
-            "its teacher, data, temperature, producer, format or shape differ from this run's"
-                .into(),
-        );
+        return Err(differing(&meta, expected));
     }
     let t = st
         .tensor("log_probs")
@@ -243,6 +240,37 @@ pub(super) fn read_values(
         return Err("holds NaN or infinite values".into());
     }
     Ok(v)
+}
+
+/// "its teacher differs from this run's": what a cache file's metadata says it holds that this
+/// run does not want.
+fn differing(found: &HashMap<String, String>, expected: &HashMap<String, String>) -> String {
+    const WORDS: [(&str, &str); 9] = [
+        ("teacher_sha256", "teacher"),
+        ("producer", "kind of teacher"),
+        ("data_sha256", "transfer set"),
+        ("temperature_bits", "temperature"),
+        ("format", "format"),
+        ("rows", "shape"),
+        ("classes", "shape"),
+        ("shard", "place among the shards"),
+        ("shard_rows", "place among the shards"),
+    ];
+    let mut names: Vec<&str> = WORDS
+        .iter()
+        .filter(|(k, _)| found.get(*k) != expected.get(*k))
+        .map(|(_, w)| *w)
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        names.push("metadata");
+    }
+    let verb = if names.len() == 1 {
+        "differs"
+    } else {
+        "differ"
+    };
+    format!("its {} {verb} from this run's", names.join(", "))
 }
 
 /// Teacher log-probabilities at T for `transfer`, from the cache under `cache_dir` when a

@@ -247,14 +247,24 @@ fn an_image_folder_gives_the_same_model_as_idx() {
     assert!(e.contains("needs a test/ folder (or val/"), "{e}");
 }
 
-/// The `log_probs` bytes of every cache file in `dir` whose name contains `part`, in shard order.
-fn cache_bytes(dir: &Path, part: &str) -> Vec<u8> {
+/// The cache files of `dir` (not the shards' hidden lock files), sorted.
+fn cache_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains(part))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".safetensors") && !name.starts_with('.')
+        })
         .collect();
     files.sort();
+    files
+}
+
+/// The `log_probs` bytes of every cache file in `dir` whose name contains `part`, in shard order.
+fn cache_bytes(dir: &Path, part: &str) -> Vec<u8> {
+    let mut files = cache_files(dir);
+    files.retain(|p| p.to_string_lossy().contains(part));
     let mut out = Vec::new();
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
@@ -311,7 +321,7 @@ fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
     let joined = cache_bytes(Path::new(&shards), "-shard-");
     // 6,000 rows of 10 classes, in shards of 2,048, 2,048 and 1,904 rows.
     assert_eq!(joined.len(), 6000 * 10 * 4);
-    assert_eq!(std::fs::read_dir(&shards).unwrap().count(), 3);
+    assert_eq!(cache_files(Path::new(&shards)).len(), 3);
     assert!(joined == cache_bytes(Path::new(&whole), "teacher-logprobs-"));
 
     let student = p("student");
@@ -360,7 +370,10 @@ fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
         .to_string_lossy()
         .replace("shard-1-of-3", "shard-2-of-3");
     std::fs::remove_file(&second).unwrap();
-    assert_clean_failure(&distill_from(&shards), "shard-2-of-3");
+    assert_clean_failure(
+        &distill_from(&shards),
+        "shard 2 of 3 (rows 2048..4096) is missing",
+    );
 }
 
 #[test]

@@ -18,4 +18,6 @@ mod onnx;
 mod recipes;
 mod resume;
 mod scripts;
+mod shards;
+mod slurm;
 mod trust;
