@@ -16,4 +16,5 @@ mod losses;
 mod onnx;
 mod recipes;
 mod resume;
+mod trees;
 mod trust;
