@@ -77,9 +77,7 @@ pub(super) fn tensor_f32(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
     }
     let values: Vec<f32> = match t.data_type {
         FLOAT if t.raw_data.is_empty() => t.float_data.clone(),
-        FLOAT => raw::<4>(&t.raw_data)?
-            .map(|b| f32::from_le_bytes(b))
-            .collect(),
+        FLOAT => raw::<4>(&t.raw_data)?.map(f32::from_le_bytes).collect(),
         // Narrowing to f32 is what onnxruntime does for a float model's thresholds and weights.
         DOUBLE if t.raw_data.is_empty() => t.double_data.iter().map(|&v| v as f32).collect(),
         DOUBLE => raw::<8>(&t.raw_data)?

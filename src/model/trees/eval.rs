@@ -14,8 +14,9 @@ impl Forest {
         let mut s = self.slots[root as usize];
         while s.feature != LEAF {
             let x = row[s.feature as usize];
-            // Children sit in slots after their parent's, so this always moves forward.
-            let next = s.child + u32::from(!(x <= s.threshold));
+            // Children sit in slots after their parent's, so this always moves forward. With
+            // no NaN in the rows, `x > t` is exactly "the canonical `x <= t` fails".
+            let next = s.child + u32::from(x > s.threshold);
             s = self.slots[next as usize];
         }
         s.child as usize
@@ -168,10 +169,13 @@ fn logistic(x: f32) -> f32 {
 /// error function, the one onnxruntime uses, so that both give the same values.
 fn probit(p: f32) -> f32 {
     const A: f32 = 0.147;
+    // onnxruntime's rounded value of pi, kept so that both compute the same constant.
+    #[allow(clippy::approx_constant)]
+    const PI: f32 = 3.14159;
     let x = 2.0 * p - 1.0;
     let sign = if x < 0.0 { -1.0 } else { 1.0 };
     let ln = ((1.0 - x) * (1.0 + x)).ln();
-    let v = 2.0 / (3.14159 * A) + 0.5 * ln;
+    let v = 2.0 / (PI * A) + 0.5 * ln;
     let inv = sign * (-v + (v * v - ln / A).sqrt()).sqrt();
     std::f32::consts::SQRT_2 * inv
 }

@@ -7,6 +7,7 @@
 //! twice (a cycle or a shared subtree), a class id out of range and arrays of mismatched
 //! lengths are refused, so evaluation itself cannot fail or loop.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::attrs::Attrs;
@@ -185,8 +186,11 @@ fn read_raw<'a>(a: &Attrs<'a>) -> Result<Raw<'a>, String> {
     Ok(raw)
 }
 
-/// `(tree id, node id)` to the node's index, and each tree's first-listed node (its root).
-fn index(raw: &Raw) -> Result<(HashMap<(i64, i64), usize>, Vec<usize>), String> {
+/// `(tree id, node id)` to the node's index in the attribute arrays.
+type Index = HashMap<(i64, i64), usize>;
+
+/// The node index, and each tree's first-listed node (its root).
+fn index(raw: &Raw) -> Result<(Index, Vec<usize>), String> {
     let mut at = HashMap::with_capacity(raw.tree.len());
     let mut first: HashMap<i64, usize> = HashMap::new();
     let mut roots = Vec::new();
@@ -237,7 +241,7 @@ const NO_TEST: Test = Test {
     nan_true: false,
 };
 
-fn layout(raw: &Raw, at: &HashMap<(i64, i64), usize>, roots: &[usize]) -> Result<Layout, String> {
+fn layout(raw: &Raw, at: &Index, roots: &[usize]) -> Result<Layout, String> {
     let n = raw.tree.len();
     let mut seen = vec![false; n];
     let mut out = Layout {
@@ -323,12 +327,7 @@ struct Weights {
     value: Vec<f32>,
 }
 
-fn weights(
-    raw: &Raw,
-    at: &HashMap<(i64, i64), usize>,
-    leaf_nodes: &[usize],
-    classes: usize,
-) -> Result<Weights, String> {
+fn weights(raw: &Raw, at: &Index, leaf_nodes: &[usize], classes: usize) -> Result<Weights, String> {
     let mut leaf_of = vec![u32::MAX; raw.tree.len()];
     for (l, &node) in leaf_nodes.iter().enumerate() {
         leaf_of[node] = l as u32;
@@ -431,7 +430,10 @@ impl Forest {
             post,
             base,
             binary_case: classes == 2 && ids.len() == 1,
-            all_positive: raw.class_weight.iter().all(|&v| !(v < 0.0)),
+            all_positive: raw
+                .class_weight
+                .iter()
+                .all(|v| v.partial_cmp(&0.0) != Some(Ordering::Less)),
         };
         forest.check_two_class_rules()?;
         Ok(forest)
