@@ -56,28 +56,57 @@ fn probabilities_match_onnxruntime_on_every_fixture() {
         assert_eq!(model.features(), xs[1], "{name}: features");
         assert_eq!(model.classes(), ps[1], "{name}: classes");
         assert_eq!(model.output_name(), "probabilities", "{name}");
-        let got = model.probabilities(&x, xs[0]).unwrap();
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| (g - w).abs())
-            .fold(0f32, f32::max);
-        eprintln!(
-            "{name}: {} trees, max |distill - onnxruntime| = {worst:e}",
-            model.trees()
-        );
-        assert!(
-            got.iter().all(|v| v.is_finite()),
-            "{name}: non-finite output"
-        );
-        assert!(worst <= 1e-5, "{name}: differs from onnxruntime by {worst}");
+        let (n, f, c) = (xs[0], xs[1], ps[1]);
+        // The probe rows hold NaN, which sends every block through the tests as the file
+        // states them; the rows without NaN, scored apart, take the canonical lockstep path.
+        let clean: Vec<usize> = (0..n)
+            .filter(|&i| x[i * f..(i + 1) * f].iter().all(|v| !v.is_nan()))
+            .collect();
+        assert!(clean.len() >= 16 && clean.len() < n, "{name}: probe rows");
+        let pick = |v: &[f32], w: usize| -> Vec<f32> {
+            clean
+                .iter()
+                .flat_map(|&i| v[i * w..(i + 1) * w].to_vec())
+                .collect()
+        };
+        let runs = [
+            (model.probabilities(&x, n).unwrap(), want.clone()),
+            (
+                model.probabilities(&pick(&x, f), clean.len()).unwrap(),
+                pick(&want, c),
+            ),
+        ];
+        for (got, want) in runs {
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (g - w).abs())
+                .fold(0f32, f32::max);
+            eprintln!(
+                "{name}: {} trees, {} rows, max |distill - onnxruntime| = {worst:e}",
+                model.trees(),
+                got.len() / c
+            );
+            assert!(
+                got.iter().all(|v| v.is_finite()),
+                "{name}: non-finite output"
+            );
+            assert!(worst <= 1e-5, "{name}: differs from onnxruntime by {worst}");
+        }
     }
 }
 
-/// Rows of `name`'s probe set, repeated with small shifts to `n` rows.
+/// Rows of `name`'s probe set without NaN, repeated with small shifts to `n` rows.
 fn many_rows(name: &str, n: usize) -> (Vec<f32>, usize) {
     let (xs, x) = read_npy(&fixture(&format!("{name}.x.npy")));
-    let (m, f) = (xs[0], xs[1]);
+    let f = xs[1];
+    let x: Vec<f32> = x
+        .chunks_exact(f)
+        .filter(|r| r.iter().all(|v| !v.is_nan()))
+        .flatten()
+        .copied()
+        .collect();
+    let m = x.len() / f;
     let rows = (0..n)
         .flat_map(|i| {
             let r = &x[(i % m) * f..(i % m + 1) * f];

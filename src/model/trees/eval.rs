@@ -2,24 +2,53 @@
 //! finishing rules.
 //!
 //! The loop runs tree by tree over the whole block, so that one tree's nodes stay in cache
-//! while every row of the block walks it; each row's sums still add the trees in file order,
-//! so a row's result does not depend on the block it was in or on the thread that ran it.
+//! while every row of the block walks it, and [`LANES`] rows walk each tree in lockstep, so
+//! that their memory loads overlap. Each row's sums still add the trees in file order, so a
+//! row's result does not depend on the block it was in or on the thread that ran it.
 
-use super::forest::{Forest, LEAF, Post};
+use super::forest::{BRANCH, Forest, Post};
+
+/// Rows that walk a tree together.
+const LANES: usize = 8;
 
 impl Forest {
-    /// The leaf a row without NaN reaches from `root`, through the canonical tests.
+    /// One step from slot `i` for a row without NaN. Children sit in slots after their
+    /// parent's and a leaf names itself, so this moves forward or stays at a leaf. With no NaN
+    /// in the row, `x > t` is exactly "the canonical `x <= t` fails".
     #[inline]
-    fn leaf_fast(&self, root: u32, row: &[f32]) -> usize {
-        let mut s = self.slots[root as usize];
-        while s.feature != LEAF {
-            let x = row[s.feature as usize];
-            // Children sit in slots after their parent's, so this always moves forward. With
-            // no NaN in the rows, `x > t` is exactly "the canonical `x <= t` fails".
-            let next = s.child + u32::from(x > s.threshold);
-            s = self.slots[next as usize];
+    fn step(&self, i: u32, row: &[f32]) -> u32 {
+        let s = self.slots[i as usize];
+        s.child + u32::from(row[s.feature as usize] > s.threshold)
+    }
+
+    /// The leaves `LANES` rows without NaN reach from `root`, walking in lockstep until none
+    /// moves.
+    #[inline]
+    fn leaves_fast(&self, root: u32, rows: &[&[f32]; LANES]) -> [usize; LANES] {
+        let mut at = [root; LANES];
+        loop {
+            let mut moved = false;
+            for (i, row) in at.iter_mut().zip(rows) {
+                let next = self.step(*i, row);
+                moved |= next != *i;
+                *i = next;
+            }
+            if !moved {
+                return at.map(|i| self.leaf_of[i as usize] as usize);
+            }
         }
-        s.child as usize
+    }
+
+    /// The leaf a row without NaN reaches from `root`.
+    fn leaf_fast(&self, root: u32, row: &[f32]) -> usize {
+        let mut i = root;
+        loop {
+            let next = self.step(i, row);
+            if next == i {
+                return self.leaf_of[i as usize] as usize;
+            }
+            i = next;
+        }
     }
 
     /// The leaf any row reaches from `root`, through the tests as the file states them.
@@ -27,8 +56,8 @@ impl Forest {
         let mut i = root as usize;
         loop {
             let s = self.slots[i];
-            if s.feature == LEAF {
-                return s.child as usize;
+            if self.leaf_of[i] != BRANCH {
+                return self.leaf_of[i] as usize;
             }
             let t = self.tests[i];
             let x = row[s.feature as usize];
@@ -68,11 +97,28 @@ impl Forest {
     ) {
         let exact = !self.fast || rows.iter().any(|v| v.is_nan());
         let c = self.classes;
+        let lanes = if exact { 0 } else { rows.len() / width / LANES };
+        let (rows_l, rows_r) = rows.split_at(lanes * LANES * width);
+        let (sums_l, sums_r) = sums.split_at_mut(lanes * LANES * c);
+        let (second_l, second_r) = second.split_at_mut(lanes * LANES);
         for &root in &self.roots {
-            for ((row, s), sec) in rows
+            for ((x, s), sec) in rows_l
+                .chunks_exact(LANES * width)
+                .zip(sums_l.chunks_exact_mut(LANES * c))
+                .zip(second_l.chunks_exact_mut(LANES))
+            {
+                let group: [&[f32]; LANES] =
+                    std::array::from_fn(|k| &x[k * width..(k + 1) * width]);
+                let leaves = self.leaves_fast(root, &group);
+                for ((&leaf, s), sec) in leaves.iter().zip(s.chunks_exact_mut(c)).zip(sec) {
+                    self.add(leaf, s);
+                    *sec |= self.leaf_second[leaf];
+                }
+            }
+            for ((row, s), sec) in rows_r
                 .chunks_exact(width)
-                .zip(sums.chunks_exact_mut(c))
-                .zip(second.iter_mut())
+                .zip(sums_r.chunks_exact_mut(c))
+                .zip(second_r.iter_mut())
             {
                 let leaf = if exact {
                     self.leaf_exact(root, row)

@@ -1,8 +1,9 @@
 //! One `TreeEnsembleClassifier` node, checked and flattened for evaluation.
 //!
 //! The ONNX-ML attributes describe nodes by `(tree id, node id)` pairs in parallel arrays.
-//! They are laid out again here, tree by tree in breadth-first order, so that a branch's two
-//! children sit in adjacent slots and a step down the tree is one comparison and one add.
+//! They are laid out again here, each tree in one contiguous run, depth first, so that a
+//! branch's two children sit in adjacent slots, a step down the tree is one comparison and one
+//! add, and the first child's subtree follows its parent in memory.
 //! Every reference is checked while laying out: a child that does not exist, a node reached
 //! twice (a cycle or a shared subtree), a class id out of range and arrays of mismatched
 //! lengths are refused, so evaluation itself cannot fail or loop.
@@ -13,8 +14,8 @@ use std::collections::HashMap;
 use super::attrs::Attrs;
 use tract_onnx::pb;
 
-/// `Slot::feature` of a leaf.
-pub(super) const LEAF: u32 = u32::MAX;
+/// `Forest::leaf_of` of a branch.
+pub(super) const BRANCH: u32 = u32::MAX;
 
 /// A comparison of a branch node, `x MODE threshold`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +69,9 @@ pub(super) enum Post {
 
 /// A laid-out node. A branch goes to slot `child` when `x[feature] <= threshold` holds and to
 /// `child + 1` otherwise (the canonical form, valid for rows without NaN when
-/// [`Forest::fast`]); a leaf has `feature == LEAF` and its leaf index in `child`.
+/// [`Forest::fast`]). A leaf tests feature 0 against +inf and names itself as `child`, so a row
+/// without NaN that reached it stays there: several rows can walk a tree in lockstep without a
+/// test for the end of each one's path.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Slot {
     pub feature: u32,
@@ -94,6 +97,8 @@ pub(super) struct Forest {
     pub slots: Vec<Slot>,
     /// Parallel to `slots`; meaningful for branches only.
     pub tests: Vec<Test>,
+    /// Parallel to `slots`: a leaf's index, or `BRANCH`.
+    pub leaf_of: Vec<u32>,
     /// First slot of each tree, in the order the trees' ids first appear (onnxruntime's order
     /// of summation).
     pub roots: Vec<u32>,
@@ -223,6 +228,7 @@ fn canonical(mode: Mode, t: f32) -> Option<(f32, bool)> {
 struct Layout {
     slots: Vec<Slot>,
     tests: Vec<Test>,
+    leaf_of: Vec<u32>,
     roots: Vec<u32>,
     leaf_nodes: Vec<usize>,
     fast: bool,
@@ -230,7 +236,7 @@ struct Layout {
 }
 
 const PLACEHOLDER: Slot = Slot {
-    feature: LEAF,
+    feature: 0,
     threshold: 0.0,
     child: 0,
 };
@@ -247,26 +253,42 @@ fn layout(raw: &Raw, at: &Index, roots: &[usize]) -> Result<Layout, String> {
     let mut out = Layout {
         slots: Vec::with_capacity(n),
         tests: Vec::with_capacity(n),
+        leaf_of: Vec::with_capacity(n),
         roots: Vec::with_capacity(roots.len()),
         leaf_nodes: Vec::new(),
         fast: true,
         features: 0,
     };
-    // Breadth-first: (node index, its slot); the queue is the tail of `queue` from `next`.
-    let mut queue: Vec<(usize, usize)> = Vec::with_capacity(n);
     for &root in roots {
-        out.roots.push(out.slots.len() as u32);
         seen[root] = true;
-        queue.push((root, out.slots.len()));
-        out.slots.push(PLACEHOLDER);
-        out.tests.push(NO_TEST);
+        lay_tree(raw, at, root, &mut seen, &mut out)?;
     }
-    let mut next = 0;
-    while let Some(&(node, slot)) = queue.get(next) {
-        next += 1;
+    Ok(out)
+}
+
+/// Lays out the tree under `root` (already marked seen) after the slots so far.
+fn lay_tree(
+    raw: &Raw,
+    at: &Index,
+    root: usize,
+    seen: &mut [bool],
+    out: &mut Layout,
+) -> Result<(), String> {
+    let slot_id = |s: usize| u32::try_from(s).map_err(|_| "too many nodes".to_string());
+    out.roots.push(slot_id(out.slots.len())?);
+    // Pending (node index, its slot), the first child on top.
+    let mut stack = vec![(root, out.slots.len())];
+    out.slots.push(PLACEHOLDER);
+    out.tests.push(NO_TEST);
+    out.leaf_of.push(BRANCH);
+    while let Some((node, slot)) = stack.pop() {
         let Some(mode) = raw.mode[node] else {
-            out.slots[slot].child =
-                u32::try_from(out.leaf_nodes.len()).map_err(|_| "too many leaves")?;
+            out.slots[slot] = Slot {
+                feature: 0,
+                threshold: f32::INFINITY,
+                child: slot_id(slot)?,
+            };
+            out.leaf_of[slot] = slot_id(out.leaf_nodes.len())?;
             out.leaf_nodes.push(node);
             continue;
         };
@@ -287,7 +309,7 @@ fn layout(raw: &Raw, at: &Index, roots: &[usize]) -> Result<Layout, String> {
         }
         let feature = u32::try_from(raw.feature[node])
             .ok()
-            .filter(|&f| f != LEAF)
+            .filter(|&f| f != u32::MAX)
             .ok_or_else(|| {
                 format!(
                     "node {id} of tree {tree} reads feature {}",
@@ -300,14 +322,14 @@ fn layout(raw: &Raw, at: &Index, roots: &[usize]) -> Result<Layout, String> {
         out.fast &= canonical(mode, t).is_some();
         let first = out.slots.len();
         let (a, b) = if true_first { (yes, no) } else { (no, yes) };
-        queue.extend([(a, first), (b, first + 1)]);
+        stack.extend([(b, first + 1), (a, first)]);
         out.slots.extend([PLACEHOLDER, PLACEHOLDER]);
         out.tests.extend([NO_TEST, NO_TEST]);
-        let child = u32::try_from(first).map_err(|_| "too many nodes")?;
+        out.leaf_of.extend([BRANCH, BRANCH]);
         out.slots[slot] = Slot {
             feature,
             threshold,
-            child,
+            child: slot_id(first)?,
         };
         out.tests[slot] = Test {
             mode,
@@ -316,7 +338,7 @@ fn layout(raw: &Raw, at: &Index, roots: &[usize]) -> Result<Layout, String> {
             nan_true: raw.nan_true.get(node).is_some_and(|&v| v == 1),
         };
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Leaf weights grouped by leaf, in file order within each leaf. Weights on branches or on
@@ -420,6 +442,7 @@ impl Forest {
                 .collect(),
             slots: lay.slots,
             tests: lay.tests,
+            leaf_of: lay.leaf_of,
             roots: lay.roots,
             fast: lay.fast,
             leaf_start: w.start,
