@@ -2,11 +2,12 @@
 """Teacher speed for tree ensembles: distill's native evaluator against onnxruntime on the same
 ONNX file and rows.
 
-    python bench/trees.py [--out DIR] [--trees 300] [--rows 100000] [--threads 2]
+    python bench/trees.py [--kind rf|lgbm] [--out DIR] [--trees 300] [--rows 100000] [--threads 2]
 
-Trains a random forest (300 trees by default, fully grown) on a synthetic 20,000 x 16 table
-with 26 classes (the shape of the UCI letter-recognition table), exports it with skl2onnx
-(zipmap=False) into DIR (default: a fresh temporary directory; the file is large and is never
+Trains a random forest (`rf`: 300 trees by default, fully grown; skl2onnx) or LightGBM
+(`lgbm`: 300 boosting rounds of 31 leaves, one tree per class and round; onnxmltools) on a
+synthetic 20,000 x 16 table with 26 classes (the shape of the UCI letter-recognition table),
+exports it with zipmap=False into DIR (default: a fresh temporary directory; the file is large and is never
 committed), scores the same float32 rows with onnxruntime (the given intra-op threads, batches
 of 1,024) and with `cargo run --release --example trees_bench` (rayon with the same thread
 count), and prints both times, their ratio distill/onnxruntime and the largest difference
@@ -35,16 +36,27 @@ def table(rows, seed):
     return x.astype(np.float32), y
 
 
-def build_model(out, trees, seed, threads, x, y):
-    from skl2onnx import to_onnx
-    from sklearn.ensemble import RandomForestClassifier
-
+def build_model(path, kind, trees, seed, threads, x, y):
     x, y = x[:20_000], y[:20_000]
     t = time.perf_counter()
-    rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=seed).fit(x, y)
-    print(f"trained {trees} trees in {time.perf_counter() - t:.1f} s")
-    onx = to_onnx(rf, x[:1], options={"zipmap": False})
-    path = os.path.join(out, f"rf{trees}.onnx")
+    if kind == "rf":
+        from skl2onnx import to_onnx
+        from sklearn.ensemble import RandomForestClassifier
+
+        rf = RandomForestClassifier(n_estimators=trees, n_jobs=threads, random_state=seed).fit(x, y)
+        onx = to_onnx(rf, x[:1], options={"zipmap": False})
+    else:
+        import lightgbm
+        from onnxmltools import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        gbm = lightgbm.LGBMClassifier(
+            n_estimators=trees, num_leaves=31, n_jobs=threads, random_state=seed, verbose=-1
+        ).fit(x, y)
+        onx = convert_lightgbm(
+            gbm, initial_types=[("input", FloatTensorType([None, x.shape[1]]))], zipmap=False, target_opset=15
+        )
+    print(f"trained {kind} with {trees} rounds in {time.perf_counter() - t:.1f} s")
     with open(path, "wb") as f:
         f.write(onx.SerializeToString())
     print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB")
@@ -78,6 +90,7 @@ def time_distill(path, x_path, probs_path, threads, repeats):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kind", choices=["rf", "lgbm"], default="rf")
     ap.add_argument("--out", help="directory for the ONNX file and rows (default: a new temporary one)")
     ap.add_argument("--trees", type=int, default=300)
     ap.add_argument("--rows", type=int, default=100_000)
@@ -88,10 +101,10 @@ def main():
     a = ap.parse_args()
     out = a.out or tempfile.mkdtemp(prefix="distill-trees-")
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, f"rf{a.trees}.onnx")
+    path = os.path.join(out, f"{a.kind}{a.trees}.onnx")
     data, labels = table(a.rows, a.seed)
     if not os.path.exists(path):
-        path = build_model(out, a.trees, a.seed, a.threads, data, labels)
+        build_model(path, a.kind, a.trees, a.seed, a.threads, data, labels)
     x = data[20_000:]
     x_path = os.path.join(out, "rows.npy")
     np.save(x_path, x)
