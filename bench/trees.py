@@ -110,7 +110,7 @@ def main():
     np.save(x_path, x)
     ort_s, ort_p = time_onnxruntime(path, x, a.threads, a.batch, a.repeats)
     print(f"onnxruntime: {a.rows} rows in {ort_s:.3f} s ({a.threads} intra-op threads, batches of {a.batch})")
-    probs_path = os.path.join(out, "distill_probs.npy")
+    probs_path = os.path.join(out, f"{a.kind}{a.trees}_distill.npy")
     d = time_distill(path, x_path, probs_path, a.threads, a.repeats)
     print(f"distill:     {d['rows']} rows in {d['score_s']:.3f} s ({d['threads']} threads; load {d['load_s']:.1f} s)")
     diff = float(np.abs(np.load(probs_path) - ort_p).max())
