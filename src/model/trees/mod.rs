@@ -117,7 +117,12 @@ impl TreeEnsemble {
                 rows.len()
             )));
         }
-        let mut out = vec![0f32; n * c];
+        let len = n.checked_mul(c).ok_or_else(|| {
+            Error::Mismatch(format!(
+                "{n} rows of {c} probabilities do not fit in memory"
+            ))
+        })?;
+        let mut out = vec![0f32; len];
         if n == 0 {
             return Ok(out);
         }
