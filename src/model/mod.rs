@@ -2,7 +2,8 @@
 //!
 //! Owns: model specs (`mlp:1200,1200`), the [`Architecture`] seam that every trainable network
 //! implements, the checkpoint format, ONNX in (foreign teachers run with tract) and out
-//! (students for onnxruntime), and [`Predictor`], the inference interface that every
+//! (students for onnxruntime), tree-ensemble teachers evaluated natively ([`TreeEnsemble`]),
+//! and [`Predictor`], the inference interface that every
 //! classifier (a network, an ONNX model, an ensemble) offers the stages above.
 //! May use: `data` (image shapes) and the foundation modules.
 
@@ -18,6 +19,7 @@ mod onnx;
 mod onnx_export;
 mod plain;
 mod spec;
+mod trees;
 mod wide;
 
 use burn::tensor::Tensor;
@@ -39,6 +41,7 @@ pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
 pub use onnx_export::{ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch};
 pub use plain::PlainMlp;
 pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
+pub use trees::TreeEnsemble;
 pub(crate) use wide::wide;
 
 /// What every classifier offers the rest of the library: logits for a batch of images and a

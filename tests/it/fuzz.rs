@@ -8,7 +8,8 @@
 //!     DISTILL_FUZZ_SECONDS=600 cargo test --release --test it fuzz:: -- --test-threads 1
 //!
 //! Readers: IDX (raw and gzip), checkpoints, the soft-target cache, `config.toml`, the
-//! ensemble manifest, `report.json`, `.npz` datasets and image-folder images.
+//! ensemble manifest, `report.json`, `.npz` datasets, image-folder images and tree-ensemble
+//! ONNX teachers (structured mutations of their tree arrays are in `trees.rs`).
 //!
 //! `DISTILL_FUZZ_SEED` changes the seed. A crash found becomes a regression test below.
 
@@ -21,7 +22,9 @@ use distill::data::idx::{parse_idx, read_idx};
 use distill::distill::{CacheKey, cached_soft_targets};
 use distill::experiment::ReproduceConfig;
 use distill::experiment::summary::summarize;
-use distill::model::{Classifier, Dropout, ModelConfig, Network, OnnxModel, OnnxOptions};
+use distill::model::{
+    Classifier, Dropout, ModelConfig, Network, OnnxModel, OnnxOptions, TreeEnsemble,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -297,6 +300,29 @@ fn onnx_reader() {
     fuzz("onnx", &seeds, 2_000, |b| {
         std::fs::write(&path, b).unwrap();
         let _ = OnnxModel::load(&path, shape, OnnxOptions::default());
+    });
+}
+
+#[test]
+fn tree_ensemble_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees");
+    let seeds: Vec<Vec<u8>> = [
+        "rf_iris",
+        "gb_binary_cancer",
+        "lgbm_synth",
+        "scaler_rf_wine",
+    ]
+    .iter()
+    .map(|n| std::fs::read(fixtures.join(format!("{n}.onnx"))).unwrap())
+    .collect();
+    fuzz("trees", &seeds, 2_000, |b| {
+        std::fs::write(&path, b).unwrap();
+        if let Ok(m) = TreeEnsemble::load(&path) {
+            let rows = vec![0.25f32; 2 * m.features()];
+            assert_eq!(m.probabilities(&rows, 2).unwrap().len(), 2 * m.classes());
+        }
     });
 }
 

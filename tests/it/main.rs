@@ -20,4 +20,5 @@ mod resume;
 mod scripts;
 mod shards;
 mod slurm;
+mod trees;
 mod trust;
