@@ -34,8 +34,8 @@ Figures (one repeat = what is described):
   teacher_throughput_b1024  examples/s of eval/no_grad forwards at batch 1024
   student_throughput_b1024  (--throughput-iters forwards per repeat)
 
-Denormals are flushed (torch.set_flush_denormal(True)), as `distill` does;
---no-flush-denormal turns that off.
+Denormals are kept, as `distill` keeps them by default; --flush-denormal flushes them
+(torch.set_flush_denormal(True)), as `DISTILL_DENORMALS=flush distill ...` does.
 """
 
 import argparse
@@ -97,8 +97,8 @@ def parse_args(argv=None):
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where the tensors live (default cpu); cuda synchronizes before "
                         "every clock reading")
-    p.add_argument("--no-flush-denormal", action="store_true",
-                   help="keep denormals (PyTorch's own default)")
+    p.add_argument("--flush-denormal", action="store_true",
+                   help="flush denormals to zero (default: keep them, as distill does)")
     a = p.parse_args(argv)
     for name in ("threads", "reps", "epoch_examples", "steps", "latency_calls",
                  "throughput_iters"):
@@ -140,7 +140,7 @@ def main(argv=None):
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
-    if not args.no_flush_denormal:
+    if args.flush_denormal:
         torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     if args.device == "cuda" and not torch.cuda.is_available():
