@@ -31,9 +31,9 @@ pub struct ReproduceCmd {
     /// (default: auto for omit-3 and only-7-8).
     #[arg(long, value_name = "auto|none|VALUE", allow_negative_numbers = true)]
     pub bias_adjust: Option<String>,
-    /// smoke: 4,000 training images, about 10 s on 2 cores (for tests); quick: full MNIST, about 3 to 5 minutes on 2 cores;
-    /// paper: all 60,000 training images, long schedules (teacher 96 epochs, students 80 on
-    /// Adam), about 40 minutes on 2 cores.
+    /// smoke: 4,000 training images, a few epochs (for tests); quick: full MNIST, short
+    /// schedules; paper: all 60,000 training images, long schedules (teacher 96 epochs,
+    /// students 80 on Adam). The README gives their times.
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
     pub preset: Preset,
     /// Output directory (report.md, report.json, config.toml, teacher/, student/, distilled/).

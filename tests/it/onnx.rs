@@ -181,7 +181,7 @@ fn an_exported_cnn_with_batch_norm_gives_evals_numbers_in_tract() {
 #[test]
 #[cfg_attr(
     no_onnxruntime,
-    ignore = "onnxruntime was not importable when this was built"
+    ignore = "onnxruntime is not importable by the tests' Python (see README); install it and rebuild"
 )]
 fn an_exported_mlp_gives_evals_numbers_in_onnxruntime() {
     matches_in_onnxruntime(exported_mlp());
@@ -190,20 +190,26 @@ fn an_exported_mlp_gives_evals_numbers_in_onnxruntime() {
 #[test]
 #[cfg_attr(
     no_onnxruntime,
-    ignore = "onnxruntime was not importable when this was built"
+    ignore = "onnxruntime is not importable by the tests' Python (see README); install it and rebuild"
 )]
 fn an_exported_cnn_with_batch_norm_gives_evals_numbers_in_onnxruntime() {
     matches_in_onnxruntime(exported_cnn());
 }
 
 #[test]
-#[cfg_attr(no_torch, ignore = "PyTorch was not importable when this was built")]
+#[cfg_attr(
+    no_torch,
+    ignore = "PyTorch is not importable by the tests' Python (see README); install it and rebuild"
+)]
 fn an_exported_mlp_state_dict_gives_the_same_logits_in_pytorch() {
     matches_in_pytorch(exported_mlp());
 }
 
 #[test]
-#[cfg_attr(no_torch, ignore = "PyTorch was not importable when this was built")]
+#[cfg_attr(
+    no_torch,
+    ignore = "PyTorch is not importable by the tests' Python (see README); install it and rebuild"
+)]
 fn an_exported_cnn_state_dict_gives_the_same_logits_in_pytorch() {
     matches_in_pytorch(exported_cnn());
 }
