@@ -498,7 +498,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         charted.push((name, &c.network, &c.history));
     }
     charted.push(("distilled", &distilled.network, &distilled.history));
-    let charts = write_charts(
+    let (charts, changed) = write_charts(
         out,
         &run.splits,
         &device,
@@ -544,7 +544,10 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         bias_adjust: bias_report,
         findings,
         teacher_better_than_student,
-    };
+        headline: None,
+        changed,
+    }
+    .with_headline();
     report.write(out)?;
     Ok(report)
 }

@@ -15,5 +15,6 @@ mod learning;
 mod losses;
 mod onnx;
 mod recipes;
+mod report_page;
 mod resume;
 mod trust;

@@ -3,13 +3,18 @@
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{DrawResult, PALETTE, WIDTH, draw_legend, err, render};
 use crate::error::Result;
 use crate::train::EpochMetrics;
 
-/// Writes learning curves: training loss and validation error per epoch for each named run.
+/// Writes learning curves: training loss per epoch for each named run on a log axis (a
+/// distilled student's loss, scaled by T², is tens of times a hard-label loss and would flatten
+/// the others on a linear one), and validation error beside it when any run had a validation
+/// split. Without one there is no second panel, not an empty frame.
 pub fn learning_curves(path: &Path, runs: &[(&str, &[EpochMetrics])]) -> Result<()> {
     render(
         path,
@@ -19,10 +24,30 @@ pub fn learning_curves(path: &Path, runs: &[(&str, &[EpochMetrics])]) -> Result<
     )
 }
 
+/// Whether any epoch of any run was scored on a validation split.
+pub fn validated(runs: &[(&str, &[EpochMetrics])]) -> bool {
+    runs.iter()
+        .any(|(_, h)| h.iter().any(|m| m.validation().is_some()))
+}
+
 /// Validation error in percent, for epochs that had a validation split.
 fn validation_percent(m: &EpochMetrics) -> Option<f64> {
     m.validation()
         .map(|e| 100.0 * e as f64 / m.validation_examples as f64)
+}
+
+/// Each run's `(epoch, value)` points, dropping epochs without a value.
+fn points(
+    runs: &[(&str, &[EpochMetrics])],
+    pick: fn(&EpochMetrics) -> Option<f64>,
+) -> Vec<Vec<(f64, f64)>> {
+    runs.iter()
+        .map(|(_, h)| {
+            h.iter()
+                .filter_map(|m| pick(m).map(|y| (m.epoch as f64, y)))
+                .collect()
+        })
+        .collect()
 }
 
 fn draw_curves<DB: DrawingBackend>(
@@ -33,69 +58,86 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(err)?;
-    let (left, right) = root.split_horizontally(WIDTH / 2);
     let epochs = runs
         .iter()
         .flat_map(|(_, h)| h.iter().map(|m| m.epoch))
         .max()
         .unwrap_or(1) as f64;
-    let max_loss = runs
+    let x = 1f64..epochs.max(2.0);
+    let names: Vec<&str> = runs.iter().map(|(n, _)| *n).collect();
+    let losses = points(runs, |m| (m.train_loss > 0.0).then_some(m.train_loss));
+    let (lo, hi) = losses
         .iter()
-        .flat_map(|(_, h)| h.iter().map(|m| m.train_loss))
-        .fold(1e-3, f64::max);
-    let max_err = runs
-        .iter()
-        .flat_map(|(_, h)| h.iter().filter_map(validation_percent))
-        .fold(0.1, f64::max);
-    let validated = runs
-        .iter()
-        .any(|(_, h)| h.iter().any(|m| m.validation().is_some()));
-    let right_title = if validated {
-        "validation error"
-    } else {
-        "validation error (no validation split)"
-    };
-    for (area, title, ymax, ylabel, pick) in [
-        (&left, "training loss", max_loss * 1.05, "loss", 0),
-        (&right, right_title, max_err * 1.05, "error %", 1),
-    ] {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 20))
+        .flatten()
+        .fold((f64::MAX, 1e-6f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let loss_area = if validated(runs) {
+        let (left, right) = root.split_horizontally(WIDTH / 2);
+        let errors = points(runs, validation_percent);
+        let top = errors.iter().flatten().fold(0.1f64, |a, p| a.max(p.1));
+        let chart = ChartBuilder::on(&right)
+            .caption("validation error", ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(55)
-            .build_cartesian_2d(1f64..epochs.max(2.0), 0f64..ymax)
+            .build_cartesian_2d(x.clone(), 0f64..top * 1.05)
             .map_err(err)?;
+        draw_lines(chart, "error %", &names, &errors)?;
+        left
+    } else {
+        root.clone()
+    };
+    let chart = ChartBuilder::on(&loss_area)
+        .caption("training loss (log scale)", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(65)
+        .build_cartesian_2d(x, (lo.min(hi) / 1.3..hi * 1.3).log_scale())
+        .map_err(err)?;
+    draw_lines(chart, "loss", &names, &losses)
+}
+
+/// Draws one line per run onto `chart`, with the axes and a legend.
+fn draw_lines<'a, DB, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    y_desc: &str,
+    names: &[&str],
+    lines: &[Vec<(f64, f64)>],
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    // Epochs are whole numbers, and a log axis's fine mesh is noise at this size.
+    let epochs = chart.x_range().end.round() as usize;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .x_labels(epochs.min(12))
+        .x_label_formatter(&|x| match (x - x.round()).abs() < 1e-6 {
+            true => format!("{x:.0}"),
+            false => String::new(),
+        })
+        .y_labels(8)
+        .y_label_formatter(&|v| {
+            let s = format!("{v:.3}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        })
+        .light_line_style(TRANSPARENT)
+        .draw()
+        .map_err(err)?;
+    for (i, (name, pts)) in names.iter().zip(lines).enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
         chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(ylabel)
-            .draw()
-            .map_err(err)?;
-        for (i, (name, h)) in runs.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = h
-                .iter()
-                .filter_map(|m| {
-                    let y = if pick == 0 {
-                        Some(m.train_loss)
-                    } else {
-                        validation_percent(m)
-                    };
-                    y.map(|y| (m.epoch as f64, y))
-                })
-                .collect();
-            chart
-                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-                .map_err(err)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 15, y)], colour.stroke_width(2))
-                });
-        }
-        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
+            .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
+            .map_err(err)?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 15, y)], colour.stroke_width(2))
+            });
     }
-    Ok(())
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// One line of a sweep chart: a label and `(temperature, error %)` points.
