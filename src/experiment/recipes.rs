@@ -498,6 +498,10 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         charted.push((name, &c.network, &c.history));
     }
     charted.push(("distilled", &distilled.network, &distilled.history));
+    // The bias shift adds no training, so the adjusted student has no curve of its own.
+    if bias_report.is_some() {
+        charted.push(("distilled_adjusted", &adjusted, &[]));
+    }
     let (charts, changed) = write_charts(
         out,
         &run.splits,

@@ -67,7 +67,11 @@ pub fn write_charts(
         names: Vec::new(),
         values: BTreeMap::new(),
     };
-    let histories: Vec<(&str, &[EpochMetrics])> = models.iter().map(|(n, _, h)| (*n, *h)).collect();
+    let histories: Vec<(&str, &[EpochMetrics])> = models
+        .iter()
+        .filter(|(_, _, h)| !h.is_empty())
+        .map(|(n, _, h)| (*n, *h))
+        .collect();
     let points = histories.iter().map(|(_, h)| h.len()).sum();
     files.both("learning_curves", points, &|p| {
         plot::learning_curves(p, &histories)

@@ -285,3 +285,65 @@ impl Headline {
         text + main
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headline(teacher: usize, student: usize, distilled: usize) -> Headline {
+        Headline {
+            teacher_errors: teacher,
+            student_errors: student,
+            distilled_errors: distilled,
+            params_ratio: 0.533,
+            speedup_batch1: Some(1.31),
+            agreement_with_teacher: Some(0.995),
+            distillation_helped: distilled < student,
+            teacher_better_than_student: teacher < student,
+            ..Headline::default()
+        }
+    }
+
+    #[test]
+    fn the_headline_states_the_result_and_says_so_when_it_goes_against_distillation() {
+        let h = headline(71, 141, 85).main_sentence("teacher");
+        assert_eq!(
+            h,
+            "The distilled student makes 85 test errors against 141 for the same network \
+             trained alone (\u{2212}40%); it has 53% of the teacher's parameters, runs 1.3\u{d7} \
+             faster at batch 1, and agrees with the teacher on 99.5% of test images."
+        );
+        let worse = headline(71, 141, 150).main_sentence("teacher");
+        assert!(
+            worse.starts_with("Distillation did not help: the distilled student makes 150"),
+            "{worse}"
+        );
+        assert!(worse.contains("(+6%)"), "{worse}");
+        let weak = headline(150, 141, 130).main_sentence("ensemble");
+        assert!(
+            weak.starts_with("The ensemble makes 150 test errors, no fewer than the student"),
+            "{weak}"
+        );
+        assert!(weak.contains("of the ensemble's parameters"), "{weak}");
+        let slow = Headline {
+            speedup_batch1: Some(0.5),
+            agreement_with_teacher: None,
+            ..headline(71, 141, 85)
+        };
+        assert!(
+            slow.main_sentence("teacher").ends_with(
+                "it has 53% of the teacher's parameters, and runs 2.0\u{d7} slower at batch 1."
+            ),
+            "{}",
+            slow.main_sentence("teacher")
+        );
+    }
+
+    #[test]
+    fn percentages_keep_a_decimal_where_it_matters() {
+        assert_eq!(percent(0.4), "40%");
+        assert_eq!(percent(0.995), "99.5%");
+        assert_eq!(percent(0.05), "5.0%");
+        assert_eq!(signed_change(141.0, 85.0), "\u{2212}40%");
+    }
+}

@@ -28,13 +28,18 @@ impl Report {
             self.dataset.image[1],
             self.dataset.classes
         );
-        if let (Some(c), Some(t)) = (&self.changed, self.changed_table()) {
+        if let (Some(c), Some((header, rows))) = (&self.changed, self.changed_grid()) {
             let _ = write!(
                 s,
-                "\n## What distillation changed\n\n{}\n\n{}\n",
+                "\n## What distillation changed\n\n{}\n\n| {} |\n| --- |{}\n",
                 c.sentence(),
-                t.markdown()
+                header.join(" | "),
+                " ---: |".repeat(header.len() - 1)
             );
+            for r in rows {
+                let _ = writeln!(s, "| {} |", r.join(" | "));
+            }
+            s += "\n";
             for stem in ["changed", "changed_gallery", "errors_moved"] {
                 s += &self.png(stem);
             }

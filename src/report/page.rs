@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Report, Table, html_escape, html_page};
+use super::{Report, html_escape, html_page};
 
 /// Every chart of a report in reading order: section, file stem, caption.
 const SECTIONS: [(&str, &[(&str, &str)]); 4] = [
@@ -73,31 +73,30 @@ impl Report {
         }
     }
 
-    /// The "what distillation changed" counts per class, with totals.
-    pub(super) fn changed_table(&self) -> Option<Table> {
+    /// The "what distillation changed" counts: a header of classes then `all`, and the rows
+    /// fixed, broken and their difference. Classes run across so that the table stays short.
+    pub(super) fn changed_grid(&self) -> Option<(Vec<String>, Vec<Vec<String>>)> {
         let c = self.changed.as_ref()?;
-        let mut rows: Vec<Vec<String>> = (0..c.fixed.len())
-            .map(|k| {
-                let net = c.fixed[k] as i64 - c.broken[k] as i64;
-                vec![
-                    k.to_string(),
-                    c.fixed[k].to_string(),
-                    c.broken[k].to_string(),
-                    net.to_string(),
-                ]
-            })
-            .collect();
-        let (f, b) = (c.total_fixed(), c.total_broken());
-        rows.push(vec![
-            "all".into(),
-            f.to_string(),
-            b.to_string(),
-            (f as i64 - b as i64).to_string(),
-        ]);
-        Some(Table {
-            header: vec!["true class", "fixed", "broken", "fixed \u{2212} broken"],
-            rows,
-        })
+        let mut header = vec!["true class".to_string()];
+        header.extend((0..c.fixed.len()).map(|k| k.to_string()));
+        header.push("all".into());
+        let row = |name: &str, v: &dyn Fn(usize) -> i64, all: i64| {
+            let mut r = vec![name.to_string()];
+            r.extend((0..c.fixed.len()).map(|k| v(k).to_string()));
+            r.push(all.to_string());
+            r
+        };
+        let (f, b) = (c.total_fixed() as i64, c.total_broken() as i64);
+        let rows = vec![
+            row("fixed", &|k| c.fixed[k] as i64, f),
+            row("broken", &|k| c.broken[k] as i64, b),
+            row(
+                "fixed \u{2212} broken",
+                &|k| c.fixed[k] as i64 - c.broken[k] as i64,
+                f - b,
+            ),
+        ];
+        Some((header, rows))
     }
 
     /// A sentence in place of a chart that was not drawn, for the charts that can be missing.
@@ -170,13 +169,23 @@ impl Report {
     }
 
     fn changed_html(&self) -> String {
-        match (&self.changed, self.changed_table()) {
-            (Some(c), Some(t)) => format!(
-                "<p>{}</p>\n{}",
-                html_escape(&c.sentence()),
-                t.html()
-                    .replacen("<table>", "<table id=\"changed-counts\">", 1)
-            ),
+        match (&self.changed, self.changed_grid()) {
+            (Some(c), Some((header, rows))) => {
+                let cells = |tag: &str, r: &[String]| -> String {
+                    r.iter()
+                        .map(|v| format!("<{tag}>{}</{tag}>", html_escape(v)))
+                        .collect()
+                };
+                let body: String = rows
+                    .iter()
+                    .map(|r| format!("<tr>{}</tr>\n", cells("td", r)))
+                    .collect();
+                format!(
+                    "<p>{}</p>\n<table id=\"changed-counts\"><tr>{}</tr>\n{body}</table>\n",
+                    html_escape(&c.sentence()),
+                    cells("th", &header)
+                )
+            }
             _ => "<p>This run has no student alone and distilled student to compare.</p>\n".into(),
         }
     }

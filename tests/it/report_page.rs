@@ -89,7 +89,7 @@ fn svg_texts(svg: &str) -> Vec<String> {
         .skip(1)
         .filter_map(|t| {
             let body = &t[t.find('>')? + 1..];
-            Some(unescape(&body[..body.find("</text>")?]))
+            Some(unescape(body[..body.find("</text>")?].trim()))
         })
         .collect()
 }
@@ -109,16 +109,17 @@ fn exponent_or_fraction(t: &str) -> bool {
     })
 }
 
-/// The cells of the row of `<table id="changed-counts">` whose first cell is `first`.
-fn changed_row(dom: &str, first: &str) -> Vec<i64> {
+/// The numbers of the row named `name` of `<table id="changed-counts">`: one per class, then
+/// the total.
+fn changed_row(dom: &str, name: &str) -> Vec<i64> {
     let table = &dom[dom
         .find("id=\"changed-counts\"")
         .expect("the changed-counts table")..];
     let table = &table[..table.find("</table>").unwrap()];
     let row = table
         .split("<tr>")
-        .find(|r| r.starts_with(&format!("<td>{first}</td>")))
-        .unwrap_or_else(|| panic!("no row {first} in {table}"));
+        .find(|r| r.starts_with(&format!("<td>{name}</td>")))
+        .unwrap_or_else(|| panic!("no row {name} in {table}"));
     row.split("<td>")
         .skip(2)
         .map(|c| {
@@ -183,21 +184,26 @@ fn check_page(dir: &Path, shot: &Path) {
         }
     }
 
-    let all = changed_row(&dom, "all");
-    assert_eq!(all[0] - all[1], all[2], "{all:?}");
-    assert_eq!(
-        all[2],
-        student - distilled,
-        "fixed − broken ≠ alone − distilled errors"
-    );
     let classes = r["dataset"]["classes"].as_u64().unwrap() as usize;
-    let (mut fixed, mut broken) = (0, 0);
-    for c in 0..classes {
-        let row = changed_row(&dom, &c.to_string());
-        fixed += row[0];
-        broken += row[1];
+    let fixed = changed_row(&dom, "fixed");
+    let broken = changed_row(&dom, "broken");
+    let net = changed_row(&dom, "fixed \u{2212} broken");
+    assert_eq!(fixed.len(), classes + 1, "{fixed:?}");
+    for (row, what) in [(&fixed, "fixed"), (&broken, "broken")] {
+        let per_class: i64 = row[..classes].iter().sum();
+        assert_eq!(
+            per_class, row[classes],
+            "{what}: the classes add up to the total"
+        );
     }
-    assert_eq!((fixed, broken), (all[0], all[1]));
+    for k in 0..=classes {
+        assert_eq!(fixed[k] - broken[k], net[k], "column {k}");
+    }
+    assert_eq!(
+        net[classes],
+        student - distilled,
+        "fixed − broken ≠ the student alone's errors − the distilled student's"
+    );
 
     chromium(
         &page,

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -65,11 +64,14 @@ where
         .unwrap_or(1) as f64;
     let x = 1f64..epochs.max(2.0);
     let names: Vec<&str> = runs.iter().map(|(n, _)| *n).collect();
-    let losses = points(runs, |m| (m.train_loss > 0.0).then_some(m.train_loss));
+    // Losses are drawn as their base-10 logarithm on a linear axis labelled with the losses
+    // themselves: plotters' own log axis labels one value or none over less than a decade.
+    let losses = points(runs, |m| (m.train_loss > 0.0).then(|| m.train_loss.log10()));
     let (lo, hi) = losses
         .iter()
         .flatten()
-        .fold((f64::MAX, 1e-6f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (lo, hi) = if lo <= hi { (lo, hi) } else { (-1.0, 1.0) };
     let loss_area = if validated(runs) {
         let (left, right) = root.split_horizontally(WIDTH / 2);
         let errors = points(runs, validation_percent);
@@ -91,14 +93,14 @@ where
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(65)
-        .build_cartesian_2d(x, (lo.min(hi) / 1.3..hi * 1.3).log_scale())
+        .build_cartesian_2d(x, lo - 0.1..hi + 0.1)
         .map_err(err)?;
-    draw_lines(chart, "loss", &names, &losses)
+    draw_lines(chart, "loss (log scale)", &names, &losses)
 }
 
 /// Draws one line per run onto `chart`, with the axes and a legend.
-fn draw_lines<'a, DB, Y>(
-    mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+fn draw_lines<'a, DB>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     y_desc: &str,
     names: &[&str],
     lines: &[Vec<(f64, f64)>],
@@ -106,27 +108,31 @@ fn draw_lines<'a, DB, Y>(
 where
     DB: DrawingBackend + 'a,
     DB::ErrorType: 'static,
-    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    // Epochs are whole numbers, and a log axis's fine mesh is noise at this size.
+    // Epochs are whole numbers, and the fine mesh is noise at this size.
     let epochs = chart.x_range().end.round() as usize;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
+    let log = y_desc.contains("log");
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc("epoch")
         .y_desc(y_desc)
         .x_labels(epochs.min(12))
         .x_label_formatter(&|x| match (x - x.round()).abs() < 1e-6 {
             true => format!("{x:.0}"),
             false => String::new(),
         })
-        .y_labels(8)
-        .y_label_formatter(&|v| {
-            let s = format!("{v:.3}");
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        })
-        .light_line_style(TRANSPARENT)
-        .draw()
-        .map_err(err)?;
+        .light_line_style(TRANSPARENT);
+    if log {
+        mesh.y_label_formatter(&|v| {
+            let x = 10f64.powf(*v);
+            let decimals = (1.0 - x.log10().floor()).max(0.0) as usize;
+            let s = format!("{x:.decimals$}");
+            match s.contains('.') {
+                true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+                false => s,
+            }
+        });
+    }
+    mesh.draw().map_err(err)?;
     for (i, (name, pts)) in names.iter().zip(lines).enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         chart

@@ -231,7 +231,7 @@ mod tests {
             .skip(1)
             .filter_map(|t| {
                 let body = &t[t.find('>')? + 1..];
-                Some(body[..body.find("</text>")?].to_string())
+                Some(body[..body.find("</text>")?].trim().to_string())
             })
             .collect()
     }
