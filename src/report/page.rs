@@ -154,10 +154,8 @@ impl Report {
             for (stem, caption) in charts {
                 h += &self.figure_html(dir, stem, caption);
             }
-            if title == "Training" {
-                if let Some(s) = self.validation_sentence() {
-                    h += &format!("<p>{}</p>\n", esc(&s));
-                }
+            if let (true, Some(s)) = (title == "Training", self.validation_sentence()) {
+                h += &format!("<p>{}</p>\n", esc(&s));
             }
             if title == "Dark knowledge" {
                 h += &self.dark_knowledge_html();
@@ -273,7 +271,7 @@ impl Report {
                 .iter()
                 .map(|i| format!("<li>{}</li>", esc(i)))
                 .collect();
-            let _ = write!(h, "<ul>{li}</ul>\n");
+            let _ = writeln!(h, "<ul>{li}</ul>");
         }
         h
     }

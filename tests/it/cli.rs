@@ -185,23 +185,7 @@ fn summarize_two_seeds(first: &Path, first_report: &serde_json::Value) {
         let classes = s["models"][m]["class_error_percent"].as_array().unwrap();
         assert_eq!(classes.len(), 10);
     }
-    // The headline over seeds: the mean and sd of the share of errors distillation removed.
-    let reduction = |r: &serde_json::Value| {
-        let e = |m: &str| r["models"][m]["test_errors"].as_f64().unwrap();
-        (e("student") - e("distilled")) / e("student")
-    };
-    let (r1, r2) = (reduction(first_report), reduction(&second_report));
-    let h = &s["headline"];
-    let mean = h["error_reduction"]["mean"].as_f64().unwrap();
-    assert!((mean - (r1 + r2) / 2.0).abs() < 1e-9, "{h}");
-    let sd = h["error_reduction"]["sd"].as_f64().unwrap();
-    assert!((sd - (r1 - r2).abs() / 2f64.sqrt()).abs() < 1e-9, "{h}");
-    let text = h["text"].as_str().unwrap();
-    assert!(text.starts_with("Over 2 seeds, distillation "), "{text}");
-    assert!(
-        text.contains(&format!("mean {:.1}%", 100.0 * mean)),
-        "{text}"
-    );
+    assert_seeds_headline(&s, &[first_report, &second_report]);
     assert_chart(&summary_dir.join("summary.png"));
     assert!(!summary_dir.join("losses.png").exists());
     let md = std::fs::read_to_string(summary_dir.join("summary.md")).unwrap();
@@ -228,6 +212,27 @@ fn summarize_two_seeds(first: &Path, first_report: &serde_json::Value) {
     let o = distill(&["summarize", crafted.to_str().unwrap()]);
     assert_clean_failure(&o, "crafted/report.json");
     assert!(stderr(&o).contains("class examples"), "{}", stderr(&o));
+}
+
+/// The summary's headline states the mean and sd over seeds of the share of the student's
+/// errors that distillation removed.
+fn assert_seeds_headline(s: &serde_json::Value, reports: &[&serde_json::Value; 2]) {
+    let reduction = |r: &serde_json::Value| {
+        let e = |m: &str| r["models"][m]["test_errors"].as_f64().unwrap();
+        (e("student") - e("distilled")) / e("student")
+    };
+    let (r1, r2) = (reduction(reports[0]), reduction(reports[1]));
+    let h = &s["headline"];
+    let mean = h["error_reduction"]["mean"].as_f64().unwrap();
+    assert!((mean - (r1 + r2) / 2.0).abs() < 1e-9, "{h}");
+    let sd = h["error_reduction"]["sd"].as_f64().unwrap();
+    assert!((sd - (r1 - r2).abs() / 2f64.sqrt()).abs() < 1e-9, "{h}");
+    let text = h["text"].as_str().unwrap();
+    assert!(text.starts_with("Over 2 seeds, distillation "), "{text}");
+    assert!(
+        text.contains(&format!("mean {:.1}%", 100.0 * mean)),
+        "{text}"
+    );
 }
 
 #[test]

@@ -129,6 +129,40 @@ fn changed_row(dom: &str, name: &str) -> Vec<i64> {
         .collect()
 }
 
+/// The "what distillation changed" table adds up: per class and in all, and fixed − broken is
+/// the student alone's errors minus the distilled student's.
+fn check_changed_counts(dom: &str, alone_minus_distilled: i64, r: &serde_json::Value) {
+    let classes = r["dataset"]["classes"].as_u64().unwrap() as usize;
+    let fixed = changed_row(dom, "fixed");
+    let broken = changed_row(dom, "broken");
+    let net = changed_row(dom, "fixed \u{2212} broken");
+    assert_eq!(fixed.len(), classes + 1, "{fixed:?}");
+    for (row, what) in [(&fixed, "fixed"), (&broken, "broken")] {
+        let per_class: i64 = row[..classes].iter().sum();
+        assert_eq!(
+            per_class, row[classes],
+            "{what}: the classes add up to the total"
+        );
+    }
+    for k in 0..=classes {
+        assert_eq!(fixed[k] - broken[k], net[k], "column {k}");
+    }
+    // report.json carries the same counts.
+    for (row, what) in [(&fixed, "fixed"), (&broken, "broken")] {
+        let json: Vec<i64> = r["changed"][what]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(json, row[..classes], "{what}");
+    }
+    assert_eq!(
+        net[classes], alone_minus_distilled,
+        "fixed − broken ≠ the student alone's errors − the distilled student's"
+    );
+}
+
 /// Opens the run in `dir` in Chromium and checks the page; saves its screenshot as `shot`.
 fn check_page(dir: &Path, shot: &Path) {
     let r = report_of(dir);
@@ -184,26 +218,7 @@ fn check_page(dir: &Path, shot: &Path) {
         }
     }
 
-    let classes = r["dataset"]["classes"].as_u64().unwrap() as usize;
-    let fixed = changed_row(&dom, "fixed");
-    let broken = changed_row(&dom, "broken");
-    let net = changed_row(&dom, "fixed \u{2212} broken");
-    assert_eq!(fixed.len(), classes + 1, "{fixed:?}");
-    for (row, what) in [(&fixed, "fixed"), (&broken, "broken")] {
-        let per_class: i64 = row[..classes].iter().sum();
-        assert_eq!(
-            per_class, row[classes],
-            "{what}: the classes add up to the total"
-        );
-    }
-    for k in 0..=classes {
-        assert_eq!(fixed[k] - broken[k], net[k], "column {k}");
-    }
-    assert_eq!(
-        net[classes],
-        student - distilled,
-        "fixed − broken ≠ the student alone's errors − the distilled student's"
-    );
+    check_changed_counts(&dom, student - distilled, &r);
 
     chromium(
         &page,
