@@ -273,6 +273,26 @@ fn report_html_renders_in_headless_chromium() {
         "{text}"
     );
     check_page(&omit, &screenshot_path("report-omit-3.png"));
+
+    // Without a validation split there is no validation panel, empty or not: a sentence says so.
+    let noval = out.path().join("noval");
+    let mut args = SMALL_SMOKE.to_vec();
+    args.extend(["--validation-size", "0"]);
+    let o = reproduce_smoke_with(&noval, "5", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(noval.join("report.html")).unwrap();
+    let curves = std::fs::read_to_string(noval.join("learning_curves.svg")).unwrap();
+    assert!(
+        svg_texts(&curves).iter().all(|t| !t.contains("validation")),
+        "{curves:.400}"
+    );
+    assert!(html.contains("This run has no validation split"));
+    let main_curves = std::fs::read_to_string(main.join("learning_curves.svg")).unwrap();
+    assert!(
+        svg_texts(&main_curves)
+            .iter()
+            .any(|t| t == "validation error")
+    );
 }
 
 #[test]
