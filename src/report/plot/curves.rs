@@ -120,7 +120,15 @@ where
             true => format!("{x:.0}"),
             false => String::new(),
         })
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
         .light_line_style(TRANSPARENT);
+    if !log {
+        mesh.y_label_formatter(&|v| match (v - v.round()).abs() < 1e-9 {
+            true => format!("{v:.0}"),
+            false => format!("{v:.1}"),
+        });
+    }
     if log {
         mesh.y_label_formatter(&|v| {
             let x = 10f64.powf(*v);

@@ -71,6 +71,10 @@ where
     chart
         .configure_mesh()
         .y_desc(c.y_label.as_str())
+        // Read at a glance: type the size of the page's, and no fine mesh.
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(TRANSPARENT)
         .y_label_formatter(&|v| match (v - v.round()).abs() < 1e-9 {
             true => format!("{v:.0}"),
             false => format!("{v:.1}"),
