@@ -214,6 +214,30 @@ fn losses_recipe_trains_both_students_with_every_loss() {
         assert!(config.contains(", commit "), "{model}: {config}");
     }
     assert_eq!(r["models"].as_object().unwrap().len(), 13);
+    // The headline names the loss whose MLP student made the fewest errors.
+    let mlp = [
+        "distilled",
+        "distilled_dkd",
+        "distilled_dist",
+        "distilled_kd_ls",
+        "distilled_dkd_ls",
+    ];
+    let fewest = mlp
+        .iter()
+        .map(|m| r["models"][m]["test_errors"].as_u64().unwrap())
+        .min();
+    assert_eq!(
+        r["headline"]["best_loss"][1].as_u64(),
+        fewest,
+        "{}",
+        r["headline"]
+    );
+    let text = r["headline"]["text"].as_str().unwrap();
+    let loss = r["headline"]["best_loss"][0].as_str().unwrap();
+    assert!(
+        text.contains(&format!(", {loss},")) || text.starts_with(&format!("Best loss: {loss},")),
+        "{text}"
+    );
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
     assert!(config.contains("[loss_trial.cnn_student]"), "{config}");
     // The summary lays the students out by loss, beside a chart of it.
@@ -300,6 +324,17 @@ fn ensemble_recipe_and_command() {
     // The ensemble is checked against the student alone on the validation split.
     assert!(r["models"]["ensemble"]["validation_errors"].is_u64());
     assert!(r["teacher_better_than_student"].is_boolean(), "{r}");
+    // The headline states the share of the ensemble's gain kept, or that there was none.
+    let e = |m: &str| r["models"][m]["test_errors"].as_f64().unwrap();
+    let text = r["headline"]["text"].as_str().unwrap();
+    if e("ensemble") < e("single") {
+        let kept = r["headline"]["ensemble_gain_kept"].as_f64().unwrap();
+        let want = (e("single") - e("distilled")) / (e("single") - e("ensemble"));
+        assert!((kept - want).abs() < 1e-9, "{kept} against {want}");
+        assert!(text.starts_with("The distilled student keeps"), "{text}");
+    } else {
+        assert!(text.starts_with("The ensemble makes"), "{text}");
+    }
 
     // `distill ensemble` from the members, evaluated like any model.
     let ens = out.path().join("ens2");
