@@ -38,11 +38,17 @@ impl SeedsHeadline {
             1 => "In 1 run".to_string(),
             n => format!("Over {n} seeds"),
         };
-        let per_seed: Vec<String> = reduction.values.iter().map(|v| pct(*v)).collect();
+        let helped = reduction.mean > 0.0;
+        // Said as errors removed when distillation helped, else as the change in errors, so
+        // that no sentence reads "removed -15%".
+        let shown = |v: f64| match helped {
+            true => pct(v),
+            false => format!("{}{}", if v > 0.0 { "\u{2212}" } else { "+" }, pct(v.abs())),
+        };
+        let per_seed: Vec<String> = reduction.values.iter().map(|v| shown(*v)).collect();
         let spread = format!(
-            "mean {}, sd {} points; per seed {}",
-            pct(reduction.mean),
-            format_args!("{:.1}", 100.0 * reduction.sd),
+            "sd {:.1} points; per seed {}",
+            100.0 * reduction.sd,
             per_seed.join(", ")
         );
         let errors = format!(
@@ -50,14 +56,16 @@ impl SeedsHeadline {
              for the same network trained alone",
             dist.mean, dist.sd, alone.mean, alone.sd
         );
-        let helped = reduction.mean > 0.0;
         let mut text = match helped {
             true => format!(
-                "{runs}, distillation removed {} of the student's test errors ({spread}): {errors}.",
+                "{runs}, distillation removed {} of the student's test errors on average \
+                 ({spread}): {errors}.",
                 pct(reduction.mean)
             ),
             false => format!(
-                "{runs}, distillation did not reduce the student's test errors ({spread}): {errors}."
+                "{runs}, distillation did not reduce the student's test errors: they changed by \
+                 {} on average ({spread}); {errors}.",
+                shown(reduction.mean)
             ),
         };
         if let Some(extra) = experiment_sentence(s) {

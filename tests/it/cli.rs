@@ -229,8 +229,16 @@ fn assert_seeds_headline(s: &serde_json::Value, reports: &[&serde_json::Value; 2
     assert!((sd - (r1 - r2).abs() / 2f64.sqrt()).abs() < 1e-9, "{h}");
     let text = h["text"].as_str().unwrap();
     assert!(text.starts_with("Over 2 seeds, distillation "), "{text}");
+    let (removed, changed) = (
+        format!("removed {:.1}% of the student's test errors", 100.0 * mean),
+        format!("changed by +{:.1}% on average", -100.0 * mean),
+    );
+    match mean > 0.0 {
+        true => assert!(text.contains(&removed), "{text}"),
+        false => assert!(text.contains(&changed), "{text}"),
+    }
     assert!(
-        text.contains(&format!("mean {:.1}%", 100.0 * mean)),
+        text.contains(&format!("sd {:.1} points", 100.0 * sd)),
         "{text}"
     );
 }
