@@ -8,9 +8,8 @@ impl Report {
     /// The Markdown report.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# distill: {} ({} preset)\n\n**{}**\n\n{}\n",
-            self.experiment,
-            self.preset,
+            "# {}\n\n**{}**\n\n{}\n",
+            self.title(),
             self.headline_text(),
             self.table()
         );

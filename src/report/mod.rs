@@ -231,4 +231,14 @@ impl Report {
     pub fn ordered_models(&self) -> Vec<(&String, &ModelReport)> {
         by_role(&self.models)
     }
+
+    /// The report's title: the data it ran on and the recipe. The main experiment is named
+    /// after its data alone, since its recipe is the paper's comparison on any dataset.
+    pub fn title(&self) -> String {
+        let data = &self.dataset.name;
+        match self.experiment.as_str() {
+            "mnist" => format!("distill: {data} ({} preset)", self.preset),
+            e => format!("distill: {e} on {data} ({} preset)", self.preset),
+        }
+    }
 }

@@ -69,7 +69,7 @@ impl Report {
     pub fn headline_text(&self) -> String {
         match &self.headline {
             Some(h) => h.text.clone(),
-            None => format!("distill: {} ({} preset)", self.experiment, self.preset),
+            None => self.title(),
         }
     }
 
@@ -163,7 +163,7 @@ impl Report {
         }
         h += &self.confusion_html(dir);
         h += &self.run_html();
-        html_page(&format!("distill: {}", self.experiment), &h)
+        html_page(&self.title(), &h)
     }
 
     fn changed_html(&self) -> String {
