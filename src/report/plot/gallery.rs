@@ -45,16 +45,23 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(err)?;
+    // Images larger than a cell are shown every `step`-th pixel, so that they stay in theirs.
     let side = shape.height.max(shape.width).max(1) as i32;
+    let step = ((side + CELL - 13) / (CELL - 12)).max(1) as usize;
     let scale = ((CELL - 12) / side).max(1);
+    let shown = ImageShape {
+        height: shape.height.div_ceil(step),
+        width: shape.width.div_ceil(step),
+        ..shape
+    };
     for (k, (title, images)) in rows.iter().enumerate() {
         let top = 10 + k as i32 * ROW;
         root.draw(&Text::new(title.clone(), (10, top), ("sans-serif", 18)))
             .map_err(err)?;
         for (i, img) in images.iter().enumerate() {
             let (x, y) = (10 + i as i32 * CELL, top + 28);
-            draw_pixels(root, img.pixels, shape, (x, y), scale)?;
-            let under = y + shape.height as i32 * scale + 6;
+            draw_pixels(root, (img.pixels, shape, step), (x, y), scale)?;
+            let under = y + shown.height as i32 * scale + 6;
             root.draw(&Text::new(
                 img.caption.clone(),
                 (x, under),
@@ -71,17 +78,21 @@ where
 /// mostly blank digits small.
 fn draw_pixels<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    image: &[u8],
-    shape: ImageShape,
+    (image, full, step): (&[u8], ImageShape, usize),
     at: (i32, i32),
     scale: i32,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    let plane = shape.height * shape.width;
+    let plane = full.height * full.width;
+    let shape = ImageShape {
+        height: full.height.div_ceil(step),
+        width: full.width.div_ceil(step),
+        ..full
+    };
     let colour = |r: usize, c: usize| {
-        let px = |ch: usize| image[ch * plane + r * shape.width + c];
+        let px = |ch: usize| image[ch * plane + r * step * full.width + c * step];
         if shape.channels == 3 {
             RGBColor(px(0), px(1), px(2))
         } else {
