@@ -247,6 +247,7 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
             validation: c.validation_size.is_none() && !c.preset_as_is,
         },
     })?;
+    println!("{}\n", report.headline_text());
     println!("{}", report.table());
     for n in &report.notes {
         println!("note: {n}");

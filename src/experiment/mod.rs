@@ -11,6 +11,7 @@ mod bench_levers;
 mod losses;
 mod presets;
 mod recipes;
+mod seeds_headline;
 pub mod summary;
 pub mod sweep;
 

@@ -498,7 +498,11 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         charted.push((name, &c.network, &c.history));
     }
     charted.push(("distilled", &distilled.network, &distilled.history));
-    let charts = write_charts(
+    // The bias shift adds no training, so the adjusted student has no curve of its own.
+    if bias_report.is_some() {
+        charted.push(("distilled_adjusted", &adjusted, &[]));
+    }
+    let (charts, changed) = write_charts(
         out,
         &run.splits,
         &device,
@@ -544,7 +548,10 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         bias_adjust: bias_report,
         findings,
         teacher_better_than_student,
-    };
+        headline: None,
+        changed,
+    }
+    .with_headline();
     report.write(out)?;
     Ok(report)
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::seeds_headline::SeedsHeadline;
 use crate::error::{Error, Result};
 use crate::eval::error_percent;
 use crate::fsutil::write_atomic;
@@ -124,6 +125,9 @@ pub struct Summary {
     pub findings: BTreeMap<String, Stat>,
     /// Bias shift chosen in each run, where the recipe adjusts biases.
     pub bias_shift: Option<Stat>,
+    /// The takeaway over the seeds; `None` without a student alone and a distilled student.
+    #[serde(default)]
+    pub headline: Option<SeedsHeadline>,
 }
 
 /// Reads `report.json` from each run directory and summarizes them. The runs must be of the
@@ -230,7 +234,7 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
         .map(|r| r.bias_adjust.as_ref().map(|b| f64::from(b.shift)))
         .collect::<Option<Vec<f64>>>()
         .map(Stat::new);
-    Ok(Summary {
+    let mut summary = Summary {
         experiment: first.experiment.clone(),
         preset: first.preset.clone(),
         seeds,
@@ -241,7 +245,10 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
         models,
         findings,
         bias_shift,
-    })
+        headline: None,
+    };
+    summary.headline = SeedsHeadline::of(&summary);
+    Ok(summary)
 }
 
 /// Refuses a report whose per-model arrays do not fit its dataset (a hand-edited or foreign
@@ -420,14 +427,24 @@ impl Summary {
             groups: LOSS_ROWS.iter().map(|(l, _)| l.to_string()).collect(),
             series,
             reference,
+            first_colour: 0,
         })
+    }
+
+    /// The headline as a bold paragraph, or nothing.
+    fn headline_markdown(&self) -> String {
+        self.headline
+            .as_ref()
+            .map(|h| format!("**{}**\n\n", h.text))
+            .unwrap_or_default()
     }
 
     /// The Markdown summary.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# distill: {}\n\n{}\n",
+            "# distill: {}\n\n{}{}\n",
             self.title(),
+            self.headline_markdown(),
             self.table().markdown()
         );
         if let Some(t) = self.by_loss() {
@@ -475,7 +492,14 @@ impl Summary {
     /// The summary as one HTML page with the chart `dir/summary.svg` inlined.
     fn html(&self, dir: &Path) -> String {
         let title = format!("distill: {}", self.title());
-        let mut body = format!("<h1>{}</h1>\n", html_escape(&title));
+        let mut body = String::new();
+        if let Some(h) = &self.headline {
+            body += &format!(
+                "<p class=\"headline\" id=\"headline\">{}</p>\n",
+                html_escape(&h.text)
+            );
+        }
+        body += &format!("<h1>{}</h1>\n", html_escape(&title));
         body += &self.table().html();
         if !self.findings.is_empty() || self.bias_shift.is_some() {
             body += &self.findings_table().html();

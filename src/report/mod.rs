@@ -5,8 +5,12 @@
 //! Owns: every file a person reads after a run, and the drawing of charts.
 //! May use: every stage below it (`data` to `eval`) and the foundation modules.
 
+mod changed;
 mod charts;
 mod environment;
+mod headline;
+mod markdown;
+mod page;
 pub mod plot;
 mod table;
 
@@ -20,8 +24,10 @@ use crate::error::{Error, Result};
 use crate::eval::{Agreement, BiasAdjustReport, ModelReport, error_percent};
 use crate::fsutil::write_atomic;
 
+pub use changed::{Changed, ChangedImage};
 pub use charts::{ChartModel, write_charts};
 pub use environment::Environment;
+pub use headline::{Headline, OmittedRight};
 pub use table::{Table, by_role, html_escape, html_figure, html_page};
 
 /// A complete experiment report.
@@ -66,6 +72,13 @@ pub struct Report {
     /// teacher that does not has little to teach); `None` without a validation split.
     #[serde(default)]
     pub teacher_better_than_student: Option<bool>,
+    /// The run's takeaway and the numbers it states ([`Report::with_headline`]); `None` in
+    /// reports written before it, or without a student alone and a distilled one.
+    #[serde(default)]
+    pub headline: Option<Headline>,
+    /// The test images whose answer distillation changed, per class.
+    #[serde(default)]
+    pub changed: Option<Changed>,
 }
 
 /// The teacher's soft knowledge as a report shows it.
@@ -93,6 +106,9 @@ pub struct DarkKnowledge {
     pub agreement_with_teacher: BTreeMap<String, Agreement>,
     /// Chart files written beside the report.
     pub charts: Vec<String>,
+    /// Per chart (file stem), how many values it draws; a chart with none is not drawn.
+    #[serde(default)]
+    pub chart_values: BTreeMap<String, usize>,
 }
 
 impl DarkKnowledge {
@@ -149,35 +165,10 @@ impl Report {
         write_atomic(&dir.join("report.html"), self.html(dir).as_bytes())
     }
 
-    /// A self-contained HTML page: the tables, and every SVG chart in `dir` inlined, so it opens
-    /// in a browser with no network and no other file.
-    pub fn html(&self, dir: &Path) -> String {
-        let esc = html_escape;
-        let mut h = format!("<h1>{}</h1>\n", esc(&self.title()));
-        h += &self.results_table().html();
-        h += &format!(
-            "<p>T = {}, alpha = {}; seed {}; backend {}, {} threads; {}; commit {}.</p>\n",
-            self.temperature,
-            self.alpha,
-            self.seed,
-            esc(&self.backend),
-            self.environment.threads,
-            esc(&self.environment.hardware),
-            esc(&self.git_commit)
-        );
-        if let Some(dk) = &self.dark_knowledge {
-            h += &format!(
-                "<h2>Dark knowledge</h2>\n<ul>{}</ul>\n",
-                dk.summary()
-                    .iter()
-                    .map(|l| format!("<li>{}</li>", esc(l)))
-                    .collect::<String>()
-            );
-            for chart in dk.charts.iter().filter(|c| c.ends_with(".svg")) {
-                h += &html_figure(dir, chart);
-            }
-        }
-        html_page(&self.title(), &h)
+    /// This report with its headline computed from its numbers.
+    pub fn with_headline(mut self) -> Report {
+        self.headline = Headline::of(&self);
+        self
     }
 
     /// Reads a `report.json`.
@@ -249,82 +240,5 @@ impl Report {
             "mnist" => format!("distill: {data} ({} preset)", self.preset),
             e => format!("distill: {e} on {data} ({} preset)", self.preset),
         }
-    }
-
-    /// The Markdown report.
-    pub fn markdown(&self) -> String {
-        let mut s = format!("# {}\n\n{}\n", self.title(), self.table());
-        s += &format!(
-            "\nDistillation: T = {}, alpha = {}. Dataset {}: {} training, {} validation, {} test examples, {}x{} images, {} classes.\n",
-            self.temperature,
-            self.alpha,
-            self.dataset.name,
-            self.dataset.train_size,
-            self.dataset.validation_size,
-            self.dataset.test_size,
-            self.dataset.image[0],
-            self.dataset.image[1],
-            self.dataset.classes
-        );
-        s += "\n## Test errors per true class\n\n| model |";
-        let classes = self.dataset.classes;
-        for c in 0..classes {
-            s += &format!(" {c} |");
-        }
-        s += "\n| --- |";
-        s += &" ---: |".repeat(classes);
-        s += "\n";
-        for (name, m) in self.ordered_models() {
-            s += &format!("| {name} |");
-            for e in &m.class_errors {
-                s += &format!(" {e} |");
-            }
-            s += "\n";
-        }
-        s += &format!(
-            "\n## Run\n\n- seed: {}\n- backend: {}, {} threads\n- hardware: {}\n- commit: {}\n- versions: {}\n- os: {}\n- total time: {:.1} s\n",
-            self.seed,
-            self.backend,
-            self.environment.threads,
-            self.environment.hardware,
-            self.git_commit,
-            self.environment
-                .versions
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            self.environment.os,
-            self.total_seconds
-        );
-        if let Some(b) = &self.bias_adjust {
-            s += &format!(
-                "\nBias adjustment: classes {:?} raised by {:.2} ({}); validation errors {} -> {}.\n",
-                b.classes, b.shift, b.method, b.validation_errors_before, b.validation_errors_after
-            );
-        }
-        if !self.findings.is_empty() {
-            s += "\n## Findings\n\n";
-            for (k, v) in &self.findings {
-                s += &format!("- {k}: {v:.4}\n");
-            }
-        }
-        if let Some(dk) = &self.dark_knowledge {
-            s += "\n## Dark knowledge\n\n";
-            for l in dk.summary() {
-                s += &format!("- {l}\n");
-            }
-            s += "\n";
-            for chart in dk.charts.iter().filter(|c| c.ends_with(".png")) {
-                s += &format!("![{chart}]({chart})\n\n");
-            }
-        }
-        if !self.notes.is_empty() {
-            s += "\n## Notes\n\n";
-            for n in &self.notes {
-                s += &format!("- {n}\n");
-            }
-        }
-        s
     }
 }

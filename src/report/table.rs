@@ -77,7 +77,9 @@ pub fn html_page(title: &str, body: &str) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n\
          <style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto;color:#222}}\
          table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}\
-         th:first-child,td:first-child{{text-align:left}}figure{{margin:1.5em 0}}svg{{max-width:100%;height:auto}}</style>\n\
+         th:first-child,td:first-child{{text-align:left}}figure{{margin:1.5em 0}}svg{{max-width:100%;height:auto}}\
+         .headline{{font-size:1.45em;font-weight:600;line-height:1.4;margin:0 0 .4em}}.meta{{color:#555;margin:0 0 1em}}\
+         figcaption{{color:#444}}</style>\n\
          </head><body>\n{body}</body></html>\n",
         html_escape(title)
     )

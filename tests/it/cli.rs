@@ -193,6 +193,7 @@ fn summarize_two_seeds(first: &Path, first_report: &serde_json::Value) {
         let classes = s["models"][m]["class_error_percent"].as_array().unwrap();
         assert_eq!(classes.len(), 10);
     }
+    assert_seeds_headline(&s, &[first_report, &second_report]);
     assert_chart(&summary_dir.join("summary.png"));
     assert!(!summary_dir.join("losses.png").exists());
     let md = std::fs::read_to_string(summary_dir.join("summary.md")).unwrap();
@@ -219,6 +220,35 @@ fn summarize_two_seeds(first: &Path, first_report: &serde_json::Value) {
     let o = distill(&["summarize", crafted.to_str().unwrap()]);
     assert_clean_failure(&o, "crafted/report.json");
     assert!(stderr(&o).contains("class examples"), "{}", stderr(&o));
+}
+
+/// The summary's headline states the mean and sd over seeds of the share of the student's
+/// errors that distillation removed.
+fn assert_seeds_headline(s: &serde_json::Value, reports: &[&serde_json::Value; 2]) {
+    let reduction = |r: &serde_json::Value| {
+        let e = |m: &str| r["models"][m]["test_errors"].as_f64().unwrap();
+        (e("student") - e("distilled")) / e("student")
+    };
+    let (r1, r2) = (reduction(reports[0]), reduction(reports[1]));
+    let h = &s["headline"];
+    let mean = h["error_reduction"]["mean"].as_f64().unwrap();
+    assert!((mean - (r1 + r2) / 2.0).abs() < 1e-9, "{h}");
+    let sd = h["error_reduction"]["sd"].as_f64().unwrap();
+    assert!((sd - (r1 - r2).abs() / 2f64.sqrt()).abs() < 1e-9, "{h}");
+    let text = h["text"].as_str().unwrap();
+    assert!(text.starts_with("Over 2 seeds, distillation "), "{text}");
+    let (removed, changed) = (
+        format!("removed {:.1}% of the student's test errors", 100.0 * mean),
+        format!("changed by +{:.1}% on average", -100.0 * mean),
+    );
+    match mean > 0.0 {
+        true => assert!(text.contains(&removed), "{text}"),
+        false => assert!(text.contains(&changed), "{text}"),
+    }
+    assert!(
+        text.contains(&format!("sd {:.1} points", 100.0 * sd)),
+        "{text}"
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod learning;
 mod losses;
 mod onnx;
 mod recipes;
+mod report_page;
 mod resume;
 mod scripts;
 mod shards;

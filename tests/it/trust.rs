@@ -70,6 +70,12 @@ fn the_same_seed_from_scratch_gives_identical_bytes() {
         ra["dark_knowledge"]["soften_probs"],
         rb["dark_knowledge"]["soften_probs"]
     );
+    // The charts drawn from the models' answers are the same bytes.
+    assert_eq!(ra["changed"], rb["changed"]);
+    for chart in ["changed", "changed_gallery", "errors_moved", "class_errors"] {
+        let svg = |d: &Path| std::fs::read(d.join(format!("{chart}.svg"))).unwrap();
+        assert!(svg(&a) == svg(&b), "{chart}.svg differs between runs");
+    }
 }
 
 /// A model directory whose training did not finish (no completion marker, or weights changed

@@ -1,5 +1,6 @@
-//! A grouped bar chart: for each group (a loss), one bar per series (a student) at its mean
-//! over seeds, every seed as a dot, and a reference level (the teacher) as a dashed line.
+//! A grouped bar chart: for each group (a loss, a class), one bar per series (a student) at its
+//! mean over seeds, every seed as a dot when there are several, and a reference level (the
+//! teacher) as a dashed line.
 
 use std::path::Path;
 
@@ -31,6 +32,8 @@ pub struct GroupedChart {
     pub series: Vec<GroupedSeries>,
     /// A level drawn across the chart, with its label.
     pub reference: Option<(String, f64)>,
+    /// Index in the palette of the first series' colour.
+    pub first_colour: usize,
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -68,6 +71,14 @@ where
     chart
         .configure_mesh()
         .y_desc(c.y_label.as_str())
+        // Read at a glance: type the size of the page's, and no fine mesh.
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(TRANSPARENT)
+        .y_label_formatter(&|v| match (v - v.round()).abs() < 1e-9 {
+            true => format!("{v:.0}"),
+            false => format!("{v:.1}"),
+        })
         .x_labels(groups)
         .x_label_formatter(&|x| {
             let i = x.round();
@@ -81,7 +92,7 @@ where
         .map_err(err)?;
     let width = 0.8 / c.series.len().max(1) as f64;
     for (k, s) in c.series.iter().enumerate() {
-        let colour = PALETTE[k % PALETTE.len()];
+        let colour = PALETTE[(c.first_colour + k) % PALETTE.len()];
         let left = |g: usize| g as f64 - 0.4 + width * k as f64;
         let bars = s.values.iter().enumerate().filter(|(_, v)| !v.is_empty());
         chart
@@ -95,8 +106,9 @@ where
             .map_err(err)?
             .label(s.name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+        // One value is the bar itself; a dot on its top would say nothing.
         chart
-            .draw_series(bars.flat_map(|(g, v)| {
+            .draw_series(bars.filter(|(_, v)| v.len() > 1).flat_map(|(g, v)| {
                 let n = v.len();
                 v.iter().enumerate().map(move |(i, &e)| {
                     let dx = width * (0.3 + 0.4 * i as f64 / (n.max(2) - 1) as f64);

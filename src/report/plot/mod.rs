@@ -3,6 +3,7 @@
 //! SVG by the file's extension; each is drawn to a temporary file and renamed into place.
 
 mod curves;
+mod gallery;
 mod grouped;
 mod heatmap;
 mod soften;
@@ -15,9 +16,10 @@ use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 
-pub use curves::{SweepSeries, learning_curves, sweep_chart};
+pub use curves::{SweepSeries, learning_curves, sweep_chart, validated};
+pub use gallery::{GalleryImage, GalleryRow, gallery};
 pub use grouped::{GroupedChart, GroupedSeries, grouped_chart};
-pub use heatmap::heatmap;
+pub use heatmap::{change_matrix, count_matrix, heatmap};
 pub use soften::{SoftenChart, soften_chart};
 pub use summary::{SummaryChart, SummaryModel, summary_chart};
 
