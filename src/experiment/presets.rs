@@ -358,13 +358,7 @@ impl ReproduceConfig {
     ) -> Vec<String> {
         let mut notes = Vec::new();
         if fit.validation && self.validation_size > 0 {
-            let v = crate::data::default_validation_size(train_examples).min(self.validation_size);
-            if v != self.validation_size {
-                notes.push(format!(
-                    "validation: {v} of the {train_examples} training examples held out (a tenth)"
-                ));
-                self.validation_size = v;
-            }
+            notes.extend(self.fit_validation(train_examples));
         }
         if !fit.schedule || self.preset == Preset::Smoke {
             return notes;
@@ -374,38 +368,59 @@ impl ReproduceConfig {
         let stretch = (REFERENCE_TRAIN as f64 / n as f64)
             .round()
             .clamp(1.0, MAX_STRETCH as f64) as usize;
-        let roles = [&mut self.teacher, &mut self.student];
         if stretch > 1 {
-            for role in roles {
-                role.train.epochs *= stretch;
-                role.train.warmup_epochs *= stretch;
-            }
-            // The distilled student's own schedule, where the preset gives it one, stretches
-            // with the others: it must take as many steps as the student alone it is held to.
-            for e in [self.student_full.as_mut(), self.distilled_epochs.as_mut()]
-                .into_iter()
-                .flatten()
-            {
-                *e *= stretch;
-            }
-            if let Some(t) = self.loss_trial.as_mut() {
-                t.stretch(stretch);
-            }
-            // The MNIST teacher starts at its full rate; on other data it warms up for as many
-            // steps as one MNIST epoch. Chosen on validation errors (Animal-Shape MNIST, seed
-            // 1): 52 of 800 against 56 without; sklearn's digits: 1 of 143 either way.
-            if self.teacher.train.warmup_epochs == 0 {
-                self.teacher.train.warmup_epochs = stretch;
-            }
-            notes.push(format!(
-                "schedules stretched {stretch}x (teacher {} epochs, {} of warm-up; students {}): \
-                 {n} training examples against the {REFERENCE_TRAIN} the preset was set for, so \
-                 that each model takes as many steps",
-                self.teacher.train.epochs,
-                self.teacher.train.warmup_epochs,
-                self.student.train.epochs
-            ));
+            notes.push(self.stretch_schedules(stretch, n));
         }
+        notes.extend(self.fit_teacher_rate(stretch, input_energy));
+        notes.extend(self.scale_shifts(side));
+        notes
+    }
+
+    /// A tenth of the training set held out, when the preset's hold-out would take more.
+    fn fit_validation(&mut self, train_examples: usize) -> Option<String> {
+        let v = crate::data::default_validation_size(train_examples).min(self.validation_size);
+        if v == self.validation_size {
+            return None;
+        }
+        self.validation_size = v;
+        Some(format!(
+            "validation: {v} of the {train_examples} training examples held out (a tenth)"
+        ))
+    }
+
+    /// Every schedule `stretch` times as many epochs, for `n` training examples.
+    fn stretch_schedules(&mut self, stretch: usize, n: usize) -> String {
+        for role in [&mut self.teacher, &mut self.student] {
+            role.train.epochs *= stretch;
+            role.train.warmup_epochs *= stretch;
+        }
+        // The distilled student's own schedule, where the preset gives it one, stretches with
+        // the others: it must take as many steps as the student alone it is held to.
+        for e in [self.student_full.as_mut(), self.distilled_epochs.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            *e *= stretch;
+        }
+        if let Some(t) = self.loss_trial.as_mut() {
+            t.stretch(stretch);
+        }
+        // The MNIST teacher starts at its full rate; on other data it warms up for as many
+        // steps as one MNIST epoch. Chosen on validation errors (Animal-Shape MNIST, seed 1):
+        // 52 of 800 against 56 without; sklearn's digits: 1 of 143 either way.
+        if self.teacher.train.warmup_epochs == 0 {
+            self.teacher.train.warmup_epochs = stretch;
+        }
+        format!(
+            "schedules stretched {stretch}x (teacher {} epochs, {} of warm-up; students {}): \
+             {n} training examples against the {REFERENCE_TRAIN} the preset was set for, so \
+             that each model takes as many steps",
+            self.teacher.train.epochs, self.teacher.train.warmup_epochs, self.student.train.epochs
+        )
+    }
+
+    /// The teacher's rate for inputs of this energy on a schedule stretched `stretch` times.
+    fn fit_teacher_rate(&mut self, stretch: usize, input_energy: f64) -> Option<String> {
         // The teacher's rate of 0.1 was set on MNIST. A first layer's step on its
         // pre-activations grows with the squared norm of its inputs, so brighter images get a
         // proportionally lower rate (never a higher one); and on a stretched schedule the
@@ -421,21 +436,30 @@ impl ReproduceConfig {
             lr = lr.min(self.student.train.learning_rate);
         }
         let lr = (lr * 1e4).round() / 1e4;
-        if lr < self.teacher.train.learning_rate {
-            notes.push(format!(
-                "teacher learning rate {lr} rather than {} (training images' squared norm \
-                 {input_energy:.0}, MNIST's {REFERENCE_INPUT_ENERGY}; schedule stretched \
-                 {stretch}x)",
-                self.teacher.train.learning_rate
-            ));
-            self.teacher.train.learning_rate = lr;
+        if lr >= self.teacher.train.learning_rate {
+            return None;
         }
-        let scale = |px: usize| (px as f64 * side as f64 / REFERENCE_SIDE as f64).round() as usize;
-        let before = (
-            self.teacher.train.jitter,
-            self.student.train.jitter,
-            self.distilled_jitter,
+        let note = format!(
+            "teacher learning rate {lr} rather than {} (training images' squared norm \
+             {input_energy:.0}, MNIST's {REFERENCE_INPUT_ENERGY}; schedule stretched \
+             {stretch}x)",
+            self.teacher.train.learning_rate
         );
+        self.teacher.train.learning_rate = lr;
+        Some(note)
+    }
+
+    /// Random shifts scaled from 28-pixel images to `side`-pixel ones.
+    fn scale_shifts(&mut self, side: usize) -> Option<String> {
+        let scale = |px: usize| (px as f64 * side as f64 / REFERENCE_SIDE as f64).round() as usize;
+        let shifts = |c: &Self| {
+            (
+                c.teacher.train.jitter,
+                c.student.train.jitter,
+                c.distilled_jitter,
+            )
+        };
+        let before = shifts(self);
         for j in [
             &mut self.teacher.train.jitter,
             &mut self.student.train.jitter,
@@ -445,21 +469,16 @@ impl ReproduceConfig {
         {
             *j = scale(*j);
         }
-        let after = (
-            self.teacher.train.jitter,
-            self.student.train.jitter,
-            self.distilled_jitter,
-        );
-        if before != after {
-            let distilled = self
-                .distilled_jitter
-                .map_or(String::new(), |d| format!(", distilled student {d} px"));
-            notes.push(format!(
-                "random shifts scaled to {side}-pixel images: teacher {} px, students {} px{distilled}",
-                self.teacher.train.jitter, self.student.train.jitter
-            ));
+        if before == shifts(self) {
+            return None;
         }
-        notes
+        let distilled = self
+            .distilled_jitter
+            .map_or(String::new(), |d| format!(", distilled student {d} px"));
+        Some(format!(
+            "random shifts scaled to {side}-pixel images: teacher {} px, students {} px{distilled}",
+            self.teacher.train.jitter, self.student.train.jitter
+        ))
     }
 }
 
@@ -480,151 +499,4 @@ pub struct CheckedRoles {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distilled_jitter_mixup_and_epochs_reach_only_the_distilled_role() {
-        let settings = |distilled: Option<(usize, f64, usize)>| {
-            let mut cfg = ReproduceConfig::preset(Preset::Paper, 1, "data/mnist".into());
-            cfg.distilled_jitter = distilled.map(|d| d.0);
-            cfg.distilled_mixup = distilled.map(|d| d.1);
-            cfg.distilled_epochs = distilled.map(|d| d.2);
-            let roles = cfg.check().unwrap();
-            let s = |r: &CheckedRole| {
-                let t = r.train.settings();
-                (t.jitter, t.mixup, t.epochs)
-            };
-            (s(&roles.student), s(&roles.distilled))
-        };
-        assert_eq!(settings(None), ((0, 0.0, 80), (0, 0.0, 80)));
-        // The student alone stays the unregularized baseline.
-        assert_eq!(settings(Some((2, 0.5, 120))), ((0, 0.0, 80), (2, 0.5, 120)));
-    }
-
-    #[test]
-    fn paper_preset_settings_are_the_documented_constants() {
-        let cfg = ReproduceConfig::preset(Preset::Paper, 1, "data/mnist".into());
-        let t = &cfg.teacher;
-        assert_eq!((t.input_dropout, t.hidden_dropout), (0.0, 0.2));
-        assert_eq!((t.train.jitter, t.train.epochs), (2, 96));
-        // Students: unregularized, unshifted, 80 epochs.
-        let s = &cfg.student;
-        assert_eq!((s.input_dropout, s.hidden_dropout), (0.0, 0.0));
-        assert_eq!((s.train.jitter, s.train.epochs), (0, 80));
-        // Choices were made on a validation split; the preset fits all training images.
-        assert_eq!(cfg.validation_size, 0);
-        assert_eq!(
-            ReproduceConfig::preset(Preset::Quick, 1, "d".into()).validation_size,
-            5000
-        );
-        assert_eq!(cfg.distilled_jitter, None);
-        // Both students: Adam at 0.001 after one warm-up epoch; quick keeps SGD (with the
-        // warm-up), the other recipes keep SGD without it, teachers never warm up.
-        let opt = |t: &TrainSettings| (t.optimizer, t.learning_rate, t.warmup_epochs);
-        assert_eq!(opt(&s.train), (OptimizerKind::Adam, 0.001, 1));
-        let roles = cfg.check().unwrap();
-        assert_eq!(opt(roles.distilled.train.settings()), opt(&s.train));
-        let quick = ReproduceConfig::preset(Preset::Quick, 1, "data/mnist".into());
-        assert_eq!(opt(&quick.student.train), (OptimizerKind::Sgd, 0.05, 1));
-        let omit = ReproduceConfig::recipe(ExperimentKind::Omit3, Preset::Quick, 1, "d".into());
-        assert_eq!(opt(&omit.student.train), (OptimizerKind::Sgd, 0.05, 0));
-        assert_eq!(opt(&quick.teacher.train), (OptimizerKind::Sgd, 0.1, 0));
-    }
-
-    #[test]
-    fn fitting_leaves_mnist_alone_and_sizes_small_data() {
-        let fit = FitToData {
-            schedule: true,
-            validation: true,
-        };
-        for preset in [Preset::Quick, Preset::Paper, Preset::Smoke] {
-            let mut cfg = ReproduceConfig::preset(preset, 1, "d".into());
-            let before = cfg.clone();
-            assert!(cfg.fit_to_data(fit, 60_000, 28, 85.0).is_empty());
-            assert_eq!(cfg, before);
-        }
-        // 1,438 images of 8x8: 143 held out, 1,295 left, so 42x the epochs and no shifts.
-        let mut cfg = ReproduceConfig::preset(Preset::Quick, 1, "d".into());
-        let notes = cfg.fit_to_data(fit, 1438, 8, 15.0);
-        assert_eq!(notes.len(), 4, "{notes:?}");
-        assert_eq!(cfg.validation_size, 143);
-        assert_eq!(
-            (cfg.teacher.train.epochs, cfg.student.train.epochs),
-            (16 * 42, 10 * 42)
-        );
-        assert_eq!(
-            (cfg.student.train.warmup_epochs, cfg.teacher.train.jitter),
-            (42, 0)
-        );
-        assert_eq!(cfg.teacher.train.warmup_epochs, 42);
-        // Dimmer inputs than MNIST's, but a stretched schedule: the students' rate.
-        assert_eq!(cfg.teacher.train.learning_rate, 0.05);
-        // A size the user chose stays, and stretching has a ceiling.
-        let mut cfg = ReproduceConfig::preset(Preset::Quick, 1, "d".into());
-        cfg.validation_size = 300;
-        let only_schedule = FitToData {
-            validation: false,
-            ..fit
-        };
-        let notes = cfg.fit_to_data(only_schedule, 310, 28, 351.2);
-        assert_eq!(
-            (cfg.validation_size, cfg.teacher.train.epochs),
-            (300, 16 * MAX_STRETCH)
-        );
-        // Four times MNIST's input energy: a quarter of the teacher's rate, said in a note.
-        assert_eq!(cfg.teacher.train.learning_rate, 0.025);
-        assert!(
-            notes.iter().any(|n| n.contains("learning rate 0.025")),
-            "{notes:?}"
-        );
-        assert_eq!(cfg.student.train.learning_rate, 0.05);
-    }
-
-    #[test]
-    fn fitting_sizes_the_distilled_students_own_schedule_and_shifts() {
-        let fit = FitToData {
-            schedule: true,
-            validation: true,
-        };
-        let mut cfg = ReproduceConfig::preset(Preset::Paper, 1, "d".into());
-        cfg.distilled_epochs = Some(12);
-        cfg.distilled_jitter = Some(2);
-        let mnist = cfg.clone();
-        assert!(cfg.fit_to_data(fit, 60_000, 28, 85.0).is_empty());
-        assert_eq!(cfg, mnist);
-        // 14,000 images of 56 pixels: 4x the steps' epochs, shifts twice as wide.
-        let notes = cfg.fit_to_data(fit, 14_000, 56, 85.0);
-        assert_eq!(cfg.distilled_epochs, Some(12 * 4), "{notes:?}");
-        assert_eq!(cfg.distilled_jitter, Some(4), "{notes:?}");
-        assert!(
-            notes.iter().any(|n| n.contains("distilled student 4 px")),
-            "{notes:?}"
-        );
-        let roles = cfg.check().unwrap();
-        assert_eq!(roles.distilled.train.settings().epochs, 48);
-        assert_eq!(roles.distilled.train.settings().jitter, 4);
-    }
-
-    #[test]
-    fn configs_without_distilled_jitter_still_parse() {
-        let cfg = ReproduceConfig::preset(Preset::Quick, 3, "data/mnist".into());
-        let text = toml::to_string_pretty(&cfg).unwrap();
-        assert!(!text.contains("distilled_jitter"));
-        let back: ReproduceConfig = toml::from_str(&text).unwrap();
-        assert_eq!(back, cfg);
-        // No warm-up is left out, so configs (and reuse stamps) written before warm-up existed
-        // still match (the teacher's); a warm-up is written and read back.
-        assert_eq!(text.matches("warmup_epochs").count(), 1, "{text}");
-        let paper = ReproduceConfig::preset(Preset::Paper, 3, "data/mnist".into());
-        let text = toml::to_string_pretty(&paper).unwrap();
-        assert!(text.contains("warmup_epochs = 1"));
-        assert_eq!(toml::from_str::<ReproduceConfig>(&text).unwrap(), paper);
-        let mut jittered = cfg.clone();
-        jittered.distilled_jitter = Some(2);
-        let back: ReproduceConfig =
-            toml::from_str(&toml::to_string_pretty(&jittered).unwrap()).unwrap();
-        assert_eq!(back, jittered);
-        assert_ne!(back, cfg);
-    }
-}
+mod tests;

@@ -506,9 +506,16 @@ fn same_words(a: &str, b: &str) -> bool {
             words.push(if after_host || hexish {
                 "#".into()
             } else {
-                w.chars()
-                    .map(|c| if c.is_ascii_digit() { '#' } else { c })
-                    .collect()
+                // Each run of digits as one mark: a pid of 4 digits against one of 5.
+                let mut masked = String::new();
+                for c in w.chars() {
+                    match c.is_ascii_digit() {
+                        true if masked.ends_with('#') => {}
+                        true => masked.push('#'),
+                        false => masked.push(c),
+                    }
+                }
+                masked
             });
         }
         words
