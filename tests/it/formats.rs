@@ -279,18 +279,7 @@ fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let p = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
     let (teacher, shards, whole) = (p("teacher"), p("shards"), p("whole"));
-    let o = distill(&[
-        "train",
-        "--model",
-        "mlp:16",
-        "--epochs",
-        "1",
-        "--train-size",
-        "2000",
-        "--out",
-        &teacher,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    crate::common::small_teacher(&teacher);
     // Three processes at once, as array jobs would run them.
     let children: Vec<_> = (1..=3)
         .map(|i| {

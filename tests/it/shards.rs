@@ -5,25 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::common::{distill, stderr};
+use crate::common::{small_teacher, stderr};
 
 const SLICE: [&str; 2] = ["--train-size", "6000"];
 
 /// A small teacher trained on a slice of MNIST, in `dir/teacher`.
 fn teacher(dir: &Path) -> String {
     let t = dir.join("teacher").to_str().unwrap().to_string();
-    let o = distill(&[
-        "train",
-        "--model",
-        "mlp:16",
-        "--epochs",
-        "1",
-        "--train-size",
-        "2000",
-        "--out",
-        &t,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    small_teacher(&t);
     t
 }
 

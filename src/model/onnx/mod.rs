@@ -168,16 +168,11 @@ impl OnnxModel {
             reason,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-        let mut proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| {
-            bad(format!(
-                "not an ONNX model, or a truncated one: its protobuf does not decode ({e})"
-            ))
-        })?;
+        let mut proto = decode_model(path, &bytes)?;
         let graph = proto
             .graph
             .as_ref()
-            .filter(|g| !g.node.is_empty() && !g.output.is_empty())
-            .ok_or_else(|| bad("not an ONNX model: it holds no graph with outputs".into()))?;
+            .expect("decode_model checked the graph");
         check_names(graph).map_err(&bad)?;
         let onnx = tract_onnx::onnx();
         if let Some(n) = graph.node.iter().find(|n| {
@@ -449,6 +444,27 @@ fn guarded<T>(
 }
 
 /// Compiles the graph for inputs `[batch, want..]`, the batch symbolic unless the file fixes it.
+/// Decodes `bytes`, the ONNX file at `path`, refusing, by name, one whose protobuf does not
+/// decode or that holds no graph with nodes and outputs; its `graph` is then always there.
+/// Shared by the tract teachers and the tree-ensemble evaluator.
+pub(crate) fn decode_model(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let proto = pb::ModelProto::decode(bytes).map_err(|e| {
+        bad(format!(
+            "not an ONNX model, or a truncated one: its protobuf does not decode ({e})"
+        ))
+    })?;
+    match &proto.graph {
+        Some(g) if !g.node.is_empty() && !g.output.is_empty() => Ok(proto),
+        _ => Err(bad(
+            "not an ONNX model: it holds no graph with outputs".into()
+        )),
+    }
+}
+
 fn compile(
     onnx: &tract_onnx::Onnx,
     proto: &pb::ModelProto,

@@ -16,9 +16,7 @@ mod graph;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use prost::Message;
 use rayon::prelude::*;
-use tract_onnx::pb;
 
 use self::graph::Pipeline;
 use crate::error::{Error, Result};
@@ -64,16 +62,11 @@ impl TreeEnsemble {
             reason,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-        let proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| {
-            bad(format!(
-                "not an ONNX model, or a truncated one: its protobuf does not decode ({e})"
-            ))
-        })?;
+        let proto = super::onnx::decode_model(path, &bytes)?;
         let graph = proto
             .graph
             .as_ref()
-            .filter(|g| !g.node.is_empty() && !g.output.is_empty())
-            .ok_or_else(|| bad("not an ONNX model: it holds no graph with outputs".into()))?;
+            .expect("decode_model checked the graph");
         let pipeline = graph::build(graph, output).map_err(bad)?;
         Ok(TreeEnsemble {
             path: path.to_path_buf(),

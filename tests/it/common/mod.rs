@@ -9,6 +9,23 @@ pub fn distill(args: &[&str]) -> Output {
     distill_with_env(args, &[])
 }
 
+/// Trains the small MNIST teacher of the shard tests (`mlp:16`, one epoch on 2,000 images) into
+/// `out`.
+pub fn small_teacher(out: &str) {
+    let o = distill(&[
+        "train",
+        "--model",
+        "mlp:16",
+        "--epochs",
+        "1",
+        "--train-size",
+        "2000",
+        "--out",
+        out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// [`distill`] with extra environment variables.
 pub fn distill_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_distill"))
