@@ -133,14 +133,11 @@ impl Report {
     pub fn html(&self, dir: &Path) -> String {
         let esc = html_escape;
         let mut h = format!(
-            "<p class=\"headline\" id=\"headline\">{}</p>\n<p class=\"meta\">distill: {} \
-             experiment, {} preset, seed {}; {}: {} training, {} validation and {} test \
-             examples.</p>\n",
+            "<p class=\"headline\" id=\"headline\">{}</p>\n<p class=\"meta\">{}, seed {}: {} \
+             training, {} validation and {} test examples.</p>\n",
             esc(&self.headline_text()),
-            esc(&self.experiment),
-            esc(&self.preset),
+            esc(&self.title()),
             self.seed,
-            esc(&self.dataset.name),
             self.dataset.train_size,
             self.dataset.validation_size,
             self.dataset.test_size

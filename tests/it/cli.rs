@@ -27,6 +27,8 @@ fn smoke_reproduce_writes_a_complete_report_and_reuses_the_teacher() {
     assert!(report["backend"].as_str().unwrap().contains("flex"));
     // Timings depend on the pool's size, so the report says it.
     assert!(report["environment"]["threads"].as_u64().unwrap() >= 1);
+    // Subnormals are kept unless DISTILL_DENORMALS=flush asks otherwise, and that is recorded.
+    assert_eq!(report["environment"]["flush_denormals"], false);
     assert!(!report["git_commit"].as_str().unwrap().is_empty());
     assert_eq!(report["dataset"]["test_size"], 2000);
     assert!(report["dataset"]["train_size"].as_u64().unwrap() > 0);

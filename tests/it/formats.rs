@@ -145,6 +145,12 @@ fn npz_gives_the_same_smoke_experiment_as_idx() {
     };
     assert_eq!(title(&a), "# distill: mnist (smoke preset)");
     assert_eq!(title(&b), "# distill: handwritten (smoke preset)");
+    let html = std::fs::read_to_string(b.join("report.html")).unwrap();
+    assert!(html.contains("distill: handwritten (smoke preset), seed 1"));
+    assert!(
+        !html.contains("mnist"),
+        "the page names data it did not run on"
+    );
 }
 
 /// Writes the first `n` images of `split` as PNG files under `root/name/<label>/`.
