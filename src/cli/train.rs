@@ -205,6 +205,15 @@ fn print_result(
     Ok(())
 }
 
+/// The weight options each loss reads (kd, dkd, dist), beside `--temperature`, which all read.
+const LOSS_OPTIONS: [(&str, [bool; 3]); 5] = [
+    ("--alpha", [true, true, false]),
+    ("--beta", [false, true, true]),
+    ("--gamma", [false, false, true]),
+    ("--dkd-warmup", [false, true, false]),
+    ("--ce-weight", [false, true, true]),
+];
+
 impl DistillCmd {
     /// The loss the options ask for, each unset hyperparameter at its paper's default.
     fn loss_settings(&self) -> Result<LossSettings> {
@@ -226,18 +235,7 @@ impl DistillCmd {
             ..d
         })
     }
-}
 
-/// The weight options each loss reads (kd, dkd, dist), beside `--temperature`, which all read.
-const LOSS_OPTIONS: [(&str, [bool; 3]); 5] = [
-    ("--alpha", [true, true, false]),
-    ("--beta", [false, true, true]),
-    ("--gamma", [false, false, true]),
-    ("--dkd-warmup", [false, true, false]),
-    ("--ce-weight", [false, true, true]),
-];
-
-impl DistillCmd {
     /// Refuses an option the chosen loss would silently ignore: a user who sets `--beta` for
     /// kd believes it changed the run.
     fn refuse_unread_loss_options(&self, kind: LossKind) -> Result<()> {
