@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::data::{ImageShape, Splits, TransferSelection, TransferSettings};
-use crate::error::Result;
+use crate::data::{
+    ImageShape, Impute, Munge, Splits, Strings, TableOptions, TransferSelection, TransferSettings,
+};
+use crate::error::{Error, Result};
+use crate::experiment::ExtraRows;
 use crate::model::{OnnxOptions, OpenOptions};
 use crate::train::{
     CHECKPOINT_SECONDS, Checkpoints, OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings,
@@ -20,9 +23,28 @@ pub struct DataArgs {
     /// .gz), a Keras-layout .npz (x_train, y_train, x_test, y_test; images [N, H, W],
     /// [N, H, W, C] or [N, C, H, W], uint8 or floats in [0, 1]; labels [N] or [N, 1] integers,
     /// or one-hot rows), or an image-folder root (train/<class>/*.png|jpg and test/<class>/*,
-    /// or val/<class>/*). --data-dir is an alias. Default: data/mnist of this repository.
+    /// or val/<class>/*), or a feature table: a .csv (with a header row) or .parquet file,
+    /// or a directory with train.csv and test.csv (or .parquet). An .npz whose x_train is
+    /// [N, F] is a table too. --data-dir is an alias. Default: data/mnist of this repository.
     #[arg(long = "data", visible_alias = "data-dir", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    /// Tables: the class column. Default: the last column.
+    #[arg(long, value_name = "COLUMN", help_heading = "Tables")]
+    pub label: Option<String>,
+    /// Tables: what a text feature column becomes: `one-hot` (one 0/1 feature per value seen
+    /// in the training rows, recorded with the run; an unseen value is all zeros) or `refuse`
+    /// (the column is refused by name).
+    #[arg(long, value_name = "HOW", default_value = "one-hot", value_parser = parse_strings, help_heading = "Tables")]
+    pub strings: Strings,
+    /// Tables without a test file: the fraction of each class held out as the test set, with
+    /// a fixed seed (0) so that every run tests on the same rows. The report says so.
+    #[arg(long, value_name = "F", default_value_t = 0.2, help_heading = "Tables")]
+    pub test_fraction: f64,
+    /// Tables: `mean` replaces a missing or non-finite feature with its column's mean over the
+    /// training rows (a missing text value becomes all zeros). Default: such values are refused,
+    /// naming row and column.
+    #[arg(long, value_name = "HOW", value_parser = parse_impute, help_heading = "Tables")]
+    pub impute: Option<Impute>,
     /// Examples held out of the training set for validation (never the test set). 0 fits all
     /// training examples; epochs then report the loss only (as the `paper` preset does, after
     /// its settings were chosen with 5,000 held out). Default: a tenth of the training set, at
@@ -38,10 +60,21 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// How a table is read, from these options.
+    pub fn table(&self) -> TableOptions {
+        TableOptions {
+            label: self.label.clone(),
+            strings: self.strings,
+            test_fraction: self.test_fraction,
+            impute: self.impute,
+        }
+    }
+
     /// Loads the dataset and cuts it into the splits these options ask for.
     pub fn load(&self) -> Result<Splits> {
         Splits::load(
             &data_dir(self.data_dir.as_deref()),
+            &self.table(),
             self.validation_size,
             self.train_size,
             self.test_size,
@@ -55,10 +88,28 @@ impl DataArgs {
     pub fn load_test_only(&self) -> Result<Splits> {
         Splits::load(
             &data_dir(self.data_dir.as_deref()),
+            &self.table(),
             Some(0),
             None,
             self.test_size,
         )
+    }
+}
+
+fn parse_strings(s: &str) -> std::result::Result<Strings, String> {
+    match s {
+        "one-hot" => Ok(Strings::OneHot),
+        "refuse" => Ok(Strings::Refuse),
+        _ => Err(format!("'{s}' is not one-hot or refuse")),
+    }
+}
+
+fn parse_impute(s: &str) -> std::result::Result<Impute, String> {
+    match s {
+        "mean" => Ok(Impute::Mean),
+        _ => Err(format!(
+            "'{s}' is not a way to impute; the one there is: mean"
+        )),
     }
 }
 
@@ -150,6 +201,61 @@ impl TrainArgs {
                 mixup: self.mixup,
             },
         }
+    }
+}
+
+/// Rows added to a table's transfer set: unlabelled rows from a file, synthetic rows by MUNGE.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExtraRowsArgs {
+    /// Tables: a file of unlabelled rows (a .csv or .parquet with the training file's columns,
+    /// or an .npz whose x_train has its features) added to the transfer set; a label column in
+    /// it is ignored. The teacher labels every such row: the student learns its soft targets,
+    /// and its most likely class stands in for the label in the cross-entropy term.
+    #[arg(long = "transfer", value_name = "PATH", help_heading = "Tables")]
+    pub transfer_file: Option<PathBuf>,
+    /// Tables: `munge:K` adds K times the transfer set's real rows, drawn by MUNGE (Bucilua
+    /// et al. 2006) from each row and its nearest neighbour, seeded by --seed and labelled by
+    /// the teacher as --transfer's rows are; `none` adds none. Their soft targets are cached
+    /// with the others. Default: none for `distill distill`, munge:4 for `distill table`.
+    #[arg(long, value_name = "munge:K", help_heading = "Tables")]
+    pub synthetic: Option<String>,
+    /// Tables, with --synthetic: the probability that MUNGE moves each attribute of a row
+    /// towards its neighbour's.
+    #[arg(long, value_name = "P", default_value_t = Munge::SWAP, help_heading = "Tables")]
+    pub munge_swap: f64,
+    /// Tables, with --synthetic: a moved numeric value is drawn from a normal around the
+    /// neighbour's value with standard deviation |difference| / S.
+    #[arg(long, value_name = "S", default_value_t = Munge::SPREAD, help_heading = "Tables")]
+    pub munge_spread: f64,
+}
+
+impl ExtraRowsArgs {
+    /// The MUNGE settings asked for (`default` where --synthetic is not given).
+    pub fn munge(&self, default: Option<&str>) -> Result<Option<Munge>> {
+        match self.synthetic.as_deref().or(default) {
+            None | Some("none") => Ok(None),
+            Some(s) => {
+                let k = s
+                    .strip_prefix("munge:")
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        Error::config(format!(
+                            "--synthetic takes munge:K (e.g. munge:4) or none, got {s:?}"
+                        ))
+                    })?;
+                Ok(Some(Munge::new(k, self.munge_swap, self.munge_spread)?))
+            }
+        }
+    }
+
+    /// The rows to add, read as `table` says, MUNGE seeded by `seed`.
+    pub fn rows(&self, table: TableOptions, seed: u64, default: Option<&str>) -> Result<ExtraRows> {
+        Ok(ExtraRows {
+            file: self.transfer_file.clone(),
+            synthetic: self.munge(default)?,
+            table,
+            seed,
+        })
     }
 }
 
@@ -250,6 +356,14 @@ pub struct OnnxArgs {
     /// otherwise.
     #[arg(long, value_name = "KIND", default_value = "auto")]
     pub teacher_outputs: String,
+    /// The ONNX output that holds the class scores or probabilities, by name (e.g.
+    /// `probabilities` of a scikit-learn export). Default: found by itself: the float tensor
+    /// output, or the one named `probabilities` among several. A tree ensemble's probabilities
+    /// (a forest's votes included) serve as soft targets through their logarithms: at
+    /// temperature T the teacher gives softmax(log(p) / T), so T > 1 lifts the small and zero
+    /// probabilities (a zero counts as the smallest positive float).
+    #[arg(long, value_name = "NAME")]
+    pub teacher_output: Option<String>,
 }
 
 impl OnnxArgs {
@@ -258,6 +372,7 @@ impl OnnxArgs {
         Ok(OnnxOptions {
             input_norm: self.input_norm.as_deref().map(str::parse).transpose()?,
             outputs: self.teacher_outputs.parse()?,
+            output: self.teacher_output.clone(),
         })
     }
 

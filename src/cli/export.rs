@@ -10,8 +10,8 @@ use crate::backend::compute_device;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::{
-    Classifier, Network, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxModel, OnnxOptions, Predictor,
-    TeacherOutputs, export_onnx, export_torch,
+    Classifier, Network, ONNX_OPSET, ONNX_OUTPUT, OnnxModel, OnnxOptions, Predictor,
+    TeacherOutputs, export_onnx, export_torch, onnx_input_name,
 };
 
 /// `distill export`.
@@ -50,9 +50,10 @@ pub(super) fn cmd_export(c: ExportCmd) -> Result<()> {
         write_atomic(out, &export_onnx(&net))?;
         let diff = check_onnx(&net, out, &device)?;
         println!(
-            "wrote {}: opset {ONNX_OPSET}, input {ONNX_INPUT:?} [batch, {}], output \
+            "wrote {}: opset {ONNX_OPSET}, input {:?} [batch, {}], output \
              {ONNX_OUTPUT:?} [batch, {}]; read back with tract, largest logit difference {diff:.1e}",
             out.display(),
+            onnx_input_name(&net),
             net.inputs(),
             net.classes()
         );
@@ -85,6 +86,19 @@ fn check_onnx(net: &Network, path: &Path, device: &Device) -> Result<f32> {
             (state >> 8) as f32 / (1 << 24) as f32
         })
         .collect();
+    // A table's model takes raw features: spread the check over the range its training rows
+    // had (two standard deviations either side of the mean).
+    let pixels = match net.config.standardize() {
+        None => pixels,
+        Some(s) => pixels
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let j = i % s.mean.len();
+                s.mean[j] + (u - 0.5) * 4.0 / s.scale[j]
+            })
+            .collect(),
+    };
     let images = Tensor::<2>::from_data(TensorData::new(pixels, [rows, shape.len()]), device);
     // The file holds logits: nothing to detect.
     let options = OnnxOptions {

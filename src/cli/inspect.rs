@@ -135,7 +135,7 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
         plot::soften_chart(
             p,
             &plot::SoftenChart {
-                image: &one.images,
+                image: one.bytes().unwrap_or_default(),
                 shape: ds.shape,
                 label,
                 temperatures: &c.temperatures,

@@ -10,6 +10,7 @@ mod export;
 mod inspect;
 mod reproduce;
 mod soft_targets;
+mod table;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,7 @@ pub use export::ExportCmd;
 pub use inspect::{SimilarityCmd, SoftenCmd};
 pub use reproduce::{BenchCmd, ReproduceCmd, SummarizeCmd, SweepCmd};
 pub use soft_targets::SoftTargetsCmd;
+pub use table::TableCmd;
 pub use train::{DistillCmd, EnsembleCmd, EvalCmd, TrainCmd};
 
 /// Knowledge distillation (Hinton, Vinyals & Dean 2015): train a big teacher, distill it into
@@ -47,6 +49,10 @@ pub enum Command {
     Eval(EvalCmd),
     /// Run the paper's MNIST experiment: teacher, student alone, distilled student, report.
     Reproduce(ReproduceCmd),
+    /// Distill a teacher you bring (a forest or boosted model as ONNX) into a small MLP on a
+    /// feature table (CSV, Parquet, .npz): the student alone, distilled on the training rows and
+    /// on rows added by MUNGE; report with a size and speed table.
+    Table(TableCmd),
     /// Combine trained models into an ensemble that averages their softened probabilities;
     /// it can be evaluated and used as a teacher like any model.
     Ensemble(EnsembleCmd),
@@ -74,6 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::SoftTargets(c) => soft_targets::cmd_soft_targets(c),
         Command::Eval(c) => train::cmd_eval(c),
         Command::Reproduce(c) => reproduce::cmd_reproduce(c),
+        Command::Table(c) => table::cmd_table(c),
         Command::Ensemble(c) => train::cmd_ensemble(c),
         Command::Bench(c) => reproduce::cmd_bench(c),
         Command::Sweep(c) => reproduce::cmd_sweep(c),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
+use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
 use crate::distill::{LossKind, LossSettings, Objective, StudentInputs, distill_objective};
@@ -103,6 +103,9 @@ pub struct DistillCmd {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub transfer: TransferArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub extra: ExtraRowsArgs,
     /// After training, raise the output biases of classes missing from the transfer set:
     /// `auto` picks the shift with the fewest validation errors, a number sets it, `none` skips.
     #[arg(
@@ -169,10 +172,20 @@ fn lock(out: &Path) -> Result<RunLock> {
     Ok(lock)
 }
 
+fn refuse_jitter_on_table(splits: &Splits, jitter: usize) -> Result<()> {
+    match splits.dataset.is_table() && jitter > 0 {
+        true => Err(Error::config(
+            "--jitter shifts images; a table has no pixels to shift (drop it)",
+        )),
+        false => Ok(()),
+    }
+}
+
 pub(super) fn cmd_train(c: TrainCmd) -> Result<()> {
     let role = c.train.role(&c.model).check()?;
     let _lock = lock(&c.out)?;
     let splits = c.data.load()?;
+    refuse_jitter_on_table(&splits, role.train.settings().jitter)?;
     let (device, _) = compute_device();
     let t = train_role(
         &role,
@@ -286,7 +299,10 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let how = c.onnx.open_options(splits.dataset.shape)?;
     let teacher = Classifier::load_teacher(&c.teacher, &device, &how)?;
     teacher.expect_classes(splits.dataset.classes)?;
+    let extra = c.extra.rows(c.data.table(), c.train.seed, None)?;
+    refuse_jitter_on_table(&splits, s.jitter)?;
     let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
+    let (transfer, rows) = extra.extend(transfer, &teacher, &device)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     if !splits.validation.is_empty() {
         // Before training: a teacher fed other data or other pixels than it learned from (an
@@ -331,7 +347,10 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         &cache,
         &device,
     )?;
-    eprintln!("transfer set: {} examples; {note}", transfer.train.len());
+    match extra.is_empty() {
+        true => eprintln!("transfer set: {} examples; {note}", transfer.train.len()),
+        false => eprintln!("transfer set: {rows}; {note}"),
+    }
     let out = c.resume.output(&c.out, "distill");
     let mut t = train_role(&role, &transfer, &objective, &device, &out)?;
     print_result(&t.network, &c.out, &splits, &device, t.seconds)?;

@@ -56,12 +56,17 @@ pub fn shifted_batch(
     indices: &[usize],
     shifts: &[Shift],
 ) -> Vec<f32> {
+    // A table has no geometry to shift: its rows go through unchanged (training refuses
+    // jitter on tables before it gets here).
+    let Some(bytes) = split.bytes() else {
+        return split.subset(indices).floats();
+    };
     let (rows, cols) = (shape.height as i64, shape.width as i64);
     let plane = shape.height * shape.width;
     let pixels = shape.len();
     let mut out = vec![0f32; indices.len() * pixels];
     for ((&i, shift), dst) in indices.iter().zip(shifts).zip(out.chunks_exact_mut(pixels)) {
-        let src = &split.images[i * pixels..(i + 1) * pixels];
+        let src = &bytes[i * pixels..(i + 1) * pixels];
         let (dy, dx) = (shift.dy as i64, shift.dx as i64);
         for (src, dst) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(plane)) {
             for r in 0..rows {

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::split::Split;
+use super::table::{TableInfo, TableOptions};
 use crate::error::{Error, Result};
 
 /// A class index. Wide enough for any class count a classifier can have.
@@ -47,6 +48,15 @@ impl ImageShape {
         self.len() == 0
     }
 
+    /// The shape of a feature vector of `width` values: one row of one channel.
+    pub fn features(width: usize) -> ImageShape {
+        ImageShape {
+            channels: 1,
+            height: 1,
+            width,
+        }
+    }
+
     /// `[height, width]`, as reports and charts show an image.
     pub fn hw(&self) -> [usize; 2] {
         [self.height, self.width]
@@ -73,30 +83,44 @@ pub struct Dataset {
     pub train: Split,
     /// Test examples: only ever used for final evaluation.
     pub test: Split,
-    /// Names of the classes, label order, where the format has them (image folders).
+    /// Names of the classes, label order, where the format has them (image folders, tables).
     pub class_names: Option<Vec<String>>,
+    /// For a feature table, what its columns became; `None` for images.
+    pub table: Option<TableInfo>,
+}
+
+/// Loads the dataset at `path`, whatever its format, with the default table options (see
+/// [`load_with`]).
+pub fn load(path: &Path) -> Result<Dataset> {
+    load_with(path, &TableOptions::default())
 }
 
 /// Loads the dataset at `path`, whatever its format: a directory in the four-file IDX layout
-/// of MNIST, a Keras-layout `.npz` file, or an image-folder root (`train/<class>/`,
-/// `test/<class>/`). Every format plugs in here, so commands never call a reader directly.
-pub fn load(path: &Path) -> Result<Dataset> {
+/// of MNIST, a Keras-layout `.npz` file (images, or feature arrays `[N, F]`), an image-folder
+/// root (`train/<class>/`, `test/<class>/`), or a feature table (a `.csv` or `.parquet` file,
+/// or a directory with `train.csv` and `test.csv`), read as `table` says. Every format plugs
+/// in here, so commands never call a reader directly.
+pub fn load_with(path: &Path, table: &TableOptions) -> Result<Dataset> {
     let bad = |reason: &str| Error::Dataset {
         dir: path.to_path_buf(),
         reason: reason.into(),
     };
     if !path.exists() {
         return Err(bad(
-            "does not exist (--data takes an IDX directory, an .npz file or an image-folder root)",
+            "does not exist (--data takes an IDX directory, an .npz file, an image-folder root, \
+             or a .csv or .parquet table)",
         ));
     }
     if super::npz::is_npz(path) {
-        return super::npz::load_npz(path);
+        return super::npz::load_npz(path, table);
+    }
+    if super::table::is_table(path) {
+        return super::table::load_table(path, table);
     }
     if path.is_file() {
         return Err(bad(
-            "is a file but not an .npz; --data takes an IDX directory, an .npz file or an \
-             image-folder root",
+            "is a file but not an .npz, .csv or .parquet; --data takes an IDX directory, an \
+             .npz file, an image-folder root, or a .csv or .parquet table",
         ));
     }
     if super::folder::is_image_folder(path) && !super::idx::is_idx_dir(path) {
@@ -152,6 +176,7 @@ impl Dataset {
             train,
             test,
             class_names: None,
+            table: None,
         })
     }
 
@@ -201,6 +226,9 @@ pub struct DatasetInfo {
     pub class_names: Option<Vec<String>>,
     /// Number of classes.
     pub classes: usize,
+    /// For a feature table, what its columns became (no image then: `image` is `[1, F]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableInfo>,
 }
 
 fn one() -> usize {
@@ -228,22 +256,16 @@ mod tests {
             shape: ImageShape::gray(1, 1),
             classes: 2,
             class_names: None,
-            train: Split {
-                images: (0..n as u8).collect(),
-                labels: vec![0; n],
-                pixels: 1,
-            },
-            test: Split {
-                images: vec![],
-                labels: vec![],
-                pixels: 1,
-            },
+            table: None,
+            train: Split::new((0..n as u8).collect(), vec![0; n], 1),
+            test: Split::new(vec![], vec![], 1),
         };
         let (t, v) = ds.train_validation(10, 3).unwrap();
         assert_eq!((t.len(), v.len()), (90, 10));
-        assert!(v.images.iter().all(|p| !t.images.contains(p)));
-        assert_eq!(ds.train_validation(10, 3).unwrap().1, v);
-        assert_ne!(ds.train_validation(10, 4).unwrap().1, v);
+        let (v, t) = (v.bytes().unwrap(), t.bytes().unwrap());
+        assert!(v.iter().all(|p| !t.contains(p)));
+        assert_eq!(ds.train_validation(10, 3).unwrap().1.bytes().unwrap(), v);
+        assert_ne!(ds.train_validation(10, 4).unwrap().1.bytes().unwrap(), v);
         assert!(ds.train_validation(100, 3).is_err());
     }
 }

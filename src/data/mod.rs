@@ -1,9 +1,9 @@
 //! Stage 1, data: reading datasets from disk, the splits a run trains, validates and tests on,
 //! batching on the compute device, augmentation and transfer-set selection.
 //!
-//! Owns: every file format a dataset can come in (IDX, `.npz`, image folders; one entry point,
-//! [`load`]), the image shape
-//! `[C, H, W]`, labels, and which examples a student may learn from.
+//! Owns: every file format a dataset can come in (IDX, `.npz`, image folders, CSV and Parquet
+//! tables; one entry point, [`load_with`]), the example shape (an image `[C, H, W]` or a feature
+//! vector `[F]`, stored as `[1, 1, F]`), labels, and which examples a student may learn from.
 //! May use: only the foundation modules (`error`, `fsutil`). Nothing here knows about models.
 //!
 //! Images stay as `u8` on the host (a quarter of the memory of `f32`) and are turned into
@@ -15,11 +15,17 @@ mod augment;
 mod dataset;
 mod folder;
 pub mod idx;
+mod munge;
 mod npz;
 mod split;
+mod table;
 mod transfer;
 
 pub use augment::{Shift, jittered_batch, mix_batch, shifted_batch};
-pub use dataset::{Dataset, DatasetInfo, ImageShape, Label, load};
-pub use split::{DatasetShape, DeviceSplit, Split, Splits, default_validation_size, index_tensor};
+pub use dataset::{Dataset, DatasetInfo, ImageShape, Label, load, load_with};
+pub use munge::Munge;
+pub use split::{
+    DatasetShape, DeviceSplit, Split, Splits, Values, default_validation_size, index_tensor,
+};
+pub use table::{Impute, Standardize, Strings, TableInfo, TableOptions, load_rows};
 pub use transfer::{TransferSelection, TransferSettings};

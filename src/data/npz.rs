@@ -12,6 +12,7 @@ use npyz::{DType, NpyFile, TypeChar};
 
 use super::dataset::{Dataset, ImageShape, Label};
 use super::split::Split;
+use super::table::TableOptions;
 use crate::error::{Error, Result};
 
 /// Deflate cannot expand data by more than about 1,032 to 1: an array that claims more than
@@ -276,11 +277,17 @@ fn one_hot(values: &[f64], n: usize, k: usize) -> Option<Vec<Label>> {
         .collect()
 }
 
-/// Loads a Keras-layout `.npz` file.
-pub fn load_npz(path: &Path) -> Result<Dataset> {
+/// Loads a Keras-layout `.npz` file: images, or a feature table when `x_train` is `[N, F]`
+/// (read as `table` says, its columns named `f0`, `f1`, ...).
+pub fn load_npz(path: &Path, table: &TableOptions) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| bad(path, format!("not a valid .npz (zip) file: {e}")))?;
+    let x_train = read_array(&mut archive, "x_train", path)?;
+    if x_train.shape.len() == 2 {
+        return load_features(&mut archive, x_train, path, table);
+    }
+    drop(x_train);
     // One-hot rows name the class count even when a class never occurs in them.
     let mut declared = 0;
     let mut split = |x: &str, y: &str| -> Result<(ImageShape, Split)> {
@@ -325,4 +332,69 @@ pub fn load_npz(path: &Path) -> Result<Dataset> {
         train,
         test,
     )
+}
+
+/// The rows of an archive's `x_train` `[N, F]` (a transfer set's; labels are not read), and F.
+pub(super) fn load_feature_rows(path: &Path) -> Result<(Vec<f64>, usize)> {
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| bad(path, format!("not a valid .npz (zip) file: {e}")))?;
+    let x = read_array(&mut archive, "x_train", path)?;
+    match x.shape[..] {
+        [_, f] if f > 0 => Ok((x.values, f)),
+        _ => Err(bad(
+            path,
+            format!(
+                "array x_train has shape {:?}; rows of a table are [N, F]",
+                x.shape
+            ),
+        )),
+    }
+}
+
+/// The feature table of an archive whose `x_train` is `[N, F]`.
+fn load_features(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+    x_train: Array,
+    path: &Path,
+    table: &TableOptions,
+) -> Result<Dataset> {
+    let part = |archive: &mut zip::ZipArchive<BufReader<File>>,
+                x: Array,
+                x_name: &str,
+                y_name: &str|
+     -> Result<(Vec<f64>, Vec<Label>)> {
+        let labels = labels(&read_array(archive, y_name, path)?, y_name, path)?;
+        match x.shape[..] {
+            [n, _] if n == labels.len() => Ok((x.values, labels)),
+            [n, _] if n != labels.len() => Err(bad(
+                path,
+                format!(
+                    "{x_name} holds {n} rows but {y_name} holds {} labels",
+                    labels.len()
+                ),
+            )),
+            _ => Err(bad(
+                path,
+                format!(
+                    "array {x_name} has shape {:?}; a feature table is [N, F]",
+                    x.shape
+                ),
+            )),
+        }
+    };
+    let width = x_train.shape[1];
+    let train = part(archive, x_train, "x_train", "y_train")?;
+    let x_test = read_array(archive, "x_test", path)?;
+    if x_test.shape.len() != 2 || x_test.shape[1] != width {
+        return Err(bad(
+            path,
+            format!(
+                "x_test has shape {:?} but x_train has {width} features per row",
+                x_test.shape
+            ),
+        ));
+    }
+    let test = part(archive, x_test, "x_test", "y_test")?;
+    super::table::load_arrays(path, width, train, test, table)
 }

@@ -6,42 +6,111 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::dataset::{DatasetInfo, ImageShape, Label};
+use super::table::{Standardize, TableInfo, TableOptions};
 use crate::error::{Error, Result};
 
-/// Labelled images held on the host.
+/// The example values of a split, as the file gave them: image bytes (0-255) or feature
+/// floats. Images stay bytes on the host, a quarter of the memory of `f32`; features are never
+/// quantized.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// Pixels, one byte each; models see them divided by 255.
+    Bytes(Vec<u8>),
+    /// Features of a table, as read.
+    Floats(Vec<f32>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Bytes(v) => v.len(),
+            Values::Floats(v) => v.len(),
+        }
+    }
+
+    fn gather(&self, rows: &[usize], width: usize) -> Values {
+        fn pick<T: Copy>(v: &[T], rows: &[usize], width: usize) -> Vec<T> {
+            let mut out = Vec::with_capacity(rows.len() * width);
+            for &i in rows {
+                out.extend_from_slice(&v[i * width..(i + 1) * width]);
+            }
+            out
+        }
+        match self {
+            Values::Bytes(v) => Values::Bytes(pick(v, rows, width)),
+            Values::Floats(v) => Values::Floats(pick(v, rows, width)),
+        }
+    }
+}
+
+/// Labelled examples held on the host: images or rows of a feature table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Split {
-    /// `len * pixels` bytes, one image after another (channel-major, then row-major).
-    pub images: Vec<u8>,
-    /// One class index per image.
+    /// `len * pixels` values, one example after another (images channel-major, then
+    /// row-major).
+    pub values: Values,
+    /// One class index per example.
     pub labels: Vec<Label>,
-    /// Values per image (`C * H * W`).
+    /// Values per example (`C * H * W` for images, `F` for features).
     pub pixels: usize,
 }
 
 impl Split {
-    /// A split from its parts (`images.len()` must be `labels.len() * pixels`).
+    /// A split of images from its parts (`images.len()` must be `labels.len() * pixels`).
     pub fn new(images: Vec<u8>, labels: Vec<Label>, pixels: usize) -> Split {
         debug_assert_eq!(images.len(), labels.len() * pixels);
         Split {
-            images,
+            values: Values::Bytes(images),
             labels,
             pixels,
         }
     }
 
-    /// Mean over images of the squared L2 norm of their pixels scaled to [0, 1]: how much
-    /// input a first layer sees (MNIST's training set: 87.8), which sizes its gradient steps.
+    /// A split of feature rows (`features.len()` must be `labels.len() * width`).
+    pub fn features(features: Vec<f32>, labels: Vec<Label>, width: usize) -> Split {
+        debug_assert_eq!(features.len(), labels.len() * width);
+        Split {
+            values: Values::Floats(features),
+            labels,
+            pixels: width,
+        }
+    }
+
+    /// The pixels as bytes, or `None` for a feature table.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.values {
+            Values::Bytes(v) => Some(v),
+            Values::Floats(_) => None,
+        }
+    }
+
+    /// The pixels as bytes; empty for a feature table.
+    pub fn images(&self) -> &[u8] {
+        self.bytes().unwrap_or_default()
+    }
+
+    /// The features, or `None` for images.
+    pub fn feature_values(&self) -> Option<&[f32]> {
+        match &self.values {
+            Values::Floats(v) => Some(v),
+            Values::Bytes(_) => None,
+        }
+    }
+
+    /// Mean over examples of the squared L2 norm of what a first layer sees: pixels scaled to
+    /// [0, 1] (MNIST's training set: 87.8), or for a table its standardized features (one per
+    /// feature). It sizes a first layer's gradient steps.
     pub fn mean_squared_norm(&self) -> f64 {
         if self.is_empty() {
             return 0.0;
         }
-        let sum: u64 = self
-            .images
-            .iter()
-            .map(|&v| u64::from(v) * u64::from(v))
-            .sum();
-        sum as f64 / (255.0 * 255.0) / self.len() as f64
+        match &self.values {
+            Values::Bytes(v) => {
+                let sum: u64 = v.iter().map(|&v| u64::from(v) * u64::from(v)).sum();
+                sum as f64 / (255.0 * 255.0) / self.len() as f64
+            }
+            Values::Floats(_) => self.pixels as f64,
+        }
     }
 
     /// Number of examples.
@@ -56,15 +125,9 @@ impl Split {
 
     /// The examples at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Split {
-        let mut images = Vec::with_capacity(indices.len() * self.pixels);
-        let mut labels = Vec::with_capacity(indices.len());
-        for &i in indices {
-            images.extend_from_slice(&self.images[i * self.pixels..(i + 1) * self.pixels]);
-            labels.push(self.labels[i]);
-        }
         Split {
-            images,
-            labels,
+            values: self.values.gather(indices, self.pixels),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
             pixels: self.pixels,
         }
     }
@@ -86,13 +149,19 @@ impl Split {
         counts
     }
 
-    /// SHA-256 of images and labels: identifies the exact data for caches. Labels below 256
+    /// SHA-256 of values and labels: identifies the exact data for caches. Labels below 256
     /// hash as single bytes, so fingerprints of 8-bit-labelled data (and the caches keyed by
     /// them) are the same as before labels were widened.
     pub fn fingerprint(&self) -> String {
-        let mut bytes = Vec::with_capacity(self.images.len() + self.labels.len() + 8);
+        let mut bytes = Vec::with_capacity(4 * self.values.len() + self.labels.len() + 8);
         bytes.extend_from_slice(&(self.pixels as u64).to_le_bytes());
-        bytes.extend_from_slice(&self.images);
+        match &self.values {
+            Values::Bytes(v) => bytes.extend_from_slice(v),
+            Values::Floats(v) => {
+                bytes.extend_from_slice(b"f32");
+                bytes.extend(v.iter().flat_map(|f| f.to_le_bytes()));
+            }
+        }
         if self.labels.iter().all(|&l| l < 256) {
             bytes.extend(self.labels.iter().map(|&l| l as u8));
         } else {
@@ -101,9 +170,13 @@ impl Split {
         crate::fsutil::sha256_hex(&bytes)
     }
 
-    /// The images as models take them: one float in `[0, 1]` per byte, image after image.
+    /// The examples as models take them: one float in `[0, 1]` per pixel byte, or the
+    /// features as they are, example after example.
     pub fn floats(&self) -> Vec<f32> {
-        self.images.iter().map(|&p| p as f32 / 255.0).collect()
+        match &self.values {
+            Values::Bytes(v) => v.iter().map(|&p| p as f32 / 255.0).collect(),
+            Values::Floats(v) => v.clone(),
+        }
     }
 
     /// Uploads the split to `device`: images as `[len, pixels]` floats in `[0, 1]`, labels as ints.
@@ -161,6 +234,18 @@ pub struct DatasetShape {
     pub classes: usize,
     /// Class names in label order, where the data has them.
     pub class_names: Option<Vec<String>>,
+    /// For a feature table, what its columns became.
+    pub table: Option<TableInfo>,
+    /// For a feature table, the standardization fitted on the training split, which models
+    /// trained on it carry.
+    pub standardize: Option<Standardize>,
+}
+
+impl DatasetShape {
+    /// True for a feature table, false for images.
+    pub fn is_table(&self) -> bool {
+        self.table.is_some()
+    }
 }
 
 /// Examples held out for validation when none is asked for: a tenth of the training set, at
@@ -183,15 +268,21 @@ pub struct Splits {
 }
 
 impl Splits {
-    /// Loads `path` (any format [`super::load`] reads) and cuts it to the requested sizes
-    /// (see [`Splits::from_dataset`]).
+    /// Loads `path` (any format [`super::load_with`] reads, tables as `table` says) and cuts
+    /// it to the requested sizes (see [`Splits::from_dataset`]).
     pub fn load(
         path: &Path,
+        table: &TableOptions,
         validation: Option<usize>,
         train_size: Option<usize>,
         test_size: Option<usize>,
     ) -> Result<Splits> {
-        Self::from_dataset(super::load(path)?, validation, train_size, test_size)
+        Self::from_dataset(
+            super::load_with(path, table)?,
+            validation,
+            train_size,
+            test_size,
+        )
     }
 
     /// Cuts `dataset` to the requested sizes. `validation` examples are held out of the
@@ -212,12 +303,17 @@ impl Splits {
         let (train, validation) = dataset.train_validation(validation, 0)?;
         let train = train_size.map_or(train.clone(), |n| train.head(n));
         let test = test_size.map_or(dataset.test.clone(), |n| dataset.test.head(n));
+        let standardize = train
+            .feature_values()
+            .map(|x| Standardize::fit(x, train.pixels));
         Ok(Splits {
             dataset: DatasetShape {
                 name: dataset.name,
                 shape: dataset.shape,
                 classes: dataset.classes,
                 class_names: dataset.class_names,
+                table: dataset.table,
+                standardize,
             },
             train,
             validation,
@@ -236,6 +332,7 @@ impl Splits {
             channels: self.dataset.shape.channels,
             classes: self.dataset.classes,
             class_names: self.dataset.class_names.clone(),
+            table: self.dataset.table.clone(),
         }
     }
 
@@ -271,6 +368,8 @@ mod tests {
                 shape: ImageShape::gray(2, 2),
                 classes: 2,
                 class_names: None,
+                table: None,
+                standardize: None,
             },
             train: split(7000),
             validation: split(0),

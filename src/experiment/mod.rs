@@ -8,13 +8,18 @@
 pub mod bench;
 mod bench_interop;
 mod bench_levers;
+mod extra_rows;
 mod losses;
 mod presets;
 mod recipes;
 mod seeds_headline;
 pub mod summary;
 pub mod sweep;
+mod table_speed;
+mod tables;
 
 pub use bench_interop::InteropOptions;
+pub use extra_rows::{ExtraRows, RowCounts};
 pub use presets::{CheckedRoles, ExperimentKind, FitToData, Preset, ReproduceConfig};
 pub use recipes::{ReproduceOptions, reproduce};
+pub use tables::{TableRecipe, reproduce_table};

@@ -550,6 +550,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         teacher_better_than_student,
         headline: None,
         changed,
+        size_speed: Vec::new(),
     }
     .with_headline();
     report.write(out)?;

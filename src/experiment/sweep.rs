@@ -121,6 +121,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let (device, backend) = compute_device();
     let splits = Splits::load(
         &opts.data_dir,
+        &crate::data::TableOptions::default(),
         opts.validation_size,
         opts.train_size,
         opts.test_size,

@@ -3,13 +3,14 @@
 //! softened probabilities; its members may be model directories or ONNX files.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Network, weights_path};
 use super::onnx::{OnnxModel, OnnxOptions, is_onnx};
-use super::{PlainMlp, Predictor};
+use super::{PlainMlp, Predictor, TreeEnsemble};
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 
@@ -43,6 +44,8 @@ pub enum Classifier {
     Single(Network),
     /// A foreign model from an ONNX file.
     Onnx(OnnxModel),
+    /// A tree ensemble (forest or boosted trees) from an ONNX-ML file.
+    Trees(Arc<TreeEnsemble>),
     /// Members (networks or ONNX models) of one input size and class count.
     Ensemble(Vec<Classifier>),
 }
@@ -66,6 +69,17 @@ impl Classifier {
                         .into(),
                 });
             };
+            if let Some(trees) = TreeEnsemble::open(path, how.onnx.output.as_deref())? {
+                if trees.features() != shape.len() {
+                    return Err(Error::Mismatch(format!(
+                        "{}: the tree ensemble reads {} features per row but the data has {}",
+                        path.display(),
+                        trees.features(),
+                        shape.len()
+                    )));
+                }
+                return Ok(Classifier::Trees(Arc::new(trees)));
+            }
             return OnnxModel::load(path, shape, how.onnx.clone()).map(Classifier::Onnx);
         }
         let Some(m) = read_manifest(path)? else {
@@ -171,6 +185,7 @@ impl Classifier {
         match self {
             Classifier::Single(_) => crate::fsutil::sha256_file(&weights_path(path)),
             Classifier::Onnx(m) => Ok(m.identity().to_string()),
+            Classifier::Trees(m) => Ok(m.identity().to_string()),
             Classifier::Ensemble(members) => {
                 let m = read_manifest(path)?.ok_or_else(|| Error::Checkpoint {
                     path: path.to_path_buf(),
@@ -226,6 +241,7 @@ impl Predictor for Classifier {
         match self {
             Classifier::Single(n) => n.shape(),
             Classifier::Onnx(m) => m.shape(),
+            Classifier::Trees(m) => m.shape(),
             Classifier::Ensemble(v) => v[0].shape(),
         }
     }
@@ -233,6 +249,7 @@ impl Predictor for Classifier {
         match self {
             Classifier::Single(n) => n.classes(),
             Classifier::Onnx(m) => m.classes(),
+            Classifier::Trees(m) => m.classes(),
             Classifier::Ensemble(v) => v[0].classes(),
         }
     }
@@ -240,6 +257,7 @@ impl Predictor for Classifier {
         match self {
             Classifier::Single(n) => n.params(),
             Classifier::Onnx(m) => m.params(),
+            Classifier::Trees(m) => m.params(),
             Classifier::Ensemble(v) => v.iter().map(Predictor::params).sum(),
         }
     }
@@ -247,6 +265,7 @@ impl Predictor for Classifier {
         match self {
             Classifier::Single(n) => n.describe(),
             Classifier::Onnx(m) => m.describe(),
+            Classifier::Trees(m) => m.describe(),
             Classifier::Ensemble(v) => format!("ensemble of {} x {}", v.len(), v[0].describe()),
         }
     }
@@ -254,6 +273,7 @@ impl Predictor for Classifier {
         match self {
             Classifier::Single(n) => n.log_probs(images, t),
             Classifier::Onnx(m) => m.log_probs(images, t),
+            Classifier::Trees(m) => m.log_probs(images, t),
             Classifier::Ensemble(v) => {
                 // Average probabilities, not logits: the paper's ensemble teacher. In log space
                 // as a log-sum-exp of the members' log-softmax outputs minus ln n, so that a
@@ -280,6 +300,7 @@ impl Predictor for Classifier {
         match self {
             Classifier::Single(n) => n.logits(images),
             Classifier::Onnx(m) => m.logits(images),
+            Classifier::Trees(m) => m.logits(images),
             Classifier::Ensemble(_) => self.log_probs(images, 1.0),
         }
     }

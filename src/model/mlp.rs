@@ -1,8 +1,8 @@
 //! The multilayer perceptron of the paper: ReLU hidden layers, dropout, class logits.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::dense;
@@ -10,7 +10,7 @@ use super::dropout::DropoutLayer;
 use super::net::{Architecture, NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 use super::spec::Dropout as DropoutRates;
-use crate::data::ImageShape;
+use crate::data::{ImageShape, Standardize};
 use crate::error::{Error, Result};
 
 /// Rows per forward pass when many images are evaluated at once, to bound memory.
@@ -36,6 +36,11 @@ pub struct MlpConfig {
     /// channels existed).
     #[serde(default = "one")]
     pub channels: usize,
+    /// For a feature table, the standardization fitted on its training rows, applied before
+    /// the first layer so that the model takes raw features (and folded into that layer on
+    /// export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardize: Option<Standardize>,
 }
 
 fn one() -> usize {
@@ -67,6 +72,7 @@ impl MlpConfig {
             hidden_dropout: dropout.hidden,
             image: shape.hw(),
             channels: shape.channels,
+            standardize: None,
         })
     }
 
@@ -101,6 +107,7 @@ impl MlpConfig {
             layers: dense::init(&self.sizes(), device),
             input_dropout: DropoutLayer::new(self.input_dropout),
             hidden_dropout: DropoutLayer::new(self.hidden_dropout),
+            standardize: self.standardize.clone(),
         }
     }
 }
@@ -111,6 +118,51 @@ pub struct Mlp {
     layers: Vec<Linear>,
     input_dropout: DropoutLayer,
     hidden_dropout: DropoutLayer,
+    #[module(skip)]
+    standardize: Option<Standardize>,
+}
+
+impl Mlp {
+    /// `x` as the first layer sees it: standardized, for a model of a table.
+    fn standardized(&self, x: Tensor<2>) -> Tensor<2> {
+        let Some(s) = &self.standardize else {
+            return x;
+        };
+        let row = |v: &[f32]| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), &x.device())
+        };
+        let (mean, scale) = (row(&s.mean), row(&s.scale));
+        (x - mean) * scale
+    }
+
+    /// The layers with the standardization folded into the first: `W' = diag(scale) W`,
+    /// `b' = b - (mean * scale) W`, which take raw features as the model does.
+    fn folded(&self) -> Vec<Linear> {
+        let mut layers = self.layers.clone();
+        let (Some(s), Some(first)) = (&self.standardize, layers.first_mut()) else {
+            return layers;
+        };
+        let w = first.weight.val();
+        let device = w.device();
+        let [inputs, _] = w.dims();
+        let scale = Tensor::<2>::from_data(TensorData::new(s.scale.clone(), [inputs, 1]), &device);
+        let shift: Vec<f32> = s.mean.iter().zip(&s.scale).map(|(m, k)| m * k).collect();
+        let shift = Tensor::<2>::from_data(TensorData::new(shift, [1, inputs]), &device);
+        let moved = shift.matmul(w.clone()).reshape([-1]);
+        first.weight = Param::from_tensor(w * scale);
+        if let Some(b) = first.bias.take() {
+            first.bias = Some(Param::from_tensor(b.val() - moved));
+        }
+        layers
+    }
+
+    /// The weights as a runtime that takes raw features needs them: the checkpoint's arrays,
+    /// with a table's standardization folded into the first layer.
+    pub fn inference_export(&self) -> Vec<NamedArray> {
+        let mut out = Vec::new();
+        dense::export("layers", &self.folded(), &mut out);
+        out
+    }
 }
 
 impl Architecture for Mlp {
@@ -118,7 +170,7 @@ impl Architecture for Mlp {
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         dense::forward(
             &self.layers,
-            self.input_dropout.forward(x),
+            self.input_dropout.forward(self.standardized(x)),
             &self.hidden_dropout,
         )
     }
@@ -131,7 +183,7 @@ impl Architecture for Mlp {
             .collect();
         let [n, _] = images.dims();
         for s in (0..n).step_by(CHUNK) {
-            let x = images.clone().slice(s..(s + CHUNK).min(n));
+            let x = self.standardized(images.clone().slice(s..(s + CHUNK).min(n)));
             dense::hidden_peaks(&self.layers, x, &mut peaks);
         }
         dense::count_silent(&peaks)
@@ -158,7 +210,7 @@ impl Architecture for Mlp {
     }
 
     fn to_onnx(&self, graph: &mut OnnxGraph) {
-        dense::to_onnx("layers", &self.layers, graph);
+        dense::to_onnx("layers", &self.folded(), graph);
     }
 
     fn torch_module(&self) -> String {
@@ -176,15 +228,13 @@ impl Architecture for Mlp {
 fn torch_sequential(mlp: &Mlp) -> (String, Vec<NamedArray>) {
     let mut parts = vec!["nn.Flatten()".to_string()];
     let mut state = Vec::new();
-    dense::to_torch(&mlp.layers, &mut parts, &mut state);
+    dense::to_torch(&mlp.folded(), &mut parts, &mut state);
     (format!("nn.Sequential({})", parts.join(", ")), state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::Param;
-    use burn::tensor::TensorData;
 
     fn set(mlp: &mut Mlp, i: usize, w: Vec<f32>, shape: [usize; 2], b: Vec<f32>, d: &Device) {
         mlp.layers[i].weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, shape), d));

@@ -38,7 +38,10 @@ pub(crate) use fused::{After, dense_layer, dense_layer_composed};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
-pub use onnx_export::{ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch};
+pub use onnx_export::{
+    ONNX_FEATURES, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch,
+    onnx_input_name,
+};
 pub use plain::PlainMlp;
 pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
 pub use trees::TreeEnsemble;

@@ -16,6 +16,8 @@ use super::net::NamedArray;
 pub const ONNX_OPSET: i64 = 17;
 /// Name of the exported model's input: float32 pixels in [0, 1].
 pub const ONNX_INPUT: &str = "pixels";
+/// Name of the input of a model of a feature table: float32 raw features.
+pub const ONNX_FEATURES: &str = "features";
 /// Name of the exported model's output: class logits.
 pub const ONNX_OUTPUT: &str = "logits";
 /// IR version that goes with opset 17.
@@ -32,11 +34,11 @@ pub struct OnnxGraph {
 }
 
 impl OnnxGraph {
-    fn new() -> Self {
+    fn new(input: &str) -> Self {
         OnnxGraph {
             nodes: Vec::new(),
             initializers: Vec::new(),
-            current: ONNX_INPUT.into(),
+            current: input.into(),
         }
     }
 
@@ -150,11 +152,21 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
     }
 }
 
-/// The ONNX bytes of `net`: opset 17, input `pixels` `[batch, C·H·W]` (an MLP's layout),
-/// output `logits` `[batch, classes]`, the batch axis dynamic. Dropout, a training-time
-/// behaviour, is not part of the graph.
+/// The name of the ONNX input of `net`: `features` for a model of a table, `pixels` otherwise.
+pub fn onnx_input_name(net: &Network) -> &'static str {
+    match net.config.standardize() {
+        Some(_) => ONNX_FEATURES,
+        None => ONNX_INPUT,
+    }
+}
+
+/// The ONNX bytes of `net`: opset 17, input `pixels` `[batch, C·H·W]` (an MLP's layout), or
+/// for a model of a table `features` `[batch, F]` of raw values (its standardization folded
+/// into the first layer), output `logits` `[batch, classes]`, the batch axis dynamic. Dropout,
+/// a training-time behaviour, is not part of the graph.
 pub fn export_onnx(net: &Network) -> Vec<u8> {
-    let mut g = OnnxGraph::new();
+    let input = onnx_input_name(net);
+    let mut g = OnnxGraph::new(input);
     net.net.arch().to_onnx(&mut g);
     if let Some(last) = g.nodes.last_mut() {
         last.output[0] = ONNX_OUTPUT.into();
@@ -163,7 +175,13 @@ pub fn export_onnx(net: &Network) -> Vec<u8> {
     let meta = [
         ("distill.architecture", net.describe()),
         ("distill.image_shape", shape.to_string()),
-        ("distill.input", "float32 pixels in [0, 1]".to_string()),
+        (
+            "distill.input",
+            match input {
+                ONNX_FEATURES => "float32 raw features".to_string(),
+                _ => "float32 pixels in [0, 1]".to_string(),
+            },
+        ),
     ];
     let model = pb::ModelProto {
         ir_version: IR_VERSION,
@@ -177,7 +195,7 @@ pub fn export_onnx(net: &Network) -> Vec<u8> {
             node: g.nodes,
             name: "distill_student".into(),
             initializer: g.initializers,
-            input: vec![value_info(ONNX_INPUT, &[None, Some(shape.len())])],
+            input: vec![value_info(input, &[None, Some(shape.len())])],
             output: vec![value_info(ONNX_OUTPUT, &[None, Some(net.classes())])],
             ..Default::default()
         }),

@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::checkpoint::Network;
-use super::net::{Architecture, Net};
+use super::net::Net;
 use super::wide::wide;
 use crate::error::{Error, Result};
 
@@ -81,8 +81,9 @@ impl PlainMlp {
         let Net::Mlp(mlp) = &network.net else {
             return None;
         };
-        // The checkpoint's arrays, weight then bias per layer, input first.
-        let arrays = mlp.export();
+        // The checkpoint's arrays, weight then bias per layer, input first (a table's
+        // standardization folded in).
+        let arrays = mlp.inference_export();
         let count = arrays.len() / 2;
         let layers: Arc<[HostLayer]> = arrays
             .chunks_exact(2)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::cnn::CnnConfig;
 use super::mlp::MlpConfig;
 use super::net::Net;
-use crate::data::ImageShape;
+use crate::data::{ImageShape, Standardize};
 use crate::error::{Error, Result};
 use burn::tensor::Device;
 
@@ -210,12 +210,52 @@ impl ModelConfig {
         }
     }
 
+    /// The same architecture carrying a table's standardization (`None`: images), so that it
+    /// takes raw features. Only an MLP can take a table.
+    pub fn with_standardize(self, standardize: Option<Standardize>) -> Result<ModelConfig> {
+        let Some(s) = standardize else {
+            return Ok(self);
+        };
+        let n = self.inputs();
+        if s.mean.len() != n || s.scale.len() != n {
+            return Err(Error::config(format!(
+                "the standardization has {} means and {} scales for {n} features",
+                s.mean.len(),
+                s.scale.len()
+            )));
+        }
+        if s.mean.iter().chain(&s.scale).any(|v| !v.is_finite()) {
+            return Err(Error::config(
+                "the standardization holds a non-finite value",
+            ));
+        }
+        match self {
+            ModelConfig::Mlp(c) => Ok(ModelConfig::Mlp(MlpConfig {
+                standardize: Some(s),
+                ..c
+            })),
+            ModelConfig::Cnn(_) => Err(Error::config(
+                "a CNN needs images and this data is a table of features: use an MLP, such as \
+                 mlp:128,128",
+            )),
+        }
+    }
+
+    /// A table's standardization, if the model carries one.
+    pub fn standardize(&self) -> Option<&Standardize> {
+        match self {
+            ModelConfig::Mlp(c) => c.standardize.as_ref(),
+            ModelConfig::Cnn(_) => None,
+        }
+    }
+
     /// Re-checks a configuration read from a file: the same checks as [`ModelConfig::new`],
     /// plus a cap on the parameter count computed with checked arithmetic, all before any
     /// tensor is allocated.
     pub fn check(self) -> Result<ModelConfig> {
         let spec = self.spec();
-        let checked = ModelConfig::new(&spec, self.shape(), self.classes(), self.dropout())?;
+        let checked = ModelConfig::new(&spec, self.shape(), self.classes(), self.dropout())?
+            .with_standardize(self.standardize().cloned())?;
         let hidden = spec.hidden_widths();
         if hidden.iter().any(|&w| w == 0 || w > MAX_WIDTH) {
             return Err(Error::config(format!(

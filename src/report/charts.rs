@@ -181,11 +181,14 @@ fn changed_charts(files: &mut Files<'_>, splits: &Splits, c: &Changed) -> Result
         return Ok(());
     }
     let test = &splits.test;
+    let Some(pixels) = test.bytes() else {
+        return Ok(());
+    };
     let row = |title: &str, images: &[ChangedImage]| {
         let images: Vec<_> = images
             .iter()
             .map(|i| GalleryImage {
-                pixels: &test.images[i.index * test.pixels..(i.index + 1) * test.pixels],
+                pixels: &pixels[i.index * test.pixels..(i.index + 1) * test.pixels],
                 caption: format!("{}: {} \u{2192} {}", i.label, i.alone, i.distilled),
             })
             .collect();
@@ -225,7 +228,7 @@ fn dark_knowledge(
     let probs = soften(&logits(teacher, &one, device)?, &temperatures);
     let label = one.labels[0] as usize;
     let chart = plot::SoftenChart {
-        image: &one.images,
+        image: one.bytes().unwrap_or_default(),
         shape,
         label,
         temperatures: &temperatures,

@@ -13,20 +13,37 @@ impl Report {
             self.headline_text(),
             self.table()
         );
+        let inputs = match &self.dataset.table {
+            Some(t) => format!("{} features", t.features.len()),
+            None => format!("{}x{} images", self.dataset.image[0], self.dataset.image[1]),
+        };
         let _ = writeln!(
             s,
             "\nDistillation: T = {}, alpha = {}. Dataset {}: {} training, {} validation, {} test \
-             examples, {}x{} images, {} classes.",
+             examples, {inputs}, {} classes.",
             self.temperature,
             self.alpha,
             self.dataset.name,
             self.dataset.train_size,
             self.dataset.validation_size,
             self.dataset.test_size,
-            self.dataset.image[0],
-            self.dataset.image[1],
             self.dataset.classes
         );
+        if let Some(held) = self.dataset.table.as_ref().and_then(|t| t.held_out) {
+            let _ = writeln!(
+                s,
+                "\nThe data had no test file: {:.0}% of each class was held out as the test set \
+                 (seed 0).",
+                100.0 * held
+            );
+        }
+        if let Some(t) = self.size_speed_table() {
+            let _ = write!(
+                s,
+                "\n## Size and speed\n\nEach model as an ONNX file, run on this machine.\n\n{}\n",
+                t.markdown()
+            );
+        }
         if let (Some(c), Some((header, rows))) = (&self.changed, self.changed_grid()) {
             let _ = write!(
                 s,

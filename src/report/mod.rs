@@ -79,6 +79,63 @@ pub struct Report {
     /// The test images whose answer distillation changed, per class.
     #[serde(default)]
     pub changed: Option<Changed>,
+    /// For a table: each model's file size and latency, in distill and in onnxruntime.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub size_speed: Vec<SizeSpeed>,
+}
+
+/// One model's row of the size and speed table: what serving it costs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SizeSpeed {
+    /// Role (`teacher`, `student`, ...).
+    pub model: String,
+    /// The ONNX file measured (the teacher's own, or the student exported).
+    pub file: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Microseconds per row at batch 1 in distill.
+    pub distill_batch1_us: f64,
+    /// Microseconds per row over the whole test set at once in distill.
+    pub distill_batched_us: f64,
+    /// Microseconds per row at batch 1 in onnxruntime, where it is installed.
+    pub onnxruntime_batch1_us: Option<f64>,
+    /// Microseconds per row over the whole test set in onnxruntime, where it is installed.
+    pub onnxruntime_batched_us: Option<f64>,
+}
+
+impl Report {
+    /// The size and speed table, or `None` when the run has none (images).
+    pub fn size_speed_table(&self) -> Option<Table> {
+        if self.size_speed.is_empty() {
+            return None;
+        }
+        let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let rows = self
+            .size_speed
+            .iter()
+            .map(|r| {
+                vec![
+                    r.model.clone(),
+                    format!("{:.1}", r.bytes as f64 / 1024.0),
+                    us(Some(r.distill_batch1_us)),
+                    us(Some(r.distill_batched_us)),
+                    us(r.onnxruntime_batch1_us),
+                    us(r.onnxruntime_batched_us),
+                ]
+            })
+            .collect();
+        Some(Table {
+            header: vec![
+                "model",
+                "ONNX file (KiB)",
+                "distill batch 1 (µs/row)",
+                "distill batched (µs/row)",
+                "onnxruntime batch 1 (µs/row)",
+                "onnxruntime batched (µs/row)",
+            ],
+            rows,
+        })
+    }
 }
 
 /// The teacher's soft knowledge as a report shows it.

@@ -109,7 +109,8 @@ pub fn train_role(
         splits.dataset.shape,
         splits.dataset.classes,
         role.dropout,
-    )?;
+    )?
+    .with_standardize(splits.dataset.standardize.clone())?;
     device.seed(RngStream::Init.seed(role.train.settings().seed));
     let network = Network::init(config, device);
     // The config goes first and the completion marker (written by `train`, which removes an

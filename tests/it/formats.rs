@@ -102,8 +102,8 @@ fn npz_layouts_of_keras_and_pytorch_users_read_as_one_dataset() {
         assert_eq!(ds.shape.to_string(), "3x4x5", "{name}");
         assert_eq!(ds.classes, classes, "{name}");
         // distill holds images channel-major, as PyTorch lays them out.
-        assert_eq!(ds.train.images, nchw, "{name}");
-        assert_eq!(ds.test.images, nchw, "{name}");
+        assert_eq!(ds.train.images(), nchw, "{name}");
+        assert_eq!(ds.test.images(), nchw, "{name}");
         let got: Vec<u8> = ds.train.labels.iter().map(|&l| l as u8).collect();
         assert_eq!(got, labels, "{name}");
     }
@@ -158,8 +158,9 @@ fn pngs(split: &distill::data::Split, n: usize, root: &Path, name: &str) {
     for i in 0..n {
         let dir = root.join(name).join(split.labels[i].to_string());
         std::fs::create_dir_all(&dir).unwrap();
-        let img = image::GrayImage::from_raw(28, 28, split.images[i * 784..(i + 1) * 784].to_vec())
-            .unwrap();
+        let img =
+            image::GrayImage::from_raw(28, 28, split.images()[i * 784..(i + 1) * 784].to_vec())
+                .unwrap();
         img.save(dir.join(format!("{i:05}.png"))).unwrap();
     }
 }
@@ -186,7 +187,7 @@ fn an_image_folder_gives_the_same_model_as_idx() {
     crate::common::write_idx(
         &idx.join("train-images-idx3-ubyte"),
         &[600, 28, 28],
-        &train.images,
+        &train.images(),
     );
     crate::common::write_idx(
         &idx.join("train-labels-idx1-ubyte"),
@@ -196,7 +197,7 @@ fn an_image_folder_gives_the_same_model_as_idx() {
     crate::common::write_idx(
         &idx.join("t10k-images-idx3-ubyte"),
         &[200, 28, 28],
-        &test.images,
+        &test.images(),
     );
     crate::common::write_idx(&idx.join("t10k-labels-idx1-ubyte"), &[200], &labels(&test));
     let mut results = Vec::new();
@@ -246,7 +247,7 @@ fn an_image_folder_gives_the_same_model_as_idx() {
     std::fs::create_dir(folder.join("test")).unwrap();
     std::fs::copy(folder.join("val/0/00000.png"), folder.join("test/1.png")).unwrap();
     let val = distill::data::load(&folder).unwrap();
-    assert_eq!(val.test.images, first.test.images);
+    assert_eq!(val.test.images(), first.test.images());
     assert_eq!(val.test.labels, first.test.labels);
     std::fs::remove_dir_all(folder.join("val")).unwrap();
     let e = distill::data::load(&folder).unwrap_err().to_string();

@@ -55,7 +55,14 @@ fn train_and_score(
 #[test]
 fn mnist_slice_trains_and_distills_above_the_bar() {
     let data = distill::cli::data_dir(None);
-    let splits = Splits::load(&data, Some(500), Some(3000), Some(1000)).unwrap();
+    let splits = Splits::load(
+        &data,
+        &Default::default(),
+        Some(500),
+        Some(3000),
+        Some(1000),
+    )
+    .unwrap();
     let (device, _) = compute_device();
     let dir = tempfile::tempdir().unwrap();
 
@@ -172,8 +179,8 @@ fn mnist_loader_matches_published_facts() {
         ds.test.class_counts(10),
         vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     );
-    let mean = ds.train.images.iter().map(|&p| p as f64).sum::<f64>()
-        / ds.train.images.len() as f64
+    let mean = ds.train.images().iter().map(|&p| p as f64).sum::<f64>()
+        / ds.train.images().len() as f64
         / 255.0;
     assert!((mean - 0.1307).abs() < 5e-4, "{mean}");
 }

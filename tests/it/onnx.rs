@@ -57,7 +57,7 @@ fn test_images() -> (Vec<f32>, Vec<i64>) {
     let ds =
         distill::data::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")).unwrap();
     let n = 1000;
-    let pixels = ds.test.images[..n * 784]
+    let pixels = ds.test.images()[..n * 784]
         .iter()
         .map(|&b| b as f32 / 255.0)
         .collect();
@@ -231,6 +231,7 @@ fn an_onnx_student_fed_back_as_a_teacher_gives_the_same_soft_targets() {
     let device = Device::flex();
     let splits = distill::data::Splits::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist"),
+        &Default::default(),
         Some(500),
         Some(2000),
         Some(10),

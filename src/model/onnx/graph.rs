@@ -104,6 +104,7 @@ pub(super) fn signature(
     path: &Path,
     graph: &pb::GraphProto,
     shape: ImageShape,
+    wanted: Option<&str>,
 ) -> Result<Signature> {
     use pb::tensor_proto::DataType as T;
     let bad = |reason: String| Error::Checkpoint {
@@ -196,6 +197,28 @@ pub(super) fn signature(
     let float = [T::Float, T::Float16, T::Double, T::Bfloat16].map(|t| t as i32);
     // A float output of rank 2 (or undeclared rank) holds the scores; an undeclared type may.
     // Rank 1 is a binary classifier's one score per image.
+    let names = || {
+        let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+        format!("{names:?}")
+    };
+    if let Some(w) = wanted {
+        let output = graph
+            .output
+            .iter()
+            .position(|o| o.name == w)
+            .ok_or_else(|| {
+                bad(format!(
+                    "has no output named {w:?} (its outputs: {})",
+                    names()
+                ))
+            })?;
+        return Ok(Signature {
+            layout,
+            fixed_batch: dims[0].map(|b| b as usize),
+            output,
+            input_type,
+        });
+    }
     let output = graph
         .output
         .iter()
@@ -211,10 +234,10 @@ pub(super) fn signature(
                 })
         })
         .ok_or_else(|| {
-            let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
             bad(format!(
-                "none of its outputs {names:?} is a float tensor [N, classes] of scores or \
-                 probabilities (a scikit-learn model needs skl2onnx's option zipmap=False)"
+                "none of its outputs {} is a float tensor [N, classes] of scores or \
+                 probabilities (a scikit-learn model needs skl2onnx's option zipmap=False)",
+                names()
             ))
         })?;
     Ok(Signature {
@@ -372,7 +395,7 @@ mod tests {
     }
 
     fn layout(dims: &[i64], shape: ImageShape) -> Result<Layout> {
-        signature(Path::new("m.onnx"), &graph(dims), shape).map(|s| s.layout)
+        signature(Path::new("m.onnx"), &graph(dims), shape, None).map(|s| s.layout)
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub struct OnnxOptions {
     /// What the model's output holds.
     #[serde(default)]
     pub outputs: TeacherOutputs,
+    /// The graph output that holds the class scores, by name; `None`: found by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 /// True when `path` names an ONNX file (by its extension), which loads as an [`OnnxModel`]
@@ -198,7 +201,7 @@ impl OnnxModel {
             }
             identity += &sha256_file(&file)?;
         }
-        let sig = signature(path, graph, shape)?;
+        let sig = signature(path, graph, shape, options.output.as_deref())?;
         if let Some(n) = &options.input_norm
             && n.mean.len() != 1
             && n.mean.len() != shape.channels

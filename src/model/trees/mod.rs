@@ -12,6 +12,7 @@ mod attrs;
 mod eval;
 mod forest;
 mod graph;
+mod predict;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ const MIN_ROWS_PER_TASK: usize = 256;
 pub struct TreeEnsemble {
     path: PathBuf,
     pipeline: Pipeline,
+    identity: String,
 }
 
 impl fmt::Debug for TreeEnsemble {
@@ -57,6 +59,15 @@ impl TreeEnsemble {
     /// [`TreeEnsemble::load`] picks). Every problem is a one-line error naming the file: not
     /// ONNX, a ZipMap output, an operator the evaluator lacks, inconsistent tree arrays.
     pub fn load_output(path: &Path, output: Option<&str>) -> Result<TreeEnsemble> {
+        Self::open(path, output)?.ok_or_else(|| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason: "holds no TreeEnsembleClassifier node".into(),
+        })
+    }
+
+    /// As [`TreeEnsemble::load_output`], but `None` when the file holds no tree ensemble (a
+    /// model for tract, then), so that the file is read once whatever it holds.
+    pub fn open(path: &Path, output: Option<&str>) -> Result<Option<TreeEnsemble>> {
         let bad = |reason: String| Error::Checkpoint {
             path: path.to_path_buf(),
             reason,
@@ -67,11 +78,37 @@ impl TreeEnsemble {
             .graph
             .as_ref()
             .expect("decode_model checked the graph");
+        if !graph
+            .node
+            .iter()
+            .any(|n| n.op_type.starts_with("TreeEnsemble"))
+        {
+            return Ok(None);
+        }
         let pipeline = graph::build(graph, output).map_err(bad)?;
-        Ok(TreeEnsemble {
+        let identity = crate::fsutil::sha256_hex(
+            format!("{}:{}", crate::fsutil::sha256_hex(&bytes), pipeline.output).as_bytes(),
+        );
+        Ok(Some(TreeEnsemble {
             path: path.to_path_buf(),
             pipeline,
-        })
+            identity,
+        }))
+    }
+
+    /// Decision nodes in all trees: what a tree ensemble has in place of weights.
+    pub fn nodes(&self) -> usize {
+        self.pipeline.forest.slots.len()
+    }
+
+    /// SHA-256 of the file and the output scored, which keys cached soft targets.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The file the model was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Features per row (`F`).

@@ -44,7 +44,10 @@ where
 {
     root.fill(&WHITE).map_err(err)?;
     let (left, right) = root.split_horizontally(260);
-    draw_image(&left, c.image, c.shape, &format!("true class {}", c.label))?;
+    // A row of a table has no picture; the bars still show what the teacher knows.
+    if !c.image.is_empty() {
+        draw_image(&left, c.image, c.shape, &format!("true class {}", c.label))?;
+    }
     let classes = c.probs.first().map_or(0, Vec::len);
     let k = c.temperatures.len().max(1) as f64;
     let mut chart_builder = ChartBuilder::on(&right);
