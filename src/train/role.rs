@@ -104,6 +104,12 @@ pub fn train_role(
     out: &RunOutput,
 ) -> Result<Trained> {
     let dir = out.dir.as_path();
+    if splits.dataset.is_table() && !matches!(role.spec, ModelSpec::Mlp { .. }) {
+        return Err(Error::config(
+            "a CNN needs images and this data is a table of features: use an MLP, such as \
+             mlp:128,128",
+        ));
+    }
     let config = ModelConfig::new(
         &role.spec,
         splits.dataset.shape,

@@ -12,7 +12,7 @@ use tract_onnx::pb as distill_pb;
 /// One refused input: `args` with `{T}` (a tiny 3-class dataset), `{D}` (a data directory
 /// made for this case), `{M}` (a trained model of `{T}`), `{O}` (a fresh output directory) and
 /// `{F}` (a plain file) filled in.
-struct Case {
+pub struct Case {
     id: &'static str,
     input: &'static str,
     args: &'static [&'static str],
@@ -20,7 +20,7 @@ struct Case {
     code: i32,
 }
 
-const fn case(
+pub const fn case(
     id: &'static str,
     input: &'static str,
     args: &'static [&'static str],
@@ -117,7 +117,7 @@ const CASES: &[Case] = &[
     case("npz-not-zip", "an .npz that is not a zip archive", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "not a valid .npz (zip) file", 3),
     case("npz-missing-key", "an .npz without y_test", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "has no array \"y_test\"", 3),
     case("npz-count-mismatch", "an .npz with fewer labels than images", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "x_train holds 60 images but y_train holds 59 labels", 3),
-    case("npz-flat-images", "an .npz whose images are flat vectors", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "images must be [N, H, W], [N, H, W, C] or [N, C, H, W]", 3),
+    case("npz-flat-images", "an .npz whose x_train is flat rows (a table) but x_test images", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "but x_train has 16 features per row", 3),
     case("npz-float-range", "float images with a value above 1", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "is outside [0, 1]", 3),
     case("npz-negative-label", "a negative label", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "negative or too large", 3),
     case("npz-float-labels", "labels stored as floats", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "vector of integer labels", 3),
@@ -164,6 +164,9 @@ const CASES: &[Case] = &[
 /// Builds the data directory (or model directory) case `id` needs in `dir`.
 fn prepare(id: &str, dir: &Path, model: &Path) {
     std::fs::create_dir_all(dir).unwrap();
+    if id.starts_with("table-") {
+        return crate::errors_tables::prepare(id, dir);
+    }
     let file = |name: &str| dir.join(name);
     let idx = |name: &str, dims: &[u32], data: &[u8]| write_idx(&file(name), dims, data);
     let gzip = |bytes: &[u8]| {
@@ -534,7 +537,8 @@ fn message(stderr: &str) -> String {
 
 #[test]
 fn every_refused_input_is_named_with_its_exit_code() {
-    assert!(CASES.len() >= 40, "{} cases", CASES.len());
+    let cases: Vec<&Case> = CASES.iter().chain(crate::errors_tables::CASES).collect();
+    assert!(cases.len() >= 59, "{} cases", cases.len());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("tiny");
     std::fs::create_dir_all(&data).unwrap();
@@ -559,7 +563,7 @@ fn every_refused_input_is_named_with_its_exit_code() {
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     // Named by id, so that the paths in the messages stay put when cases are added.
-    for c in CASES {
+    for &c in &cases {
         let dir = tmp.path().join(c.id);
         prepare(c.id, &dir, &model);
         let out = tmp.path().join(format!("out-{}", c.id));
@@ -624,7 +628,7 @@ fn every_refused_input_is_named_with_its_exit_code() {
     let text = std::fs::read_to_string(&doc).unwrap();
     // Whole rows, message included: the document cannot drift from what the binary prints.
     // Only what another machine or run prints differently is masked (see `same_words`).
-    let stale: Vec<String> = CASES
+    let stale: Vec<String> = cases
         .iter()
         .zip(&rows)
         .filter_map(|(c, printed)| {
@@ -644,5 +648,5 @@ fn every_refused_input_is_named_with_its_exit_code() {
         stale.join("\n")
     );
     let documented = text.lines().filter(|l| l.starts_with("| `")).count();
-    assert_eq!(documented, CASES.len(), "docs/errors.md rows vs test cases");
+    assert_eq!(documented, cases.len(), "docs/errors.md rows vs test cases");
 }

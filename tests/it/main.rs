@@ -8,6 +8,7 @@ mod claims;
 mod cli;
 mod cnn;
 mod errors;
+mod errors_tables;
 mod exporters;
 mod formats;
 mod fuzz;
