@@ -22,5 +22,6 @@ mod resume;
 mod scripts;
 mod shards;
 mod slurm;
+mod tables;
 mod trees;
 mod trust;

@@ -1,0 +1,239 @@
+//! Feature tables end to end: the same table as CSV, Parquet and `.npz` trains the same model
+//! byte for byte; a student of a table, exported, takes raw features and gives `distill eval`'s
+//! errors in onnxruntime; a tree-ensemble teacher distils through `distill distill` with MUNGE
+//! rows, and `distill table` writes its size and speed table.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use parquet::arrow::ArrowWriter;
+
+use crate::common::{distill, npy, python_check, stderr, write_npz};
+
+const NAMES: [&str; 3] = ["amber", "blue", "crimson"];
+
+/// 600 rows of 4 features on very different scales (so that standardization matters), the
+/// class a noisy function of them. Row-major features and class indices.
+fn table() -> (Vec<f64>, Vec<usize>) {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    let mut s = 0x9e37_79b9_u64;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64) / ((1u64 << 53) as f64)
+    };
+    for _ in 0..600 {
+        let (a, b, c, d) = (next(), next(), next(), next());
+        let row = [a * 1000.0, b * 0.01, c - 0.5, (d * 50.0).round()];
+        let score = a + 2.0 * b - c + 0.3 * next();
+        y.push(if score < 0.9 {
+            0
+        } else if score < 1.5 {
+            1
+        } else {
+            2
+        });
+        x.extend(row);
+    }
+    (x, y)
+}
+
+/// Writes the table as `t.csv`, `t.parquet` and `t.npz` in `dir` (the first 480 rows train,
+/// the rest test, for the `.npz`; the others hold the test rows out by --test-fraction).
+fn write_formats(dir: &Path) -> [PathBuf; 2] {
+    let (x, y) = table();
+    let mut csv = String::from("a,b,c,d,label\n");
+    for (row, &l) in x.chunks_exact(4).zip(&y) {
+        csv += &format!("{},{},{},{},{}\n", row[0], row[1], row[2], row[3], NAMES[l]);
+    }
+    std::fs::write(dir.join("t.csv"), csv).unwrap();
+    let column = |j: usize| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            x.iter().skip(j).step_by(4).copied(),
+        ))
+    };
+    let labels: ArrayRef = Arc::new(StringArray::from_iter_values(y.iter().map(|&l| NAMES[l])));
+    let batch = RecordBatch::try_from_iter(vec![
+        ("a", column(0)),
+        ("b", column(1)),
+        ("c", column(2)),
+        ("d", column(3)),
+        ("label", labels),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(dir.join("t.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    [dir.join("t.csv"), dir.join("t.parquet")]
+}
+
+fn train(data: &Path, out: &Path) {
+    let o = distill(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        "mlp:16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "30",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn eval_json(model: &Path, data: &Path) -> serde_json::Value {
+    let o = distill(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn csv_parquet_and_npz_of_one_table_train_the_same_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [csv, parquet] = write_formats(tmp.path());
+    // The .npz of the rows `--test-fraction` keeps for training and testing: read back from
+    // the CSV's own split, so that all three hold the same rows in the same order.
+    let ds = distill::data::load(&csv).unwrap();
+    let f64s = |s: &distill::data::Split| -> Vec<f64> {
+        s.feature_values()
+            .unwrap()
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect()
+    };
+    let labels =
+        |s: &distill::data::Split| -> Vec<i64> { s.labels.iter().map(|&l| l as i64).collect() };
+    let (n, m) = (ds.train.len() as u64, ds.test.len() as u64);
+    let npz = tmp.path().join("t.npz");
+    write_npz(
+        &npz,
+        &[
+            ("x_train", npy::<f64>(&[n, 4], &f64s(&ds.train))),
+            ("y_train", npy::<i64>(&[n], &labels(&ds.train))),
+            ("x_test", npy::<f64>(&[m, 4], &f64s(&ds.test))),
+            ("y_test", npy::<i64>(&[m], &labels(&ds.test))),
+        ],
+    );
+    let mut weights = Vec::new();
+    for (name, data) in [("csv", &csv), ("parquet", &parquet), ("npz", &npz)] {
+        let out = tmp.path().join(format!("m-{name}"));
+        train(data, &out);
+        weights.push(std::fs::read(out.join("model.safetensors")).unwrap());
+    }
+    assert!(weights[0] == weights[1], "CSV and Parquet models differ");
+    assert!(weights[0] == weights[2], "CSV and npz models differ");
+    let e = eval_json(&tmp.path().join("m-csv"), &csv);
+    let errors = e["errors"].as_u64().unwrap();
+    assert!(
+        errors < 30,
+        "{errors} of 120 test errors: the table model did not learn"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    no_onnxruntime,
+    ignore = "onnxruntime is not importable by the tests' Python (see README); install it and rebuild"
+)]
+fn an_exported_table_student_takes_raw_features_and_gives_evals_errors_in_onnxruntime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [csv, _] = write_formats(tmp.path());
+    let model = tmp.path().join("m");
+    train(&csv, &model);
+    let onnx = tmp.path().join("m.onnx");
+    let o = distill(&[
+        "export",
+        model.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = distill::data::load(&csv).unwrap();
+    let (x, y) = (tmp.path().join("x.npy"), tmp.path().join("y.npy"));
+    let n = ds.test.len() as u64;
+    std::fs::write(&x, npy::<f32>(&[n, 4], ds.test.feature_values().unwrap())).unwrap();
+    let labels: Vec<i64> = ds.test.labels.iter().map(|&l| l as i64).collect();
+    std::fs::write(&y, npy::<i64>(&[n], &labels)).unwrap();
+    let v = python_check("onnx_check.py", &[&onnx, &x, &y]);
+    let ours = eval_json(&model, &csv)["errors"].as_u64();
+    assert_eq!(v["errors"].as_u64(), ours, "{v}");
+    assert_eq!(v["input"], "features", "{v}");
+    assert_eq!(v["shape"], serde_json::json!([n, 3]), "{v}");
+}
+
+#[test]
+fn a_forest_teacher_distils_with_munge_rows_and_the_table_run_reports_size_and_speed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees");
+    // Iris-like rows the scikit-learn forest fixture (4 features, 3 classes) reads.
+    let (x, y) = table();
+    let mut csv = String::from("a,b,c,d,label\n");
+    for (row, &l) in x.chunks_exact(4).zip(&y) {
+        let iris = [
+            4.5 + row[0] / 300.0,
+            2.0 + row[1] * 150.0,
+            1.0 + (row[2] + 0.5) * 5.0,
+            row[3] / 20.0,
+        ];
+        csv += &format!("{},{},{},{},{l}\n", iris[0], iris[1], iris[2], iris[3]);
+    }
+    let data = tmp.path().join("iris-like.csv");
+    std::fs::write(&data, csv).unwrap();
+    let out = tmp.path().join("run");
+    let o = distill(&[
+        "table",
+        "--data",
+        data.to_str().unwrap(),
+        "--teacher",
+        fixtures.join("rf_iris.onnx").to_str().unwrap(),
+        "--student",
+        "mlp:8",
+        "--temperatures",
+        "1,2",
+        "--synthetic",
+        "munge:2",
+        "--epochs",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = crate::common::report_of(&out);
+    for name in ["teacher", "student", "distilled", "distilled_more"] {
+        assert!(r["models"][name]["test_errors"].is_u64(), "{name}: {r}");
+    }
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("synthetic rows (MUNGE)"), "{notes}");
+    let rows = r["size_speed"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let bytes = |i: usize| rows[i]["bytes"].as_u64().unwrap();
+    assert_eq!(rows[0]["model"], "teacher");
+    assert!(
+        bytes(0) > 10 * bytes(1),
+        "teacher {} bytes, student {}",
+        bytes(0),
+        bytes(1)
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Size and speed") && md.contains("4 features"),
+        "{md}"
+    );
+}
