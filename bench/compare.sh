@@ -22,6 +22,10 @@
 #   --out DIR           keep every run's JSON there (default: a new folder under /tmp)
 #   --no-foreign        skip the foreign-teacher figures (below)
 #   --foreign-only      only the foreign-teacher figures
+#   --forest FILE       a tree-ensemble teacher (e.g. a 300-tree random forest exported by
+#                       skl2onnx) for the foreign-teacher figures, timed over 100,000 rows made
+#                       by tiling (with a little noise, seed 0) the x_train of --forest-rows
+#   --forest-rows NPZ   the table whose x_train the forest reads (required with --forest)
 #   --onnx NAME=FILE[@MEAN,STD]
 #                       one more ONNX teacher for the foreign-teacher figures (repeatable;
 #                       @MEAN,STD is its input normalization, as distill's --input-norm)
@@ -68,7 +72,7 @@ root=$(cd "$script_dir/.." && pwd)
 cd "$root"
 
 rounds=2 threads=2 reps=3 warmup=1 epoch_examples=55000 only="" want_json=0
-jax_mode=auto build=1 out_dir="" foreign=1 main_figures=1 extra_onnx=()
+jax_mode=auto build=1 out_dir="" foreign=1 main_figures=1 extra_onnx=() forest="" forest_rows=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 need_value() { [[ $# -ge 2 && -n "$2" ]] || { echo "compare.sh: $1 needs a value" >&2; exit 2; }; }
@@ -91,6 +95,8 @@ while [[ $# -gt 0 ]]; do
       [[ $2 =~ ^[A-Za-z0-9_-]+=[^@]+(@[-0-9.e]+,[-0-9.e]+)?$ ]] \
         || { echo "compare.sh: --onnx takes NAME=FILE[@MEAN,STD], got '$2'" >&2; exit 2; }
       extra_onnx+=("$2"); shift 2 ;;
+    --forest) need_value "$@"; forest=$2; shift 2 ;;
+    --forest-rows) need_value "$@"; forest_rows=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "compare.sh: unknown argument '$1'" >&2; usage 2 ;;
   esac
@@ -106,6 +112,10 @@ done
 log() { echo "[compare] $*" >&2; }
 if (( !foreign && !main_figures )); then
   echo "compare.sh: --no-foreign with --foreign-only leaves nothing to run" >&2; exit 2
+fi
+if [[ -n $forest || -n $forest_rows ]]; then
+  [[ -f $forest && -f $forest_rows ]] \
+    || { echo "compare.sh: --forest FILE needs --forest-rows NPZ, both existing files" >&2; exit 2; }
 fi
 for spec in "${extra_onnx[@]}"; do
   file=${spec#*=}; file=${file%@*}
@@ -217,16 +227,33 @@ if (( foreign )); then
   fi
   onnx_models=("torch_cnn=$root/examples/torch_teacher/mnist_cnn.onnx@0.1307,0.3081"
                "sklearn_mlp=$sk" "${extra_onnx[@]}")
+  if [[ -n $forest ]]; then
+    rows="$out_dir/forest-rows.npz"
+    "$py" - "$forest_rows" "$rows" <<'PY'
+import sys
+import numpy as np
+x = np.load(sys.argv[1])["x_train"].astype(np.float32)
+rng = np.random.default_rng(0)
+reps = -(-100_000 // len(x))
+big = np.tile(x, (reps, 1))[:100_000]
+big += rng.normal(0, 0.01, big.shape).astype(np.float32) * big.std(axis=0)
+y = (np.arange(len(big)) % 2).astype(np.int64)
+np.savez(sys.argv[2], x_train=big, y_train=y, x_test=big[:10], y_test=y[:10])
+PY
+    onnx_models+=("forest=$forest#$rows")
+  fi
 fi
 
-run_foreign() {  # NAME=FILE[@NORM] round
-  local name=${1%%=*} file=${1#*=} norm="" r=$2
+run_foreign() {  # NAME=FILE[@NORM][#ROWS] round
+  local name=${1%%=*} file=${1#*=} norm="" rows="" r=$2
+  [[ $file == *#* ]] && { rows=${file##*#}; file=${file%#*}; }
   [[ $file == *@* ]] && { norm=${file##*@}; file=${file%@*}; }
   local args=(--threads "$threads" --reps "$reps" --warmup "$warmup")
   local d="$out_dir/round$r-onnx-$name-distill.json" o="$out_dir/round$r-onnx-$name-onnxruntime.json"
   log "round $r/$rounds: ONNX teacher $name in distill, then onnxruntime"
   local bench=(bench --only onnx_teacher_s --onnx-teacher "$file" "${args[@]}" --json "$d")
   [[ -n $norm ]] && bench+=(--input-norm "$norm")
+  [[ -n $rows ]] && bench+=(--data "$rows")
   if [[ -n ${DISTILL_BENCH_CMD:-} ]]; then
     eval "$DISTILL_BENCH_CMD"' "${bench[@]:1}"' >/dev/null || { echo "compare.sh: distill failed on $name" >&2; exit 1; }
   else
@@ -234,6 +261,8 @@ run_foreign() {  # NAME=FILE[@NORM] round
   fi
   local ref=("$py" "$script_dir/onnx_reference.py" "$file" "${args[@]}" --json "$o")
   [[ -n $norm ]] && ref+=(--input-norm "$norm")
+  # A tree ensemble scores a whole block of rows at once in both runtimes.
+  [[ -n $rows ]] && ref+=(--rows "$rows" --batch 10000)
   "${ref[@]}" >/dev/null || { echo "compare.sh: onnxruntime failed on $name" >&2; exit 1; }
   check_json "$d" distill
   check_json "$o" onnxruntime

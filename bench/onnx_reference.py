@@ -3,7 +3,10 @@
 same ONNX file over the same 60,000 MNIST training images, in the same JSON schema.
 
     onnx_reference.py FILE [--input-norm MEAN,STD] [--threads N] [--batch N]
-                           [--reps N] [--warmup N] [--json OUT]
+                           [--reps N] [--warmup N] [--json OUT] [--rows NPZ]
+
+With --rows, the model reads the x_train rows of a feature-table .npz (as `distill bench
+--data NPZ` does) instead of MNIST's images.
 
 Pixels are read from data/mnist (IDX, gzip), scaled to [0, 1], normalized as
 `(x - MEAN) / STD` when --input-norm is given (as distill does), and shaped as the model's
@@ -51,6 +54,7 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--json")
+    p.add_argument("--rows")
     a = p.parse_args()
     if a.threads < 1 or a.batch < 1 or a.reps < 1 or a.warmup < 0:
         p.error("--threads, --batch and --reps must be at least 1, --warmup at least 0")
@@ -60,7 +64,10 @@ def main():
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(a.model, opts, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
-    x = mnist_train_images().astype(np.float32) / 255.0
+    if a.rows:
+        x = np.load(a.rows)["x_train"].astype(np.float32)
+    else:
+        x = mnist_train_images().astype(np.float32) / 255.0
     if a.input_norm:
         mean, std = (float(v) for v in a.input_norm.split(","))
         x = (x - mean) / std
