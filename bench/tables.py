@@ -24,10 +24,11 @@ are read with the `rdata` package):
   "DC" and "PR"). The PyPI package vega_datasets only lists this table and downloads it at run
   time, so it is read out of the npm package vega-datasets@3.2.1 (`npm pack` into a temporary
   directory, the file taken from the tarball; its git blob SHA-1 is checked against the
-  package's datapackage.json). 42,049 rows, none missing a coordinate; the 48 rows of the 7 territories
-  with fewer than 50 are dropped (GU 21, VI 16, FM 4, MP 3, MH 2, AS 1, PW 1), leaving 42,001
-  rows, classes of 91 ("RI") to 2,670 ("TX") rows. 8,594 rows repeat another row's coordinates
-  (always with the same state), so some test points also appear in the training set.
+  package's datapackage.json). 42,049 rows, none missing a coordinate; the 48 rows of the 7
+  territories with fewer than 50 are dropped (GU 21, VI 16, FM 4, MP 3, MH 2, AS 1, PW 1),
+  leaving 42,001 rows, classes of 91 ("RI") to 2,670 ("TX") rows. 8,594 rows repeat another
+  row's coordinates (always with the same state), so some test points also appear in the
+  training set.
 
 `fetch` writes OUTDIR/NAME/:
 
@@ -57,10 +58,10 @@ onnxruntime and its test accuracy printed beside the trained model's: the two mu
 `mlp` trains scikit-learn's MLPClassifier alone (standardized inputs, early stopping, seed 0):
 the accuracy a distilled student of that size starts from.
 
-Needs numpy, pandas, pyarrow, rdata, npm (zipcodes), scikit-learn, skl2onnx, onnxruntime, and lightgbm, xgboost
-and onnxmltools for those kinds (pip install numpy pandas pyarrow rdata scikit-learn skl2onnx
-onnxruntime lightgbm xgboost onnxmltools). Built with r-cran-mlbench 2.1-3-1 and r-cran-ggplot2
-3.4.1+dfsg-1 (Debian 12), and vega-datasets 3.2.1 (npm).
+Needs numpy, pandas, pyarrow, rdata, npm (for zipcodes), scikit-learn, skl2onnx, onnxruntime,
+and lightgbm, xgboost and onnxmltools for those kinds (pip install numpy pandas pyarrow rdata
+scikit-learn skl2onnx onnxruntime lightgbm xgboost onnxmltools). Built with r-cran-mlbench 2.1-3-1
+and r-cran-ggplot2 3.4.1+dfsg-1 (Debian 12), and vega-datasets 3.2.1 (npm).
 """
 import argparse
 import bz2

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Device;
 use clap::Args;
 
 use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
@@ -287,6 +288,34 @@ impl DistillCmd {
     }
 }
 
+/// Before training: a teacher fed other data or other pixels than it learned from (an ONNX
+/// file's normalization or class order, a directory trained on another dataset of the same
+/// shape) is caught in one pass over the validation split, not after epochs.
+fn check_teacher(teacher: &Classifier, splits: &Splits, device: &Device) -> Result<()> {
+    if !splits.validation.is_empty() {
+        let classes = splits.dataset.classes;
+        let e = evaluate(teacher, &splits.validation, classes, device)?;
+        eprintln!(
+            "teacher: {} validation errors of {} ({:.2}%)",
+            e.errors,
+            e.examples,
+            e.error_percent()
+        );
+        if let Some(w) = teacher_warning(&e, classes) {
+            eprintln!("{w}");
+        }
+    }
+    if let Classifier::Onnx(m) = teacher
+        && m.outputs() == TeacherOutputs::Probs
+    {
+        eprintln!(
+            "teacher: its outputs are read as probabilities (--teacher-outputs logits if they \
+             are not)"
+        );
+    }
+    Ok(())
+}
+
 pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let distill = c.loss_settings()?.check()?;
     let role = c.train.role(&c.student).check()?;
@@ -304,30 +333,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let (selection, transfer) = c.transfer.select(&splits, c.train.seed)?;
     let (transfer, rows) = extra.extend(transfer, &teacher, &device)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
-    if !splits.validation.is_empty() {
-        // Before training: a teacher fed other data or other pixels than it learned from (an
-        // ONNX file's normalization or class order, a directory trained on another dataset of
-        // the same shape) is caught in one pass over the validation split, not after epochs.
-        let classes = splits.dataset.classes;
-        let e = evaluate(&teacher, &splits.validation, classes, &device)?;
-        eprintln!(
-            "teacher: {} validation errors of {} ({:.2}%)",
-            e.errors,
-            e.examples,
-            e.error_percent()
-        );
-        if let Some(w) = teacher_warning(&e, classes) {
-            eprintln!("{w}");
-        }
-    }
-    if let Classifier::Onnx(m) = &teacher
-        && m.outputs() == TeacherOutputs::Probs
-    {
-        eprintln!(
-            "teacher: its outputs are read as probabilities (--teacher-outputs logits if they \
-             are not)"
-        );
-    }
+    check_teacher(&teacher, &splits, &device)?;
     let cache = c
         .cache_dir
         .clone()

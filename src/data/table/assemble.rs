@@ -68,31 +68,9 @@ pub(super) fn dataset(
     options: &TableOptions,
 ) -> Result<Dataset> {
     let label = label_column(&train, options, train_path)?;
-    if let Some((path, t)) = &test
-        && t.names != train.names
-    {
-        return Err(bad(
-            path,
-            format!(
-                "has columns [{}] but {} has [{}]: both files need the same columns in the same order",
-                t.names.join(", "),
-                train_path.display(),
-                train.names.join(", ")
-            ),
-        ));
-    }
-    if train.rows() == 0 {
-        return Err(bad(train_path, "the table has no rows".into()));
-    }
+    check_file(train_path, &train, test.as_ref(), label, options)?;
     let train_labels = label_text(&train.cells[label], &train.names[label], train_path)?;
     let classes = class_names(&train_labels, train.labels_are_indices);
-    // Checked on the whole file, so that errors name the file's own row numbers.
-    if options.impute.is_none() {
-        refuse_missing(&train, label, train_path)?;
-    }
-    if options.strings == Strings::Refuse {
-        refuse_text(&train, label, train_path)?;
-    }
     let (train, train_labels, test, held_out) = match test {
         Some((path, t)) => {
             let labels = label_text(&t.cells[label], &t.names[label], &path)?;
@@ -103,34 +81,25 @@ pub(super) fn dataset(
             let (tr, te) = hold_out(&y, classes.len(), options.test_fraction);
             let pick = |rows: &[usize]| rows.iter().map(|&i| train_labels[i].clone()).collect();
             let test = (train_path.to_path_buf(), train.select(&te), pick(&te));
-            (
-                train.select(&tr),
-                pick(&tr),
-                test,
-                Some(options.test_fraction),
-            )
+            let train = (train.select(&tr), pick(&tr));
+            (train.0, train.1, test, Some(options.test_fraction))
         }
     };
     let encoder = Encoder::fit(&train, label, options)?;
-    let x_train = encoder.encode(&train, train_path)?;
-    encoder.check_not_constant(&x_train, train_path)?;
-    let width = encoder.width();
-    let train_split = Split::features(
-        x_train,
-        class_indices(&train_labels, &classes, train_path)?,
-        width,
-    );
+    let split = |path: &Path, t: &Columns, labels: &[String]| -> Result<Split> {
+        let x = encoder.encode(t, path)?;
+        let y = class_indices(labels, &classes, path)?;
+        Ok(Split::features(x, y, encoder.width()))
+    };
+    let train_split = split(train_path, &train, &train_labels)?;
+    encoder.check_not_constant(train_split.feature_values().unwrap_or_default(), train_path)?;
     let (test_path, test, test_labels) = test;
-    let x_test = encoder.encode(&test, &test_path)?;
-    let test_split = Split::features(
-        x_test,
-        class_indices(&test_labels, &classes, &test_path)?,
-        width,
-    );
+    let test_split = split(&test_path, &test, &test_labels)?;
+    let shape = ImageShape::features(encoder.width());
     let mut ds = Dataset::new(
         name,
         train_path,
-        ImageShape::features(width),
+        shape,
         classes.len(),
         train_split,
         test_split,
@@ -146,6 +115,40 @@ pub(super) fn dataset(
         held_out,
     });
     Ok(ds)
+}
+
+/// Refusals about the whole file, before any row is held out, so that they name the file's own
+/// row numbers: a test file with other columns, no rows, missing values, refused text.
+fn check_file(
+    train_path: &Path,
+    train: &Columns,
+    test: Option<&(PathBuf, Columns)>,
+    label: usize,
+    options: &TableOptions,
+) -> Result<()> {
+    if let Some((path, t)) = test
+        && t.names != train.names
+    {
+        return Err(bad(
+            path,
+            format!(
+                "has columns [{}] but {} has [{}]: both files need the same columns in the same order",
+                t.names.join(", "),
+                train_path.display(),
+                train.names.join(", ")
+            ),
+        ));
+    }
+    if train.rows() == 0 {
+        return Err(bad(train_path, "the table has no rows".into()));
+    }
+    if options.impute.is_none() {
+        refuse_missing(train, label, train_path)?;
+    }
+    if options.strings == Strings::Refuse {
+        refuse_text(train, label, train_path)?;
+    }
+    Ok(())
 }
 
 /// The rows of `t` encoded as `info`'s training rows were (see [`super::load_rows`]).

@@ -194,32 +194,32 @@ pub(super) fn signature(
             gives.join(" or ")
         )));
     };
+    let output = score_output(graph, wanted).map_err(bad)?;
+    Ok(Signature {
+        layout,
+        fixed_batch: dims[0].map(|b| b as usize),
+        output,
+        input_type,
+    })
+}
+
+/// The index of the graph output that holds the class scores: the one named `wanted`, else the
+/// first float output of rank 1 or 2 (or undeclared rank; rank 1 is a binary classifier's one
+/// score per image).
+fn score_output(
+    graph: &pb::GraphProto,
+    wanted: Option<&str>,
+) -> std::result::Result<usize, String> {
+    use pb::tensor_proto::DataType as T;
     let float = [T::Float, T::Float16, T::Double, T::Bfloat16].map(|t| t as i32);
-    // A float output of rank 2 (or undeclared rank) holds the scores; an undeclared type may.
-    // Rank 1 is a binary classifier's one score per image.
-    let names = || {
-        let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-        format!("{names:?}")
-    };
+    let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     if let Some(w) = wanted {
-        let output = graph
-            .output
+        return names
             .iter()
-            .position(|o| o.name == w)
-            .ok_or_else(|| {
-                bad(format!(
-                    "has no output named {w:?} (its outputs: {})",
-                    names()
-                ))
-            })?;
-        return Ok(Signature {
-            layout,
-            fixed_batch: dims[0].map(|b| b as usize),
-            output,
-            input_type,
-        });
+            .position(|n| *n == w)
+            .ok_or_else(|| format!("has no output named {w:?} (its outputs: {names:?})"));
     }
-    let output = graph
+    graph
         .output
         .iter()
         .position(|o| {
@@ -234,18 +234,11 @@ pub(super) fn signature(
                 })
         })
         .ok_or_else(|| {
-            bad(format!(
-                "none of its outputs {} is a float tensor [N, classes] of scores or \
-                 probabilities (a scikit-learn model needs skl2onnx's option zipmap=False)",
-                names()
-            ))
-        })?;
-    Ok(Signature {
-        layout,
-        fixed_batch: dims[0].map(|b| b as usize),
-        output,
-        input_type,
-    })
+            format!(
+                "none of its outputs {names:?} is a float tensor [N, classes] of scores or \
+                 probabilities (a scikit-learn model needs skl2onnx's option zipmap=False)"
+            )
+        })
 }
 
 /// True when graph output `output` comes out of a `Sigmoid`, through any shape-only nodes after
