@@ -37,6 +37,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // one per process, parsed once
 pub enum Command {
     /// Train one model on hard labels (e.g. a teacher: --model mlp:1200,1200 --hidden-dropout 0.5 --jitter 2).
     Train(TrainCmd),

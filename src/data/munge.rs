@@ -84,7 +84,7 @@ impl Munge {
                 *g = Some((start, len));
             }
         }
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x4d55_4e47_45);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x004d_554e_4745);
         let mut out = Vec::with_capacity(rows.len() * self.times);
         for _ in 0..self.times {
             for (i, &j) in neighbour.iter().enumerate() {

@@ -187,7 +187,7 @@ fn an_image_folder_gives_the_same_model_as_idx() {
     crate::common::write_idx(
         &idx.join("train-images-idx3-ubyte"),
         &[600, 28, 28],
-        &train.images(),
+        train.images(),
     );
     crate::common::write_idx(
         &idx.join("train-labels-idx1-ubyte"),
@@ -197,7 +197,7 @@ fn an_image_folder_gives_the_same_model_as_idx() {
     crate::common::write_idx(
         &idx.join("t10k-images-idx3-ubyte"),
         &[200, 28, 28],
-        &test.images(),
+        test.images(),
     );
     crate::common::write_idx(&idx.join("t10k-labels-idx1-ubyte"), &[200], &labels(&test));
     let mut results = Vec::new();

@@ -156,9 +156,9 @@ pub fn mnist_npz(path: &Path) {
     write_npz(
         path,
         &[
-            ("x_train", npy(&[n(&ds.train), 28, 28], &ds.train.images())),
+            ("x_train", npy(&[n(&ds.train), 28, 28], ds.train.images())),
             ("y_train", npy(&[n(&ds.train)], &labels(&ds.train))),
-            ("x_test", npy(&[n(&ds.test), 28, 28], &ds.test.images())),
+            ("x_test", npy(&[n(&ds.test), 28, 28], ds.test.images())),
             ("y_test", npy(&[n(&ds.test)], &labels(&ds.test))),
         ],
     );
