@@ -179,6 +179,11 @@ pub struct TrainArgs {
         allow_negative_numbers = true
     )]
     pub mixup: f64,
+    /// Keep the epoch with the fewest validation errors (not the last) and stop after N
+    /// epochs without fewer. The learning-rate schedule still spans --epochs. Needs a
+    /// validation split. Default: every epoch trains and the last is kept.
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
 }
 
 impl TrainArgs {
@@ -199,6 +204,7 @@ impl TrainArgs {
                 seed: self.seed,
                 clip_norm: self.clip_grad_norm,
                 mixup: self.mixup,
+                patience: self.patience,
             },
         }
     }

@@ -41,6 +41,11 @@ pub struct TableCmd {
     /// Rows per step.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Keep each student's epoch with the fewest validation errors and stop after N epochs
+    /// without fewer (the same for the student alone and the distilled ones). Default: every
+    /// epoch trains and the last is kept.
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
     /// Output directory (report.md, report.json, config.toml, student/, distilled/, ...).
     #[arg(long, default_value = "runs/table")]
     pub out: PathBuf,
@@ -79,6 +84,7 @@ pub(super) fn cmd_table(c: TableCmd) -> Result<()> {
                 seed: c.seed,
                 clip_norm: None,
                 mixup: 0.0,
+                patience: c.patience,
             },
         },
         temperatures: c.temperatures.clone(),

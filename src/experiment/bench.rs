@@ -113,6 +113,7 @@ fn sgd() -> Result<TrainConfig> {
         seed: 7,
         clip_norm: None,
         mixup: 0.0,
+        patience: None,
     }
     .check()
 }

@@ -155,6 +155,7 @@ fn cosine(epochs: usize, opt: Optimization, jitter: usize, seed: u64) -> TrainSe
         seed,
         clip_norm: None,
         mixup: 0.0,
+        patience: None,
     }
 }
 
@@ -285,6 +286,7 @@ impl ReproduceConfig {
                         seed: teacher_seed,
                         clip_norm: None,
                         mixup: 0.0,
+                        patience: None,
                         ..cfg.student.train.clone()
                     },
                 };

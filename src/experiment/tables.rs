@@ -21,7 +21,7 @@ use crate::eval::{ModelReport, evaluate, model_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, OnnxOptions, OpenOptions, Predictor};
 use crate::report::{ChartModel, Environment, Report, write_charts};
-use crate::train::{CheckedRole, EpochMetrics, RoleConfig, RunOutput, Trained, train_role};
+use crate::train::{CheckedRole, RoleConfig, RunOutput, Trained, train_role};
 
 /// Steps a student takes at least: small tables get more epochs, so that a table of a few
 /// thousand rows is not stopped after a few hundred steps.
@@ -117,7 +117,7 @@ impl Ctx<'_> {
             let label = format!("{name} T={t}");
             let output = RunOutput::new(&dir, &label, self.progress);
             let trained = train_role(role, transfer, &objective, &self.device, &output)?;
-            let val = trained.history.last().and_then(EpochMetrics::validation);
+            let val = trained.validation_errors();
             grid.push((t, val));
             let better = match &best {
                 None => true,
@@ -139,10 +139,7 @@ impl Ctx<'_> {
 }
 
 fn validation(t: &Trained) -> usize {
-    t.history
-        .last()
-        .and_then(EpochMetrics::validation)
-        .unwrap_or(usize::MAX)
+    t.validation_errors().unwrap_or(usize::MAX)
 }
 
 fn grid_note(name: &str, c: &Chosen) -> String {
@@ -262,7 +259,7 @@ fn train_all(ctx: &Ctx<'_>, splits: &Splits) -> Result<Run> {
     let dir = ctx.out.join("student");
     let output = RunOutput::new(&dir, "student", ctx.progress);
     let alone = train_role(&role, splits, &Objective::Hard, &ctx.device, &output)?;
-    let val = alone.history.last().and_then(EpochMetrics::validation);
+    let val = alone.validation_errors();
     let report = model_report(
         &alone.network,
         &dir,
@@ -293,7 +290,7 @@ fn train_all(ctx: &Ctx<'_>, splits: &Splits) -> Result<Run> {
         notes.push(grid_note(name, c));
         findings.insert(format!("{name}_temperature"), f64::from(c.temperature));
         let t = &c.trained;
-        let val = t.history.last().and_then(EpochMetrics::validation);
+        let val = t.validation_errors();
         let report = model_report(&t.network, &c.dir, splits, &ctx.device, t.seconds, val)?;
         models.insert(name.clone(), report);
     }

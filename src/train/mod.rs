@@ -5,6 +5,7 @@
 //! May use: `data`, `model`, `distill` and the foundation modules.
 //! Validation errors are measured on a split held out of the training data, never the test set.
 
+mod early_stop;
 mod metrics;
 mod momentum;
 mod overlap;
@@ -14,6 +15,7 @@ mod run;
 mod settings;
 mod stepper;
 
+pub use early_stop::BEST_FILE;
 pub use metrics::{EpochMetrics, earlier_training, metrics_path, read_metrics};
 pub use momentum::MomentumSgd;
 pub use overlap::overlapped;

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use super::early_stop::EarlyStop;
 use super::metrics::{EpochMetrics, metrics_path, read_metrics};
 use super::overlap::overlapped;
 use super::resume;
@@ -50,6 +51,20 @@ pub struct Trained {
     pub history: Vec<EpochMetrics>,
     /// Wall-clock training time in seconds (validation included).
     pub seconds: f64,
+    /// With a patience: the epoch kept, the one with the fewest validation errors.
+    pub best_epoch: Option<usize>,
+}
+
+impl Trained {
+    /// The validation errors of the model kept: the best epoch's with a patience, the last
+    /// epoch's otherwise; `None` without a validation split.
+    pub fn validation_errors(&self) -> Option<usize> {
+        let kept = match self.best_epoch {
+            Some(e) => self.history.iter().find(|m| m.epoch == e),
+            None => self.history.last(),
+        };
+        kept.and_then(EpochMetrics::validation)
+    }
 }
 
 /// Where a run writes as it trains.
@@ -221,10 +236,14 @@ pub fn train(
                 dir.display()
             );
         }
+        let best_epoch = s
+            .patience
+            .and_then(|p| EarlyStop::new(p, dir, &history).best_epoch());
         return Ok(Trained {
             network,
             history,
             seconds,
+            best_epoch,
         });
     }
     clear_complete(dir)?;
@@ -290,6 +309,12 @@ pub fn train(
     bar.set_position(global as u64);
     let mut lr = s.learning_rate;
     let mut last_checkpoint = Instant::now();
+    if s.patience.is_some() && data.validation.is_empty() {
+        return Err(Error::config(
+            "--patience keeps the best epoch on validation errors and needs a validation split",
+        ));
+    }
+    let mut early = s.patience.map(|p| EarlyStop::new(p, dir, &history));
 
     for epoch in first_epoch..=s.epochs {
         // Every epoch's order, shifts and dropout masks come from streams seeded for that
@@ -398,8 +423,12 @@ pub fn train(
             &metrics_path,
             &serde_json::to_string(&m).expect("metrics serialize"),
         )?;
+        let stop = match (early.as_mut(), m.validation()) {
+            (Some(e), Some(errors)) => e.observe(epoch, errors, &snapshot)?,
+            _ => false,
+        };
         let due = last_checkpoint.elapsed().as_secs() >= output.checkpoints.every_seconds;
-        if due || epoch == s.epochs {
+        if due || stop || epoch == s.epochs {
             snapshot.save(dir)?;
             stepper.save_optimizer(&resume::ResumeState::optimizer(dir, epoch))?;
             resume::save_epoch(
@@ -413,8 +442,24 @@ pub fn train(
             last_checkpoint = Instant::now();
         }
         history.push(m);
+        if stop {
+            bar.println(format!(
+                "{:>10} stopped: no fewer validation errors in {} epochs",
+                output.label,
+                s.patience.unwrap_or(0)
+            ));
+            break;
+        }
     }
     bar.finish_and_clear();
+    let best = match &early {
+        Some(e) => e.best(device)?,
+        None => None,
+    };
+    let best_epoch = best.as_ref().map(|(epoch, _)| *epoch);
+    if let Some((_, net)) = &best {
+        net.save(dir)?;
+    }
     // Finished first, then the resumable state goes: a kill in between leaves a finished
     // model that `--resume` keeps.
     mark_complete(dir, Some(&run_id))?;
@@ -422,9 +467,13 @@ pub fn train(
         resume::clear(dir)?;
     }
     Ok(Trained {
-        network: stepper.network(&network.config),
+        network: match best {
+            Some((_, net)) => net,
+            None => stepper.network(&network.config),
+        },
         history,
         seconds: elapsed(),
+        best_epoch,
     })
 }
 

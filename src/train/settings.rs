@@ -64,6 +64,11 @@ pub struct TrainSettings {
     /// configs and stamps still match.
     #[serde(default, skip_serializing_if = "is_off")]
     pub mixup: f64,
+    /// Keep the epoch with the fewest validation errors and stop after this many epochs
+    /// without fewer (`None`: train every epoch and keep the last). Left out of configs when
+    /// unset, so older configs and stamps still match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -161,6 +166,11 @@ impl TrainSettings {
                 self.mixup
             )));
         }
+        if self.patience == Some(0) {
+            return Err(Error::config(
+                "a patience of 0 epochs would stop after the first; give at least 1",
+            ));
+        }
         if self.jitter > 8 {
             return Err(Error::config(format!(
                 "jitter of {} pixels is over the limit of 8",
@@ -235,6 +245,7 @@ mod tests {
             seed: 1,
             clip_norm: None,
             mixup: 0.0,
+            patience: None,
         }
     }
 

@@ -28,6 +28,7 @@ fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
             seed,
             clip_norm: None,
             mixup: 0.0,
+            patience: None,
         },
     }
 }

@@ -237,3 +237,58 @@ fn a_forest_teacher_distils_with_munge_rows_and_the_table_run_reports_size_and_s
         "{md}"
     );
 }
+
+#[test]
+fn patience_keeps_the_best_epoch_on_validation_and_stops_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [csv, _] = write_formats(tmp.path());
+    let out = tmp.path().join("m");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            csv.to_str().unwrap(),
+            "--model",
+            "mlp:16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--epochs",
+            "60",
+            "--patience",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        distill(&args)
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let errors: Vec<u64> = lines
+        .iter()
+        .map(|m| m["validation_errors"].as_u64().unwrap())
+        .collect();
+    let best = errors.iter().copied().min().unwrap();
+    let best_epoch = errors.iter().position(|&e| e == best).unwrap() + 1;
+    assert!(lines.len() < 60, "never stopped: {errors:?}");
+    assert_eq!(lines.len(), best_epoch + 3, "{errors:?}");
+    // The model kept is the best epoch's: its validation errors are the best.
+    let device = burn::tensor::Device::flex();
+    let splits = distill::data::Splits::load(&csv, &Default::default(), None, None, None).unwrap();
+    let net = distill::model::Network::load(&out, &device).unwrap();
+    let e = distill::eval::evaluate(&net, &splits.validation, 3, &device).unwrap();
+    assert_eq!(e.errors as u64, best, "{errors:?}");
+    let o = run(&["--validation-size", "0"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("needs a validation split"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,68 @@
+//! Keeping the best epoch on validation and stopping after `patience` epochs without
+//! improvement. The best weights are written beside the model (`best.safetensors`) as they
+//! appear, so that a resumed run finds them again and ends exactly as the uninterrupted one.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use super::metrics::EpochMetrics;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::model::Network;
+
+/// File of the best weights so far, in the model directory.
+pub const BEST_FILE: &str = "best.safetensors";
+
+/// The best epoch so far of a run with a patience.
+pub(super) struct EarlyStop {
+    patience: usize,
+    best: Option<(usize, usize)>,
+    dir: PathBuf,
+}
+
+impl EarlyStop {
+    /// Tracks a run of `dir` stopping after `patience` epochs without fewer validation errors,
+    /// picking up the epochs of `history` that a resumed run already trained.
+    pub fn new(patience: usize, dir: &Path, history: &[EpochMetrics]) -> EarlyStop {
+        let best = history
+            .iter()
+            .filter_map(|m| m.validation().map(|e| (e, m.epoch)))
+            .min_by_key(|&(e, epoch)| (e, epoch));
+        EarlyStop {
+            patience,
+            best,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Records `epoch`'s validation errors (the weights `net`); true when training should
+    /// stop.
+    pub fn observe(&mut self, epoch: usize, errors: usize, net: &Network) -> Result<bool> {
+        if self.best.is_none_or(|(e, _)| errors < e) {
+            self.best = Some((errors, epoch));
+            write_atomic(&self.dir.join(BEST_FILE), &net.to_bytes()?)?;
+        }
+        Ok(self.best.is_some_and(|(_, b)| epoch - b >= self.patience))
+    }
+
+    /// The best epoch so far.
+    pub fn best_epoch(&self) -> Option<usize> {
+        self.best.map(|(_, epoch)| epoch)
+    }
+
+    /// The best epoch and its weights (read back from `best.safetensors`), or `None` before
+    /// any epoch.
+    pub fn best(&self, device: &Device) -> Result<Option<(usize, Network)>> {
+        match self.best {
+            None => Ok(None),
+            Some((_, epoch)) => {
+                let path = self.dir.join(BEST_FILE);
+                let bytes = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+                let net = Network::from_bytes(&bytes, device)
+                    .map_err(|reason| Error::Checkpoint { path, reason })?;
+                Ok(Some((epoch, net)))
+            }
+        }
+    }
+}
