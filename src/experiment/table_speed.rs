@@ -17,24 +17,31 @@ use crate::model::{Network, export_onnx, is_onnx};
 use crate::report::SizeSpeed;
 
 /// Times an ONNX file in onnxruntime: argv is the model, a raw float32 file of rows, and the
-/// row width; prints microseconds per row at batch 1 and over all rows at once.
+/// row width; prints microseconds per row at batch 1 (the median of 500 single-row calls after
+/// 20 of warm-up, on one thread, as a server answers one request) and over all rows at once
+/// (onnxruntime's default threads).
 const ORT_TIMER: &str = r#"
 import sys, time
 import numpy as np
 import onnxruntime as ort
 model, rows, width = sys.argv[1], sys.argv[2], int(sys.argv[3])
 x = np.fromfile(rows, dtype=np.float32).reshape(-1, width)
-s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-name = s.get_inputs()[0].name
-s.run(None, {name: x[:1]})
-n = min(len(x), 200)
+def session(threads):
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.inter_op_num_threads = 1
+    return ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
+one, many = session(1), session(0)
+name = one.get_inputs()[0].name
+times = []
+for i in range(min(len(x), 500) + 20):
+    t = time.perf_counter()
+    one.run(None, {name: x[i % len(x):i % len(x) + 1]})
+    times.append(time.perf_counter() - t)
+b1 = float(np.median(times[20:])) * 1e6
+many.run(None, {name: x})
 t = time.perf_counter()
-for i in range(n):
-    s.run(None, {name: x[i:i + 1]})
-b1 = (time.perf_counter() - t) / n * 1e6
-s.run(None, {name: x})
-t = time.perf_counter()
-s.run(None, {name: x})
+many.run(None, {name: x})
 print(b1, (time.perf_counter() - t) / len(x) * 1e6)
 "#;
 
