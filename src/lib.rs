@@ -12,6 +12,71 @@
 //! and charts; [`experiment`] composes them into the paper's recipes, sweeps, summaries and
 //! benchmarks; [`cli`] parses the command line. The foundation modules [`error`], [`fsutil`]
 //! and [`backend`] serve every stage.
+//!
+//! # Example: a teacher, a student distilled from it, evaluated and exported
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use distill::data::{Splits, TableOptions};
+//! use distill::distill::{DistillSettings, Objective, StudentInputs, distill_objective};
+//! use distill::model::{Classifier, export_onnx};
+//! use distill::train::{OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings, train_role};
+//!
+//! // A small table: two features, the class is which side of a line a point lies on.
+//! let dir = std::env::temp_dir().join(format!("distill-doc-lib-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let mut csv = String::from("x,y,side\n");
+//! for i in 0..300 {
+//!     let (x, y) = ((i * 37 % 101) as f32 / 101.0, (i * 53 % 97) as f32 / 97.0);
+//!     csv += &format!("{x},{y},{}\n", if x + 0.5 * y > 0.7 { "above" } else { "below" });
+//! }
+//! std::fs::write(dir.join("points.csv"), csv)?;
+//! let splits = Splits::load(&dir.join("points.csv"), &TableOptions::default(), None, None, None)?;
+//! let (device, _backend) = distill::backend::compute_device();
+//!
+//! let role = |spec: &str| RoleConfig {
+//!     spec: spec.into(),
+//!     input_dropout: 0.0,
+//!     hidden_dropout: 0.0,
+//!     train: TrainSettings {
+//!         epochs: 20,
+//!         batch_size: 32,
+//!         learning_rate: 0.01,
+//!         optimizer: OptimizerKind::Adam,
+//!         schedule: Schedule::Cosine,
+//!         warmup_epochs: 0,
+//!         jitter: 0,
+//!         seed: 1,
+//!         clip_norm: None,
+//!         mixup: 0.0,
+//!         patience: None,
+//!     },
+//! };
+//! let out = |name: &str| RunOutput::new(&dir.join(name), name, false);
+//! let teacher = train_role(&role("mlp:32,32").check()?, &splits, &Objective::Hard, &device, &out("teacher"))?;
+//! let teacher = Classifier::Single(teacher.network);
+//!
+//! // The paper's loss at T = 2: soft targets cached once, then the student learns from them.
+//! let kd = DistillSettings { temperature: 2.0, alpha: 0.9 }.check()?;
+//! let (objective, _note) = distill_objective(
+//!     &teacher,
+//!     &dir.join("teacher"),
+//!     StudentInputs::Plain,
+//!     &splits.train,
+//!     Arc::new(kd),
+//!     &dir.join("cache"),
+//!     &device,
+//! )?;
+//! let student = train_role(&role("mlp:4").check()?, &splits, &objective, &device, &out("student"))?;
+//!
+//! let e = distill::eval::evaluate(&student.network, &splits.test, 2, &device)?;
+//! assert!(e.errors < splits.test.len() / 4, "{} errors", e.errors);
+//! let onnx = export_onnx(&student.network); // input `features` [batch, 2], output `logits`
+//! assert!(!onnx.is_empty());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod backend;

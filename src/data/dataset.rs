@@ -100,6 +100,23 @@ pub fn load(path: &Path) -> Result<Dataset> {
 /// root (`train/<class>/`, `test/<class>/`), or a feature table (a `.csv` or `.parquet` file,
 /// or a directory with `train.csv` and `test.csv`), read as `table` says. Every format plugs
 /// in here, so commands never call a reader directly.
+///
+/// ```
+/// use distill::data::{TableOptions, load_with};
+///
+/// let dir = std::env::temp_dir().join(format!("distill-doc-load-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let csv = dir.join("flowers.csv");
+/// std::fs::write(&csv, "length,colour,species\n5.1,white,setosa\n7.0,blue,versicolor\n\
+///                       6.3,blue,virginica\n4.9,white,setosa\n")?;
+/// let ds = load_with(&csv, &TableOptions::default())?;
+/// // The last column is the label; its classes are numbered in sorted order.
+/// assert_eq!(ds.class_names.unwrap(), ["setosa", "versicolor", "virginica"]);
+/// // The text column is one-hot encoded, its mapping recorded.
+/// assert_eq!(ds.table.unwrap().features, ["length", "colour=blue", "colour=white"]);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_with(path: &Path, table: &TableOptions) -> Result<Dataset> {
     let bad = |reason: &str| Error::Dataset {
         dir: path.to_path_buf(),

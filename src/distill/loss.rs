@@ -92,6 +92,13 @@ pub fn log_soft_targets(logits: Tensor<2>, temperature: f32) -> Tensor<2> {
 }
 
 /// Host-side temperature softmax of one logit vector, in f64 for reporting.
+///
+/// ```
+/// let cold = distill::distill::softmax_host(&[4.0, 2.0, 0.0], 1.0);
+/// let warm = distill::distill::softmax_host(&[4.0, 2.0, 0.0], 20.0);
+/// assert!(cold[0] > 0.85 && warm[0] < 0.4); // a high T lifts the small probabilities
+/// assert!((warm.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+/// ```
 pub fn softmax_host(logits: &[f32], temperature: f64) -> Vec<f64> {
     let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
     let e: Vec<f64> = logits

@@ -26,6 +26,12 @@ pub struct Standardize {
 
 impl Standardize {
     /// Fits the statistics of `rows` (row-major, `width` values each), accumulating in `f64`.
+    ///
+    /// ```
+    /// let s = distill::data::Standardize::fit(&[1.0, 10.0, 3.0, 10.0], 2);
+    /// assert_eq!(s.mean, [2.0, 10.0]);
+    /// assert_eq!(s.scale, [1.0, 1.0]); // one over the deviation; a constant feature keeps 1
+    /// ```
     pub fn fit(rows: &[f32], width: usize) -> Standardize {
         let n = (rows.len() / width.max(1)).max(1) as f64;
         let mut sum = vec![0f64; width];
