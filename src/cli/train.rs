@@ -1,6 +1,7 @@
 //! Commands that make and measure single models: `train`, `distill`, `ensemble`, `eval`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::tensor::Device;
 use clap::Args;
@@ -8,15 +9,19 @@ use clap::Args;
 use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
-use crate::distill::{LossKind, LossSettings, Objective, StudentInputs, distill_objective};
+use crate::distill::{
+    DistillLoss, LossKind, LossSettings, Objective, StudentInputs, distill_objective,
+};
 use crate::error::{Error, Result};
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
     teacher_warning,
 };
-use crate::fsutil::RunLock;
-use crate::model::{Classifier, Network, Predictor, TeacherOutputs, is_onnx};
-use crate::train::train_role;
+use crate::fsutil::{RunLock, write_atomic};
+use crate::model::{
+    COMPLETE_FILE, Classifier, Network, Predictor, TeacherOutputs, WEIGHTS_FILE, is_onnx,
+};
+use crate::train::{CheckedRole, Trained, train_role};
 
 /// `distill train`.
 #[derive(Debug, Args)]
@@ -63,9 +68,12 @@ pub struct DistillCmd {
     pub loss: String,
     /// Softmax temperature (> 0) of teacher and student while training; prediction uses T = 1.
     /// Default: 20 for kd, 4 for dkd, 1 for dist (its tau). With --logit-standardize, the
-    /// base temperature applied to the z-scored logits (default 2, as Sun et al.).
-    #[arg(long, allow_negative_numbers = true)]
-    pub temperature: Option<f32>,
+    /// base temperature applied to the z-scored logits (default 2, as Sun et al.). `auto`
+    /// trains one student at each of 1, 2, 4, 8 and 20 (in OUT/temperatures/T*) and keeps the
+    /// one with the fewest validation errors (ties go to the lower T) as OUT; the grid and the
+    /// choice go to OUT/temperature.json. It needs a validation split.
+    #[arg(long, allow_negative_numbers = true, value_name = "T|auto")]
+    pub temperature: Option<String>,
     /// kd: weight of the soft-target term in [0, 1], the labels get 1 - alpha (default 0.9).
     /// dkd: weight of the target-class term (default 1).
     #[arg(long, allow_negative_numbers = true)]
@@ -238,8 +246,14 @@ impl DistillCmd {
             true => d.standardized(),
             false => d,
         };
+        let temperature = match self.temperature.as_deref() {
+            None | Some("auto") => d.temperature,
+            Some(t) => t.parse().map_err(|_| {
+                Error::config(format!("--temperature takes a number or auto, got {t:?}"))
+            })?,
+        };
         Ok(LossSettings {
-            temperature: self.temperature.unwrap_or(d.temperature),
+            temperature,
             alpha: self.alpha.unwrap_or(d.alpha),
             beta: self.beta.unwrap_or(d.beta),
             gamma: self.gamma.unwrap_or(d.gamma),
@@ -248,6 +262,15 @@ impl DistillCmd {
             standardize: self.logit_standardize,
             ..d
         })
+    }
+
+    /// The temperatures to train at: the one asked for (or the loss's default), or with `auto`
+    /// the grid.
+    fn temperatures(&self) -> Result<Vec<f32>> {
+        match self.temperature.as_deref() {
+            Some("auto") => Ok(AUTO_TEMPERATURES.to_vec()),
+            _ => Ok(vec![self.loss_settings()?.temperature]),
+        }
     }
 
     /// Refuses an option the chosen loss would silently ignore: a user who sets `--beta` for
@@ -316,8 +339,22 @@ fn check_teacher(teacher: &Classifier, splits: &Splits, device: &Device) -> Resu
     Ok(())
 }
 
+/// Temperatures `distill --temperature auto` tries.
+const AUTO_TEMPERATURES: [f32; 5] = [1.0, 2.0, 4.0, 8.0, 20.0];
+
 pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
-    let distill = c.loss_settings()?.check()?;
+    let settings = c.loss_settings()?;
+    let losses = c
+        .temperatures()?
+        .into_iter()
+        .map(|temperature| {
+            let loss = LossSettings {
+                temperature,
+                ..settings.clone()
+            };
+            Ok((temperature, loss.check()?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let role = c.train.role(&c.student).check()?;
     let s = role.train.settings();
     StudentInputs::check(s.jitter, s.mixup, c.augment_cache)?;
@@ -334,31 +371,27 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let (transfer, rows) = extra.extend(transfer, &teacher, &device)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     check_teacher(&teacher, &splits, &device)?;
-    let cache = c
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| default_cache(&c.teacher, &c.out));
-    let (objective, note) = distill_objective(
-        &teacher,
-        &c.teacher,
-        StudentInputs::new(
-            s.jitter,
-            s.mixup,
-            c.augment_cache,
-            splits.dataset.shape,
-            s.seed,
-        )?,
-        &transfer.train,
-        distill,
-        &cache,
-        &device,
-    )?;
-    match extra.is_empty() {
-        true => eprintln!("transfer set: {} examples; {note}", transfer.train.len()),
-        false => eprintln!("transfer set: {rows}; {note}"),
+    if losses.len() > 1 && splits.validation.is_empty() {
+        return Err(Error::config(
+            "--temperature auto chooses on validation errors and needs a validation split",
+        ));
     }
-    let out = c.resume.output(&c.out, "distill");
-    let mut t = train_role(&role, &transfer, &objective, &device, &out)?;
+    let transfer_note = match extra.is_empty() {
+        true => format!("{} examples", transfer.train.len()),
+        false => rows.to_string(),
+    };
+    let student = Student {
+        c: &c,
+        role: &role,
+        teacher: &teacher,
+        transfer: &transfer,
+        note: transfer_note,
+        device: &device,
+    };
+    let mut t = match &losses[..] {
+        [(_, loss)] => student.train(loss.clone(), &c.out, "distill")?,
+        _ => student.auto_temperature(&losses)?,
+    };
     print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
     if let Some(b) = adjust_bias(
         &mut t.network,
@@ -375,6 +408,85 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
     }
     Ok(())
+}
+
+/// One distilled student of `distill distill`, at one temperature or chosen from several.
+struct Student<'a> {
+    c: &'a DistillCmd,
+    role: &'a CheckedRole,
+    teacher: &'a Classifier,
+    transfer: &'a Splits,
+    note: String,
+    device: &'a Device,
+}
+
+impl Student<'_> {
+    /// Trains the student towards `loss` into `out`.
+    fn train(&self, loss: Arc<dyn DistillLoss>, out: &Path, label: &str) -> Result<Trained> {
+        let (c, s) = (self.c, self.role.train.settings());
+        let cache = c
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache(&c.teacher, &c.out));
+        let inputs = StudentInputs::new(
+            s.jitter,
+            s.mixup,
+            c.augment_cache,
+            self.transfer.dataset.shape,
+            s.seed,
+        )?;
+        let (objective, note) = distill_objective(
+            self.teacher,
+            &c.teacher,
+            inputs,
+            &self.transfer.train,
+            loss,
+            &cache,
+            self.device,
+        )?;
+        eprintln!("transfer set: {}; {note}", self.note);
+        let output = c.resume.output(out, label);
+        train_role(self.role, self.transfer, &objective, self.device, &output)
+    }
+
+    /// One student per temperature into `OUT/temperatures/T<t>`; the one with the fewest
+    /// validation errors (the first of equals, so the lower T) is copied to `OUT`.
+    fn auto_temperature(&self, losses: &[(f32, Arc<dyn DistillLoss>)]) -> Result<Trained> {
+        let mut best: Option<(Trained, PathBuf, f32)> = None;
+        let mut grid = Vec::new();
+        let mut tried = Vec::new();
+        for (t, loss) in losses {
+            let dir = self.c.out.join("temperatures").join(format!("T{t}"));
+            let trained = self.train(loss.clone(), &dir, &format!("T = {t}"))?;
+            let errors = trained.validation_errors();
+            grid.push(serde_json::json!({"temperature": t, "validation_errors": errors}));
+            tried.push(format!(
+                "T = {t}: {}",
+                errors.map_or("-".into(), |e| e.to_string())
+            ));
+            let errors = errors.unwrap_or(usize::MAX);
+            if best
+                .as_ref()
+                .is_none_or(|(b, _, _)| errors < b.validation_errors().unwrap_or(usize::MAX))
+            {
+                best = Some((trained, dir, *t));
+            }
+        }
+        let (trained, dir, t) = best.ok_or_else(|| Error::config("no temperature to try"))?;
+        // The completion marker last, as a run writes it.
+        for name in ["config.toml", WEIGHTS_FILE, "metrics.jsonl", COMPLETE_FILE] {
+            let from = dir.join(name);
+            let bytes = std::fs::read(&from).map_err(|e| Error::io("reading", &from, e))?;
+            write_atomic(&self.c.out.join(name), &bytes)?;
+        }
+        let choice = serde_json::json!({"chosen": t, "by": "validation errors", "grid": grid});
+        crate::fsutil::write_json(&self.c.out.join("temperature.json"), &choice)?;
+        eprintln!(
+            "temperature: T = {t} chosen on validation errors ({})",
+            tried.join(", ")
+        );
+        Ok(trained)
+    }
 }
 
 /// Where soft targets are cached by default: inside a teacher directory distill wrote, but

@@ -292,3 +292,72 @@ fn patience_keeps_the_best_epoch_on_validation_and_stops_after_it() {
         stderr(&o)
     );
 }
+
+#[test]
+fn temperature_auto_keeps_the_student_with_the_fewest_validation_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [csv, _] = write_formats(tmp.path());
+    let teacher = tmp.path().join("teacher");
+    train(&csv, &teacher);
+    let out = tmp.path().join("auto");
+    let o = distill(&[
+        "distill",
+        "--data",
+        csv.to_str().unwrap(),
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--student",
+        "mlp:4",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "5",
+        "--temperature",
+        "auto",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let choice: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("temperature.json")).unwrap())
+            .unwrap();
+    let grid = choice["grid"].as_array().unwrap();
+    assert_eq!(grid.len(), 5, "{choice}");
+    let errors: Vec<u64> = grid
+        .iter()
+        .map(|g| g["validation_errors"].as_u64().unwrap())
+        .collect();
+    let first_best = errors
+        .iter()
+        .position(|e| e == errors.iter().min().unwrap());
+    let chosen = choice["chosen"].as_f64().unwrap();
+    assert_eq!(
+        grid[first_best.unwrap()]["temperature"].as_f64(),
+        Some(chosen)
+    );
+    let kept = out.join("temperatures").join(format!("T{chosen}"));
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        std::fs::read(kept.join("model.safetensors")).unwrap()
+    );
+    let o = distill(&[
+        "distill",
+        "--data",
+        csv.to_str().unwrap(),
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--temperature",
+        "auto",
+        "--validation-size",
+        "0",
+        "--out",
+        tmp.path().join("no-val").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("needs a validation split"),
+        "{}",
+        stderr(&o)
+    );
+}
