@@ -361,3 +361,81 @@ fn temperature_auto_keeps_the_student_with_the_fewest_validation_errors() {
         stderr(&o)
     );
 }
+
+/// Writes `train.csv` and `test.csv` of the table into `dir`, the test labels rotated by
+/// `shift` classes (a test set that disagrees with the training rows).
+fn write_split_dir(dir: &Path, shift: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (x, y) = table();
+    let mut parts = [
+        String::from("a,b,c,d,label\n"),
+        String::from("a,b,c,d,label\n"),
+    ];
+    for (i, (row, &l)) in x.chunks_exact(4).zip(&y).enumerate() {
+        let (part, l) = match i < 480 {
+            true => (0, l),
+            false => (1, (l + shift) % 3),
+        };
+        parts[part] += &format!("{},{},{},{},{}\n", row[0], row[1], row[2], row[3], NAMES[l]);
+    }
+    std::fs::write(dir.join("train.csv"), &parts[0]).unwrap();
+    std::fs::write(dir.join("test.csv"), &parts[1]).unwrap();
+}
+
+#[test]
+fn no_choice_reads_the_test_set_temperature_grid_patience_and_munge_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let teacher = tmp.path().join("teacher");
+    write_split_dir(&tmp.path().join("plain"), 0);
+    train(&tmp.path().join("plain"), &teacher);
+    let mut runs = Vec::new();
+    for shift in [0, 1] {
+        let data = tmp.path().join(format!("shift{shift}"));
+        write_split_dir(&data, shift);
+        let out = tmp.path().join(format!("run{shift}"));
+        let o = distill(&[
+            "table",
+            "--data",
+            data.to_str().unwrap(),
+            "--teacher",
+            teacher.to_str().unwrap(),
+            "--student",
+            "mlp:4",
+            "--temperatures",
+            "1,2,4",
+            "--synthetic",
+            "munge:1",
+            "--epochs",
+            "8",
+            "--patience",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        runs.push(out);
+    }
+    let (a, b) = (
+        crate::common::report_of(&runs[0]),
+        crate::common::report_of(&runs[1]),
+    );
+    assert_eq!(
+        a["findings"], b["findings"],
+        "the temperatures chosen differ"
+    );
+    for name in ["student", "distilled", "distilled_more"] {
+        assert_eq!(
+            a["models"][name]["validation_errors"], b["models"][name]["validation_errors"],
+            "{name}"
+        );
+        let dir = |r: &serde_json::Value| PathBuf::from(r["models"][name]["dir"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read(dir(&a).join("model.safetensors")).unwrap(),
+            std::fs::read(dir(&b).join("model.safetensors")).unwrap(),
+            "{name}: the test labels changed the model kept"
+        );
+    }
+    // The test set only reports: the same models, scored against other labels.
+    let errors = |r: &serde_json::Value| r["models"]["student"]["test_errors"].as_u64().unwrap();
+    assert_ne!(errors(&a), errors(&b));
+}
