@@ -350,7 +350,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         .map(|temperature| {
             let loss = LossSettings {
                 temperature,
-                ..settings.clone()
+                ..settings
             };
             Ok((temperature, loss.check()?))
         })

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StringArray};
 use parquet::arrow::ArrowWriter;
-use tract_onnx::pb;
 
-use crate::common::edit_onnx;
+use crate::common::{edit_onnx, zipmap_probabilities};
 use crate::errors::{Case, case};
 
 #[rustfmt::skip]
@@ -74,7 +73,7 @@ pub fn prepare(id: &str, dir: &Path) {
         }
         "table-duplicate-column" => write("t.csv", "a,b,a,label\n1,2,3,x\n"),
         "table-nested-parquet" => nested_parquet(&dir.join("t.parquet")),
-        "table-zipmap" => edit_onnx(&fixture, &dir.join("rf.onnx"), zipmap),
+        "table-zipmap" => edit_onnx(&fixture, &dir.join("rf.onnx"), zipmap_probabilities),
         "table-teacher-features" => {
             let three: String = good
                 .lines()
@@ -88,22 +87,6 @@ pub fn prepare(id: &str, dir: &Path) {
         "table-transfer-columns" => write("more.csv", "a,b,c\n1,2,3\n"),
         _ => {}
     }
-}
-
-fn zipmap(m: &mut pb::ModelProto) {
-    let g = m.graph.as_mut().unwrap();
-    g.node.push(pb::NodeProto {
-        op_type: "ZipMap".into(),
-        domain: "ai.onnx.ml".into(),
-        input: vec!["probabilities".into()],
-        output: vec!["output_probability".into()],
-        ..Default::default()
-    });
-    g.output.retain(|o| o.name != "probabilities");
-    g.output.push(pb::ValueInfoProto {
-        name: "output_probability".into(),
-        ..Default::default()
-    });
 }
 
 fn nested_parquet(path: &Path) {

@@ -174,20 +174,7 @@ fn refusal(name: &str, edit: impl FnOnce(&mut pb::ModelProto)) -> String {
 
 #[test]
 fn zipmap_labels_and_unknown_operators_are_refused() {
-    let e = refusal("rf_iris", |m| {
-        let g = m.graph.as_mut().unwrap();
-        g.node.push(pb::NodeProto {
-            op_type: "ZipMap".into(),
-            domain: "ai.onnx.ml".into(),
-            input: vec!["probabilities".into()],
-            output: vec!["output_probability".into()],
-            ..Default::default()
-        });
-        g.output[1] = pb::ValueInfoProto {
-            name: "output_probability".into(),
-            ..Default::default()
-        };
-    });
+    let e = refusal("rf_iris", crate::common::zipmap_probabilities);
     assert!(e.contains("ZipMap") && e.contains("zipmap=False"), "{e}");
     let e = TreeEnsemble::load_output(&fixture("rf_iris.onnx"), Some("label"))
         .unwrap_err()

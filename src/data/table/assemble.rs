@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::{Cells, Columns, Impute, Strings, TableInfo, TableOptions};
+use super::{Cells, Columns, Impute, Strings, TableInfo, TableOptions, bad};
 use crate::data::dataset::{Dataset, ImageShape, Label};
 use crate::data::split::Split;
 use crate::error::{Error, Result};
@@ -55,13 +55,6 @@ impl Standardize {
             mean: mean.iter().map(|&m| m as f32).collect(),
             scale,
         }
-    }
-}
-
-fn bad(path: &Path, reason: String) -> Error {
-    Error::Dataset {
-        dir: path.to_path_buf(),
-        reason,
     }
 }
 

@@ -6,18 +6,11 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 
-use super::{Cells, Columns};
+use super::{Cells, Columns, bad};
 use crate::error::{Error, Result};
 
 /// Cells read as missing values.
 const MISSING: [&str; 9] = ["", "NA", "N/A", "NaN", "nan", "?", "null", "NULL", "None"];
-
-fn bad(path: &Path, reason: String) -> Error {
-    Error::Dataset {
-        dir: path.to_path_buf(),
-        reason,
-    }
-}
 
 /// Reads the columns of the CSV file at `path`.
 pub(super) fn read(path: &Path) -> Result<Columns> {

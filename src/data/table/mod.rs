@@ -151,6 +151,14 @@ impl Columns {
     }
 }
 
+/// A refusal of the table at `path`.
+fn bad(path: &Path, reason: String) -> Error {
+    Error::Dataset {
+        dir: path.to_path_buf(),
+        reason,
+    }
+}
+
 /// True when `path` is a file in a table format this module reads, or a directory holding
 /// `train.csv` or `train.parquet`.
 pub fn is_table(path: &Path) -> bool {

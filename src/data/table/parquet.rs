@@ -13,15 +13,8 @@ use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{Cells, Columns};
+use super::{Cells, Columns, bad};
 use crate::error::{Error, Result};
-
-fn bad(path: &Path, reason: String) -> Error {
-    Error::Dataset {
-        dir: path.to_path_buf(),
-        reason,
-    }
-}
 
 /// Reads the columns of the Parquet file at `path`.
 pub(super) fn read(path: &Path) -> Result<Columns> {

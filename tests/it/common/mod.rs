@@ -200,6 +200,29 @@ pub fn python_check(script: &str, args: &[&Path]) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("the check prints JSON")
 }
 
+/// Puts a ZipMap (a list of dictionaries, as skl2onnx writes by default) after a scikit-learn
+/// export's `probabilities` output, in its place among the graph's outputs.
+pub fn zipmap_probabilities(m: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb;
+    let g = m.graph.as_mut().unwrap();
+    g.node.push(pb::NodeProto {
+        op_type: "ZipMap".into(),
+        domain: "ai.onnx.ml".into(),
+        input: vec!["probabilities".into()],
+        output: vec!["output_probability".into()],
+        ..Default::default()
+    });
+    let i = g
+        .output
+        .iter()
+        .position(|o| o.name == "probabilities")
+        .unwrap();
+    g.output[i] = pb::ValueInfoProto {
+        name: "output_probability".into(),
+        ..Default::default()
+    };
+}
+
 /// Rewrites the ONNX file `src` to `dst` after `edit` changes its protobuf.
 pub fn edit_onnx(src: &Path, dst: &Path, edit: impl FnOnce(&mut tract_onnx::pb::ModelProto)) {
     use prost::Message;
