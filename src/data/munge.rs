@@ -9,6 +9,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,11 @@ use crate::error::{Error, Result};
 /// Rows whose distances to every row are computed at once: bounds memory at this many times
 /// the row count of floats.
 const BLOCK: usize = 512;
+
+/// The most rows a neighbour is searched among. A larger table is cut into seeded random pools
+/// of at most this many rows, each row's neighbour found within its pool: the search costs
+/// rows × pool instead of rows², and on so many rows a near neighbour serves as well.
+const MAX_POOL: usize = 65_536;
 
 /// How synthetic rows are drawn, as checked settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -90,7 +96,7 @@ impl Munge {
         if n < 2 {
             return rows.repeat(self.times);
         }
-        let neighbour = nearest_neighbours(rows, width, standardize, device);
+        let neighbour = pooled_neighbours(rows, width, standardize, (seed, MAX_POOL), device);
         let mut group_of = vec![None; width];
         for &(start, len) in groups {
             for g in group_of.iter_mut().skip(start).take(len) {
@@ -141,6 +147,38 @@ impl Munge {
         }
         row
     }
+}
+
+/// The index of each row's nearest other row within its pool: all rows, or where there are more
+/// than `max_pool`, seeded random pools of at most that many.
+fn pooled_neighbours(
+    rows: &[f32],
+    width: usize,
+    standardize: &Standardize,
+    (seed, max_pool): (u64, usize),
+    device: &Device,
+) -> Vec<usize> {
+    let n = rows.len() / width;
+    if n <= max_pool {
+        return nearest_neighbours(rows, width, standardize, device);
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x0050_4f4f_4c53));
+    let pools = n.div_ceil(max_pool);
+    let mut out = vec![0; n];
+    for pool in order.chunks(n.div_ceil(pools)) {
+        let mut sub = Vec::with_capacity(pool.len() * width);
+        for &i in pool {
+            sub.extend_from_slice(&rows[i * width..(i + 1) * width]);
+        }
+        for (k, j) in nearest_neighbours(&sub, width, standardize, device)
+            .into_iter()
+            .enumerate()
+        {
+            out[pool[k]] = pool[j];
+        }
+    }
+    out
 }
 
 /// The index of each row's nearest other row, by Euclidean distance between standardized rows,
@@ -221,6 +259,13 @@ mod tests {
             assert!((-2.0..=13.0).contains(&r[0]), "{r:?}");
         }
         assert!(Munge::new(0, 0.5, 10.0).is_err());
+        // Rows in pools of at most 5: each row's neighbour is in its own pool, and is the
+        // nearest row of that pool.
+        let line: Vec<f32> = (0..16).map(|i| (i * i) as f32).collect();
+        let nn = pooled_neighbours(&line, 1, &plain(1), (3, 5), &device);
+        let all = nearest_neighbours(&line, 1, &plain(1), &device);
+        assert_ne!(nn, all, "pools of 5 found every global neighbour");
+        assert!(nn.iter().enumerate().all(|(i, &j)| j != i && j < 16));
         assert!(Munge::new(2, 0.0, 10.0).is_err());
         assert!(Munge::new(2, 0.5, 0.0).is_err());
     }

@@ -94,6 +94,10 @@ impl ExtraRows {
             rows.extend(more);
         }
         if let Some(m) = &self.synthetic {
+            eprintln!(
+                "MUNGE: {} synthetic rows from {real} training rows and their nearest neighbours",
+                m.times * real
+            );
             let groups = info.one_hot_groups();
             let drawn = m.draw(x, width, standardize, &groups, self.seed, device);
             counts.synthetic = drawn.len() / width;
