@@ -22,6 +22,11 @@
 #   --out DIR           keep every run's JSON there (default: a new folder under /tmp)
 #   --no-foreign        skip the foreign-teacher figures (below)
 #   --foreign-only      only the foreign-teacher figures
+#   --ort-lib PATH      run distill's foreign teachers (not the forest, which has its own
+#                       evaluator) through onnxruntime instead of tract: builds with
+#                       `--features ort` and sets DISTILL_ONNX_RUNTIME=onnxruntime and
+#                       ORT_DYLIB_PATH=PATH (e.g. the libonnxruntime.so.* that pip installs in
+#                       site-packages/onnxruntime/capi/)
 #   --forest FILE       a tree-ensemble teacher (e.g. a 300-tree random forest exported by
 #                       skl2onnx) for the foreign-teacher figures, timed over 100,000 rows made
 #                       by tiling (with a little noise, seed 0) the x_train of --forest-rows
@@ -73,6 +78,7 @@ cd "$root"
 
 rounds=2 threads=2 reps=3 warmup=1 epoch_examples=55000 only="" want_json=0
 jax_mode=auto build=1 out_dir="" foreign=1 main_figures=1 extra_onnx=() forest="" forest_rows=""
+ort_lib=""
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 need_value() { [[ $# -ge 2 && -n "$2" ]] || { echo "compare.sh: $1 needs a value" >&2; exit 2; }; }
@@ -96,6 +102,7 @@ while [[ $# -gt 0 ]]; do
         || { echo "compare.sh: --onnx takes NAME=FILE[@MEAN,STD], got '$2'" >&2; exit 2; }
       extra_onnx+=("$2"); shift 2 ;;
     --forest) need_value "$@"; forest=$2; shift 2 ;;
+    --ort-lib) need_value "$@"; ort_lib=$2; shift 2 ;;
     --forest-rows) need_value "$@"; forest_rows=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "compare.sh: unknown argument '$1'" >&2; usage 2 ;;
@@ -112,6 +119,9 @@ done
 log() { echo "[compare] $*" >&2; }
 if (( !foreign && !main_figures )); then
   echo "compare.sh: --no-foreign with --foreign-only leaves nothing to run" >&2; exit 2
+fi
+if [[ -n $ort_lib && ! -f $ort_lib ]]; then
+  echo "compare.sh: --ort-lib $ort_lib: no such file" >&2; exit 2
 fi
 if [[ -n $forest || -n $forest_rows ]]; then
   [[ -f $forest && -f $forest_rows ]] \
@@ -154,8 +164,10 @@ fi
 if [[ -n ${DISTILL_BENCH_CMD:-} ]]; then
   log "distill command overridden by DISTILL_BENCH_CMD: $DISTILL_BENCH_CMD"
 elif (( build )); then
-  log "cargo build --release"
-  cargo build --release >&2
+  features=()
+  [[ -n $ort_lib ]] && features=(--features ort)
+  log "cargo build --release ${features[*]}"
+  cargo build --release "${features[@]}" >&2
 fi
 if [[ -z ${DISTILL_BENCH_CMD:-} && ! -x $root/target/release/distill ]]; then
   echo "compare.sh: $root/target/release/distill is missing" >&2; exit 1
@@ -256,6 +268,9 @@ run_foreign() {  # NAME=FILE[@NORM][#ROWS] round
   [[ -n $rows ]] && bench+=(--data "$rows")
   if [[ -n ${DISTILL_BENCH_CMD:-} ]]; then
     eval "$DISTILL_BENCH_CMD"' "${bench[@]:1}"' >/dev/null || { echo "compare.sh: distill failed on $name" >&2; exit 1; }
+  elif [[ -n $ort_lib && -z $rows ]]; then
+    DISTILL_ONNX_RUNTIME=onnxruntime ORT_DYLIB_PATH=$ort_lib "$root/target/release/distill" "${bench[@]}" >/dev/null \
+      || { echo "compare.sh: distill (through onnxruntime) failed on $name" >&2; exit 1; }
   else
     "$root/target/release/distill" "${bench[@]}" >/dev/null || { echo "compare.sh: distill failed on $name" >&2; exit 1; }
   fi
@@ -434,7 +449,7 @@ if foreign:
         rows.append([name, fmt(ours["onnx_teacher_s"]["median"]),
                      fmt(ref["onnx_teacher_s"]["median"]), fmt_r(r)])
     print()
-    print("ONNX teachers over 60,000 MNIST images (the forest: 100,000 rows), seconds; distill runs tract, or its own evaluator for a tree ensemble:")
+    print("ONNX teachers over 60,000 MNIST images (the forest: 100,000 rows), seconds; distill runs tract (onnxruntime with --ort-lib), its own evaluator for a tree ensemble:")
     table(["teacher", "distill", "onnxruntime",
            "time ratio (distill/onnxruntime)"], rows)
 

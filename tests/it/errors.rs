@@ -150,6 +150,8 @@ const CASES: &[Case] = &[
     case("onnx-not-probs", "--teacher-outputs probs for a model that gives logits", &["eval", "{D}/m.onnx", "--data-dir", "{T}", "--teacher-outputs", "probs"], "not a probability", 4),
     case("shards-incomplete", "a cache directory missing shard 2 of 3", &["distill", "--teacher", "{M}", "--cache-dir", "{D}/cache", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "shard 2 of 3 (rows 60..60) is missing", 4),
     case("shards-other-teacher", "a cache directory of shards made by another teacher", &["distill", "--teacher", "{M}", "--cache-dir", "{D}/cache", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "is a soft-target shard of another teacher", 4),
+    case("onnx-runtime-unknown", "DISTILL_ONNX_RUNTIME naming no runtime", &["DISTILL_ONNX_RUNTIME=ort", "eval", "{D}/m.onnx", "--data-dir", "{T}"], "takes tract (the default) or onnxruntime", 2),
+    case("onnx-runtime-unbuilt", "DISTILL_ONNX_RUNTIME=onnxruntime in a build without the ort feature", &["DISTILL_ONNX_RUNTIME=onnxruntime", "eval", "{D}/m.onnx", "--data-dir", "{T}"], "needs distill built with --features ort", 2),
     case("onnx-export-ensemble", "export of an ensemble", &["export", "{D}", "--onnx", "{O}.onnx"], "only a single trained network", 4),
     // Input and output: exit 5.
     case("out-under-a-file", "--out inside a plain file", &["train", "--out", "{F}/model", "--data-dir", "{T}", "--validation-size", "6", "--epochs", "1"], "creating directory", 5),

@@ -9,6 +9,8 @@
 //! the data size.
 
 mod graph;
+#[cfg(feature = "ort")]
+mod runtime;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -149,6 +151,9 @@ pub struct OnnxModel {
     params: usize,
     /// A binary classifier with one output, class 1's score, widened to two classes.
     one_output: bool,
+    /// The onnxruntime session that runs the model instead of tract, when asked for.
+    #[cfg(feature = "ort")]
+    ort: Option<runtime::OrtSession>,
 }
 
 impl fmt::Debug for OnnxModel {
@@ -232,6 +237,7 @@ impl OnnxModel {
             .sum();
         let sigmoid = ends_in_sigmoid(graph, sig.output);
         let want = sig.layout.dims(shape);
+        let output_name = graph.output[sig.output].name.clone();
         prepare(&mut proto, sig.output);
         let input = (sig.input_type, want.as_slice());
         let build = |batch| guarded(|| compile(&onnx, &proto, dir, batch, input));
@@ -257,7 +263,10 @@ impl OnnxModel {
             identity: String::new(),
             params,
             one_output: false,
+            #[cfg(feature = "ort")]
+            ort: None,
         };
+        onnxruntime_instead(&mut model, path, &output_name)?;
         // One chunk of blank images tells the number of classes, proves the plan runs, and
         // tells probabilities from logits.
         let rows = fixed_batch.unwrap_or(1);
@@ -291,7 +300,8 @@ impl OnnxModel {
         // before `auto` existed keeps its identity.
         model.identity = sha256_hex(
             format!(
-                "{identity}|{}",
+                "{identity}{}|{}",
+                model.identity,
                 serde_json::to_string(&model.options).unwrap_or_default()
             )
             .as_bytes(),
@@ -343,6 +353,12 @@ impl OnnxModel {
         if self.input_type == DatumType::U8 {
             // The pixels were bytes divided by 255: this gives the bytes back exactly.
             x.iter_mut().for_each(|v| *v = (*v * 255.0).round());
+        }
+        #[cfg(feature = "ort")]
+        if let Some(session) = &self.ort {
+            let x = self.layout.arrange(self.shape, &x).into_owned();
+            let out = runtime::run(session, &dims, x, &self.path)?;
+            return Ok(out[..out.len() / batch * rows].to_vec());
         }
         let input =
             tract_onnx::prelude::Tensor::from_shape(&dims, &self.layout.arrange(self.shape, &x))
@@ -420,6 +436,31 @@ impl OnnxModel {
         }
         Ok(out)
     }
+}
+
+/// Swaps tract for onnxruntime where `DISTILL_ONNX_RUNTIME=onnxruntime` asks for it (float32
+/// inputs only); the model's identity, and so its soft-target cache, then says so.
+fn onnxruntime_instead(model: &mut OnnxModel, path: &Path, output: &str) -> Result<()> {
+    if std::env::var("DISTILL_ONNX_RUNTIME").is_ok_and(|v| v != "onnxruntime" && v != "tract") {
+        return Err(Error::config(
+            "DISTILL_ONNX_RUNTIME takes tract (the default) or onnxruntime",
+        ));
+    }
+    #[cfg(feature = "ort")]
+    if runtime::wanted() && model.input_type == DatumType::F32 {
+        model.ort = Some(runtime::session(path, output)?);
+        model.identity = "onnxruntime".into();
+    }
+    #[cfg(not(feature = "ort"))]
+    let _ = (model, output);
+    #[cfg(not(feature = "ort"))]
+    if std::env::var("DISTILL_ONNX_RUNTIME").is_ok_and(|v| v == "onnxruntime") {
+        return Err(Error::config(format!(
+            "{}: DISTILL_ONNX_RUNTIME=onnxruntime needs distill built with --features ort",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// True when every row of `outputs` (`classes` wide) holds probabilities: each in [0, 1], the
