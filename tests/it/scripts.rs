@@ -126,4 +126,15 @@ fn compare_sh_refuses_bad_foreign_teacher_options() {
     assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
     let o = script("compare.sh", &["--no-foreign", "--foreign-only"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let forest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees/rf_iris.onnx");
+    let o = script("compare.sh", &["--forest", forest.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs --forest-rows"), "{}", stderr(&o));
+    let o = script(
+        "compare.sh",
+        &["--ort-lib", "/no/such/libonnxruntime.so"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--ort-lib"), "{}", stderr(&o));
 }
