@@ -198,6 +198,9 @@ pub fn reproduce_table(recipe: &TableRecipe, out: &Path, progress: bool) -> Resu
     let (dark, changed) = charts(&ctx, &splits, &run)?;
     let size_speed = size_speed(recipe, out, &splits, &run.models, &ctx.device)?;
     let env = Environment::detect(backend);
+    for (name, m) in &run.models {
+        run.notes.extend(m.silent_unit_warnings(name));
+    }
     run.notes.push(format!(
         "teacher: {} ({})",
         teacher.describe(),

@@ -300,25 +300,30 @@ fn temperature_auto_keeps_the_student_with_the_fewest_validation_errors() {
     let teacher = tmp.path().join("teacher");
     train(&csv, &teacher);
     let out = tmp.path().join("auto");
-    let o = distill(&[
-        "distill",
-        "--data",
-        csv.to_str().unwrap(),
-        "--teacher",
-        teacher.to_str().unwrap(),
-        "--student",
-        "mlp:4",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--epochs",
-        "5",
-        "--temperature",
-        "auto",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let auto = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "distill",
+            "--data",
+            csv.to_str().unwrap(),
+            "--teacher",
+            teacher.to_str().unwrap(),
+            "--student",
+            "mlp:4",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--epochs",
+            "5",
+            "--temperature",
+            "auto",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        distill(&args)
+    };
+    let o = auto(&out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let choice: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("temperature.json")).unwrap())
@@ -342,19 +347,7 @@ fn temperature_auto_keeps_the_student_with_the_fewest_validation_errors() {
         std::fs::read(out.join("model.safetensors")).unwrap(),
         std::fs::read(kept.join("model.safetensors")).unwrap()
     );
-    let o = distill(&[
-        "distill",
-        "--data",
-        csv.to_str().unwrap(),
-        "--teacher",
-        teacher.to_str().unwrap(),
-        "--temperature",
-        "auto",
-        "--validation-size",
-        "0",
-        "--out",
-        tmp.path().join("no-val").to_str().unwrap(),
-    ]);
+    let o = auto(&tmp.path().join("no-val"), &["--validation-size", "0"]);
     assert!(
         stderr(&o).contains("needs a validation split"),
         "{}",
