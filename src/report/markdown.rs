@@ -97,8 +97,17 @@ impl Report {
     fn class_errors_markdown(&self) -> String {
         let mut s = "\n## Test errors per true class\n\n| model |".to_string();
         let classes = self.dataset.classes;
+        // The data's own names where it has them (image folders, tables), indices otherwise.
+        let names = self.dataset.class_names.as_deref().unwrap_or_default();
         for c in 0..classes {
-            let _ = write!(s, " {c} |");
+            match names.get(c) {
+                Some(n) => {
+                    let _ = write!(s, " {} |", n.replace('|', "\\|"));
+                }
+                None => {
+                    let _ = write!(s, " {c} |");
+                }
+            }
         }
         s += "\n| --- |";
         s += &" ---: |".repeat(classes);
