@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Network, weights_path};
-use super::onnx::{OnnxModel, OnnxOptions, is_onnx};
+use super::onnx::{OnnxFile, OnnxModel, OnnxOptions, is_onnx};
 use super::{PlainMlp, Predictor, TreeEnsemble};
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -69,7 +69,10 @@ impl Classifier {
                         .into(),
                 });
             };
-            if let Some(trees) = TreeEnsemble::open(path, how.onnx.output.as_deref())? {
+            // Read once, for whichever runtime takes it.
+            let file = OnnxFile::read(path)?;
+            if file.holds_trees() {
+                let trees = TreeEnsemble::from_file(&file, how.onnx.output.as_deref())?;
                 if trees.features() != shape.len() {
                     return Err(Error::Mismatch(format!(
                         "{}: the tree ensemble reads {} features per row but the data has {}",
@@ -80,7 +83,7 @@ impl Classifier {
                 }
                 return Ok(Classifier::Trees(Arc::new(trees)));
             }
-            return OnnxModel::load(path, shape, how.onnx.clone()).map(Classifier::Onnx);
+            return OnnxModel::from_file(file, shape, how.onnx.clone()).map(Classifier::Onnx);
         }
         let Some(m) = read_manifest(path)? else {
             return Network::load(path, device).map(Classifier::Single);

@@ -8,6 +8,7 @@
 //! symbolic batch dimension, and run over fixed-size chunks so that memory stays flat whatever
 //! the data size.
 
+mod file;
 mod graph;
 #[cfg(feature = "ort")]
 mod runtime;
@@ -19,7 +20,6 @@ use std::sync::Arc;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData};
-use prost::Message;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
@@ -28,11 +28,13 @@ use tract_onnx::prelude::{
     TypedSimplePlan, tvec,
 };
 
-use self::graph::{Layout, check_names, ends_in_sigmoid, external_files, prepare, signature};
+pub(crate) use self::file::OnnxFile;
+use self::file::{check_file, check_options};
+use self::graph::{Layout, ends_in_sigmoid, prepare, signature};
 use super::Predictor;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
-use crate::fsutil::{sha256_file, sha256_hex};
+use crate::fsutil::sha256_hex;
 
 /// Images per call of the plan: large enough to amortize per-call overhead, small enough that
 /// the chunk's activations of a big teacher stay small.
@@ -171,65 +173,25 @@ impl OnnxModel {
     /// one-line error naming the file: not ONNX or truncated, an operator tract lacks, a
     /// missing external-data file, an input that does not fit the data, an unusable output.
     pub fn load(path: &Path, shape: ImageShape, options: OnnxOptions) -> Result<OnnxModel> {
+        Self::from_file(OnnxFile::read(path)?, shape, options)
+    }
+
+    /// [`OnnxModel::load`] for a file already read.
+    pub(crate) fn from_file(
+        file: OnnxFile,
+        shape: ImageShape,
+        options: OnnxOptions,
+    ) -> Result<OnnxModel> {
+        let path = file.path.as_path();
         let bad = |reason: String| Error::Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-        let mut proto = decode_model(path, &bytes)?;
-        let graph = proto
-            .graph
-            .as_ref()
-            .expect("decode_model checked the graph");
-        check_names(graph).map_err(&bad)?;
+        let graph = file.graph();
         let onnx = tract_onnx::onnx();
-        if let Some(n) = graph.node.iter().find(|n| {
-            (n.domain.is_empty() || n.domain == "ai.onnx")
-                && !onnx.op_register.0.contains_key(&n.op_type)
-        }) {
-            return Err(bad(format!(
-                "operator {} (node {:?}) is not supported by tract, the ONNX runtime distill \
-                 uses; re-export the model without it",
-                n.op_type, n.name
-            )));
-        }
-        let dir = path.parent().unwrap_or(Path::new(""));
-        let mut identity = sha256_hex(&bytes);
-        for location in external_files(graph).map_err(&bad)? {
-            let file = dir.join(&location);
-            if !file.is_file() {
-                return Err(bad(format!(
-                    "its external-data file {} is missing (the model names {location:?}, \
-                     looked for beside the model)",
-                    file.display()
-                )));
-            }
-            identity += &sha256_file(&file)?;
-        }
+        let identity = check_file(path, graph, &onnx, &file.bytes)?;
         let sig = signature(path, graph, shape, options.output.as_deref())?;
-        if let Some(n) = &options.input_norm
-            && n.mean.len() != 1
-            && n.mean.len() != shape.channels
-        {
-            return Err(Error::config(format!(
-                "--input-norm gives {} channels but the images have {}",
-                n.mean.len(),
-                shape.channels
-            )));
-        }
-        if sig.input_type == DatumType::U8 && options.input_norm.is_some() {
-            return Err(Error::config(format!(
-                "{}: the model takes uint8 pixels (0 to 255), which --input-norm cannot \
-                 normalize; drop the option",
-                path.display()
-            )));
-        }
-        if let Some(b) = sig.fixed_batch.filter(|&b| b > MAX_FIXED_BATCH) {
-            return Err(bad(format!(
-                "its input fixes a batch of {b} images, more than distill runs at once \
-                 ({MAX_FIXED_BATCH}); export it with a dynamic batch axis"
-            )));
-        }
+        check_options(path, &sig, &options, shape)?;
         let params = graph
             .initializer
             .iter()
@@ -238,7 +200,9 @@ impl OnnxModel {
         let sigmoid = ends_in_sigmoid(graph, sig.output);
         let want = sig.layout.dims(shape);
         let output_name = graph.output[sig.output].name.clone();
+        let mut proto = file.proto;
         prepare(&mut proto, sig.output);
+        let dir = path.parent().unwrap_or(Path::new(""));
         let input = (sig.input_type, want.as_slice());
         let build = |batch| guarded(|| compile(&onnx, &proto, dir, batch, input));
         // Some exports compute shapes in ways tract cannot follow with a symbolic batch (tf2onnx
@@ -266,47 +230,63 @@ impl OnnxModel {
             #[cfg(feature = "ort")]
             ort: None,
         };
-        onnxruntime_instead(&mut model, path, &output_name)?;
-        // One chunk of blank images tells the number of classes, proves the plan runs, and
-        // tells probabilities from logits.
-        let rows = fixed_batch.unwrap_or(1);
-        let probe = model.run_chunk(&vec![0.0; rows * shape.len()], rows)?;
-        model.classes = probe.len() / rows;
-        if model.classes == 1 {
-            // A binary classifier with one output (PyTorch's BCEWithLogits, Keras's sigmoid
-            // Dense): class 1's logit, or its probability when a Sigmoid gives it.
-            model.one_output = true;
-            model.classes = 2;
-            if model.options.outputs == TeacherOutputs::Auto {
-                model.options.outputs = match sigmoid {
-                    true => TeacherOutputs::Probs,
-                    false => TeacherOutputs::Logits,
-                };
-            }
-        }
-        if model.classes < 2 {
-            return Err(bad(
-                "its output has no classes; a classifier gives [N, classes]".into(),
-            ));
-        }
-        if model.options.outputs == TeacherOutputs::Auto {
-            model.options.outputs = if are_probabilities(&probe, model.classes) {
-                TeacherOutputs::Probs
-            } else {
-                TeacherOutputs::Logits
-            };
-        }
+        onnxruntime_instead(&mut model, &output_name)?;
+        model.probe(sigmoid)?;
         // The decided options, so that a cache made with `logits` or `probs` spelled out
         // before `auto` existed keeps its identity.
         model.identity = sha256_hex(
             format!(
                 "{identity}{}|{}",
-                model.identity,
+                model.runtime_tag(),
                 serde_json::to_string(&model.options).unwrap_or_default()
             )
             .as_bytes(),
         );
         Ok(model)
+    }
+
+    /// One chunk of blank images tells the number of classes, proves the plan runs, and tells
+    /// probabilities from logits (`sigmoid`: the one output comes out of a Sigmoid).
+    fn probe(&mut self, sigmoid: bool) -> Result<()> {
+        let rows = self.fixed_batch.unwrap_or(1);
+        let probe = self.run_chunk(&vec![0.0; rows * self.shape.len()], rows)?;
+        self.classes = probe.len() / rows;
+        if self.classes == 1 {
+            // A binary classifier with one output (PyTorch's BCEWithLogits, Keras's sigmoid
+            // Dense): class 1's logit, or its probability when a Sigmoid gives it.
+            self.one_output = true;
+            self.classes = 2;
+            if self.options.outputs == TeacherOutputs::Auto {
+                self.options.outputs = match sigmoid {
+                    true => TeacherOutputs::Probs,
+                    false => TeacherOutputs::Logits,
+                };
+            }
+        }
+        if self.classes < 2 {
+            return Err(Error::Checkpoint {
+                path: self.path.clone(),
+                reason: "its output has no classes; a classifier gives [N, classes]".into(),
+            });
+        }
+        if self.options.outputs == TeacherOutputs::Auto {
+            self.options.outputs = if are_probabilities(&probe, self.classes) {
+                TeacherOutputs::Probs
+            } else {
+                TeacherOutputs::Logits
+            };
+        }
+        Ok(())
+    }
+
+    /// What the identity adds for the runtime: nothing for tract, whose identities are those
+    /// of every cache made before onnxruntime could run a model.
+    fn runtime_tag(&self) -> &'static str {
+        #[cfg(feature = "ort")]
+        if self.ort.is_some() {
+            return "onnxruntime";
+        }
+        ""
     }
 
     /// What the model's output holds, as given or as decided when it loaded.
@@ -439,25 +419,27 @@ impl OnnxModel {
 }
 
 /// Swaps tract for onnxruntime where `DISTILL_ONNX_RUNTIME=onnxruntime` asks for it (float32
-/// inputs only); the model's identity, and so its soft-target cache, then says so.
-fn onnxruntime_instead(model: &mut OnnxModel, path: &Path, output: &str) -> Result<()> {
-    if std::env::var("DISTILL_ONNX_RUNTIME").is_ok_and(|v| v != "onnxruntime" && v != "tract") {
-        return Err(Error::config(
-            "DISTILL_ONNX_RUNTIME takes tract (the default) or onnxruntime",
-        ));
-    }
+/// inputs only, reading graph output `output`); the model's identity then says so.
+fn onnxruntime_instead(model: &mut OnnxModel, output: &str) -> Result<()> {
+    let wanted = match std::env::var("DISTILL_ONNX_RUNTIME").as_deref() {
+        Err(_) | Ok("tract") => false,
+        Ok("onnxruntime") => true,
+        Ok(_) => {
+            return Err(Error::config(
+                "DISTILL_ONNX_RUNTIME takes tract (the default) or onnxruntime",
+            ));
+        }
+    };
     #[cfg(feature = "ort")]
-    if runtime::wanted() && model.input_type == DatumType::F32 {
-        model.ort = Some(runtime::session(path, output)?);
-        model.identity = "onnxruntime".into();
+    if wanted && model.input_type == DatumType::F32 {
+        model.ort = Some(runtime::session(&model.path, output)?);
     }
     #[cfg(not(feature = "ort"))]
-    let _ = (model, output);
-    #[cfg(not(feature = "ort"))]
-    if std::env::var("DISTILL_ONNX_RUNTIME").is_ok_and(|v| v == "onnxruntime") {
+    if wanted {
+        let _ = output;
         return Err(Error::config(format!(
             "{}: DISTILL_ONNX_RUNTIME=onnxruntime needs distill built with --features ort",
-            path.display()
+            model.path.display()
         )));
     }
     Ok(())
@@ -488,27 +470,6 @@ fn guarded<T>(
 }
 
 /// Compiles the graph for inputs `[batch, want..]`, the batch symbolic unless the file fixes it.
-/// Decodes `bytes`, the ONNX file at `path`, refusing, by name, one whose protobuf does not
-/// decode or that holds no graph with nodes and outputs; its `graph` is then always there.
-/// Shared by the tract teachers and the tree-ensemble evaluator.
-pub(crate) fn decode_model(path: &Path, bytes: &[u8]) -> Result<pb::ModelProto> {
-    let bad = |reason: String| Error::Checkpoint {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let proto = pb::ModelProto::decode(bytes).map_err(|e| {
-        bad(format!(
-            "not an ONNX model, or a truncated one: its protobuf does not decode ({e})"
-        ))
-    })?;
-    match &proto.graph {
-        Some(g) if !g.node.is_empty() && !g.output.is_empty() => Ok(proto),
-        _ => Err(bad(
-            "not an ONNX model: it holds no graph with outputs".into()
-        )),
-    }
-}
-
 fn compile(
     onnx: &tract_onnx::Onnx,
     proto: &pb::ModelProto,

@@ -15,11 +15,6 @@ pub(super) type OrtSession = (Arc<Mutex<ort::session::Session>>, String);
 static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
     OnceLock::new();
 
-/// True when `DISTILL_ONNX_RUNTIME` asks for onnxruntime.
-pub(super) fn wanted() -> bool {
-    std::env::var("DISTILL_ONNX_RUNTIME").is_ok_and(|v| v == "onnxruntime")
-}
-
 fn environment() -> Result<&'static ort::environment::Environment> {
     let env = ENVIRONMENT.get_or_init(|| {
         let lib = std::env::var("ORT_DYLIB_PATH").map_err(|_| {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use self::graph::Pipeline;
+use super::onnx::OnnxFile;
 use crate::error::{Error, Result};
 
 /// Rows per parallel task at most. Each task walks every tree over all its rows, so the more
@@ -66,34 +67,34 @@ impl TreeEnsemble {
     }
 
     /// As [`TreeEnsemble::load_output`], but `None` when the file holds no tree ensemble (a
-    /// model for tract, then), so that the file is read once whatever it holds.
+    /// model for tract, then).
     pub fn open(path: &Path, output: Option<&str>) -> Result<Option<TreeEnsemble>> {
-        let bad = |reason: String| Error::Checkpoint {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-        let proto = super::onnx::decode_model(path, &bytes)?;
-        let graph = proto
-            .graph
-            .as_ref()
-            .expect("decode_model checked the graph");
-        if !graph
-            .node
-            .iter()
-            .any(|n| n.op_type.starts_with("TreeEnsemble"))
-        {
-            return Ok(None);
+        let file = OnnxFile::read(path)?;
+        match file.holds_trees() {
+            true => Self::from_file(&file, output).map(Some),
+            false => Ok(None),
         }
-        let pipeline = graph::build(graph, output).map_err(bad)?;
+    }
+
+    /// The tree ensemble of a file already read (one that [`OnnxFile::holds_trees`]).
+    pub(crate) fn from_file(file: &OnnxFile, output: Option<&str>) -> Result<TreeEnsemble> {
+        let pipeline = graph::build(file.graph(), output).map_err(|reason| Error::Checkpoint {
+            path: file.path.clone(),
+            reason,
+        })?;
         let identity = crate::fsutil::sha256_hex(
-            format!("{}:{}", crate::fsutil::sha256_hex(&bytes), pipeline.output).as_bytes(),
+            format!(
+                "{}:{}",
+                crate::fsutil::sha256_hex(&file.bytes),
+                pipeline.output
+            )
+            .as_bytes(),
         );
-        Ok(Some(TreeEnsemble {
-            path: path.to_path_buf(),
+        Ok(TreeEnsemble {
+            path: file.path.clone(),
             pipeline,
             identity,
-        }))
+        })
     }
 
     /// Decision nodes in all trees: what a tree ensemble has in place of weights.
