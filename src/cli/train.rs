@@ -464,10 +464,9 @@ impl Student<'_> {
                 "T = {t}: {}",
                 errors.map_or("-".into(), |e| e.to_string())
             ));
-            let errors = errors.unwrap_or(usize::MAX);
             if best
                 .as_ref()
-                .is_none_or(|(b, _, _)| errors < b.validation_errors().unwrap_or(usize::MAX))
+                .is_none_or(|(b, _, _)| trained.beats_on_validation(b))
             {
                 best = Some((trained, dir, *t));
             }

@@ -119,11 +119,10 @@ impl Ctx<'_> {
             let trained = train_role(role, transfer, &objective, &self.device, &output)?;
             let val = trained.validation_errors();
             grid.push((t, val));
-            let better = match &best {
-                None => true,
-                Some(b) => val.unwrap_or(usize::MAX) < validation(&b.trained),
-            };
-            if better {
+            if best
+                .as_ref()
+                .is_none_or(|b| trained.beats_on_validation(&b.trained))
+            {
                 best = Some(Chosen {
                     trained,
                     dir,
@@ -136,10 +135,6 @@ impl Ctx<'_> {
         chosen.grid = grid;
         Ok(chosen)
     }
-}
-
-fn validation(t: &Trained) -> usize {
-    t.validation_errors().unwrap_or(usize::MAX)
 }
 
 fn grid_note(name: &str, c: &Chosen) -> String {

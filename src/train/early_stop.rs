@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 
 use super::metrics::EpochMetrics;
+use crate::data::Split;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::Network;
@@ -22,6 +23,23 @@ pub(super) struct EarlyStop {
 }
 
 impl EarlyStop {
+    /// The tracker of a run with `patience` (`None` without one), refusing a patience without
+    /// a `validation` split to judge epochs on.
+    pub fn start(
+        patience: Option<usize>,
+        validation: &Split,
+        dir: &Path,
+        history: &[EpochMetrics],
+    ) -> Result<Option<EarlyStop>> {
+        match patience {
+            Some(_) if validation.is_empty() => Err(Error::config(
+                "--patience keeps the best epoch on validation errors and needs a validation split",
+            )),
+            Some(p) => Ok(Some(EarlyStop::new(p, dir, history))),
+            None => Ok(None),
+        }
+    }
+
     /// Tracks a run of `dir` stopping after `patience` epochs without fewer validation errors,
     /// picking up the epochs of `history` that a resumed run already trained.
     pub fn new(patience: usize, dir: &Path, history: &[EpochMetrics]) -> EarlyStop {
@@ -51,9 +69,25 @@ impl EarlyStop {
         self.best.map(|(_, epoch)| epoch)
     }
 
+    /// At the end of a run with a patience: the best epoch and its weights, written as the
+    /// model's own (`model.safetensors`); `None` without a patience.
+    pub fn keep_best(
+        early: Option<&EarlyStop>,
+        device: &Device,
+    ) -> Result<Option<(usize, Network)>> {
+        let Some(e) = early else {
+            return Ok(None);
+        };
+        let best = e.best(device)?;
+        if let Some((_, net)) = &best {
+            net.save(&e.dir)?;
+        }
+        Ok(best)
+    }
+
     /// The best epoch and its weights (read back from `best.safetensors`), or `None` before
     /// any epoch.
-    pub fn best(&self, device: &Device) -> Result<Option<(usize, Network)>> {
+    fn best(&self, device: &Device) -> Result<Option<(usize, Network)>> {
         match self.best {
             None => Ok(None),
             Some((_, epoch)) => {

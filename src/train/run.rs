@@ -65,6 +65,13 @@ impl Trained {
         };
         kept.and_then(EpochMetrics::validation)
     }
+
+    /// True when this model makes fewer validation errors than `other` (a model without a
+    /// validation split counts as the worst): choosing with it keeps the first of equals.
+    pub fn beats_on_validation(&self, other: &Trained) -> bool {
+        let errors = |t: &Trained| t.validation_errors().unwrap_or(usize::MAX);
+        errors(self) < errors(other)
+    }
 }
 
 /// Where a run writes as it trains.
@@ -309,12 +316,7 @@ pub fn train(
     bar.set_position(global as u64);
     let mut lr = s.learning_rate;
     let mut last_checkpoint = Instant::now();
-    if s.patience.is_some() && data.validation.is_empty() {
-        return Err(Error::config(
-            "--patience keeps the best epoch on validation errors and needs a validation split",
-        ));
-    }
-    let mut early = s.patience.map(|p| EarlyStop::new(p, dir, &history));
+    let mut early = EarlyStop::start(s.patience, data.validation, dir, &history)?;
 
     for epoch in first_epoch..=s.epochs {
         // Every epoch's order, shifts and dropout masks come from streams seeded for that
@@ -452,14 +454,8 @@ pub fn train(
         }
     }
     bar.finish_and_clear();
-    let best = match &early {
-        Some(e) => e.best(device)?,
-        None => None,
-    };
+    let best = EarlyStop::keep_best(early.as_ref(), device)?;
     let best_epoch = best.as_ref().map(|(epoch, _)| *epoch);
-    if let Some((_, net)) = &best {
-        net.save(dir)?;
-    }
     // Finished first, then the resumable state goes: a kill in between leaves a finished
     // model that `--resume` keeps.
     mark_complete(dir, Some(&run_id))?;

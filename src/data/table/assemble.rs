@@ -84,7 +84,7 @@ pub(super) fn dataset(
             (train.0, train.1, test, Some(options.test_fraction))
         }
     };
-    let encoder = Encoder::fit(&train, label, options)?;
+    let encoder = Encoder::fit(&train, label, options);
     let split = |path: &Path, t: &Columns, labels: &[String]| -> Result<Split> {
         let x = encoder.encode(t, path)?;
         let y = class_indices(labels, &classes, path)?;
@@ -277,7 +277,7 @@ enum Column {
 }
 
 impl Encoder {
-    fn fit(t: &Columns, label: usize, options: &TableOptions) -> Result<Encoder> {
+    fn fit(t: &Columns, label: usize, options: &TableOptions) -> Encoder {
         let mut columns = Vec::new();
         for (source, (name, cells)) in t.names.iter().zip(&t.cells).enumerate() {
             if source == label {
@@ -297,15 +297,13 @@ impl Encoder {
             };
             columns.push((name.clone(), column));
         }
-        Ok(Encoder {
+        let mut encoder = Encoder {
             columns,
             impute: options.impute,
             imputed: Vec::new(),
-        })
-        .map(|mut e| {
-            e.imputed = e.count_imputed(t);
-            e
-        })
+        };
+        encoder.imputed = encoder.count_imputed(t);
+        encoder
     }
 
     fn count_imputed(&self, t: &Columns) -> Vec<(String, usize, f64)> {
