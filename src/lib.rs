@@ -80,7 +80,6 @@
 #![warn(missing_docs)]
 
 pub mod backend;
-pub mod cli;
 pub mod data;
 pub mod distill;
 pub mod error;

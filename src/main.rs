@@ -1,6 +1,6 @@
 //! The `distill` command: parses arguments and hands them to the library.
 
-use clap::Parser;
+mod cli;
 
 fn main() -> std::process::ExitCode {
     // Rust ignores SIGPIPE, so a print to a closed pipe (`distill eval --json | head -c 10`)
@@ -11,8 +11,8 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = distill::cli::Cli::parse();
-    match distill::cli::run(cli) {
+    let cli = cli::parse();
+    match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::data::{
+use distill::data::{
     ImageShape, Impute, Munge, Splits, Strings, TableOptions, TransferSelection, TransferSettings,
 };
-use crate::error::{Error, Result};
-use crate::experiment::ExtraRows;
-use crate::model::{OnnxOptions, OpenOptions};
-use crate::train::{
+use distill::error::{Error, Result};
+use distill::experiment::ExtraRows;
+use distill::model::{ModelSpec, OnnxOptions, OpenOptions};
+use distill::train::{
     CHECKPOINT_SECONDS, Checkpoints, OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings,
 };
 
@@ -113,17 +113,21 @@ fn parse_impute(s: &str) -> std::result::Result<Impute, String> {
     }
 }
 
-/// The default data directory: `./data/mnist` if present, else the one in this source tree.
+/// Parses a library value (a model spec, a loss, a bias setting) for clap, which names the
+/// flag and the value itself: of the library's message only the problem is kept.
+pub fn library_value<T: std::str::FromStr<Err = distill::Error>>(
+    s: &str,
+) -> std::result::Result<T, String> {
+    s.parse().map_err(|e| match e {
+        distill::Error::Setting { problem, .. } => problem,
+        distill::Error::Config(message) => message,
+        e => e.to_string(),
+    })
+}
+
+/// The data directory given, else the MNIST directory [`distill::data::mnist_dir`] finds.
 pub fn data_dir(given: Option<&Path>) -> PathBuf {
-    if let Some(d) = given {
-        return d.to_path_buf();
-    }
-    let local = PathBuf::from("data/mnist");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
-    }
+    given.map_or_else(distill::data::mnist_dir, Path::to_path_buf)
 }
 
 /// Optimization options shared by `train` and `distill`.
@@ -188,24 +192,29 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// A role of architecture `spec` trained with these options.
-    pub fn role(&self, spec: &str) -> RoleConfig {
+    pub fn role(&self, spec: &ModelSpec) -> RoleConfig {
         RoleConfig {
-            spec: spec.into(),
+            spec: spec.to_string(),
             input_dropout: self.input_dropout,
             hidden_dropout: self.hidden_dropout,
-            train: TrainSettings {
-                epochs: self.epochs,
-                batch_size: self.batch_size,
-                learning_rate: self.lr,
-                optimizer: self.optimizer,
-                schedule: self.schedule,
-                warmup_epochs: self.warmup_epochs,
-                jitter: self.jitter,
-                seed: self.seed,
-                clip_norm: self.clip_grad_norm,
-                mixup: self.mixup,
-                patience: self.patience,
-            },
+            train: self.settings(),
+        }
+    }
+
+    /// The optimization settings alone.
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            optimizer: self.optimizer,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
+            jitter: self.jitter,
+            seed: self.seed,
+            clip_norm: self.clip_grad_norm,
+            mixup: self.mixup,
+            patience: self.patience,
         }
     }
 }

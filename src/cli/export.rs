@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 
-use crate::backend::compute_device;
-use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
-use crate::model::{
+use distill::backend::compute_device;
+use distill::error::{Error, Result};
+use distill::fsutil::write_atomic;
+use distill::model::{
     Classifier, Network, ONNX_OPSET, ONNX_OUTPUT, OnnxModel, OnnxOptions, Predictor,
     TeacherOutputs, export_onnx, export_torch, onnx_input_name,
 };

@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{OnnxArgs, SplitName, data_dir};
-use crate::backend::compute_device;
-use crate::distill::check_temperature;
-use crate::error::{Error, Result};
-use crate::eval::{
+use distill::backend::compute_device;
+use distill::distill::check_temperature;
+use distill::error::{Error, Result};
+use distill::eval::{
     agreement, check_compatible, class_similarity, logits as model_logits, ranking_without,
     similar_pairs, soften,
 };
-use crate::model::{Classifier, Predictor};
-use crate::report::plot;
+use distill::model::{Classifier, Predictor};
+use distill::report::plot;
 
 /// `distill soften`.
 #[derive(Debug, Args)]
@@ -87,7 +87,7 @@ pub struct SimilarityCmd {
 }
 
 /// Class `c` as a person reads it: its folder name after the index when the dataset has names.
-fn named(ds: &crate::data::Dataset, c: usize) -> String {
+fn named(ds: &distill::data::Dataset, c: usize) -> String {
     match ds.class_names.as_ref().and_then(|n| n.get(c)) {
         Some(name) if *name != c.to_string() => format!("{c} ({name})"),
         _ => c.to_string(),
@@ -99,7 +99,7 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
         check_temperature(t as f32)?;
     }
     let (device, _) = compute_device();
-    let ds = crate::data::load(&data_dir(c.data_dir.as_deref()))?;
+    let ds = distill::data::load(&data_dir(c.data_dir.as_deref()))?;
     let how = c.onnx.open_options(ds.shape)?;
     let net = Classifier::open(&c.model, &device, &how)?;
     let split = match c.split {
@@ -184,7 +184,7 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
 pub(super) fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
     check_temperature(c.temperature as f32)?;
     let (device, _) = compute_device();
-    let ds = crate::data::load(&data_dir(c.data_dir.as_deref()))?;
+    let ds = distill::data::load(&data_dir(c.data_dir.as_deref()))?;
     let how = c.onnx.open_options(ds.shape)?;
     let net = Classifier::open(&c.model, &device, &how)?;
     check_compatible(&net, &ds.test, ds.classes)?;

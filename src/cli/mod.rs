@@ -2,8 +2,8 @@
 //! group, each command calling the stages it needs directly, top to bottom. The `distill`
 //! binary is a thin wrapper around [`run`].
 //!
-//! May use: every stage and the foundation modules; nothing uses it but the binary (and
-//! `data_dir`, the default dataset, which tests share).
+//! Part of the binary, not the library: it may use every stage, and the library's messages
+//! name settings, which [`flag`] turns into this command line's flag names.
 
 mod args;
 mod export;
@@ -15,9 +15,8 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
+use distill::error::{Result, Setting};
 
-pub use args::{DataArgs, OnnxArgs, ResumeArgs, SplitName, TrainArgs, TransferArgs, data_dir};
 pub use export::ExportCmd;
 pub use inspect::{SimilarityCmd, SoftenCmd};
 pub use reproduce::{BenchCmd, ReproduceCmd, SummarizeCmd, SweepCmd};
@@ -72,6 +71,12 @@ pub enum Command {
     Summarize(SummarizeCmd),
 }
 
+/// Parses the command line. From here on the library's messages name settings by their flags.
+pub fn parse() -> Cli {
+    distill::error::name_settings(flag);
+    Cli::parse()
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     check_environment()?;
@@ -92,12 +97,46 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The flag that gives each setting the library's messages name.
+fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Alpha => "--alpha",
+        Setting::AugmentCache => "--augment-cache",
+        Setting::BiasAdjust => "--bias-adjust",
+        Setting::Data => "--data",
+        Setting::DataDir => "--data-dir",
+        Setting::DkdWarmup => "--dkd-warmup",
+        Setting::EpochExamples => "--epoch-examples",
+        Setting::Impute => "--impute",
+        Setting::InputNorm => "--input-norm",
+        Setting::Jitter => "--jitter",
+        Setting::LearningRate => "--lr",
+        Setting::LogitStandardize => "--logit-standardize",
+        Setting::Loss => "--loss",
+        Setting::Mixup => "--mixup",
+        Setting::OmitClasses => "--omit-classes",
+        Setting::OnlyClasses => "--only-classes",
+        Setting::Only => "--only",
+        Setting::Out => "--out",
+        Setting::Patience => "--patience",
+        Setting::Shard => "--shard",
+        Setting::Strings => "--strings",
+        Setting::TeacherOutputs => "--teacher-outputs",
+        Setting::Temperature => "--temperature",
+        Setting::TestSize => "--test-size",
+        Setting::TrainSize => "--train-size",
+        Setting::TransferFraction => "--transfer-fraction",
+        Setting::ValidationSize => "--validation-size",
+        Setting::WarmupEpochs => "--warmup-epochs",
+    }
+}
+
 /// Refuses a mistyped `DISTILL_DENORMALS` before any work: silently flushing when the user
 /// asked for something else would make the run differ from what they believe.
 fn check_environment() -> Result<()> {
-    let allowed = crate::backend::DENORMALS_SETTINGS;
+    let allowed = distill::backend::DENORMALS_SETTINGS;
     match std::env::var("DISTILL_DENORMALS") {
-        Ok(v) if !allowed.contains(&v.as_str()) => Err(crate::error::Error::config(format!(
+        Ok(v) if !allowed.contains(&v.as_str()) => Err(distill::error::Error::config(format!(
             "environment variable DISTILL_DENORMALS is {v:?}; it must be {}",
             allowed.join(" or ")
         ))),

@@ -4,14 +4,16 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, data_dir};
-use crate::backend::{compute_device, init_threads};
-use crate::distill::{DistillSettings, check_temperature};
-use crate::error::{Error, Result};
-use crate::experiment::{
+use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, data_dir, library_value};
+use distill::backend::{compute_device, init_threads};
+use distill::distill::{DistillSettings, check_temperature};
+use distill::error::{Error, Result};
+use distill::eval::BiasAdjust;
+use distill::experiment::{
     ExperimentKind, FitToData, Preset, ReproduceConfig, ReproduceOptions, bench, reproduce,
     summary, sweep,
 };
+use distill::model::ModelSpec;
 
 /// `distill reproduce`.
 #[derive(Debug, Args)]
@@ -29,8 +31,13 @@ pub struct ReproduceCmd {
     pub teacher: Option<PathBuf>,
     /// Bias adjustment for classes missing from the transfer set: auto, none or a number
     /// (default: auto for omit-3 and only-7-8).
-    #[arg(long, value_name = "auto|none|VALUE", allow_negative_numbers = true)]
-    pub bias_adjust: Option<String>,
+    #[arg(
+        long,
+        value_name = "auto|none|VALUE",
+        allow_negative_numbers = true,
+        value_parser = library_value::<BiasAdjust>
+    )]
+    pub bias_adjust: Option<BiasAdjust>,
     /// smoke: 4,000 training images, a few epochs (for tests); quick: full MNIST, short
     /// schedules; paper: all 60,000 training images, long schedules (teacher 96 epochs,
     /// students 80 on Adam). The README gives their times.
@@ -122,8 +129,8 @@ pub struct SweepCmd {
     )]
     pub alphas: Vec<f32>,
     /// Student architecture; repeat for several (default mlp:800,800).
-    #[arg(long = "student", value_name = "SPEC")]
-    pub students: Vec<String>,
+    #[arg(long = "student", value_name = "SPEC", value_parser = library_value::<ModelSpec>)]
+    pub students: Vec<ModelSpec>,
     /// Output directory (sweep.json, sweep.md, sweep.png/.svg and one model per setting).
     #[arg(long)]
     pub out: PathBuf,
@@ -199,8 +206,8 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
         c.seed,
         data_dir(c.data_dir.as_deref()),
     );
-    if let Some(b) = &c.bias_adjust {
-        config.bias_adjust = b.parse()?;
+    if let Some(b) = c.bias_adjust {
+        config.bias_adjust = b;
     }
     if c.teacher.is_some() && config.members > 1 {
         return Err(Error::config(
@@ -259,14 +266,14 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
 pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
     init_threads(c.threads);
     let (device, backend) = compute_device();
-    let ds = crate::data::load(&data_dir(c.data_dir.as_deref()))?;
+    let ds = distill::data::load(&data_dir(c.data_dir.as_deref()))?;
     let opts = bench::BenchOptions {
         reps: c.reps,
         warmup: c.warmup,
         epoch_examples: c.epoch_examples,
         memory: c.memory,
         only: c.only.clone(),
-        interop: crate::experiment::InteropOptions {
+        interop: distill::experiment::InteropOptions {
             npz: c.npz.clone(),
             onnx_teacher: c.onnx_teacher.clone(),
             onnx: c.onnx.options()?,
@@ -292,7 +299,7 @@ pub(super) fn cmd_sweep(c: SweepCmd) -> Result<()> {
     let students = if c.students.is_empty() {
         vec!["mlp:800,800".to_string()]
     } else {
-        c.students.clone()
+        c.students.iter().map(ModelSpec::to_string).collect()
     };
     for a in &c.alphas {
         DistillSettings {
@@ -307,7 +314,7 @@ pub(super) fn cmd_sweep(c: SweepCmd) -> Result<()> {
         students,
         temperatures: c.temperatures.clone(),
         alphas: c.alphas.clone(),
-        train: c.train.role("mlp:1").train,
+        train: c.train.settings(),
         data_dir: data_dir(c.data.data_dir.as_deref()),
         validation_size: c.data.validation_size,
         train_size: c.data.train_size,

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{DataArgs, OnnxArgs, TransferArgs};
+use super::args::{DataArgs, OnnxArgs, TransferArgs, library_value};
 use super::train::default_cache;
-use crate::backend::compute_device;
-use crate::distill::{
-    LossSettings, Shard, ShardWrite, teacher_soft_targets, write_soft_target_shard,
+use distill::backend::compute_device;
+use distill::distill::{
+    LossKind, LossSettings, Shard, ShardWrite, teacher_soft_targets, write_soft_target_shard,
 };
-use crate::error::Result;
-use crate::model::Classifier;
+use distill::error::Result;
+use distill::model::Classifier;
 
 /// `distill soft-targets`.
 #[derive(Debug, Args)]
@@ -25,7 +25,7 @@ pub struct SoftTargetsCmd {
     /// shard is verified, not recomputed; a broken one is replaced; a shard another process is
     /// writing is refused (exit 7). Without it, the whole cache is written as `distill distill`
     /// would write it.
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", value_parser = library_value::<Shard>)]
     pub shard: Option<Shard>,
     /// Cache directory to write into; give it to `distill distill --cache-dir`, which joins a
     /// complete set of shards and refuses an incomplete or mixed one. Default: where `distill
@@ -35,8 +35,8 @@ pub struct SoftTargetsCmd {
     pub out: Option<PathBuf>,
     /// The loss the student will be distilled with: it fixes the default temperature (kd 20,
     /// dkd 4, dist 1).
-    #[arg(long, value_name = "KIND", default_value = "kd")]
-    pub loss: String,
+    #[arg(long, value_name = "KIND", default_value = "kd", value_parser = library_value::<LossKind>)]
+    pub loss: LossKind,
     /// Temperature of the soft targets; must be the one `distill distill` is given.
     #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
@@ -57,8 +57,8 @@ pub struct SoftTargetsCmd {
 pub(super) fn cmd_soft_targets(c: SoftTargetsCmd) -> Result<()> {
     let temperature = c
         .temperature
-        .unwrap_or(LossSettings::defaults(c.loss.parse()?).temperature);
-    crate::distill::check_temperature(temperature)?;
+        .unwrap_or(LossSettings::defaults(c.loss).temperature);
+    distill::distill::check_temperature(temperature)?;
     let (device, _) = compute_device();
     let splits = c.data.load()?;
     let how = c.onnx.open_options(splits.dataset.shape)?;

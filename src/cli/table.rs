@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, data_dir};
-use crate::error::Result;
-use crate::experiment::{TableRecipe, reproduce_table};
-use crate::train::{OptimizerKind, RoleConfig, Schedule, TrainSettings};
+use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, data_dir, library_value};
+use distill::error::Result;
+use distill::experiment::{TableRecipe, reproduce_table};
+use distill::model::ModelSpec;
+use distill::train::{OptimizerKind, RoleConfig, Schedule, TrainSettings};
 
 /// `distill table`.
 #[derive(Debug, Args)]
@@ -17,8 +18,8 @@ pub struct TableCmd {
     #[arg(long, value_name = "MODEL")]
     pub teacher: PathBuf,
     /// The student, trained alone and distilled alike: an MLP (mlp:W1,W2,...).
-    #[arg(long, default_value = "mlp:128,128")]
-    pub student: String,
+    #[arg(long, default_value = "mlp:128,128", value_parser = library_value::<ModelSpec>)]
+    pub student: ModelSpec,
     /// Temperatures tried for each distilled student (comma-separated); each student keeps
     /// the one with the fewest validation errors, ties going to the lower.
     #[arg(
@@ -70,7 +71,7 @@ pub(super) fn cmd_table(c: TableCmd) -> Result<()> {
         teacher: c.teacher.clone(),
         onnx: c.onnx.options()?,
         student: RoleConfig {
-            spec: c.student.clone(),
+            spec: c.student.to_string(),
             input_dropout: 0.0,
             hidden_dropout: 0.0,
             train: TrainSettings {

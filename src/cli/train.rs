@@ -6,22 +6,24 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use clap::Args;
 
-use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
-use crate::backend::compute_device;
-use crate::data::Splits;
-use crate::distill::{
+use super::args::{
+    DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs, library_value,
+};
+use distill::backend::compute_device;
+use distill::data::Splits;
+use distill::distill::{
     DistillLoss, LossKind, LossSettings, Objective, StudentInputs, distill_objective,
 };
-use crate::error::{Error, Result};
-use crate::eval::{
+use distill::error::{Error, Result};
+use distill::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
     teacher_warning,
 };
-use crate::fsutil::{RunLock, write_atomic};
-use crate::model::{
-    COMPLETE_FILE, Classifier, Network, Predictor, TeacherOutputs, WEIGHTS_FILE, is_onnx,
+use distill::fsutil::{RunLock, write_atomic};
+use distill::model::{
+    COMPLETE_FILE, Classifier, ModelSpec, Network, Predictor, TeacherOutputs, WEIGHTS_FILE, is_onnx,
 };
-use crate::train::{CheckedRole, Trained, train_role};
+use distill::train::{CheckedRole, Trained, train_role};
 
 /// `distill train`.
 #[derive(Debug, Args)]
@@ -30,8 +32,8 @@ pub struct TrainCmd {
     /// (3x3 convolution blocks of C channels, each followed by 2x2 max-pool and ReLU, then dense
     /// ReLU layers of widths D; +bn adds batch norm after each convolution; hidden dropout
     /// applies to the dense layers). E.g. mlp:1200,1200 or cnn:32,64/256.
-    #[arg(long, default_value = "mlp:1200,1200")]
-    pub model: String,
+    #[arg(long, default_value = "mlp:1200,1200", value_parser = library_value::<ModelSpec>)]
+    pub model: ModelSpec,
     /// Model directory to write (model.safetensors, metrics.jsonl, config.toml).
     #[arg(long)]
     pub out: PathBuf,
@@ -57,15 +59,15 @@ pub struct DistillCmd {
     pub teacher: PathBuf,
     /// Student architecture, in --model's grammar of `distill train` (mlp:W1,... or
     /// cnn:C1,.../D1,...[+bn]).
-    #[arg(long, default_value = "mlp:800,800")]
-    pub student: String,
+    #[arg(long, default_value = "mlp:800,800", value_parser = library_value::<ModelSpec>)]
+    pub student: ModelSpec,
     /// Model directory to write for the student.
     #[arg(long)]
     pub out: PathBuf,
     /// The soft-target loss: kd (Hinton et al. 2015), dkd (decoupled KD, Zhao et al. 2022) or
     /// dist (correlation relations, Huang et al. 2022).
-    #[arg(long, value_name = "KIND", default_value = "kd")]
-    pub loss: String,
+    #[arg(long, value_name = "KIND", default_value = "kd", value_parser = library_value::<LossKind>)]
+    pub loss: LossKind,
     /// Softmax temperature (> 0) of teacher and student while training; prediction uses T = 1.
     /// Default: 20 for kd, 4 for dkd, 1 for dist (its tau). With --logit-standardize, the
     /// base temperature applied to the z-scored logits (default 2, as Sun et al.). `auto`
@@ -121,9 +123,10 @@ pub struct DistillCmd {
         long,
         default_value = "auto",
         value_name = "auto|none|VALUE",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = library_value::<BiasAdjust>
     )]
-    pub bias_adjust: String,
+    pub bias_adjust: BiasAdjust,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub train: TrainArgs,
@@ -239,7 +242,7 @@ const LOSS_OPTIONS: [(&str, [bool; 3]); 5] = [
 impl DistillCmd {
     /// The loss the options ask for, each unset hyperparameter at its paper's default.
     fn loss_settings(&self) -> Result<LossSettings> {
-        let kind: LossKind = self.loss.parse()?;
+        let kind = self.loss;
         self.refuse_unread_loss_options(kind)?;
         let d = LossSettings::defaults(kind);
         let d = match self.logit_standardize {
@@ -305,7 +308,7 @@ impl DistillCmd {
             .collect();
         Err(Error::config(format!(
             "{flag} has no effect with --loss {}: that loss reads only {}",
-            self.loss,
+            self.loss.name(),
             read.join(", ")
         )))
     }
@@ -358,7 +361,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let role = c.train.role(&c.student).check()?;
     let s = role.train.settings();
     StudentInputs::check(s.jitter, s.mixup, c.augment_cache)?;
-    let bias: BiasAdjust = c.bias_adjust.parse()?;
+    let bias = c.bias_adjust;
     let _lock = lock(&c.out)?;
     let (device, _) = compute_device();
     let splits = c.data.load()?;
@@ -479,7 +482,7 @@ impl Student<'_> {
             write_atomic(&self.c.out.join(name), &bytes)?;
         }
         let choice = serde_json::json!({"chosen": t, "by": "validation errors", "grid": grid});
-        crate::fsutil::write_json(&self.c.out.join("temperature.json"), &choice)?;
+        distill::fsutil::write_json(&self.c.out.join("temperature.json"), &choice)?;
         eprintln!(
             "temperature: T = {t} chosen on validation errors ({})",
             tried.join(", ")

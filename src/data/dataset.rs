@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::split::Split;
 use super::table::{TableInfo, TableOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// A class index. Wide enough for any class count a classifier can have.
 pub type Label = u32;
@@ -118,15 +118,17 @@ pub fn load(path: &Path) -> Result<Dataset> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn load_with(path: &Path, table: &TableOptions) -> Result<Dataset> {
-    let bad = |reason: &str| Error::Dataset {
+    let bad = |reason: String| Error::Dataset {
         dir: path.to_path_buf(),
-        reason: reason.into(),
+        reason,
     };
+    let takes = format!(
+        "{} takes an IDX directory, an .npz file, an image-folder root, or a .csv or .parquet \
+         table",
+        Setting::Data
+    );
     if !path.exists() {
-        return Err(bad(
-            "does not exist (--data takes an IDX directory, an .npz file, an image-folder root, \
-             or a .csv or .parquet table)",
-        ));
+        return Err(bad(format!("does not exist ({takes})")));
     }
     if super::npz::is_npz(path) {
         return super::npz::load_npz(path, table);
@@ -135,10 +137,9 @@ pub fn load_with(path: &Path, table: &TableOptions) -> Result<Dataset> {
         return super::table::load_table(path, table);
     }
     if path.is_file() {
-        return Err(bad(
-            "is a file but not an .npz, .csv or .parquet; --data takes an IDX directory, an \
-             .npz file, an image-folder root, or a .csv or .parquet table",
-        ));
+        return Err(bad(format!(
+            "is a file but not an .npz, .csv or .parquet; {takes}"
+        )));
     }
     if super::folder::is_image_folder(path) && !super::idx::is_idx_dir(path) {
         return super::folder::load_folder(path);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::dataset::{Dataset, ImageShape};
 use super::split::Split;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// IDX element type code for unsigned bytes, the only one image and label files use.
 const IDX_U8: u8 = 0x08;
@@ -198,9 +198,10 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
     if !dir.is_dir() {
         return Err(Error::Dataset {
             dir: dir.to_path_buf(),
-            reason:
-                "the data directory does not exist (pass --data-dir DIR holding the four IDX files)"
-                    .into(),
+            reason: format!(
+                "the data directory does not exist (pass {} DIR holding the four IDX files)",
+                Setting::DataDir
+            ),
         });
     }
     let paths: Vec<PathBuf> = FILES
@@ -273,6 +274,17 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
         Split::new(train_images.data, widen(train_labels.data), shape.len()),
         Split::new(test_images.data, widen(test_labels.data), shape.len()),
     )
+}
+
+/// The MNIST directory used when none is given: `./data/mnist` if present, else the copy in
+/// this source tree.
+pub fn mnist_dir() -> PathBuf {
+    let local = PathBuf::from("data/mnist");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod transfer;
 
 pub use augment::{Shift, jittered_batch, mix_batch, shifted_batch};
 pub use dataset::{Dataset, DatasetInfo, ImageShape, Label, load, load_with};
+pub use idx::mnist_dir;
 pub use munge::Munge;
 pub use split::{
     DatasetShape, DeviceSplit, Split, Splits, Values, default_validation_size, index_tensor,

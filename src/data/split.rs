@@ -7,7 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::dataset::{DatasetInfo, ImageShape, Label};
 use super::table::{Standardize, TableInfo, TableOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// The example values of a split, as the file gave them: image bytes (0-255) or feature
 /// floats. Images stay bytes on the host, a quarter of the memory of `f32`; features are never
@@ -295,9 +295,11 @@ impl Splits {
         test_size: Option<usize>,
     ) -> Result<Splits> {
         if train_size == Some(0) || test_size == Some(0) {
-            return Err(Error::config(
-                "--train-size and --test-size must be at least 1",
-            ));
+            return Err(Error::config(format!(
+                "{} and {} must be at least 1",
+                Setting::TrainSize,
+                Setting::TestSize
+            )));
         }
         let validation = validation.unwrap_or_else(|| default_validation_size(dataset.train.len()));
         let (train, validation) = dataset.train_validation(validation, 0)?;

@@ -7,7 +7,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::split::Split;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Which part of the training set a student may learn from (its transfer set), as a user
 /// gives it. The teacher is never affected.
@@ -32,14 +32,17 @@ impl TransferSettings {
     /// Validates the settings against `classes`.
     pub fn check(self, classes: usize) -> Result<TransferSelection> {
         if let Some(f) = self.fraction.filter(|f| !(*f > 0.0 && *f <= 1.0)) {
-            return Err(Error::config(format!(
-                "--transfer-fraction must be in (0, 1], got {f}"
-            )));
+            return Err(Error::setting(
+                Setting::TransferFraction,
+                format!("must be in (0, 1], got {f}"),
+            ));
         }
         if !self.omit_classes.is_empty() && !self.only_classes.is_empty() {
-            return Err(Error::config(
-                "give --omit-classes or --only-classes, not both",
-            ));
+            return Err(Error::config(format!(
+                "give {} or {}, not both",
+                Setting::OmitClasses,
+                Setting::OnlyClasses
+            )));
         }
         for &c in self.omit_classes.iter().chain(&self.only_classes) {
             if c >= classes {

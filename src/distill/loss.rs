@@ -5,7 +5,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// A loss between a student's logits and its teacher's soft targets (plus the true labels).
 /// The training loop holds one of these; KD is [`DistillConfig`], and the newer losses (DKD,
@@ -47,10 +47,13 @@ impl DistillSettings {
     pub fn check(self) -> Result<DistillConfig> {
         check_temperature(self.temperature)?;
         if !self.alpha.is_finite() || !(0.0..=1.0).contains(&self.alpha) {
-            return Err(Error::config(format!(
-                "--alpha must be in [0, 1] (weight of the soft-target term), got {}",
-                self.alpha
-            )));
+            return Err(Error::setting(
+                Setting::Alpha,
+                format!(
+                    "must be in [0, 1] (weight of the soft-target term), got {}",
+                    self.alpha
+                ),
+            ));
         }
         Ok(DistillConfig { settings: self })
     }
@@ -59,9 +62,10 @@ impl DistillSettings {
 /// Rejects temperatures that are not finite and positive.
 pub fn check_temperature(t: f32) -> Result<()> {
     if !t.is_finite() || t <= 0.0 {
-        return Err(Error::config(format!(
-            "--temperature must be a finite number above 0, got {t}"
-        )));
+        return Err(Error::setting(
+            Setting::Temperature,
+            format!("must be a finite number above 0, got {t}"),
+        ));
     }
     Ok(())
 }

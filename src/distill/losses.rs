@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::loss::{
     DistillConfig, DistillLoss, DistillSettings, check_temperature, hard_loss, soft_loss,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Added to the standard deviation in a z-score, as in Sun et al.
 const STD_EPS: f32 = 1e-7;
@@ -38,6 +38,17 @@ pub enum LossKind {
     Dist,
 }
 
+impl LossKind {
+    /// The name a user gives it (`kd`, `dkd`, `dist`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Kd => "kd",
+            LossKind::Dkd => "dkd",
+            LossKind::Dist => "dist",
+        }
+    }
+}
+
 impl std::str::FromStr for LossKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -45,9 +56,10 @@ impl std::str::FromStr for LossKind {
             "kd" => Ok(LossKind::Kd),
             "dkd" => Ok(LossKind::Dkd),
             "dist" => Ok(LossKind::Dist),
-            _ => Err(Error::config(format!(
-                "--loss takes kd, dkd or dist, got {s:?}"
-            ))),
+            _ => Err(Error::setting(
+                Setting::Loss,
+                format!("must be kd, dkd or dist, got {s:?}"),
+            )),
         }
     }
 }
@@ -140,12 +152,16 @@ impl LossSettings {
             }
         }
         if self.warmup_epochs == 0 {
-            return Err(Error::config("--dkd-warmup must be at least 1 epoch"));
+            return Err(Error::setting(
+                Setting::DkdWarmup,
+                "must be at least 1 epoch",
+            ));
         }
         if self.standardize && self.kind == LossKind::Dist {
-            return Err(Error::config(
-                "--logit-standardize modifies kd and dkd; DIST's correlations are already \
-                 invariant to shifts and scales of the probabilities",
+            return Err(Error::setting(
+                Setting::LogitStandardize,
+                "modifies kd and dkd; DIST's correlations are already invariant to shifts and \
+                 scales of the probabilities",
             ));
         }
         Ok(match (kd, self.standardize) {

@@ -11,7 +11,7 @@ use super::loss::DistillLoss;
 use super::soft_targets::{CacheOutcome, teacher_soft_targets};
 use super::views::{StudentInputs, ViewTargets, view_soft_targets};
 use crate::data::Split;
-use crate::error::Result;
+use crate::error::{Result, Setting};
 use crate::model::{Classifier, Predictor};
 
 /// What the student learns from.
@@ -89,7 +89,10 @@ pub fn distill_objective(
             let changed = match (jitter, mixup) {
                 (0, m) => format!("blended by mixup ({m})"),
                 (j, 0.0) => {
-                    format!("jittered by up to {j} px; --augment-cache K caches K views instead")
+                    format!(
+                        "jittered by up to {j} px; {} K caches K views instead",
+                        Setting::AugmentCache
+                    )
                 }
                 (j, m) => format!("jittered by up to {j} px and blended by mixup ({m})"),
             };

@@ -15,7 +15,7 @@ use super::soft_targets::{
     CacheKey, finite_values, read_values, teacher_key, teacher_pass, write_values,
 };
 use crate::data::Split;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::fsutil::{FileLock, sha256_hex};
 use crate::model::{Classifier, Predictor};
 
@@ -38,9 +38,10 @@ impl FromStr for Shard {
 
     fn from_str(s: &str) -> Result<Shard> {
         let bad = || {
-            Error::config(format!(
-                "--shard {s}: expected I/N with 1 <= I <= N (e.g. 2/8 for the second of eight)"
-            ))
+            Error::setting(
+                Setting::Shard,
+                format!("{s}: expected I/N with 1 <= I <= N (e.g. 2/8 for the second of eight)"),
+            )
         };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count) = (

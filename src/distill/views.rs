@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 
 use super::soft_targets::{CacheKey, finite_values, teacher_key};
 use crate::data::{ImageShape, Shift, Split, index_tensor, shifted_batch};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::fsutil::{canonical_safetensors, sha256_hex, write_atomic};
 use crate::model::{Classifier, Predictor};
 
@@ -94,26 +94,36 @@ impl StudentInputs {
             return Ok(());
         }
         if mixup > 0.0 {
-            return Err(Error::config(
-                "--augment-cache stores soft targets of fixed views, but mixup blends new \
-                 images on every batch, which only a live teacher can label: drop one of \
-                 --augment-cache and --mixup",
+            return Err(Error::setting(
+                Setting::AugmentCache,
+                format!(
+                    "stores soft targets of fixed views, but mixup blends new images on every \
+                     batch, which only a live teacher can label: drop one of {} and {}",
+                    Setting::AugmentCache,
+                    Setting::Mixup
+                ),
             ));
         }
         if jitter == 0 {
-            return Err(Error::config(
-                "--augment-cache stores soft targets of shifted images, but the student's \
-                 inputs are not shifted: give it --jitter N (N > 0)",
+            return Err(Error::setting(
+                Setting::AugmentCache,
+                format!(
+                    "stores soft targets of shifted images, but the student's inputs are not \
+                     shifted: give it {} N (N > 0)",
+                    Setting::Jitter
+                ),
             ));
         }
         let distinct = (2 * jitter + 1).pow(2);
         let most = distinct.min(MAX_VIEWS);
         if !(2..=most).contains(&cached_views) {
-            return Err(Error::config(format!(
-                "--augment-cache must be from 2 to {most} views (view 0 is the unshifted \
-                 image; a jitter of {jitter} px has {distinct} distinct shifts), got \
-                 {cached_views}"
-            )));
+            return Err(Error::setting(
+                Setting::AugmentCache,
+                format!(
+                    "must be from 2 to {most} views (view 0 is the unshifted image; a jitter of \
+                     {jitter} px has {distinct} distinct shifts), got {cached_views}"
+                ),
+            ));
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{argmax, logits, score};
 use crate::data::{Label, Splits};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::Network;
 
 /// How output biases of classes missing from the transfer set are raised after training.
@@ -30,9 +30,10 @@ impl std::str::FromStr for BiasAdjust {
             "none" => Ok(BiasAdjust::None),
             v => match v.parse::<f32>() {
                 Ok(x) if x.is_finite() => Ok(BiasAdjust::Fixed(x)),
-                _ => Err(Error::config(format!(
-                    "--bias-adjust must be auto, none or a number, got {v:?}"
-                ))),
+                _ => Err(Error::setting(
+                    Setting::BiasAdjust,
+                    format!("must be auto, none or a number, got {v:?}"),
+                )),
             },
         }
     }
@@ -90,7 +91,9 @@ pub fn check_bias_adjust(mode: BiasAdjust, missing: &[usize], validation: usize)
     if mode != BiasAdjust::None && !missing.is_empty() && validation == 0 {
         return Err(Error::config(format!(
             "the bias adjustment for the missing classes {missing:?} needs a validation split: \
-             give --validation-size above 0, or --bias-adjust none"
+             give {} above 0, or {} none",
+            Setting::ValidationSize,
+            Setting::BiasAdjust
         )));
     }
     Ok(())
@@ -117,7 +120,7 @@ pub fn adjust_bias(
     let (shift, method, after) = match mode {
         BiasAdjust::Fixed(v) => {
             let e = score(&shifted(&val_logits, classes, missing, v), labels, classes).errors;
-            (v, "fixed by --bias-adjust".to_string(), e)
+            (v, format!("fixed by {}", Setting::BiasAdjust), e)
         }
         _ => {
             let (v, e) = choose_bias_shift(&val_logits, labels, classes, missing, 20.0, 0.1);

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Label, Split};
 use crate::distill::softmax_host;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::{PlainMlp, Predictor};
 
 pub use analysis::{
@@ -154,8 +154,9 @@ pub fn teacher_warning(e: &Evaluation, classes: usize) -> Option<String> {
             "warning: the teacher is near chance on the validation set ({:.1}% errors; \
              guessing makes {chance:.1}%): it has nothing to teach. A teacher from elsewhere \
              may number the classes otherwise than the data, or expect other pixels \
-             (--input-norm MEAN,STD as it was trained; 0,0.00392157 for 0-255 pixels)",
-            e.error_percent()
+             ({} MEAN,STD as it was trained; 0,0.00392157 for 0-255 pixels)",
+            e.error_percent(),
+            Setting::InputNorm
         )
     })
 }

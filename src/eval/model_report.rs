@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{evaluate_timed, latency_us_batch1};
 use crate::data::Splits;
-use crate::error::Result;
+use crate::error::{Result, Setting};
 use crate::model::{ModelSpec, Predictor};
 
 /// One model's results in a report.
@@ -73,7 +73,9 @@ impl ModelReport {
                 format!(
                     "{name}: {silent} of the {width} {what} never fire \
                      on the training images (capacity lost, usually to oversized steps: a lower \
-                     learning rate (--lr) prevents it, a warm-up (--warmup-epochs) helps)"
+                     learning rate ({}) prevents it, a warm-up ({}) helps)",
+                    Setting::LearningRate,
+                    Setting::WarmupEpochs
                 )
             })
             .collect()

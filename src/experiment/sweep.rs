@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::compute_device;
 use crate::data::Splits;
 use crate::distill::{DistillConfig, DistillSettings, StudentInputs, distill_objective};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
 use crate::model::{Classifier, OnnxOptions, OpenOptions};
@@ -91,9 +91,10 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
         ));
     }
     if opts.validation_size == Some(0) {
-        return Err(Error::config(
-            "a sweep judges its settings on validation errors: give --validation-size above 0",
-        ));
+        return Err(Error::config(format!(
+            "a sweep judges its settings on validation errors: give {} above 0",
+            Setting::ValidationSize
+        )));
     }
     let roles: Vec<CheckedRole> = opts
         .students

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 
 use super::metrics::EpochMetrics;
 use crate::data::Split;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::fsutil::write_atomic;
 use crate::model::Network;
 
@@ -32,8 +32,9 @@ impl EarlyStop {
         history: &[EpochMetrics],
     ) -> Result<Option<EarlyStop>> {
         match patience {
-            Some(_) if validation.is_empty() => Err(Error::config(
-                "--patience keeps the best epoch on validation errors and needs a validation split",
+            Some(_) if validation.is_empty() => Err(Error::setting(
+                Setting::Patience,
+                "keeps the best epoch on validation errors and needs a validation split",
             )),
             Some(p) => Ok(Some(EarlyStop::new(p, dir, history))),
             None => Ok(None),

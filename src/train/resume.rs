@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::fsutil::{sha256_file, sha256_hex, write_atomic, write_json};
 use crate::model::Network;
 
@@ -114,11 +114,11 @@ pub fn load(
     let state: ResumeState =
         serde_json::from_str(&text).map_err(|e| bad(format!("does not parse ({e})")))?;
     if state.run != run {
-        return Err(bad(
+        return Err(bad(format!(
             "it was written by a different run (its settings, model or data differ); \
-             remove the resume folder or give another --out"
-                .into(),
-        ));
+             remove the resume folder or give another {}",
+            Setting::Out
+        )));
     }
     let weights = ResumeState::weights(dir, state.epoch);
     let optimizer = ResumeState::optimizer(dir, state.epoch);

@@ -6,7 +6,7 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
 
 use super::momentum::MomentumSgd;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// The momentum of SGD, as in the paper's era and every peer's default recipe.
 const MOMENTUM: f32 = 0.9;
@@ -161,10 +161,13 @@ impl TrainSettings {
             )));
         }
         if !(self.mixup.is_finite() && (0.0..=100.0).contains(&self.mixup)) {
-            return Err(Error::config(format!(
-                "--mixup must be 0 (off) or a Beta parameter above 0 and at most 100, got {}",
-                self.mixup
-            )));
+            return Err(Error::setting(
+                Setting::Mixup,
+                format!(
+                    "must be 0 (off) or a Beta parameter above 0 and at most 100, got {}",
+                    self.mixup
+                ),
+            ));
         }
         if self.patience == Some(0) {
             return Err(Error::config(
@@ -310,7 +313,7 @@ mod tests {
         };
         for bad in [-0.1, f64::NAN, f64::INFINITY, 101.0] {
             let err = with(bad).check().unwrap_err();
-            assert!(err.to_string().contains("--mixup"), "{err}");
+            assert!(err.to_string().contains("mixup must be 0"), "{err}");
         }
         assert!(with(0.0).check().is_ok() && with(0.4).check().is_ok());
         let off = toml::to_string(&with(0.0)).unwrap();

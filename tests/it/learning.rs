@@ -55,7 +55,7 @@ fn train_and_score(
 
 #[test]
 fn mnist_slice_trains_and_distills_above_the_bar() {
-    let data = distill::cli::data_dir(None);
+    let data = distill::data::mnist_dir();
     let splits = Splits::load(
         &data,
         &Default::default(),
@@ -166,7 +166,7 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
 
 #[test]
 fn mnist_loader_matches_published_facts() {
-    let ds = distill::data::load(&distill::cli::data_dir(None)).unwrap();
+    let ds = distill::data::load(&distill::data::mnist_dir()).unwrap();
     assert_eq!(
         (ds.shape.channels, ds.shape.height, ds.shape.width),
         (1, 28, 28)

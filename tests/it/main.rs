@@ -15,6 +15,7 @@ mod fuzz;
 mod layering;
 mod learning;
 mod losses;
+mod messages;
 mod onnx;
 mod recipes;
 mod report_page;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Cells, Columns, Impute, Strings, TableInfo, TableOptions, bad};
 use crate::data::dataset::{Dataset, ImageShape, Label};
 use crate::data::split::Split;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Per-feature standardization, `(x - mean) * scale`, fitted on training rows and carried by
 /// the models trained on them, so that they take raw features.
@@ -482,9 +482,10 @@ fn missing(path: &Path, row: usize, column: &str) -> Error {
     bad(
         path,
         format!(
-            "row {}, column '{column}': the value is missing or not finite; give --impute mean \
+            "row {}, column '{column}': the value is missing or not finite; give {} mean \
              to replace such values with the column's training mean",
-            row + 1
+            row + 1,
+            Setting::Impute
         ),
     )
 }
@@ -518,7 +519,8 @@ fn refuse_text(t: &Columns, label: usize, path: &Path) -> Result<()> {
                 path,
                 format!(
                     "column '{name}' holds text ('{value}' in row {row}); drop it, or give \
-                     --strings one-hot to encode it"
+                     {} one-hot to encode it",
+                    Setting::Strings
                 ),
             ));
         }

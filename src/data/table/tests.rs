@@ -83,7 +83,7 @@ fn refusals_name_the_row_and_the_column() {
     );
     let e = err(&write(d, "nan.csv", "a,c\n1,x\nNaN,y\n"), &o);
     assert!(
-        e.contains("row 2, column 'a'") && e.contains("--impute mean"),
+        e.contains("row 2, column 'a'") && e.contains("give impute mean"),
         "{e}"
     );
     let labelled = TableOptions {

@@ -10,7 +10,7 @@ use tract_onnx::prelude::DatumType;
 use super::graph::{Signature, check_names, external_files};
 use super::{MAX_FIXED_BATCH, OnnxOptions};
 use crate::data::ImageShape;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::fsutil::{sha256_file, sha256_hex};
 
 /// An ONNX file read and decoded once, for whichever runtime then takes it: tract
@@ -122,17 +122,21 @@ pub(super) fn check_options(
         && n.mean.len() != 1
         && n.mean.len() != shape.channels
     {
-        return Err(Error::config(format!(
-            "--input-norm gives {} channels but the images have {}",
-            n.mean.len(),
-            shape.channels
-        )));
+        return Err(Error::setting(
+            Setting::InputNorm,
+            format!(
+                "gives {} channels but the images have {}",
+                n.mean.len(),
+                shape.channels
+            ),
+        ));
     }
     if sig.input_type == DatumType::U8 && options.input_norm.is_some() {
         return Err(Error::config(format!(
-            "{}: the model takes uint8 pixels (0 to 255), which --input-norm cannot \
+            "{}: the model takes uint8 pixels (0 to 255), which {} cannot \
              normalize; drop the option",
-            path.display()
+            path.display(),
+            Setting::InputNorm
         )));
     }
     if let Some(b) = sig.fixed_batch.filter(|&b| b > MAX_FIXED_BATCH) {

@@ -33,7 +33,7 @@ use self::file::{check_file, check_options};
 use self::graph::{Layout, ends_in_sigmoid, prepare, signature};
 use super::Predictor;
 use crate::data::ImageShape;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::fsutil::sha256_hex;
 
 /// Images per call of the plan: large enough to amortize per-call overhead, small enough that
@@ -68,9 +68,10 @@ impl FromStr for TeacherOutputs {
             "auto" => Ok(TeacherOutputs::Auto),
             "logits" => Ok(TeacherOutputs::Logits),
             "probs" => Ok(TeacherOutputs::Probs),
-            _ => Err(Error::config(format!(
-                "--teacher-outputs takes auto, logits or probs, got {s:?}"
-            ))),
+            _ => Err(Error::setting(
+                Setting::TeacherOutputs,
+                format!("must be auto, logits or probs, got {s:?}"),
+            )),
         }
     }
 }
@@ -90,10 +91,13 @@ impl FromStr for InputNorm {
     /// Parses `MEAN,STD` (every channel alike) or `M1,..,Mc,S1,..,Sc` (c means, then c stds).
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why: &str| {
-            Error::config(format!(
-                "--input-norm {s:?}: {why}; give MEAN,STD or the channels' means then their \
-                 standard deviations, e.g. 0.485,0.456,0.406,0.229,0.224,0.225"
-            ))
+            Error::setting(
+                Setting::InputNorm,
+                format!(
+                    "{s:?}: {why}; give MEAN,STD or the channels' means then their standard \
+                     deviations, e.g. 0.485,0.456,0.406,0.229,0.224,0.225"
+                ),
+            )
         };
         let v: Vec<f32> = s
             .split(',')
@@ -406,7 +410,8 @@ impl OnnxModel {
                     path: self.path.clone(),
                     reason: format!(
                         "its outputs are read as probabilities, but it gave {v}, which is not \
-                         a probability (--teacher-outputs logits if the model gives logits)"
+                         a probability ({} logits if the model gives logits)",
+                        Setting::TeacherOutputs
                     ),
                 });
             }
@@ -438,7 +443,7 @@ fn onnxruntime_instead(model: &mut OnnxModel, output: &str) -> Result<()> {
     if wanted {
         let _ = output;
         return Err(Error::config(format!(
-            "{}: DISTILL_ONNX_RUNTIME=onnxruntime needs distill built with --features ort",
+            "{}: DISTILL_ONNX_RUNTIME=onnxruntime needs distill built with the cargo feature `ort`",
             model.path.display()
         )));
     }
