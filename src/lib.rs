@@ -33,7 +33,7 @@
 //! }
 //! std::fs::write(dir.join("points.csv"), csv)?;
 //! let splits = Splits::load(&dir.join("points.csv"), &TableOptions::default(), None, None, None)?;
-//! let (device, _backend) = distill::backend::compute_device();
+//! let (device, _backend) = distill::compute::compute_device();
 //!
 //! let role = |spec: &str| RoleConfig {
 //!     spec: spec.into(),
@@ -79,7 +79,7 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod backend;
+pub mod compute;
 pub mod data;
 pub mod distill;
 pub mod error;

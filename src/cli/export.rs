@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 
-use distill::backend::compute_device;
+use distill::compute::compute_device;
 use distill::error::{Error, Result};
 use distill::fsutil::write_atomic;
 use distill::model::{

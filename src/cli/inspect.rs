@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{OnnxArgs, SplitName, data_dir};
-use distill::backend::compute_device;
+use distill::compute::compute_device;
 use distill::distill::check_temperature;
 use distill::error::{Error, Result};
 use distill::eval::{

@@ -134,7 +134,7 @@ fn flag(setting: Setting) -> &'static str {
 /// Refuses a mistyped `DISTILL_DENORMALS` before any work: silently flushing when the user
 /// asked for something else would make the run differ from what they believe.
 fn check_environment() -> Result<()> {
-    let allowed = distill::backend::DENORMALS_SETTINGS;
+    let allowed = distill::compute::DENORMALS_SETTINGS;
     match std::env::var("DISTILL_DENORMALS") {
         Ok(v) if !allowed.contains(&v.as_str()) => Err(distill::error::Error::config(format!(
             "environment variable DISTILL_DENORMALS is {v:?}; it must be {}",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, data_dir, library_value};
-use distill::backend::{compute_device, init_threads};
+use distill::compute::{compute_device, init_threads};
 use distill::distill::{DistillSettings, check_temperature};
 use distill::error::{Error, Result};
 use distill::eval::BiasAdjust;

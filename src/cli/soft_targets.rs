@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::args::{DataArgs, OnnxArgs, TransferArgs, library_value};
 use super::train::default_cache;
-use distill::backend::compute_device;
+use distill::compute::compute_device;
 use distill::distill::{
     LossKind, LossSettings, Shard, ShardWrite, teacher_soft_targets, write_soft_target_shard,
 };

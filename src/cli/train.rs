@@ -9,7 +9,7 @@ use clap::Args;
 use super::args::{
     DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs, library_value,
 };
-use distill::backend::compute_device;
+use distill::compute::compute_device;
 use distill::data::Splits;
 use distill::distill::{
     DistillLoss, LossKind, LossSettings, Objective, StudentInputs, distill_objective,

@@ -77,7 +77,7 @@ impl Munge {
     /// let rows = [1.0, 2.0, 1.5, 2.5, 9.0, 9.0, 9.5, 8.0];
     /// let stats = Standardize::fit(&rows, 2);
     /// let m = Munge::new(3, Munge::SWAP, Munge::SPREAD)?;
-    /// let (device, _) = distill::backend::compute_device();
+    /// let (device, _) = distill::compute::compute_device();
     /// let synthetic = m.draw(&rows, 2, &stats, &[], 7, &device);
     /// assert_eq!(synthetic.len(), 3 * rows.len());
     /// assert_eq!(synthetic, m.draw(&rows, 2, &stats, &[], 7, &device)); // seeded

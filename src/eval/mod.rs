@@ -14,10 +14,11 @@ use std::time::Instant;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::compute::PlainMlp;
 use crate::data::{Label, Split};
 use crate::distill::softmax_host;
 use crate::error::{Error, Result, Setting};
-use crate::model::{PlainMlp, Predictor};
+use crate::model::Predictor;
 
 pub use analysis::{
     Agreement, agreement, class_similarity, ranking_without, similar_pairs, soften,

@@ -17,11 +17,12 @@ use serde::Serialize;
 
 use super::bench_interop::{InteropOptions, interop_figures};
 use super::bench_levers::lever_figures;
+use crate::compute::PlainMlp;
 use crate::data::{Dataset, DeviceSplit, ImageShape, Split, index_tensor};
 use crate::distill::{DistillLoss, DistillSettings, ViewSpec, ViewTargets, log_soft_targets};
 use crate::error::{Error, Result};
 use crate::eval::median;
-use crate::model::{Classifier, Dropout, ModelConfig, ModelSpec, Network, PlainMlp};
+use crate::model::{Classifier, Dropout, ModelConfig, ModelSpec, Network, plain_mlp};
 use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings, overlapped};
 
 /// What to run.
@@ -412,9 +413,9 @@ pub fn run(
         version: format!(
             "distill {} / burn {}",
             env!("CARGO_PKG_VERSION"),
-            crate::backend::BURN_VERSION
+            crate::compute::BURN_VERSION
         ),
-        threads: crate::backend::threads(),
+        threads: crate::compute::threads(),
         backend: backend.into(),
         machine: env.hardware,
         figures: figs.figures,
@@ -483,7 +484,7 @@ fn serving_latency(
         .into_iter()
         .map(|(name, model)| (format!("{name}_latency_b1_us"), model))
         .filter(|(name, _)| figs.wants(name))
-        .filter_map(|(name, model)| Some((name, PlainMlp::new(model)?)))
+        .filter_map(|(name, model)| Some((name, plain_mlp(model, None)?)))
         .collect();
     let Some((_, first)) = plains.first() else {
         return;

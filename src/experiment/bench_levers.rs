@@ -11,9 +11,8 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::bench::{BenchOptions, Figure, figure};
-use crate::model::{
-    After, DropoutLayer, MaskDraw, Net, Network, dense_layer, dense_layer_composed, seed_dropout,
-};
+use crate::compute::{After, MaskDraw, dense_layer, dense_layer_composed, seed_dropout};
+use crate::model::{DropoutLayer, Net, Network};
 use crate::train::MomentumSgd;
 
 /// Figures `lever_dropout_{burn,ours}_ms` (the teacher's three dropout masks on a batch of

@@ -10,7 +10,7 @@ use burn::tensor::Device;
 
 use super::losses::LossStudents;
 use super::presets::{CheckedRoles, ExperimentKind, FitToData, ReproduceConfig};
-use crate::backend::compute_device;
+use crate::compute::compute_device;
 use crate::data::Splits;
 use crate::distill::{Objective, StudentInputs, distill_objective};
 use crate::error::{Error, Result};

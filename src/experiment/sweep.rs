@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::compute_device;
+use crate::compute::compute_device;
 use crate::data::Splits;
 use crate::distill::{DistillConfig, DistillSettings, StudentInputs, distill_objective};
 use crate::error::{Error, Result, Setting};

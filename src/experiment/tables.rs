@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::extra_rows::ExtraRows;
 use super::table_speed::size_speed;
-use crate::backend::compute_device;
+use crate::compute::compute_device;
 use crate::data::{Munge, Splits, TableOptions};
 use crate::distill::{DistillSettings, Objective, StudentInputs, distill_objective};
 use crate::error::{Error, Result};

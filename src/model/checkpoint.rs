@@ -11,7 +11,8 @@ use burn::tensor::{Device, Tensor};
 use super::mlp::MlpConfig;
 use super::net::{NamedArray, Net};
 use super::spec::ModelConfig;
-use super::{PlainMlp, Predictor};
+use super::{Predictor, plain_mlp};
+use crate::compute::PlainMlp;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 use crate::fsutil::{canonical_safetensors, f32_le, write_atomic};
@@ -279,7 +280,7 @@ impl Predictor for Network {
     }
 
     fn serving_path(&self) -> Option<PlainMlp> {
-        PlainMlp::new(self)
+        plain_mlp(self, None)
     }
 }
 

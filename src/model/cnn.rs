@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::dense;
 use super::dropout::DropoutLayer;
-use super::fused;
 use super::net::{Architecture, NamedArray, Source};
 use super::onnx_export::OnnxGraph;
 use super::spec::{Dropout as DropoutRates, MAX_CONV_BLOCKS};
+use crate::compute as fused;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 

@@ -8,9 +8,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::dropout::DropoutLayer;
-use super::fused;
 use super::net::{NamedArray, Source};
 use super::onnx_export::OnnxGraph;
+use crate::compute as fused;
 
 /// Fresh layers for sizes `[in, hidden..., out]`, with burn's (PyTorch's) default init.
 pub(super) fn init(sizes: &[usize], device: &Device) -> Vec<Linear> {

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Network, weights_path};
 use super::onnx::{OnnxFile, OnnxModel, OnnxOptions, is_onnx};
-use super::{PlainMlp, Predictor, TreeEnsemble};
+use super::{Predictor, TreeEnsemble};
+use crate::compute::PlainMlp;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 

@@ -12,18 +12,17 @@ mod cnn;
 mod dense;
 mod dropout;
 mod ensemble;
-mod fused;
 mod mlp;
 mod net;
 mod onnx;
 mod onnx_export;
-mod plain;
+mod serving;
 mod spec;
 mod trees;
-mod wide;
 
 use burn::tensor::Tensor;
 
+use crate::compute::PlainMlp;
 use crate::data::ImageShape;
 use crate::error::Result;
 
@@ -31,10 +30,8 @@ pub use checkpoint::{
     COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
 };
 pub use cnn::{Cnn, CnnConfig};
-pub use dropout::{DropoutLayer, seed_dropout};
-pub(crate) use dropout::{DropoutStream, MaskDraw};
+pub use dropout::DropoutLayer;
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
-pub(crate) use fused::{After, dense_layer, dense_layer_composed};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
@@ -42,10 +39,9 @@ pub use onnx_export::{
     ONNX_FEATURES, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch,
     onnx_input_name,
 };
-pub use plain::PlainMlp;
+pub use serving::plain_mlp;
 pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
 pub use trees::TreeEnsemble;
-pub(crate) use wide::wide;
 
 /// What every classifier offers the rest of the library: logits for a batch of images and a
 /// description of its shape. Implemented by single networks and by ensembles.

@@ -33,15 +33,15 @@ impl Environment {
     pub fn detect(backend: &str) -> Environment {
         let mut versions = BTreeMap::new();
         versions.insert("distill".into(), env!("CARGO_PKG_VERSION").into());
-        versions.insert("burn".into(), crate::backend::BURN_VERSION.into());
+        versions.insert("burn".into(), crate::compute::BURN_VERSION.into());
         Environment {
             hardware: hardware(),
             backend: backend.into(),
-            git_commit: crate::backend::build_commit().to_string(),
+            git_commit: crate::compute::build_commit().to_string(),
             versions,
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             threads: rayon::current_num_threads(),
-            flush_denormals: Some(crate::backend::flushes_denormals()),
+            flush_denormals: Some(crate::compute::flushes_denormals()),
         }
     }
 }

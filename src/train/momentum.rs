@@ -15,7 +15,7 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::model::wide;
+use crate::compute::wide;
 
 /// Elements per parallel task: below a few of these, the thread pool costs more than it saves.
 const GRAIN: usize = 1 << 16;

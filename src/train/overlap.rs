@@ -6,7 +6,7 @@
 //! over the next batch, and the host work of jitter and mixup, fill those gaps when they run as
 //! a second task on the same pool.
 
-use crate::model::DropoutStream;
+use crate::compute::DropoutStream;
 
 /// Calls `step(prepare(item))` for each of `items` in order, preparing the next item on the
 /// thread pool while the current step runs. Every item is prepared once, in order, and stepped
@@ -79,7 +79,8 @@ impl Drop for Restore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DropoutLayer, seed_dropout};
+    use crate::compute::seed_dropout;
+    use crate::model::DropoutLayer;
     use std::sync::Mutex;
 
     #[test]

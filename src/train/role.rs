@@ -125,7 +125,7 @@ pub fn train_role(
     let record = RoleRecord {
         model: role.config(),
         objective: objective.describe(),
-        built_by: crate::backend::build_id(),
+        built_by: crate::compute::build_id(),
         command: std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),

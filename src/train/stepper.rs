@@ -8,10 +8,11 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::settings::{RngStream, TrainConfig};
+use crate::compute::seed_dropout;
 use crate::data::DeviceSplit;
 use crate::distill::{DistillLoss, hard_loss};
 use crate::error::{Error, Result};
-use crate::model::{ModelConfig, Net, Network, seed_dropout};
+use crate::model::{ModelConfig, Net, Network};
 
 /// One optimization step at a time on an autodiff copy of a network: the inner loop of
 /// [`train`], also timed by the benchmarks.

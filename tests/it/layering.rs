@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// The stages, lowest first. A module may import its own stage and any stage before it.
-const STAGES: [&str; 8] = [
+const STAGES: [&str; 9] = [
+    "compute",
     "data",
     "model",
     "distill",
@@ -17,7 +18,7 @@ const STAGES: [&str; 8] = [
 ];
 
 /// Modules under every stage: any stage may use them, and they use no stage.
-const FOUNDATION: [&str; 3] = ["error", "fsutil", "backend"];
+const FOUNDATION: [&str; 2] = ["error", "fsutil"];
 
 /// Rank of a top-level module: foundation modules below every stage, then the stages in order.
 fn rank(module: &str) -> Option<usize> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use distill::backend::compute_device;
+use distill::compute::compute_device;
 use distill::data::Splits;
 use distill::distill::{DistillSettings, Objective, teacher_soft_targets};
 use distill::eval::{ModelReport, model_report};

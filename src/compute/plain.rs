@@ -14,8 +14,6 @@ mod team;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::checkpoint::Network;
-use super::net::Net;
 use super::wide::wide;
 use crate::error::{Error, Result};
 
@@ -67,30 +65,25 @@ pub struct PlainMlp {
 }
 
 impl PlainMlp {
-    /// Copies an MLP's weights to the host, to run on as many threads as the current thread
-    /// pool has, at most one per core and 4 in all; `None` for other architectures. (Helpers
-    /// spin: more of them than cores would take the cores from the caller.)
-    pub fn new(network: &Network) -> Option<PlainMlp> {
+    /// Takes an MLP's layers, input side first, each as its weight (`[inputs, outputs]`,
+    /// row-major) and bias, to run on as many threads as the current thread pool has, at most
+    /// one per core and 4 in all; `None` for no layers. (Helpers spin: more of them than
+    /// cores would take the cores from the caller.)
+    pub fn new(layers: Vec<(Vec<f32>, Vec<f32>)>) -> Option<PlainMlp> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_threads(network, rayon::current_num_threads().min(cores))
+        Self::with_threads(layers, rayon::current_num_threads().min(cores))
     }
 
     /// As [`PlainMlp::new`], on at most `threads` threads, the caller's included. A network
     /// with no layer large enough to split runs on the caller's alone.
-    pub fn with_threads(network: &Network, threads: usize) -> Option<PlainMlp> {
-        let Net::Mlp(mlp) = &network.net else {
-            return None;
-        };
-        // The checkpoint's arrays, weight then bias per layer, input first (a table's
-        // standardization folded in).
-        let arrays = mlp.inference_export();
-        let count = arrays.len() / 2;
-        let layers: Arc<[HostLayer]> = arrays
-            .chunks_exact(2)
+    pub fn with_threads(layers: Vec<(Vec<f32>, Vec<f32>)>, threads: usize) -> Option<PlainMlp> {
+        let count = layers.len();
+        let layers: Arc<[HostLayer]> = layers
+            .into_iter()
             .enumerate()
-            .map(|(i, pair)| HostLayer {
-                weight: pair[0].values.clone(),
-                bias: pair[1].values.clone(),
+            .map(|(i, (weight, bias))| HostLayer {
+                weight,
+                bias,
                 relu: i + 1 < count,
             })
             .collect();
@@ -207,50 +200,6 @@ fn dense_part(input: &[(f32, usize)], layer: &HostLayer, cols: Range<usize>, out
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::ImageShape;
-    use crate::model::{Dropout, ModelConfig, ModelSpec};
-    use burn::tensor::{Device, Distribution, Tensor};
-
-    /// A freshly initialized network of `spec` for gray `h` × `w` images and `classes` classes.
-    fn fresh(spec: &str, (h, w): (usize, usize), classes: usize, device: &Device) -> Network {
-        let spec: ModelSpec = spec.parse().unwrap();
-        let shape = ImageShape::gray(h, w);
-        Network::init(
-            ModelConfig::new(&spec, shape, classes, Dropout::NONE).unwrap(),
-            device,
-        )
-    }
-
-    /// `n` random images of `width` values in [0, 1), those below `zero_below` exactly zero, as
-    /// in real images and ReLU outputs.
-    fn images(n: usize, width: usize, zero_below: f32, device: &Device) -> Tensor<2> {
-        let images = Tensor::<2>::random([n, width], Distribution::Default, device);
-        images.clone().mask_fill(images.lower_elem(zero_below), 0.0)
-    }
-
-    #[test]
-    fn gives_the_networks_logits_one_image_at_a_time() {
-        let device = Device::flex();
-        device.seed(3);
-        let network = fresh("mlp:50,40", (6, 5), 7, &device);
-        let plain = PlainMlp::new(&network).unwrap();
-        let images = images(8, 30, 0.3, &device);
-        let expected: Vec<f32> = network
-            .net
-            .forward(images.clone())
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let rows: Vec<f32> = images.into_data().try_to_vec().unwrap();
-        for (image, want) in rows.chunks(30).zip(expected.chunks(7)) {
-            let got = plain.logits(image).unwrap();
-            for (g, w) in got.iter().zip(want) {
-                assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} against {w}");
-            }
-        }
-        let err = plain.logits(&[0.0; 29]).unwrap_err().to_string();
-        assert!(err.contains("takes 30 values per image, got 29"), "{err}");
-    }
 
     #[test]
     fn the_blocked_layer_gives_the_row_loops_bits_in_any_split() {
@@ -287,66 +236,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn helpers_give_the_same_bits_as_one_thread() {
-        let device = Device::flex();
-        device.seed(5);
-        // Layers large enough to split (784 x 300 and 300 x 200), and a logits layer that is not.
-        let network = fresh("mlp:300,200", (28, 28), 10, &device);
-        let alone = PlainMlp::with_threads(&network, 1).unwrap();
-        assert_eq!(alone.threads(), 1);
-        let rows: Vec<f32> = images(20, 784, 0.6, &device)
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let want: Vec<Vec<f32>> = rows.chunks(784).map(|i| alone.logits(i).unwrap()).collect();
-        for threads in [2, 3, 4] {
-            let team = PlainMlp::with_threads(&network, threads).unwrap();
-            assert_eq!(team.threads(), threads);
-            // Back to back (helpers spinning), then after the helpers have parked.
-            for pause in [0, 2] {
-                for (image, want) in rows.chunks(784).zip(&want) {
-                    std::thread::sleep(std::time::Duration::from_millis(pause));
-                    assert_eq!(&team.logits(image).unwrap(), want, "{threads} threads");
-                }
-            }
-        }
-        // Callers on several threads at once, through two networks of other widths, share one
-        // team; those that find it busy run alone.
-        let team = PlainMlp::with_threads(&network, 2).unwrap();
-        let other = fresh("mlp:500,90", (28, 28), 10, &device);
-        let other_alone = PlainMlp::with_threads(&other, 1).unwrap();
-        let other_want: Vec<Vec<f32>> = rows
-            .chunks(784)
-            .map(|i| other_alone.logits(i).unwrap())
-            .collect();
-        let other_team = PlainMlp::with_threads(&other, 3).unwrap();
-        let rows = &rows;
-        std::thread::scope(|s| {
-            for caller in 0..4 {
-                let (net, want) = match caller % 2 {
-                    0 => (&team, &want),
-                    _ => (&other_team, &other_want),
-                };
-                s.spawn(move || {
-                    for _ in 0..5 {
-                        for (image, want) in rows.chunks(784).zip(want) {
-                            assert_eq!(&net.logits(image).unwrap(), want);
-                        }
-                    }
-                });
-            }
-        });
-        // A network too small to split starts no helpers.
-        let small = fresh("mlp:20", (6, 5), 3, &device);
-        assert_eq!(PlainMlp::with_threads(&small, 4).unwrap().threads(), 1);
-    }
-
-    #[test]
-    fn refuses_a_cnn() {
-        let cnn = fresh("cnn:4/8", (8, 8), 3, &Device::flex());
-        assert!(PlainMlp::new(&cnn).is_none());
     }
 }

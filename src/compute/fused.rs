@@ -22,7 +22,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::dropout::{MaskDraw, par_chunks};
+use super::mask::{MaskDraw, par_chunks};
 use super::wide::wide;
 
 // The CNNs' other stages, fused the same way: the 3×3 convolution, batch norm in training, and
