@@ -67,7 +67,7 @@ pub(super) fn cmd_export(c: ExportCmd) -> Result<()> {
         println!(
             "wrote {}: the state_dict of {}",
             out.display(),
-            net.torch_module()
+            distill::model::torch_module(&net)
         );
     }
     Ok(())

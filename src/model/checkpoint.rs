@@ -134,11 +134,6 @@ impl Network {
         self.net.shift_output_bias(classes, delta);
     }
 
-    /// Python source of the equivalent `torch.nn.Sequential` (see [`crate::model::export_torch`]).
-    pub fn torch_module(&self) -> String {
-        self.net.arch().torch_module()
-    }
-
     /// Serializes weights and architecture to safetensors bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let config =

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dense;
 use super::dropout::DropoutLayer;
+use super::layers::{Layer, dense_stack};
 use super::net::{Architecture, NamedArray, Source};
-use super::onnx_export::OnnxGraph;
 use super::spec::{Dropout as DropoutRates, MAX_CONV_BLOCKS};
 use crate::compute as fused;
 use crate::data::ImageShape;
@@ -278,99 +278,39 @@ impl Architecture for Cnn {
         dense::import("dense", &mut self.dense, source, device)
     }
 
-    /// Batch norm is folded into the convolution before it, as inference computes it.
-    fn to_onnx(&self, graph: &mut OnnxGraph) {
-        let [c, h, w] = self.image;
-        graph.reshape(&[-1, c as i64, h as i64, w as i64]);
-        for (weight, bias) in self.folded_convs() {
-            graph.conv3x3(&weight, &bias);
-            graph.max_pool2();
-            graph.relu();
-        }
-        graph.flatten();
-        dense::to_onnx("dense", &self.dense, graph);
-    }
-
-    fn torch_module(&self) -> String {
-        self.torch_sequential().0
-    }
-
-    fn torch_state(&self) -> Vec<NamedArray> {
-        self.torch_sequential().1
-    }
-}
-
-impl Cnn {
-    /// Each convolution's weight and bias with the following batch norm (inference form)
-    /// folded in: `w·s`, `(b - mean)·s + beta`, where `s = gamma / sqrt(var + eps)`.
-    fn folded_convs(&self) -> Vec<(NamedArray, NamedArray)> {
+    fn layers(&self) -> Vec<Layer> {
         let arrays = self.export();
         let find = |name: String| arrays.iter().find(|a| a.name == name).cloned();
-        (0..self.convs.len())
-            .filter_map(|i| {
-                let mut w = find(format!("convs.{i}.weight"))?;
-                let mut b = find(format!("convs.{i}.bias"))?;
-                if let (Some(g), Some(beta), Some(m), Some(v)) = (
-                    find(format!("norms.{i}.gamma")),
-                    find(format!("norms.{i}.beta")),
-                    find(format!("norms.{i}.running_mean")),
-                    find(format!("norms.{i}.running_var")),
-                ) {
-                    let per = w.values.len() / b.values.len().max(1);
-                    for (o, bias) in b.values.iter_mut().enumerate() {
-                        let s = g.values[o] / (v.values[o] + BN_EPSILON as f32).sqrt();
-                        w.values[o * per..(o + 1) * per]
-                            .iter_mut()
-                            .for_each(|x| *x *= s);
-                        *bias = (*bias - m.values[o]) * s + beta.values[o];
-                    }
-                }
-                Some((w, b))
-            })
-            .collect()
-    }
-
-    /// The CNN as `torch.nn.Sequential` source and its `state_dict`, with PyTorch's names.
-    fn torch_sequential(&self) -> (String, Vec<NamedArray>) {
-        let [c, h, w] = self.image;
-        let arrays = self.export();
-        let mut parts = vec![format!("nn.Unflatten(1, ({c}, {h}, {w}))")];
-        let mut state = Vec::new();
-        let renamed = |from: String, index: usize, to: &str| {
-            arrays.iter().find(|a| a.name == from).map(|a| NamedArray {
-                name: format!("{index}.{to}"),
-                ..a.clone()
-            })
-        };
-        for (i, conv) in self.convs.iter().enumerate() {
-            let [out, inp, _, _] = conv.weight.dims();
-            let index = parts.len();
-            parts.push(format!("nn.Conv2d({inp}, {out}, 3, padding=1)"));
-            state.extend(renamed(format!("convs.{i}.weight"), index, "weight"));
-            state.extend(renamed(format!("convs.{i}.bias"), index, "bias"));
-            if i < self.norms.len() {
-                let index = parts.len();
-                parts.push(format!("nn.BatchNorm2d({out})"));
-                for (from, to) in [
-                    ("gamma", "weight"),
-                    ("beta", "bias"),
-                    ("running_mean", "running_mean"),
-                    ("running_var", "running_var"),
-                ] {
-                    state.extend(renamed(format!("norms.{i}.{from}"), index, to));
-                }
-                // PyTorch's BatchNorm2d also holds a step counter; it is not used at inference.
-                state.push(NamedArray {
-                    name: format!("{index}.num_batches_tracked"),
-                    shape: Vec::new(),
-                    values: vec![0.0],
+        let mut layers = vec![Layer::Unflatten(self.image)];
+        for i in 0..self.convs.len() {
+            let (Some(weight), Some(bias)) = (
+                find(format!("convs.{i}.weight")),
+                find(format!("convs.{i}.bias")),
+            ) else {
+                continue;
+            };
+            layers.push(Layer::Conv3x3 { weight, bias });
+            if let (Some(gamma), Some(beta), Some(mean), Some(var)) = (
+                find(format!("norms.{i}.gamma")),
+                find(format!("norms.{i}.beta")),
+                find(format!("norms.{i}.running_mean")),
+                find(format!("norms.{i}.running_var")),
+            ) {
+                let epsilon = BN_EPSILON as f32;
+                layers.push(Layer::BatchNorm {
+                    gamma,
+                    beta,
+                    mean,
+                    var,
+                    epsilon,
                 });
             }
-            parts.push("nn.MaxPool2d(2)".into());
-            parts.push("nn.ReLU()".into());
+            layers.extend([Layer::MaxPool2, Layer::Relu]);
         }
-        parts.push("nn.Flatten()".into());
-        dense::to_torch(&self.dense, &mut parts, &mut state);
-        (format!("nn.Sequential({})", parts.join(", ")), state)
+        layers.push(Layer::Flatten);
+        let mut dense = Vec::new();
+        dense::export("dense", &self.dense, &mut dense);
+        layers.extend(dense_stack(dense));
+        layers
     }
 }

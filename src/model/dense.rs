@@ -9,7 +9,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::dropout::DropoutLayer;
 use super::net::{NamedArray, Source};
-use super::onnx_export::OnnxGraph;
 use crate::compute as fused;
 
 /// Fresh layers for sizes `[in, hidden..., out]`, with burn's (PyTorch's) default init.
@@ -122,48 +121,4 @@ pub(super) fn import(
         )));
     }
     Ok(())
-}
-
-/// Adds the stack to an ONNX graph: `Gemm`, with `Relu` after all but the last. Initializers
-/// take [`export`]'s names under `prefix`, as in the checkpoint.
-pub(super) fn to_onnx(prefix: &str, layers: &[Linear], graph: &mut OnnxGraph) {
-    let mut arrays = Vec::new();
-    export(prefix, layers, &mut arrays);
-    let last = layers.len().saturating_sub(1);
-    for (i, pair) in arrays.chunks_exact(2).enumerate() {
-        graph.dense(&pair[0], &pair[1]);
-        if i < last {
-            graph.relu();
-        }
-    }
-}
-
-/// Appends the stack to a `torch.nn.Sequential` under construction: `nn.Linear` modules with
-/// `nn.ReLU()` between them, and their `state_dict` entries, named by position in `parts`.
-pub(super) fn to_torch(layers: &[Linear], parts: &mut Vec<String>, state: &mut Vec<NamedArray>) {
-    let last = layers.len().saturating_sub(1);
-    for (i, layer) in layers.iter().enumerate() {
-        let [rows, cols] = layer.weight.dims();
-        let index = parts.len();
-        parts.push(format!("nn.Linear({rows}, {cols})"));
-        // PyTorch's Linear holds [out, in]; burn's holds [in, out].
-        let w = NamedArray::of(String::new(), layer.weight.val()).values;
-        let mut t = vec![0.0f32; rows * cols];
-        for r in 0..rows {
-            for c in 0..cols {
-                t[c * rows + r] = w[r * cols + c];
-            }
-        }
-        state.push(NamedArray {
-            name: format!("{index}.weight"),
-            shape: vec![cols, rows],
-            values: t,
-        });
-        if let Some(b) = &layer.bias {
-            state.push(NamedArray::of(format!("{index}.bias"), b.val()));
-        }
-        if i < last {
-            parts.push("nn.ReLU()".into());
-        }
-    }
 }

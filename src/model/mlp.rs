@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dense;
 use super::dropout::DropoutLayer;
+use super::layers::{Layer, dense_stack};
 use super::net::{Architecture, NamedArray, Source};
-use super::onnx_export::OnnxGraph;
 use super::spec::Dropout as DropoutRates;
 use crate::data::{ImageShape, Standardize};
 use crate::error::{Error, Result};
@@ -209,27 +209,9 @@ impl Architecture for Mlp {
         dense::import("layers", &mut self.layers, source, device)
     }
 
-    fn to_onnx(&self, graph: &mut OnnxGraph) {
-        dense::to_onnx("layers", &self.folded(), graph);
+    fn layers(&self) -> Vec<Layer> {
+        dense_stack(self.inference_export())
     }
-
-    fn torch_module(&self) -> String {
-        torch_sequential(self).0
-    }
-
-    fn torch_state(&self) -> Vec<NamedArray> {
-        torch_sequential(self).1
-    }
-}
-
-/// The MLP as `torch.nn.Sequential` source and its `state_dict`. Flatten comes first, so that
-/// the module takes `[N, C, H, W]` images as well as flat ones; it is why the first Linear is
-/// named `1`.
-fn torch_sequential(mlp: &Mlp) -> (String, Vec<NamedArray>) {
-    let mut parts = vec!["nn.Flatten()".to_string()];
-    let mut state = Vec::new();
-    dense::to_torch(&mlp.folded(), &mut parts, &mut state);
-    (format!("nn.Sequential({})", parts.join(", ")), state)
 }
 
 #[cfg(test)]

@@ -12,12 +12,14 @@ mod cnn;
 mod dense;
 mod dropout;
 mod ensemble;
+mod layers;
 mod mlp;
 mod net;
 mod onnx;
 mod onnx_export;
 mod serving;
 mod spec;
+mod torch_export;
 mod trees;
 
 use burn::tensor::Tensor;
@@ -32,15 +34,16 @@ pub use checkpoint::{
 pub use cnn::{Cnn, CnnConfig};
 pub use dropout::DropoutLayer;
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
+pub use layers::Layer;
 pub use mlp::{Mlp, MlpConfig};
 pub use net::{Architecture, NamedArray, Net, Source};
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
 pub use onnx_export::{
-    ONNX_FEATURES, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, OnnxGraph, export_onnx, export_torch,
-    onnx_input_name,
+    ONNX_FEATURES, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, export_onnx, onnx_input_name,
 };
 pub use serving::plain_mlp;
 pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
+pub use torch_export::{export_torch, torch_module};
 pub use trees::TreeEnsemble;
 
 /// What every classifier offers the rest of the library: logits for a batch of images and a

@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::cnn::Cnn;
+use super::layers::Layer;
 use super::mlp::{CHUNK, Mlp};
-use super::onnx_export::OnnxGraph;
 
 /// Reads a named tensor of a given shape from a checkpoint, as host floats.
 pub type Source<'a> = dyn FnMut(&str, &[usize]) -> std::result::Result<Vec<f32>, String> + 'a;
@@ -60,15 +60,9 @@ pub trait Architecture {
         device: &Device,
     ) -> std::result::Result<(), String>;
 
-    /// Adds the inference-time forward pass (no dropout) to an ONNX graph whose input is the
-    /// images as [`Architecture::forward`] takes them.
-    fn to_onnx(&self, graph: &mut OnnxGraph);
-
-    /// The equivalent `torch.nn.Sequential`, as Python source (`nn.Sequential(...)`).
-    fn torch_module(&self) -> String;
-
-    /// The `state_dict` of [`Architecture::torch_module`]: PyTorch's names and layouts.
-    fn torch_state(&self) -> Vec<NamedArray>;
+    /// The inference-time forward pass (no dropout) as layers, from the flat rows
+    /// [`Architecture::forward`] takes to the logits: what every exporter walks.
+    fn layers(&self) -> Vec<Layer>;
 }
 
 /// A trainable network of any architecture: the burn module the optimizer updates.
@@ -121,6 +115,11 @@ impl Net {
     /// See [`Architecture::shift_output_bias`].
     pub fn shift_output_bias(&mut self, classes: &[usize], delta: f32) {
         self.arch_mut().shift_output_bias(classes, delta)
+    }
+
+    /// See [`Architecture::layers`].
+    pub fn layers(&self) -> Vec<Layer> {
+        self.arch().layers()
     }
 
     /// See [`Architecture::export`].

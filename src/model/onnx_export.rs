@@ -1,15 +1,14 @@
-//! Students out: a trained network as an ONNX file for onnxruntime (or any ONNX runtime), and
-//! as a PyTorch `state_dict` in safetensors. The protobuf is built with tract's generated ONNX
-//! types and encoded by `prost`, so the wire format is never written by hand.
-
-use std::collections::HashMap;
+//! Students out: a trained network as an ONNX file for onnxruntime (or any ONNX runtime), built
+//! by walking its [`Layer`]s. The protobuf is built with tract's generated ONNX types and
+//! encoded by `prost`, so the wire format is never written by hand.
 
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension::Value as DimValue};
 
 use super::Predictor;
-use super::checkpoint::{Network, f32_safetensors};
+use super::checkpoint::Network;
+use super::layers::{Layer, fold_batch_norm};
 use super::net::NamedArray;
 
 /// Operator set the exported files declare (supported by onnxruntime since 1.12).
@@ -26,8 +25,7 @@ const IR_VERSION: i64 = 8;
 const BATCH: &str = "batch";
 
 /// An ONNX graph under construction: one value flows from the input through each added layer.
-/// An [`Architecture`] describes its inference-time forward pass with these calls.
-pub struct OnnxGraph {
+struct OnnxGraph {
     nodes: Vec<pb::NodeProto>,
     initializers: Vec<pb::TensorProto>,
     current: String,
@@ -68,19 +66,19 @@ impl OnnxGraph {
     }
 
     /// `x · weight + bias`, with `weight` stored `[in, out]` as burn's `Linear` holds it.
-    pub fn dense(&mut self, weight: &NamedArray, bias: &NamedArray) {
+    fn dense(&mut self, weight: &NamedArray, bias: &NamedArray) {
         let w = self.constant(weight);
         let b = self.constant(bias);
         self.node("Gemm", vec![w, b], Vec::new());
     }
 
     /// Element-wise `max(x, 0)`.
-    pub fn relu(&mut self) {
+    fn relu(&mut self) {
         self.node("Relu", Vec::new(), Vec::new());
     }
 
     /// Reshapes to `dims` (`-1` once for the batch axis).
-    pub fn reshape(&mut self, dims: &[i64]) {
+    fn reshape(&mut self, dims: &[i64]) {
         let name = format!("shape_{}", self.nodes.len());
         self.initializers.push(pb::TensorProto {
             dims: vec![dims.len() as i64],
@@ -94,7 +92,7 @@ impl OnnxGraph {
 
     /// A 3×3 convolution with one pixel of zero padding on every side, `weight` stored
     /// `[out, in, 3, 3]` as both burn and ONNX hold it.
-    pub fn conv3x3(&mut self, weight: &NamedArray, bias: &NamedArray) {
+    fn conv3x3(&mut self, weight: &NamedArray, bias: &NamedArray) {
         let w = self.constant(weight);
         let b = self.constant(bias);
         let attributes = vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])];
@@ -102,13 +100,13 @@ impl OnnxGraph {
     }
 
     /// 2×2 max-pooling with stride 2 (odd edges dropped, as burn and PyTorch do).
-    pub fn max_pool2(&mut self) {
+    fn max_pool2(&mut self) {
         let attributes = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
         self.node("MaxPool", Vec::new(), attributes);
     }
 
     /// Flattens every axis after the batch into one.
-    pub fn flatten(&mut self) {
+    fn flatten(&mut self) {
         let axis = pb::AttributeProto {
             name: "axis".into(),
             r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -116,6 +114,55 @@ impl OnnxGraph {
             ..Default::default()
         };
         self.node("Flatten", Vec::new(), vec![axis]);
+    }
+}
+
+impl OnnxGraph {
+    /// Adds every layer, a batch norm folded into the convolution before it.
+    fn layers(&mut self, layers: &[Layer]) {
+        let mut layers = layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            match layer {
+                Layer::Unflatten([c, h, w]) => self.reshape(&[-1, *c as i64, *h as i64, *w as i64]),
+                Layer::Conv3x3 { weight, bias } => {
+                    let norm = layers.next_if(|l| matches!(l, Layer::BatchNorm { .. }));
+                    match norm {
+                        Some(norm) => {
+                            let (w, b) = fold_batch_norm((weight, bias), norm);
+                            self.conv3x3(&w, &b)
+                        }
+                        None => self.conv3x3(weight, bias),
+                    }
+                }
+                Layer::BatchNorm { .. } => self.batch_norm(layer),
+                Layer::MaxPool2 => self.max_pool2(),
+                Layer::Relu => self.relu(),
+                Layer::Flatten => self.flatten(),
+                Layer::Dense { weight, bias } => self.dense(weight, bias),
+            }
+        }
+    }
+
+    /// A batch norm no convolution precedes, as ONNX's own operator.
+    fn batch_norm(&mut self, layer: &Layer) {
+        let Layer::BatchNorm {
+            gamma,
+            beta,
+            mean,
+            var,
+            epsilon,
+        } = layer
+        else {
+            return;
+        };
+        let inputs = [gamma, beta, mean, var].map(|a| self.constant(a)).to_vec();
+        let epsilon = pb::AttributeProto {
+            name: "epsilon".into(),
+            r#type: pb::attribute_proto::AttributeType::Float as i32,
+            f: *epsilon,
+            ..Default::default()
+        };
+        self.node("BatchNormalization", inputs, vec![epsilon]);
     }
 }
 
@@ -167,7 +214,7 @@ pub fn onnx_input_name(net: &Network) -> &'static str {
 pub fn export_onnx(net: &Network) -> Vec<u8> {
     let input = onnx_input_name(net);
     let mut g = OnnxGraph::new(input);
-    net.net.arch().to_onnx(&mut g);
+    g.layers(&net.net.layers());
     if let Some(last) = g.nodes.last_mut() {
         last.output[0] = ONNX_OUTPUT.into();
     }
@@ -209,16 +256,4 @@ pub fn export_onnx(net: &Network) -> Vec<u8> {
         ..Default::default()
     };
     model.encode_to_vec()
-}
-
-/// The safetensors bytes of the PyTorch `state_dict` of the network's equivalent
-/// `torch.nn.Sequential` (see [`Architecture::torch_state`]): PyTorch's names and layouts.
-pub fn export_torch(net: &Network) -> std::result::Result<Vec<u8>, String> {
-    let arch = net.net.arch();
-    let meta = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        ("distill.architecture".to_string(), net.describe()),
-        ("distill.torch_module".to_string(), arch.torch_module()),
-    ]);
-    f32_safetensors(&arch.torch_state(), meta)
 }
