@@ -10,17 +10,15 @@
 //! one representation serves single nets and ensembles alike, and is what the cache stores.
 
 mod loss;
-mod losses;
 mod objective;
 mod shards;
 mod soft_targets;
 mod views;
 
 pub use loss::{
-    DistillConfig, DistillLoss, DistillSettings, check_temperature, distillation_loss, hard_loss,
-    log_soft_targets, soft_loss, soft_targets, softmax_host,
+    DistillConfig, DistillLoss, DistillSettings, LossKind, LossSettings, check_temperature,
+    distillation_loss, hard_loss, log_soft_targets, soft_loss, soft_targets, softmax_host, zscore,
 };
-pub use losses::{LossKind, LossSettings, zscore};
 pub use objective::{Objective, distill_objective};
 pub use shards::{SHARD_ALIGN, Shard, ShardWrite, write_soft_target_shard};
 pub use soft_targets::{CacheKey, CacheOutcome, cached_soft_targets, teacher_soft_targets};

@@ -1,31 +1,11 @@
-//! The distillation losses: temperature softmax, cross-entropy to hard labels, the KD loss of
-//! Hinton et al. (2015), and the [`DistillLoss`] trait that every soft-target loss implements.
+//! KD, the loss of Hinton, Vinyals & Dean (2015): `alpha T² KL(teacher_T || student_T) +
+//! (1 - alpha) CE(label, student_1)`.
 
-use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::{DistillLoss, check_temperature, hard_loss, log_soft_targets};
 use crate::error::{Error, Result, Setting};
-
-/// A loss between a student's logits and its teacher's soft targets (plus the true labels).
-/// The training loop holds one of these; KD is [`DistillConfig`], and the newer losses (DKD,
-/// DIST, standardized logits) are in `losses.rs`.
-pub trait DistillLoss: std::fmt::Debug + Send + Sync {
-    /// Temperature at which the teacher's log-probabilities are taken (and cached).
-    fn temperature(&self) -> f32;
-    /// The loss for a batch: `student_logits` `[b, classes]` at T = 1, the teacher's
-    /// log-probabilities at [`DistillLoss::temperature`] (constants), labels `[b]`, in
-    /// `epoch` (1-based; for losses with a warm-up).
-    fn loss(
-        &self,
-        student_logits: Tensor<2>,
-        teacher_log_probs: Tensor<2>,
-        labels: Tensor<1, Int>,
-        epoch: usize,
-    ) -> Tensor<1>;
-    /// Short description for reports and progress lines.
-    fn describe(&self) -> String;
-}
 
 /// Temperature and soft-target weight as a user gives them (unchecked).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -59,17 +39,6 @@ impl DistillSettings {
     }
 }
 
-/// Rejects temperatures that are not finite and positive.
-pub fn check_temperature(t: f32) -> Result<()> {
-    if !t.is_finite() || t <= 0.0 {
-        return Err(Error::setting(
-            Setting::Temperature,
-            format!("must be a finite number above 0, got {t}"),
-        ));
-    }
-    Ok(())
-}
-
 impl DistillConfig {
     /// Temperature T.
     pub fn temperature(&self) -> f32 {
@@ -83,43 +52,6 @@ impl DistillConfig {
     pub fn settings(&self) -> DistillSettings {
         self.settings
     }
-}
-
-/// `softmax(z / T)` over the last dimension of `[batch, classes]` logits.
-pub fn soft_targets(logits: Tensor<2>, temperature: f32) -> Tensor<2> {
-    softmax(logits.div_scalar(temperature), 1)
-}
-
-/// `log softmax(z / T)` over classes.
-pub fn log_soft_targets(logits: Tensor<2>, temperature: f32) -> Tensor<2> {
-    log_softmax(logits.div_scalar(temperature), 1)
-}
-
-/// Host-side temperature softmax of one logit vector, in f64 for reporting.
-///
-/// ```
-/// let cold = distill::distill::softmax_host(&[4.0, 2.0, 0.0], 1.0);
-/// let warm = distill::distill::softmax_host(&[4.0, 2.0, 0.0], 20.0);
-/// assert!(cold[0] > 0.85 && warm[0] < 0.4); // a high T lifts the small probabilities
-/// assert!((warm.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-/// ```
-pub fn softmax_host(logits: &[f32], temperature: f64) -> Vec<f64> {
-    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-    let e: Vec<f64> = logits
-        .iter()
-        .map(|&z| ((z as f64 - m) / temperature).exp())
-        .collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
-}
-
-/// Mean cross-entropy of `logits` against integer `labels` at T = 1.
-pub fn hard_loss(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let [b, _] = logits.dims();
-    log_softmax(logits, 1)
-        .gather(1, labels.reshape([b, 1]))
-        .mean()
-        .neg()
 }
 
 /// `T^2 * KL(teacher_T || student_T)`, summed over classes and averaged over the batch
@@ -181,6 +113,7 @@ impl DistillLoss for DistillConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::super::softmax_host;
     use super::*;
     use burn::tensor::{Device, TensorData};
 
