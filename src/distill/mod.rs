@@ -9,19 +9,17 @@
 //! (`log softmax(z / T)`; for an ensemble, the log of its members' averaged probabilities). That
 //! one representation serves single nets and ensembles alike, and is what the cache stores.
 
+mod cache;
 mod loss;
 mod objective;
-mod shards;
-mod soft_targets;
-mod views;
 
+pub use cache::{
+    CacheKey, CacheOutcome, MAX_VIEWS, SHARD_ALIGN, Shard, ShardWrite, StudentInputs, ViewSpec,
+    ViewTargets, ViewsCacheInfo, cached_soft_targets, teacher_soft_targets, view_soft_targets,
+    write_soft_target_shard,
+};
 pub use loss::{
     DistillConfig, DistillLoss, DistillSettings, LossKind, LossSettings, check_temperature,
     distillation_loss, hard_loss, log_soft_targets, soft_loss, soft_targets, softmax_host, zscore,
 };
 pub use objective::{Objective, distill_objective};
-pub use shards::{SHARD_ALIGN, Shard, ShardWrite, write_soft_target_shard};
-pub use soft_targets::{CacheKey, CacheOutcome, cached_soft_targets, teacher_soft_targets};
-pub use views::{
-    MAX_VIEWS, StudentInputs, ViewSpec, ViewTargets, ViewsCacheInfo, view_soft_targets,
-};

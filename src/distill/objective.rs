@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 
+use super::cache::{
+    CacheOutcome, StudentInputs, ViewTargets, teacher_soft_targets, view_soft_targets,
+};
 use super::loss::DistillLoss;
-use super::soft_targets::{CacheOutcome, teacher_soft_targets};
-use super::views::{StudentInputs, ViewTargets, view_soft_targets};
 use crate::data::Split;
 use crate::error::{Result, Setting};
 use crate::model::{Classifier, Predictor};

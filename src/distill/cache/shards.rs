@@ -11,9 +11,9 @@ use std::str::FromStr;
 
 use burn::tensor::Device;
 
-use super::soft_targets::{
-    CacheKey, finite_values, read_values, teacher_key, teacher_pass, write_values,
-};
+use super::key::{CacheKey, teacher_key};
+use super::pass::teacher_pass;
+use super::store::{finite_values, header_metadata, read_values, write_values};
 use crate::data::Split;
 use crate::error::{Error, Result, Setting};
 use crate::fsutil::{FileLock, sha256_hex};
@@ -309,28 +309,6 @@ fn of_another_teacher(meta: &HashMap<String, String>, key: &CacheKey) -> bool {
     is("data_sha256", &key.data)
         && is("temperature_bits", &key.temperature_bits)
         && !(is("teacher_sha256", &key.teacher) && is("producer", &key.producer))
-}
-
-/// The string metadata of a safetensors file, read from its header alone (a shard of another
-/// set may be large, and only its origin is wanted); `None` if it is not one.
-fn header_metadata(path: &Path) -> Option<HashMap<String, String>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len).ok()?;
-    let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
-    if len > 1 << 20 {
-        return None;
-    }
-    let mut header = vec![0u8; len];
-    f.read_exact(&mut header).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&header).ok()?;
-    let meta = v.get("__metadata__")?.as_object()?;
-    Some(
-        meta.iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use half::f16;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::soft_targets::{CacheKey, finite_values, teacher_key};
+use super::key::{CacheKey, teacher_key};
+use super::pass::images_bar;
+use super::store::finite_values;
 use crate::data::{ImageShape, Shift, Split, index_tensor, shifted_batch};
 use crate::error::{Error, Result, Setting};
 use crate::fsutil::{canonical_safetensors, sha256_hex, write_atomic};
@@ -351,7 +353,7 @@ fn label_views(
 ) -> Result<Vec<f32>> {
     let (n, views, classes) = (transfer.len(), spec.views, teacher.classes());
     let mut out = vec![0f32; n * views * classes];
-    let bar = super::soft_targets::images_bar(n * views, "teacher views");
+    let bar = images_bar(n * views, "teacher views");
     let all: Vec<usize> = (0..n).collect();
     for k in 0..views {
         for chunk in all.chunks(CHUNK) {
