@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 
+use super::architecture::NamedArray;
 use super::mlp::MlpConfig;
-use super::net::{NamedArray, Net};
+use super::net::Net;
 use super::spec::ModelConfig;
 use super::{Predictor, plain_mlp};
 use crate::compute::PlainMlp;

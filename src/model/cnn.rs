@@ -9,14 +9,18 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::architecture::{Architecture, NamedArray, Source};
 use super::dense;
+use super::dropout::Dropout as DropoutRates;
 use super::dropout::DropoutLayer;
 use super::layers::{Layer, dense_stack};
-use super::net::{Architecture, NamedArray, Source};
-use super::spec::{Dropout as DropoutRates, MAX_CONV_BLOCKS};
 use crate::compute as fused;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
+
+/// The most convolution blocks a spec may have: each halves the image, so 16 already needs
+/// images of 65,536 pixels a side.
+pub const MAX_CONV_BLOCKS: usize = 16;
 
 /// Rows per forward pass in the diagnostics: a convolution's activations are C·H·W floats per
 /// image, so chunks are smaller than the MLP's.

@@ -7,8 +7,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::architecture::{NamedArray, Source};
 use super::dropout::DropoutLayer;
-use super::net::{NamedArray, Source};
 use crate::compute as fused;
 
 /// Fresh layers for sizes `[in, hidden..., out]`, with burn's (PyTorch's) default init.

@@ -1,10 +1,13 @@
-//! The dropout layer burn's modules hold; its masks come from the compute stage's stream
+//! Dropout rates as a model is configured with them, and the dropout layer burn's modules hold; its masks come from the compute stage's stream
 //! ([`crate::compute::MaskDraw`]), drawn in one parallel pass and the same for any thread count.
 
 use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param};
 use burn::tensor::{Tensor, TensorData};
 
+use serde::{Deserialize, Serialize};
+
 use crate::compute::{MaskDraw, next_key};
+use crate::error::{Error, Result};
 
 /// A dropout layer: zeroes each input with probability `prob` while training, scaling the rest
 /// by `1 / (1 - prob)`; the identity in inference.
@@ -61,5 +64,35 @@ impl ModuleDisplay for DropoutLayer {
 
     fn custom_content(&self, content: Content) -> Option<Content> {
         content.add("prob", &self.prob).optional()
+    }
+}
+
+/// Training-time regularization of a model: dropout on the inputs and on hidden units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Dropout {
+    /// Dropout probability on the input pixels, in [0, 1).
+    pub input: f64,
+    /// Dropout probability on each hidden layer's output, in [0, 1).
+    pub hidden: f64,
+}
+
+impl Dropout {
+    /// No dropout.
+    pub const NONE: Dropout = Dropout {
+        input: 0.0,
+        hidden: 0.0,
+    };
+
+    /// Rejects probabilities outside [0, 1).
+    pub fn check(self) -> Result<Dropout> {
+        for (name, p) in [
+            ("input dropout", self.input),
+            ("hidden dropout", self.hidden),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::config(format!("{name} must be in [0, 1), got {p}")));
+            }
+        }
+        Ok(self)
     }
 }

@@ -2,7 +2,7 @@
 //! exporters (ONNX in `onnx_export`, PyTorch in `torch_export`) walk. An architecture says once
 //! what it computes; a new export format needs no method on every architecture.
 
-use super::net::NamedArray;
+use super::architecture::NamedArray;
 
 /// One inference-time layer, its tensors under the checkpoint's names.
 #[derive(Debug, Clone)]

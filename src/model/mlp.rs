@@ -5,11 +5,11 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::architecture::{Architecture, NamedArray, Source};
 use super::dense;
+use super::dropout::Dropout as DropoutRates;
 use super::dropout::DropoutLayer;
 use super::layers::{Layer, dense_stack};
-use super::net::{Architecture, NamedArray, Source};
-use super::spec::Dropout as DropoutRates;
 use crate::data::{ImageShape, Standardize};
 use crate::error::{Error, Result};
 

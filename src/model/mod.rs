@@ -7,6 +7,7 @@
 //! classifier (a network, an ONNX model, an ensemble) offers the stages above.
 //! May use: `data` (image shapes) and the foundation modules.
 
+mod architecture;
 mod checkpoint;
 mod cnn;
 mod dense;
@@ -28,21 +29,22 @@ use crate::compute::PlainMlp;
 use crate::data::ImageShape;
 use crate::error::Result;
 
+pub use architecture::{Architecture, NamedArray, Source};
 pub use checkpoint::{
     COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
 };
-pub use cnn::{Cnn, CnnConfig};
-pub use dropout::DropoutLayer;
+pub use cnn::{Cnn, CnnConfig, MAX_CONV_BLOCKS};
+pub use dropout::{Dropout, DropoutLayer};
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
 pub use layers::Layer;
 pub use mlp::{Mlp, MlpConfig};
-pub use net::{Architecture, NamedArray, Net, Source};
+pub use net::Net;
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};
 pub use onnx_export::{
     ONNX_FEATURES, ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUT, export_onnx, onnx_input_name,
 };
 pub use serving::plain_mlp;
-pub use spec::{Dropout, MAX_CONV_BLOCKS, MAX_WIDTH, ModelConfig, ModelSpec};
+pub use spec::{MAX_WIDTH, ModelConfig, ModelSpec};
 pub use torch_export::{export_torch, torch_module};
 pub use trees::TreeEnsemble;
 

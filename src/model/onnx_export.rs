@@ -7,9 +7,9 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension::Value as DimValue};
 
 use super::Predictor;
+use super::architecture::NamedArray;
 use super::checkpoint::Network;
 use super::layers::{Layer, fold_batch_norm};
-use super::net::NamedArray;
 
 /// Operator set the exported files declare (supported by onnxruntime since 1.12).
 pub const ONNX_OPSET: i64 = 17;

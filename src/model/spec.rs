@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cnn::CnnConfig;
+use super::cnn::{CnnConfig, MAX_CONV_BLOCKS};
+use super::dropout::Dropout;
 use super::mlp::MlpConfig;
 use super::net::Net;
 use crate::data::{ImageShape, Standardize};
@@ -13,10 +14,6 @@ use burn::tensor::Device;
 /// The largest layer width a spec or checkpoint may ask for: far above any useful model, low
 /// enough that a crafted file cannot make the loader allocate without bound.
 pub const MAX_WIDTH: usize = 1 << 16;
-
-/// The most convolution blocks a spec may have: each halves the image, so 16 already needs
-/// images of 65,536 pixels a side.
-pub const MAX_CONV_BLOCKS: usize = 16;
 
 /// An architecture as a user writes it, before the data's shape is known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,36 +136,6 @@ impl ModelSpec {
                 channels, dense, ..
             } => channels.iter().chain(dense).copied().collect(),
         }
-    }
-}
-
-/// Training-time regularization of a model: dropout on the inputs and on hidden units.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Dropout {
-    /// Dropout probability on the input pixels, in [0, 1).
-    pub input: f64,
-    /// Dropout probability on each hidden layer's output, in [0, 1).
-    pub hidden: f64,
-}
-
-impl Dropout {
-    /// No dropout.
-    pub const NONE: Dropout = Dropout {
-        input: 0.0,
-        hidden: 0.0,
-    };
-
-    /// Rejects probabilities outside [0, 1).
-    pub fn check(self) -> Result<Dropout> {
-        for (name, p) in [
-            ("input dropout", self.input),
-            ("hidden dropout", self.hidden),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(Error::config(format!("{name} must be in [0, 1), got {p}")));
-            }
-        }
-        Ok(self)
     }
 }
 

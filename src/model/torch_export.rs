@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use super::Predictor;
+use super::architecture::NamedArray;
 use super::checkpoint::{Network, f32_safetensors};
 use super::layers::Layer;
-use super::net::NamedArray;
 
 /// The network as `torch.nn.Sequential` source and its `state_dict`, each module's tensors
 /// named by its position. An MLP's module starts with `nn.Flatten()`, so that it takes

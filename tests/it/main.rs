@@ -4,6 +4,7 @@
 
 mod common;
 
+mod circles;
 mod claims;
 mod cli;
 mod cnn;

@@ -5,6 +5,7 @@
 //!
 //! All take the teacher's log-probabilities at their temperature, as the cache stores them.
 
+mod build;
 mod dist;
 mod dkd;
 mod kd;
