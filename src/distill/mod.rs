@@ -12,6 +12,7 @@
 mod loss;
 mod losses;
 mod objective;
+mod objective_training;
 mod shards;
 mod soft_targets;
 mod views;
