@@ -9,14 +9,13 @@ use clap::Args;
 use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs};
 use crate::backend::compute_device;
 use crate::data::Splits;
-use crate::distill::{
-    DistillLoss, LossKind, LossSettings, Objective, StudentInputs, distill_objective,
-};
+use crate::distill::{DistillLoss, LossKind, LossSettings, Objective, StudentInputs};
 use crate::error::{Error, Result};
 use crate::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
     teacher_warning,
 };
+use crate::experiment::{Distillation, StudentRun, distill_student};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{
     COMPLETE_FILE, Classifier, Network, Predictor, TeacherOutputs, WEIGHTS_FILE, is_onnx,
@@ -435,18 +434,22 @@ impl Student<'_> {
             self.transfer.dataset.shape,
             s.seed,
         )?;
-        let (objective, note) = distill_objective(
-            self.teacher,
-            &c.teacher,
-            inputs,
-            &self.transfer.train,
+        let announce = format!("transfer set: {}; ", self.note);
+        let distillation = Distillation {
+            teacher: self.teacher,
+            teacher_dir: &c.teacher,
             loss,
-            &cache,
-            self.device,
-        )?;
-        eprintln!("transfer set: {}; {note}", self.note);
-        let output = c.resume.output(out, label);
-        train_role(self.role, self.transfer, &objective, self.device, &output)
+            inputs,
+            transfer: self.transfer,
+            cache_dir: &cache,
+            device: self.device,
+            announce: Some(&announce),
+        };
+        let student = StudentRun {
+            role: self.role,
+            output: c.resume.output(out, label),
+        };
+        Ok(distill_student(distillation, student)?.0.trained)
     }
 
     /// One student per temperature into `OUT/temperatures/T<t>`; the one with the fewest
