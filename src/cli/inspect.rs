@@ -7,11 +7,12 @@ use clap::Args;
 
 use super::args::{OnnxArgs, SplitName, data_dir};
 use distill::compute::compute_device;
+use distill::data::{Dataset, Split};
 use distill::distill::check_temperature;
 use distill::error::{Error, Result};
 use distill::eval::{
-    agreement, check_compatible, class_similarity, logits as model_logits, ranking_without,
-    similar_pairs, soften,
+    Agreement, agreement, check_compatible, class_similarity, logits as model_logits,
+    ranking_without, similar_pairs, soften,
 };
 use distill::model::{Classifier, Predictor};
 use distill::report::plot;
@@ -87,10 +88,64 @@ pub struct SimilarityCmd {
 }
 
 /// Class `c` as a person reads it: its folder name after the index when the dataset has names.
-fn named(ds: &distill::data::Dataset, c: usize) -> String {
+fn named(ds: &Dataset, c: usize) -> String {
     match ds.class_names.as_ref().and_then(|n| n.get(c)) {
         Some(name) if *name != c.to_string() => format!("{c} ({name})"),
         _ => c.to_string(),
+    }
+}
+
+/// The image `--index` or `--class` picks in `split`.
+fn chosen_image(c: &SoftenCmd, split: &Split, classes: usize) -> Result<usize> {
+    match (c.index, c.class) {
+        (Some(i), _) if i >= split.len() => Err(Error::config(format!(
+            "--index {i} is out of range: the split has {} images",
+            split.len()
+        ))),
+        (Some(i), _) => Ok(i),
+        (None, Some(class)) => split
+            .labels
+            .iter()
+            .position(|&l| l as usize == class)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "no image of class {class} in the split (classes are 0..{})",
+                    classes - 1
+                ))
+            }),
+        (None, None) => Err(Error::config("give --index N or --class C")),
+    }
+}
+
+/// The image's probabilities at each temperature, and the other classes in order.
+fn print_softened(c: &SoftenCmd, ds: &Dataset, index: usize, label: usize, probs: &[Vec<f64>]) {
+    println!(
+        "image {index} of the {:?} split, true class {}\n",
+        c.split,
+        named(ds, label)
+    );
+    print!("class");
+    for t in &c.temperatures {
+        print!(" {:>10}", format!("T={t}"));
+    }
+    println!();
+    for cls in 0..ds.classes {
+        print!("{cls:>5}");
+        for p in probs {
+            print!(" {:>10.3e}", p[cls]);
+        }
+        println!();
+    }
+    println!();
+    for (t, p) in c.temperatures.iter().zip(probs) {
+        let r: Vec<String> = ranking_without(p, label)
+            .iter()
+            .map(|&c| named(ds, c))
+            .collect();
+        println!(
+            "T={t}: other classes, most probable first: {}",
+            r.join(" > ")
+        );
     }
 }
 
@@ -107,26 +162,7 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
         SplitName::Train => &ds.train,
     };
     check_compatible(&net, split, ds.classes)?;
-    let index = match (c.index, c.class) {
-        (Some(i), _) if i >= split.len() => {
-            return Err(Error::config(format!(
-                "--index {i} is out of range: the split has {} images",
-                split.len()
-            )));
-        }
-        (Some(i), _) => i,
-        (None, Some(class)) => split
-            .labels
-            .iter()
-            .position(|&l| l as usize == class)
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "no image of class {class} in the split (classes are 0..{})",
-                    ds.classes - 1
-                ))
-            })?,
-        (None, None) => return Err(Error::config("give --index N or --class C")),
-    };
+    let index = chosen_image(&c, split, ds.classes)?;
     let one = split.subset(&[index]);
     let row = model_logits(&net, &one, &device)?;
     let probs = soften(&row, &c.temperatures);
@@ -150,35 +186,54 @@ pub(super) fn cmd_soften(c: SoftenCmd) -> Result<()> {
         println!("{v}");
         return Ok(());
     }
+    print_softened(&c, &ds, index, label, &probs);
+    Ok(())
+}
+
+/// The similarity matrix, its most similar pairs and the comparisons with other models.
+fn print_similarity(
+    c: &SimilarityCmd,
+    ds: &Dataset,
+    m: &[Vec<f64>],
+    pairs: &[(usize, usize, f64)],
+    comparisons: &[(String, Agreement)],
+) {
     println!(
-        "image {index} of the {:?} split, true class {}\n",
-        c.split,
-        named(&ds, label)
+        "mean soft targets at T = {} per true class (rows: true class)\n",
+        c.temperature
     );
-    print!("class");
-    for t in &c.temperatures {
-        print!(" {:>10}", format!("T={t}"));
+    print!("    ");
+    for j in 0..ds.classes {
+        print!(" {j:>8}");
     }
     println!();
-    for cls in 0..ds.classes {
-        print!("{cls:>5}");
-        for p in &probs {
-            print!(" {:>10.3e}", p[cls]);
+    for (i, row) in m.iter().enumerate() {
+        print!("{i:>4}");
+        for v in row {
+            print!(" {v:>8.2e}");
         }
         println!();
     }
-    println!();
-    for (t, p) in c.temperatures.iter().zip(&probs) {
-        let r: Vec<String> = ranking_without(p, label)
+    if let Some(names) = &ds.class_names {
+        let legend: Vec<String> = names
             .iter()
-            .map(|&c| named(&ds, c))
+            .enumerate()
+            .map(|(i, n)| format!("{i} = {n}"))
             .collect();
+        println!("\nclasses: {}", legend.join(", "));
+    }
+    println!("\nmost similar pairs:");
+    for &(a, b, s) in pairs {
+        println!("  {} ~ {}: {s:.3e}", named(ds, a), named(ds, b));
+    }
+    for (name, a) in comparisons {
         println!(
-            "T={t}: other classes, most probable first: {}",
-            r.join(" > ")
+            "vs {name}: mean KL {:.4} nats at T = {}, top-1 agreement {:.2}%",
+            a.mean_kl,
+            c.temperature,
+            100.0 * a.top1_agreement
         );
     }
-    Ok(())
 }
 
 pub(super) fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
@@ -224,41 +279,6 @@ pub(super) fn cmd_similarity(c: SimilarityCmd) -> Result<()> {
         println!("{v}");
         return Ok(());
     }
-    println!(
-        "mean soft targets at T = {} per true class (rows: true class)\n",
-        c.temperature
-    );
-    print!("    ");
-    for j in 0..ds.classes {
-        print!(" {j:>8}");
-    }
-    println!();
-    for (i, row) in m.iter().enumerate() {
-        print!("{i:>4}");
-        for v in row {
-            print!(" {v:>8.2e}");
-        }
-        println!();
-    }
-    if let Some(names) = &ds.class_names {
-        let legend: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{i} = {n}"))
-            .collect();
-        println!("\nclasses: {}", legend.join(", "));
-    }
-    println!("\nmost similar pairs:");
-    for &(a, b, s) in &pairs {
-        println!("  {} ~ {}: {s:.3e}", named(&ds, a), named(&ds, b));
-    }
-    for (name, a) in &comparisons {
-        println!(
-            "vs {name}: mean KL {:.4} nats at T = {}, top-1 agreement {:.2}%",
-            a.mean_kl,
-            c.temperature,
-            100.0 * a.top1_agreement
-        );
-    }
+    print_similarity(&c, &ds, &m, &pairs, &comparisons);
     Ok(())
 }

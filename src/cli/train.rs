@@ -11,14 +11,13 @@ use super::args::{
 };
 use distill::compute::compute_device;
 use distill::data::Splits;
-use distill::distill::{
-    DistillLoss, LossKind, LossSettings, Objective, StudentInputs, distill_objective,
-};
+use distill::distill::{DistillLoss, LossKind, LossSettings, Objective, StudentInputs};
 use distill::error::{Error, Result};
 use distill::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
     teacher_warning,
 };
+use distill::experiment::{Distillation, StudentRun, distill_student};
 use distill::fsutil::{RunLock, write_atomic};
 use distill::model::{
     COMPLETE_FILE, Classifier, ModelSpec, Network, Predictor, TeacherOutputs, WEIGHTS_FILE, is_onnx,
@@ -438,18 +437,22 @@ impl Student<'_> {
             self.transfer.dataset.shape,
             s.seed,
         )?;
-        let (objective, note) = distill_objective(
-            self.teacher,
-            &c.teacher,
-            inputs,
-            &self.transfer.train,
+        let announce = format!("transfer set: {}; ", self.note);
+        let distillation = Distillation {
+            teacher: self.teacher,
+            teacher_dir: &c.teacher,
             loss,
-            &cache,
-            self.device,
-        )?;
-        eprintln!("transfer set: {}; {note}", self.note);
-        let output = c.resume.output(out, label);
-        train_role(self.role, self.transfer, &objective, self.device, &output)
+            inputs,
+            transfer: self.transfer,
+            cache_dir: &cache,
+            device: self.device,
+            announce: Some(&announce),
+        };
+        let student = StudentRun {
+            role: self.role,
+            output: c.resume.output(out, label),
+        };
+        Ok(distill_student(distillation, student)?.0.trained)
     }
 
     /// One student per temperature into `OUT/temperatures/T<t>`; the one with the fewest

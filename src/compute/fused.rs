@@ -234,26 +234,7 @@ impl Backward<Flex, 3> for DenseBackward {
         let gv = values(&grad);
         let dz: std::borrow::Cow<'_, [f32]> = match relu_scale {
             None => gv,
-            Some(scale) => {
-                // The output is positive exactly where the ReLU passed and the mask kept, and
-                // every kept element was scaled by the same value.
-                let yv = values(&y);
-                let grad = move |(&g, &out): (&f32, &f32)| if out > 0.0 { g * scale } else { 0.0 };
-                // Written once from the output gradient and the output, not copied and then
-                // rewritten: this pass runs on the stepping thread while the other workers wait.
-                let dz: Vec<f32> = if gv.len() < CHEAP_SERIAL {
-                    wide(|| gv.iter().zip(yv.iter()).map(grad).collect())
-                } else {
-                    let mut dz = vec![0f32; gv.len()];
-                    par_chunks(&mut dz, |start, chunk| {
-                        let end = start + chunk.len();
-                        let from = gv[start..end].iter().zip(&yv[start..end]).map(grad);
-                        wide(|| chunk.iter_mut().zip(from).for_each(|(d, v)| *d = v))
-                    });
-                    dz
-                };
-                dz.into()
-            }
+            Some(scale) => relu_gradient(&gv, &y, scale).into(),
         };
         let w: Option<FlexTensor> = x_node.as_ref().map(|_| cp.retrieve_node_output(w_id));
         let x: Option<FlexTensor> = w_node.as_ref().map(|_| cp.retrieve_node_output(x_id));
@@ -277,18 +258,7 @@ impl Backward<Flex, 3> for DenseBackward {
             (v, k)
         };
         let pool = rayon::current_num_threads();
-        // The bias gradient, summed down the batch.
-        let db = || {
-            b_node.as_ref().map(|_| {
-                let mut db = vec![0f32; n];
-                for row in dz.chunks_exact(n) {
-                    for (s, g) in db.iter_mut().zip(row) {
-                        *s += g;
-                    }
-                }
-                db
-            })
-        };
+        let db = || b_node.as_ref().map(|_| bias_gradient(&dz, n));
         let ((dxs, dws), dbs) = match (&w, &x) {
             // The two products have the same number of multiply-adds (batch · inputs · outputs),
             // so each takes half of the pool, at the same time. With two threads that is one
@@ -320,6 +290,39 @@ impl Backward<Flex, 3> for DenseBackward {
             grads.register::<Flex>(node.id, tensor(db, [n]));
         }
     }
+}
+
+/// The gradient through a ReLU (and dropout mask) that kept its kept elements scaled by
+/// `scale`, from the output gradient `gv` and the output `y`.
+fn relu_gradient(gv: &[f32], y: &FlexTensor, scale: f32) -> Vec<f32> {
+    // The output is positive exactly where the ReLU passed and the mask kept, and every kept
+    // element was scaled by the same value.
+    let yv = values(y);
+    let grad = move |(&g, &out): (&f32, &f32)| if out > 0.0 { g * scale } else { 0.0 };
+    // Written once from the output gradient and the output, not copied and then rewritten:
+    // this pass runs on the stepping thread while the other workers wait.
+    if gv.len() < CHEAP_SERIAL {
+        wide(|| gv.iter().zip(yv.iter()).map(grad).collect())
+    } else {
+        let mut dz = vec![0f32; gv.len()];
+        par_chunks(&mut dz, |start, chunk| {
+            let end = start + chunk.len();
+            let from = gv[start..end].iter().zip(&yv[start..end]).map(grad);
+            wide(|| chunk.iter_mut().zip(from).for_each(|(d, v)| *d = v))
+        });
+        dz
+    }
+}
+
+/// The bias gradient: `dz` (`[batch, n]`) summed down the batch.
+fn bias_gradient(dz: &[f32], n: usize) -> Vec<f32> {
+    let mut db = vec![0f32; n];
+    for row in dz.chunks_exact(n) {
+        for (s, g) in db.iter_mut().zip(row) {
+            *s += g;
+        }
+    }
+    db
 }
 
 impl<C: CheckpointStrategy> DenseOps for Autodiff<Flex, C> {

@@ -82,7 +82,32 @@ fn read_array(
     }
     let kind = ty.type_char();
     let order = file.order();
-    let values: Vec<f64> = match (kind, width) {
+    let Some(values) = widened(file, kind, width) else {
+        return Err(bad(
+            path,
+            format!("array {name}: dtype {ty} is not an integer or float type"),
+        ));
+    };
+    let values = values.map_err(|e| bad(path, format!("array {name}: unreadable ({e})")))?;
+    let values = match order {
+        npyz::Order::C => values,
+        npyz::Order::Fortran => c_order(&values, &shape),
+    };
+    Ok(Array {
+        shape,
+        kind,
+        values,
+    })
+}
+
+/// The values of `file` widened to `f64`, or `None` when its type is not an integer or float
+/// of `width` bytes.
+fn widened<R: std::io::Read>(
+    file: NpyFile<R>,
+    kind: TypeChar,
+    width: u64,
+) -> Option<std::io::Result<Vec<f64>>> {
+    Some(match (kind, width) {
         (TypeChar::Uint, 1) => file
             .into_vec::<u8>()
             .map(|v| v.into_iter().map(f64::from).collect()),
@@ -111,22 +136,7 @@ fn read_array(
             .into_vec::<f32>()
             .map(|v| v.into_iter().map(f64::from).collect()),
         (TypeChar::Float, 8) => file.into_vec::<f64>(),
-        _ => {
-            return Err(bad(
-                path,
-                format!("array {name}: dtype {ty} is not an integer or float type"),
-            ));
-        }
-    }
-    .map_err(|e| bad(path, format!("array {name}: unreadable ({e})")))?;
-    let values = match order {
-        npyz::Order::C => values,
-        npyz::Order::Fortran => c_order(&values, &shape),
-    };
-    Ok(Array {
-        shape,
-        kind,
-        values,
+        _ => return None,
     })
 }
 

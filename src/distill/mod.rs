@@ -12,6 +12,7 @@
 mod cache;
 mod loss;
 mod objective;
+mod objective_training;
 
 pub use cache::{
     CacheKey, CacheOutcome, MAX_VIEWS, SHARD_ALIGN, Shard, ShardWrite, StudentInputs, ViewSpec,

@@ -10,20 +10,22 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
+use self::timed::Timed;
 use super::bench_interop::{InteropOptions, interop_figures};
 use super::bench_levers::lever_figures;
 use crate::compute::PlainMlp;
 use crate::data::{Dataset, DeviceSplit, ImageShape, Split, index_tensor};
-use crate::distill::{DistillLoss, DistillSettings, ViewSpec, ViewTargets, log_soft_targets};
+use crate::distill::{DistillLoss, ViewTargets, log_soft_targets};
 use crate::error::{Error, Result};
 use crate::eval::median;
-use crate::model::{Classifier, Dropout, ModelConfig, ModelSpec, Network, plain_mlp};
+use crate::model::{Dropout, ModelConfig, ModelSpec, Network, plain_mlp};
 use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings, overlapped};
+
+mod timed;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -232,166 +234,19 @@ pub fn run(
             "--epoch-examples must be at least 128 (one batch)",
         ));
     }
-    let data = split.head(n).to_device(device);
-    let cfg = sgd()?;
-    let kd = DistillSettings {
-        temperature: 20.0,
-        alpha: 0.9,
-    }
-    .check()?;
-    let (shape, classes) = (dataset.shape, dataset.classes);
-    let teacher_dropout = Dropout {
-        input: 0.2,
-        hidden: 0.5,
-    };
-    let teacher = net("mlp:1200,1200", teacher_dropout, shape, classes, device)?;
-    let student = net("mlp:800,800", Dropout::NONE, shape, classes, device)?;
-    let mut rng = StdRng::seed_from_u64(1);
-
+    let mut timed = Timed::new(opts, dataset, n, device)?;
     let mut figs = Selected {
         figures,
         only: &opts.only,
     };
-    if figs.wants_any(&["teacher_step_ms", "teacher_epoch_s"]) {
-        progress("teacher training");
-    }
-    let mut st = Stepper::new(&teacher, &cfg, device);
-    figs.time("teacher_step_ms", || {
-        repeat(opts, || {
-            steps_ms(&mut st, &data, &Soft::None, device, &mut rng, 50)
-        })
-    });
-    figs.time("teacher_epoch_s", || {
-        repeat(opts, || {
-            epoch(&mut st, &data, &Soft::None, device, &mut rng)
-        })
-    });
-
-    if figs.wants_any(&["kd_step_live_ms", "kd_epoch_live_s"]) {
-        progress("distillation, live teacher");
-    }
-    let live = Soft::Live(&teacher, &kd);
-    let mut ss = Stepper::new(&student, &cfg, device);
-    figs.time("kd_step_live_ms", || {
-        repeat(opts, || {
-            steps_ms(&mut ss, &data, &live, device, &mut rng, 50)
-        })
-    });
-    figs.time("kd_epoch_live_s", || {
-        repeat(opts, || epoch(&mut ss, &data, &live, device, &mut rng))
-    });
-
-    if figs.wants_any(&["kd_step_cached_ms", "kd_epoch_cached_s"]) {
-        progress("distillation, cached soft targets");
-    }
-    let cached_targets = match figs.wants_any(&["kd_step_cached_ms", "kd_epoch_cached_s"]) {
-        true => log_soft_targets(teacher.net.logits_chunked(&data.images), kd.temperature()),
-        false => Tensor::empty([0, classes], device),
-    };
-    let cached = Soft::Cached(&cached_targets, &kd);
-    figs.time("kd_step_cached_ms", || {
-        repeat(opts, || {
-            steps_ms(&mut ss, &data, &cached, device, &mut rng, 50)
-        })
-    });
-    figs.time("kd_epoch_cached_s", || {
-        repeat(opts, || epoch(&mut ss, &data, &cached, device, &mut rng))
-    });
-
-    // Soft targets cached for 9 views (1-px shifts), filled outside the timing; every batch
-    // is shifted on the host, as a jittered student's are.
-    if figs.wants("kd_epoch_views_s") {
-        progress("distillation, soft targets cached per shifted view");
-        let host = split.head(n);
-        let spec = ViewSpec {
-            views: 9,
-            max_shift: 1,
-            shape,
-            seed: 7,
-        };
-        let teacher = Classifier::Single(teacher.clone());
-        let views = ViewTargets::label(&teacher, &host, spec, kd.temperature(), device)?;
-        let soft = Soft::Views(&views, &host, &kd);
-        figs.time("kd_epoch_views_s", || {
-            repeat(opts, || epoch(&mut ss, &data, &soft, device, &mut rng))
-        });
-    }
-
-    if figs.wants_any(&["cnn_teacher_step_ms", "cnn_student_step_ms"]) {
-        progress("CNN training steps");
-        for (name, spec, dropout) in [
-            ("cnn_teacher_step_ms", "cnn:32,64/256", 0.5),
-            ("cnn_student_step_ms", "cnn:16,32/64", 0.0),
-        ] {
-            let dropout = Dropout {
-                input: 0.0,
-                hidden: dropout,
-            };
-            let model = net(spec, dropout, shape, classes, device)?;
-            let mut st = Stepper::new(&model, &cfg, device);
-            figs.time(name, || {
-                repeat(opts, || {
-                    steps_ms(&mut st, &data, &Soft::None, device, &mut rng, 20)
-                })
-            });
-        }
-    }
-
-    let inference = |n: &&&str| n.contains("_latency_") || n.contains("_throughput_");
-    if FIGURES.iter().filter(inference).any(|n| figs.wants(n)) {
-        progress("inference");
-    }
-    let rows = 200.min(n);
-    let host: Vec<f32> = data
-        .images
-        .clone()
-        .slice(0..rows)
-        .into_data()
-        .try_to_vec()
-        .unwrap_or_default();
-    serving_latency(
-        &mut figs,
-        opts,
-        [("teacher", &teacher), ("student", &student)],
-        &host,
-    );
-    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().ok();
-    for (name, model) in [("teacher", &teacher), ("student", &student)] {
-        // burn's tensor forward, on the pool's threads and on one.
-        let tensor_latency = || {
-            let mut t: Vec<f64> = (0..rows)
-                .map(|i| {
-                    let x = data.images.clone().slice(i..i + 1);
-                    let s = Instant::now();
-                    let _ = model.net.forward(x).into_data();
-                    1e6 * s.elapsed().as_secs_f64()
-                })
-                .collect();
-            median(&mut t)
-        };
-        figs.time(format!("{name}_latency_b1_burn_us"), || {
-            repeat(opts, tensor_latency)
-        });
-        if let Some(pool) = &one_thread {
-            figs.time(format!("{name}_latency_b1_burn_1thread_us"), || {
-                repeat(opts, || pool.install(tensor_latency))
-            });
-        }
-        let big = data.images.clone().slice(0..1024.min(n));
-        figs.time(format!("{name}_throughput_b1024"), || {
-            repeat(opts, || {
-                let s = Instant::now();
-                for _ in 0..5 {
-                    let _ = model.net.forward(big.clone()).into_data();
-                }
-                5.0 * big.dims()[0] as f64 / s.elapsed().as_secs_f64()
-            })
-        });
-    }
+    timed.teacher(&mut figs, &progress);
+    timed.distillation(&mut figs, &progress)?;
+    timed.cnn(&mut figs, &progress)?;
+    timed.inference(&mut figs, &progress);
 
     if figs.wants_prefix("lever_") {
         progress("speed levers: burn's dropout, SGD and dense layers against ours");
-        let levers = lever_figures(opts, &teacher, device);
+        let levers = lever_figures(opts, &timed.teacher, device);
         for (name, figure) in levers {
             figs.time(name, || figure);
         }

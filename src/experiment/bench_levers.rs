@@ -29,13 +29,7 @@ pub(super) fn lever_figures(
     ad.seed(7);
     seed_dropout(7);
     let inputs = teacher.config.shape().len();
-    let batches: Vec<(Tensor<2>, f64)> = [(inputs, 0.2), (1200, 0.5), (1200, 0.5)]
-        .into_iter()
-        .map(|(width, p)| {
-            let x = Tensor::<2>::random([128, width], Distribution::Default, &ad);
-            (x.require_grad(), p)
-        })
-        .collect();
+    let batches = dropout_batches(inputs, &ad);
     let burns: Vec<_> = batches
         .iter()
         .map(|(_, p)| DropoutConfig::new(*p).init())
@@ -49,8 +43,8 @@ pub(super) fn lever_figures(
         }
         1e3 * t.elapsed().as_secs_f64()
     };
-    let dropout_burn = || masks(&|i, x| burns[i].forward(x));
-    let dropout_ours = || masks(&|i, x| ours[i].forward(x));
+    let mut dropout_burn = || masks(&|i, x| burns[i].forward(x));
+    let mut dropout_ours = || masks(&|i, x| ours[i].forward(x));
 
     let x = Tensor::<2>::random([128, inputs], Distribution::Default, &ad);
     let mut burn_sgd = (
@@ -79,35 +73,65 @@ pub(super) fn lever_figures(
         .windows(2)
         .map(|w| LinearConfig::new(w[0], w[1]).init(&ad))
         .collect();
-    let stack = |fused: bool| {
-        let t = Instant::now();
-        let mut h = x.clone();
-        for (i, layer) in layers.iter().enumerate() {
-            let after = After::hidden(i + 1 < layers.len(), Some(MaskDraw::new(0.5, i as u64)));
-            h = match fused {
-                true => dense_layer(h, layer, after),
-                false => dense_layer_composed(h, layer, after),
-            };
-        }
-        let _ = h.sum().backward();
-        1e3 * t.elapsed().as_secs_f64()
-    };
+    let stack = |fused: bool| dense_stack_ms(&x, &layers, fused);
 
+    alternate(
+        opts,
+        &mut [
+            ("lever_dropout_burn_ms", &mut dropout_burn),
+            ("lever_dropout_ours_ms", &mut dropout_ours),
+            ("lever_sgd_burn_ms", &mut || update(&mut burn_sgd)),
+            ("lever_sgd_ours_ms", &mut || update(&mut our_sgd)),
+            ("lever_dense_burn_ms", &mut || stack(false)),
+            ("lever_dense_ours_ms", &mut || stack(true)),
+        ],
+    )
+}
+
+/// Milliseconds for forward and backward through `layers` from `x`, each hidden layer followed
+/// by ReLU and dropout 0.5: fused, or composed from burn's operations.
+fn dense_stack_ms(x: &Tensor<2>, layers: &[Linear], fused: bool) -> f64 {
+    let t = Instant::now();
+    let mut h = x.clone();
+    for (i, layer) in layers.iter().enumerate() {
+        let after = After::hidden(i + 1 < layers.len(), Some(MaskDraw::new(0.5, i as u64)));
+        h = match fused {
+            true => dense_layer(h, layer, after),
+            false => dense_layer_composed(h, layer, after),
+        };
+    }
+    let _ = h.sum().backward();
+    1e3 * t.elapsed().as_secs_f64()
+}
+
+/// A batch of 128 for each of the teacher's dropout layers (the input's, then two hidden
+/// ones), with that layer's rate.
+fn dropout_batches(inputs: usize, ad: &Device) -> Vec<(Tensor<2>, f64)> {
+    [(inputs, 0.2), (1200, 0.5), (1200, 0.5)]
+        .into_iter()
+        .map(|(width, p)| {
+            let x = Tensor::<2>::random([128, width], Distribution::Default, ad);
+            (x.require_grad(), p)
+        })
+        .collect()
+}
+
+/// Times every lever in turn, five times per repeat, and sums up what the repeats after the
+/// warm-up measured.
+fn alternate(
+    opts: &BenchOptions,
+    levers: &mut [(&'static str, &mut dyn FnMut() -> f64)],
+) -> BTreeMap<String, Figure> {
     let mut runs: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for rep in 0..opts.warmup + opts.reps.max(1) {
         // Alternating, a few times per repeat: each figure sees the same machine.
-        let mut take = |name: &'static str, v: f64| {
-            if rep >= opts.warmup {
-                runs.entry(name).or_default().push(v);
-            }
-        };
         for _ in 0..5 {
-            take("lever_dropout_burn_ms", dropout_burn());
-            take("lever_dropout_ours_ms", dropout_ours());
-            take("lever_sgd_burn_ms", update(&mut burn_sgd));
-            take("lever_sgd_ours_ms", update(&mut our_sgd));
-            take("lever_dense_burn_ms", stack(false));
-            take("lever_dense_ours_ms", stack(true));
+            for (name, time) in levers.iter_mut() {
+                let v = time();
+                if rep >= opts.warmup {
+                    runs.entry(name).or_default().push(v);
+                }
+            }
         }
     }
     runs.into_iter()

@@ -11,12 +11,13 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::presets::ReproduceConfig;
+use super::student::{Distillation, StudentRun, distill_students, student_report};
 use crate::data::Splits;
 use crate::distill::{DistillLoss, LossKind, LossSettings, Objective, StudentInputs};
 use crate::error::Result;
-use crate::eval::{ModelReport, model_report};
+use crate::eval::ModelReport;
 use crate::model::Classifier;
-use crate::train::{CheckedRole, EpochMetrics, OptimizerKind, RoleConfig, RunOutput, train_role};
+use crate::train::{CheckedRole, OptimizerKind, RoleConfig, RunOutput, train_role};
 
 /// What the losses experiment trains beyond the main recipe's teacher, student alone and
 /// KD-distilled student.
@@ -144,41 +145,60 @@ impl LossStudents<'_> {
         models: &mut BTreeMap<String, ModelReport>,
         notes: &mut Vec<String>,
     ) -> Result<()> {
-        // One objective per loss, shared by both students: its soft targets are read once.
-        let mut objective = |name: &str, loss: Arc<dyn DistillLoss>| {
-            let (objective, note) = crate::distill::distill_objective(
-                self.teacher.0,
-                self.teacher.1,
-                StudentInputs::Plain,
-                &self.transfer.train,
-                loss,
-                self.cache_dir,
-                self.device,
-            )?;
-            notes.push(format!("{name}: {note}"));
-            Ok::<_, crate::error::Error>(objective)
-        };
-        let mut fit = |name: String, role: &CheckedRole, objective: &Objective| {
-            let dir = self.out.join(&name);
-            let t = train_role(
-                role,
-                self.transfer,
-                objective,
-                self.device,
-                &(self.output)(&dir, &name),
-            )?;
-            let val = t.history.last().and_then(EpochMetrics::validation);
-            let report = model_report(&t.network, &dir, self.splits, self.device, t.seconds, val)?;
-            models.insert(name, report);
-            Ok::<_, crate::error::Error>(())
-        };
         let cnn = &trial.cnn_student;
-        fit("cnn_student".into(), cnn, &Objective::Hard)?;
-        fit("cnn_distilled".into(), cnn, &objective("kd", kd)?)?;
+        let dir = self.out.join("cnn_student");
+        let alone = train_role(
+            cnn,
+            self.transfer,
+            &Objective::Hard,
+            self.device,
+            &(self.output)(&dir, "cnn_student"),
+        )?;
+        let report = student_report(&alone, &dir, self.splits, self.device)?;
+        models.insert("cnn_student".into(), report);
+        let kd_students = [("cnn_distilled".to_string(), cnn)];
+        self.distill("kd", kd, &kd_students, models, notes)?;
         for (name, loss) in &trial.losses {
-            let shared = objective(name, loss.clone())?;
-            fit(format!("distilled_{name}"), mlp, &shared)?;
-            fit(format!("cnn_distilled_{name}"), cnn, &shared)?;
+            // Both students learn from one objective: its soft targets are read once.
+            let students = [
+                (format!("distilled_{name}"), mlp),
+                (format!("cnn_distilled_{name}"), cnn),
+            ];
+            self.distill(name, loss.clone(), &students, models, notes)?;
+        }
+        Ok(())
+    }
+
+    /// Distills each of `students` (named for the report) towards `loss`, into `out/<name>`.
+    fn distill(
+        &self,
+        loss_name: &str,
+        loss: Arc<dyn DistillLoss>,
+        students: &[(String, &CheckedRole)],
+        models: &mut BTreeMap<String, ModelReport>,
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
+        let distillation = Distillation {
+            teacher: self.teacher.0,
+            teacher_dir: self.teacher.1,
+            loss,
+            inputs: StudentInputs::Plain,
+            transfer: self.transfer,
+            cache_dir: self.cache_dir,
+            device: self.device,
+            announce: None,
+        };
+        let runs: Vec<StudentRun> = students
+            .iter()
+            .map(|(name, role)| StudentRun {
+                role,
+                output: (self.output)(&self.out.join(name), name),
+            })
+            .collect();
+        let (distilled, note) = distill_students(distillation, &runs)?;
+        notes.push(format!("{loss_name}: {note}"));
+        for ((name, _), d) in students.iter().zip(&distilled) {
+            models.insert(name.clone(), d.report(self.splits, self.device)?);
         }
         Ok(())
     }

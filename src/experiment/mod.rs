@@ -13,6 +13,7 @@ mod losses;
 mod presets;
 mod recipes;
 mod seeds_headline;
+mod student;
 pub mod summary;
 pub mod sweep;
 mod table_speed;
@@ -22,4 +23,7 @@ pub use bench_interop::InteropOptions;
 pub use extra_rows::{ExtraRows, RowCounts};
 pub use presets::{CheckedRoles, ExperimentKind, FitToData, Preset, ReproduceConfig};
 pub use recipes::{ReproduceOptions, reproduce};
+pub use student::{
+    Distillation, Distilled, StudentRun, distill_student, distill_students, student_report,
+};
 pub use tables::{TableRecipe, reproduce_table};

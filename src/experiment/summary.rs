@@ -139,49 +139,12 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
     }
     let reports = runs
         .iter()
-        .map(|d| {
-            let path = d.join("report.json");
-            if !path.is_file() {
-                return Err(Error::config(format!(
-                    "{} has no report.json; give directories written by `distill reproduce`",
-                    d.display()
-                )));
-            }
-            let report = Report::read(&path)?;
-            check_report(&report, &path)?;
-            Ok(report)
-        })
+        .map(|d| read_report(d))
         .collect::<Result<Vec<_>>>()?;
     let first = &reports[0];
     let roles: Vec<&String> = first.models.keys().collect();
     for (r, dir) in reports.iter().zip(runs).skip(1) {
-        let differs = |what: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
-            Error::Mismatch(format!(
-                "{} has {what} {b:?} but {} has {a:?}; summarize runs of one experiment only",
-                dir.display(),
-                runs[0].display()
-            ))
-        };
-        if r.experiment != first.experiment {
-            return Err(differs("experiment", &first.experiment, &r.experiment));
-        }
-        if r.preset != first.preset {
-            return Err(differs("preset", &first.preset, &r.preset));
-        }
-        let these: Vec<&String> = r.models.keys().collect();
-        if these != roles {
-            return Err(differs("models", &roles, &these));
-        }
-        for (name, m) in &r.models {
-            let f = &first.models[name];
-            if m.test_examples != f.test_examples || m.class_errors.len() != f.class_errors.len() {
-                return Err(differs(
-                    &format!("a {name} tested on"),
-                    &(f.test_examples, f.class_errors.len()),
-                    &(m.test_examples, m.class_errors.len()),
-                ));
-            }
-        }
+        check_same_experiment(first, r, &runs[0], dir)?;
     }
     let seeds: Vec<u64> = reports.iter().map(|r| r.seed).collect();
     for (i, s) in seeds.iter().enumerate() {
@@ -195,33 +158,7 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
     let stat = |f: &dyn Fn(&Report) -> f64| Stat::new(reports.iter().map(f).collect());
     let models = roles
         .iter()
-        .map(|&name| {
-            let f = &first.models[name];
-            let classes = f.class_errors.len();
-            let class_error_percent = (0..classes)
-                .map(|c| {
-                    reports
-                        .iter()
-                        .map(|r| {
-                            let m = &r.models[name];
-                            error_percent(m.class_errors[c], m.class_examples[c])
-                        })
-                        .sum::<f64>()
-                        / reports.len() as f64
-                })
-                .collect();
-            let summary = ModelSummary {
-                spec: f.spec.clone(),
-                params: f.params,
-                test_errors: stat(&|r| r.models[name].test_errors as f64),
-                test_examples: f.test_examples,
-                class_error_percent,
-                train_seconds: stat(&|r| r.models[name].train_seconds),
-                infer_us_per_example: stat(&|r| r.models[name].infer_us_per_example),
-                batched_us_per_example: stat(&|r| r.models[name].batched_us_per_example),
-            };
-            (name.clone(), summary)
-        })
+        .map(|&name| (name.clone(), model_summary(&reports, name)))
         .collect();
     let findings = first
         .findings
@@ -249,6 +186,83 @@ pub fn summarize(runs: &[PathBuf]) -> Result<Summary> {
     };
     summary.headline = SeedsHeadline::of(&summary);
     Ok(summary)
+}
+
+/// The checked `report.json` of the run directory `dir`.
+fn read_report(dir: &Path) -> Result<Report> {
+    let path = dir.join("report.json");
+    if !path.is_file() {
+        return Err(Error::config(format!(
+            "{} has no report.json; give directories written by `distill reproduce`",
+            dir.display()
+        )));
+    }
+    let report = Report::read(&path)?;
+    check_report(&report, &path)?;
+    Ok(report)
+}
+
+/// Refuses the run `r` (in `dir`) unless it is of the experiment, preset, models and test set
+/// size of the `first` run (in `first_dir`).
+fn check_same_experiment(first: &Report, r: &Report, first_dir: &Path, dir: &Path) -> Result<()> {
+    let differs = |what: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+        Error::Mismatch(format!(
+            "{} has {what} {b:?} but {} has {a:?}; summarize runs of one experiment only",
+            dir.display(),
+            first_dir.display()
+        ))
+    };
+    if r.experiment != first.experiment {
+        return Err(differs("experiment", &first.experiment, &r.experiment));
+    }
+    if r.preset != first.preset {
+        return Err(differs("preset", &first.preset, &r.preset));
+    }
+    let roles: Vec<&String> = first.models.keys().collect();
+    let these: Vec<&String> = r.models.keys().collect();
+    if these != roles {
+        return Err(differs("models", &roles, &these));
+    }
+    for (name, m) in &r.models {
+        let f = &first.models[name];
+        if m.test_examples != f.test_examples || m.class_errors.len() != f.class_errors.len() {
+            return Err(differs(
+                &format!("a {name} tested on"),
+                &(f.test_examples, f.class_errors.len()),
+                &(m.test_examples, m.class_errors.len()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The model `name` over the runs of `reports`.
+fn model_summary(reports: &[Report], name: &str) -> ModelSummary {
+    let stat = |f: &dyn Fn(&Report) -> f64| Stat::new(reports.iter().map(f).collect());
+    let f = &reports[0].models[name];
+    let classes = f.class_errors.len();
+    let class_error_percent = (0..classes)
+        .map(|c| {
+            reports
+                .iter()
+                .map(|r| {
+                    let m = &r.models[name];
+                    error_percent(m.class_errors[c], m.class_examples[c])
+                })
+                .sum::<f64>()
+                / reports.len() as f64
+        })
+        .collect();
+    ModelSummary {
+        spec: f.spec.clone(),
+        params: f.params,
+        test_errors: stat(&|r| r.models[name].test_errors as f64),
+        test_examples: f.test_examples,
+        class_error_percent,
+        train_seconds: stat(&|r| r.models[name].train_seconds),
+        infer_us_per_example: stat(&|r| r.models[name].infer_us_per_example),
+        batched_us_per_example: stat(&|r| r.models[name].batched_us_per_example),
+    }
 }
 
 /// Refuses a report whose per-model arrays do not fit its dataset (a hand-edited or foreign

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::student::{Distillation, StudentRun, distill_student};
 use crate::compute::compute_device;
 use crate::data::Splits;
-use crate::distill::{DistillConfig, DistillSettings, StudentInputs, distill_objective};
+use crate::distill::{DistillConfig, DistillSettings, StudentInputs};
 use crate::error::{Error, Result, Setting};
 use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
 use crate::model::{Classifier, OnnxOptions, OpenOptions};
 use crate::report::{Environment, plot};
-use crate::train::{CheckedRole, RoleConfig, RunOutput, TrainSettings, train_role};
+use crate::train::{CheckedRole, RoleConfig, RunOutput, TrainSettings};
 
 /// Options of `distill sweep`: one distilled student per (student, alpha, T) from one teacher.
 #[derive(Debug, Clone)]
@@ -82,6 +83,71 @@ pub struct SweepReport {
 
 /// Distills one student per setting and charts test error against T.
 pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
+    let (roles, configs) = sweep_settings(opts)?;
+    let (device, backend) = compute_device();
+    let splits = Splits::load(
+        &opts.data_dir,
+        &crate::data::TableOptions::default(),
+        opts.validation_size,
+        opts.train_size,
+        opts.test_size,
+    )?;
+    let how = OpenOptions {
+        shape: Some(splits.dataset.shape),
+        onnx: opts.onnx.clone(),
+    };
+    let teacher = Classifier::load_teacher(&opts.teacher, &device, &how)?;
+    teacher.expect_classes(splits.dataset.classes)?;
+    let _lock = crate::fsutil::RunLock::acquire(&opts.out)?;
+    let cache = opts.out.join("cache");
+    let mut points = Vec::new();
+    for role in &roles {
+        for cfg in &configs {
+            let s = role.train.settings();
+            let distillation = Distillation {
+                teacher: &teacher,
+                teacher_dir: &opts.teacher,
+                loss: Arc::new(*cfg),
+                inputs: StudentInputs::new(s.jitter, s.mixup, 0, splits.dataset.shape, s.seed)?,
+                transfer: &splits,
+                cache_dir: &cache,
+                device: &device,
+                announce: None,
+            };
+            points.push(sweep_point(opts, distillation, role, cfg)?);
+        }
+    }
+    let choosing: Vec<ValidationPoint> = points.iter().map(SweepPoint::for_choosing).collect();
+    let findings = sweep_findings(&choosing);
+    let series = sweep_series(&points);
+    for ext in ["png", "svg"] {
+        plot::sweep_chart(
+            &opts.out.join(format!("sweep.{ext}")),
+            "distilled students: test error vs temperature",
+            &series,
+        )?;
+    }
+    let report = SweepReport {
+        teacher: opts.teacher.display().to_string(),
+        points,
+        findings,
+        train: opts.train.clone(),
+        environment: Environment::detect(backend),
+    };
+    crate::fsutil::write_json(&opts.out.join("sweep.json"), &report)?;
+    write_atomic(
+        &opts.out.join("sweep.md"),
+        sweep_markdown(&report).as_bytes(),
+    )?;
+    write_atomic(
+        &opts.out.join("report.html"),
+        sweep_html(&report, &opts.out).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+/// The sweep's students and (alpha, T) settings, checked before anything loads.
+fn sweep_settings(opts: &SweepOptions) -> Result<(Vec<CheckedRole>, Vec<DistillConfig>)> {
     for &t in &opts.temperatures {
         crate::distill::check_temperature(t)?;
     }
@@ -119,116 +185,68 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
         })
         .map(DistillSettings::check)
         .collect::<Result<_>>()?;
-    let (device, backend) = compute_device();
-    let splits = Splits::load(
-        &opts.data_dir,
-        &crate::data::TableOptions::default(),
-        opts.validation_size,
-        opts.train_size,
-        opts.test_size,
-    )?;
-    let how = OpenOptions {
-        shape: Some(splits.dataset.shape),
-        onnx: opts.onnx.clone(),
+    Ok((roles, configs))
+}
+
+/// Distills the student `role` at the setting `cfg` into a directory named after both, and
+/// measures it.
+fn sweep_point(
+    opts: &SweepOptions,
+    distillation: Distillation<'_>,
+    role: &CheckedRole,
+    cfg: &DistillConfig,
+) -> Result<SweepPoint> {
+    let name = format!(
+        "{}-a{}-T{}",
+        role.spec.to_string().replace([':', ','], "_"),
+        cfg.alpha(),
+        cfg.temperature()
+    );
+    let student = StudentRun {
+        role,
+        output: RunOutput::new(&opts.out.join(&name), &name, opts.progress),
     };
-    let teacher = Classifier::load_teacher(&opts.teacher, &device, &how)?;
-    teacher.expect_classes(splits.dataset.classes)?;
-    let _lock = crate::fsutil::RunLock::acquire(&opts.out)?;
-    let cache = opts.out.join("cache");
-    let mut points = Vec::new();
-    for role in &roles {
-        for cfg in &configs {
-            let (objective, _) = distill_objective(
-                &teacher,
-                &opts.teacher,
-                StudentInputs::new(
-                    role.train.settings().jitter,
-                    role.train.settings().mixup,
-                    0,
-                    splits.dataset.shape,
-                    role.train.settings().seed,
-                )?,
-                &splits.train,
-                Arc::new(*cfg),
-                &cache,
-                &device,
-            )?;
-            let name = format!(
-                "{}-a{}-T{}",
-                role.spec.to_string().replace([':', ','], "_"),
-                cfg.alpha(),
-                cfg.temperature()
-            );
-            let dir = opts.out.join(&name);
-            let t = train_role(
-                role,
-                &splits,
-                &objective,
-                &device,
-                &RunOutput::new(&dir, &name, opts.progress),
-            )?;
-            let e = evaluate(&t.network, &splits.test, splits.dataset.classes, &device)?;
-            points.push(SweepPoint {
-                student: role.spec.to_string(),
-                alpha: cfg.alpha(),
-                temperature: cfg.temperature(),
-                test_errors: e.errors,
-                test_examples: e.examples,
-                validation_errors: t.history.last().map_or(0, |m| m.validation_errors),
-                train_seconds: t.seconds,
-            });
-            if opts.progress {
-                eprintln!(
-                    "{name}: {} test errors, {} validation errors",
-                    e.errors,
-                    points.last().map_or(0, |p| p.validation_errors)
-                );
-            }
-        }
-    }
-    let choosing: Vec<ValidationPoint> = points.iter().map(SweepPoint::for_choosing).collect();
-    let findings = sweep_findings(&choosing);
-    let series: Vec<plot::SweepSeries> =
-        group_by_setting(&points, |p| (p.student.clone(), p.alpha.to_string()))
-            .into_iter()
-            .map(|((s, a), mut ps)| {
-                ps.sort_by(|a, b| a.temperature.total_cmp(&b.temperature));
-                let pts = ps
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.temperature as f64,
-                            crate::eval::error_percent(p.test_errors, p.test_examples),
-                        )
-                    })
-                    .collect();
-                (format!("{s}, alpha {a}"), pts)
-            })
-            .collect();
-    for ext in ["png", "svg"] {
-        plot::sweep_chart(
-            &opts.out.join(format!("sweep.{ext}")),
-            "distilled students: test error vs temperature",
-            &series,
-        )?;
-    }
-    let report = SweepReport {
-        teacher: opts.teacher.display().to_string(),
-        points,
-        findings,
-        train: opts.train.clone(),
-        environment: Environment::detect(backend),
+    let splits = distillation.transfer;
+    let device = distillation.device;
+    let (d, _) = distill_student(distillation, student)?;
+    let t = d.trained;
+    let e = evaluate(&t.network, &splits.test, splits.dataset.classes, device)?;
+    let point = SweepPoint {
+        student: role.spec.to_string(),
+        alpha: cfg.alpha(),
+        temperature: cfg.temperature(),
+        test_errors: e.errors,
+        test_examples: e.examples,
+        validation_errors: t.history.last().map_or(0, |m| m.validation_errors),
+        train_seconds: t.seconds,
     };
-    crate::fsutil::write_json(&opts.out.join("sweep.json"), &report)?;
-    write_atomic(
-        &opts.out.join("sweep.md"),
-        sweep_markdown(&report).as_bytes(),
-    )?;
-    write_atomic(
-        &opts.out.join("report.html"),
-        sweep_html(&report, &opts.out).as_bytes(),
-    )?;
-    Ok(report)
+    if opts.progress {
+        eprintln!(
+            "{name}: {} test errors, {} validation errors",
+            e.errors, point.validation_errors
+        );
+    }
+    Ok(point)
+}
+
+/// Test error against temperature, one series per (student, alpha).
+fn sweep_series(points: &[SweepPoint]) -> Vec<plot::SweepSeries> {
+    group_by_setting(points, |p| (p.student.clone(), p.alpha.to_string()))
+        .into_iter()
+        .map(|((s, a), mut ps)| {
+            ps.sort_by(|a, b| a.temperature.total_cmp(&b.temperature));
+            let pts = ps
+                .iter()
+                .map(|p| {
+                    (
+                        p.temperature as f64,
+                        crate::eval::error_percent(p.test_errors, p.test_examples),
+                    )
+                })
+                .collect();
+            (format!("{s}, alpha {a}"), pts)
+        })
+        .collect()
 }
 
 /// Points grouped by (student, alpha), in first-seen order.

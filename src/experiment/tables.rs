@@ -12,10 +12,11 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use super::extra_rows::ExtraRows;
+use super::student::{Distillation, StudentRun, distill_student};
 use super::table_speed::size_speed;
 use crate::compute::compute_device;
 use crate::data::{Munge, Splits, TableOptions};
-use crate::distill::{DistillSettings, Objective, StudentInputs, distill_objective};
+use crate::distill::{DistillSettings, Objective, StudentInputs};
 use crate::error::{Error, Result};
 use crate::eval::{ModelReport, evaluate, model_report};
 use crate::fsutil::{RunLock, write_atomic};
@@ -104,19 +105,21 @@ impl Ctx<'_> {
                 alpha: self.recipe.alpha,
             }
             .check()?;
-            let (objective, _) = distill_objective(
-                self.teacher,
-                &self.recipe.teacher,
-                StudentInputs::Plain,
-                &transfer.train,
-                Arc::new(settings),
-                &self.out.join("cache"),
-                &self.device,
-            )?;
+            let distillation = Distillation {
+                teacher: self.teacher,
+                teacher_dir: &self.recipe.teacher,
+                loss: Arc::new(settings),
+                inputs: StudentInputs::Plain,
+                transfer,
+                cache_dir: &self.out.join("cache"),
+                device: &self.device,
+                announce: None,
+            };
             let dir = self.out.join(name).join(format!("T{t}"));
             let label = format!("{name} T={t}");
             let output = RunOutput::new(&dir, &label, self.progress);
-            let trained = train_role(role, transfer, &objective, &self.device, &output)?;
+            let (student, _) = distill_student(distillation, StudentRun { role, output })?;
+            let trained = student.trained;
             let val = trained.validation_errors();
             grid.push((t, val));
             if best

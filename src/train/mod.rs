@@ -13,6 +13,7 @@ pub mod resume;
 mod role;
 mod run;
 mod settings;
+mod start;
 mod stepper;
 
 pub use early_stop::BEST_FILE;

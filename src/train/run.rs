@@ -12,16 +12,17 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use super::early_stop::EarlyStop;
-use super::metrics::{EpochMetrics, metrics_path, read_metrics};
+use super::metrics::{EpochMetrics, metrics_path};
 use super::overlap::overlapped;
 use super::resume;
-use super::settings::{RngStream, TrainConfig};
+use super::settings::{RngStream, TrainConfig, TrainSettings};
+use super::start::{Start, already_finished};
 use super::stepper::{Stepper, count_errors};
-use crate::data::{ImageShape, Split, index_tensor, jittered_batch, mix_batch};
+use crate::data::{DeviceSplit, ImageShape, Split, index_tensor, jittered_batch, mix_batch};
 use crate::distill::{DistillLoss, Objective};
 use crate::error::{Error, Result};
-use crate::fsutil::{append_line, write_atomic};
-use crate::model::{Network, Predictor, clear_complete, finished_run, mark_complete};
+use crate::fsutil::append_line;
+use crate::model::{Network, clear_complete, finished_run, mark_complete};
 
 /// One prepared batch: its place in the epoch, images, labels and soft targets if any.
 struct Batch<'a> {
@@ -142,11 +143,43 @@ pub fn train(
     output: &RunOutput,
 ) -> Result<Trained> {
     let s = config.settings();
-    let n = data.train.len();
-    if n == 0 {
+    check_fits(&network, data, objective, s)?;
+    std::fs::create_dir_all(&output.dir)
+        .map_err(|e| Error::io("creating directory", &output.dir, e))?;
+    let run_id = resume::run_identity(&(
+        s,
+        &network.config,
+        data.train.fingerprint(),
+        data.validation.fingerprint(),
+        objective.kind(),
+    ));
+    if output.checkpoints.resume && finished_run(&output.dir).is_some_and(|r| r == run_id) {
+        return already_finished(output, s.patience, device);
+    }
+    clear_complete(&output.dir)?;
+    let start = Start::new(&network, config, device, output, &run_id)?;
+    let first_epoch = start.first_epoch;
+    let mut run = Epochs::new(
+        &network, data, objective, config, device, output, &run_id, start,
+    )?;
+    for epoch in first_epoch..=s.epochs {
+        if run.epoch(epoch)? {
+            break;
+        }
+    }
+    run.finish()
+}
+
+/// Refuses data that does not fit the network, or an objective that fits neither.
+fn check_fits(
+    network: &Network,
+    data: TrainData<'_>,
+    objective: &Objective,
+    s: &TrainSettings,
+) -> Result<()> {
+    if data.train.is_empty() {
         return Err(Error::config("the training (transfer) set is empty"));
     }
-    let classes = network.config.classes();
     if data.train.pixels != network.config.inputs() {
         return Err(Error::Mismatch(format!(
             "images have {} values each but the model expects {} inputs",
@@ -154,246 +187,212 @@ pub fn train(
             network.config.inputs()
         )));
     }
-    if let Objective::Distill {
-        teacher_log_probs, ..
-    } = objective
-    {
-        let [rows, cols] = teacher_log_probs.dims();
-        if rows != n || cols != classes {
-            return Err(Error::Mismatch(format!(
-                "teacher soft targets are {rows}x{cols} but the transfer set has {n} examples \
-                 and the student {classes} classes"
-            )));
-        }
-    }
-    if let Objective::DistillViews { targets, .. } = objective {
-        let [rows, cols] = targets.log_probs.dims();
-        if rows != n * targets.spec.views || cols != classes || targets.spec.shape != data.shape {
-            return Err(Error::Mismatch(format!(
-                "cached views hold {rows}x{cols} soft targets of {:?} images, but the transfer \
-                 set has {n} examples of {:?} in {} views and the student {classes} classes",
-                targets.spec.shape, data.shape, targets.spec.views
-            )));
-        }
-    }
-    if let Objective::DistillLive { teacher, .. } = objective
-        && (teacher.classes() != classes || teacher.inputs() != data.train.pixels)
-    {
-        return Err(Error::Mismatch(format!(
-            "the teacher maps {} inputs to {} classes but the student {} inputs to {classes} classes",
-            teacher.inputs(),
-            teacher.classes(),
-            network.config.inputs()
-        )));
-    }
-    // Soft targets stored ahead of time describe unblended images. The commands refuse this
-    // pairing before loading anything (`StudentInputs::check`); a library caller that builds
-    // the objective itself meets the same refusal here rather than a silently wrong target.
-    if s.mixup > 0.0
-        && matches!(
-            objective,
-            Objective::Distill { .. } | Objective::DistillViews { .. }
-        )
-    {
-        return Err(Error::config(
-            "mixup blends new images on every batch, which only a live teacher can label: \
-             cached soft targets cannot teach a student trained with --mixup",
-        ));
-    }
-    std::fs::create_dir_all(&output.dir)
-        .map_err(|e| Error::io("creating directory", &output.dir, e))?;
-    let dir = &output.dir;
-    let metrics_path = metrics_path(dir);
-    let objective_kind = match objective {
-        Objective::Hard => "hard labels".to_string(),
-        Objective::Distill {
-            loss,
-            teacher_log_probs,
-        } => format!("{} cached {:?}", loss.describe(), teacher_log_probs.dims()),
-        Objective::DistillLive { loss, teacher } => {
-            format!("{} live {}", loss.describe(), teacher.describe())
-        }
-        Objective::DistillViews { loss, targets } => format!(
-            "{} cached views {:?} {:?}",
-            loss.describe(),
-            targets.log_probs.dims(),
-            targets.spec
-        ),
-    };
-    let run_id = resume::run_identity(&(
-        s,
-        &network.config,
-        data.train.fingerprint(),
-        data.validation.fingerprint(),
-        objective_kind,
-    ));
-    // Resuming a run that already finished hands back its model untouched, and removes the
-    // resumable state that a kill between marking it finished and removing it left behind.
-    if output.checkpoints.resume && finished_run(dir).is_some_and(|r| r == run_id) {
-        if !output.checkpoints.keep {
-            resume::clear(dir)?;
-        }
-        let network = Network::load(dir, device)?;
-        let history = read_metrics(dir);
-        let seconds = history.last().map_or(0.0, |m| m.elapsed_seconds);
-        if output.progress {
-            eprintln!(
-                "{}: already finished in {}; not retrained",
-                output.label,
-                dir.display()
-            );
-        }
-        let best_epoch = s
-            .patience
-            .and_then(|p| EarlyStop::new(p, dir, &history).best_epoch());
-        return Ok(Trained {
-            network,
-            history,
-            seconds,
-            best_epoch,
-        });
-    }
-    clear_complete(dir)?;
-    let resumed = if output.checkpoints.resume {
-        resume::load(dir, &run_id, device)?
-    } else {
-        resume::clear(dir)?;
-        None
-    };
-    let (mut stepper, first_epoch, elapsed_before, mut history) = match resumed {
-        Some((state, saved)) => {
-            let optimizer = resume::ResumeState::optimizer(dir, state.epoch);
-            let stepper = Stepper::resume(&saved, config, device, &state.param_ids, &optimizer)?;
-            // Epochs after the saved state (a kill between the metrics line and the state)
-            // are dropped: they are trained again.
-            // The lines are kept as written: parsing and printing floats again could move
-            // them by a unit in the last place.
-            let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
-            let kept: Vec<&str> = text.lines().take(state.epoch).collect();
-            let mut history = read_metrics(dir);
-            history.truncate(state.epoch);
-            if kept.len() != state.epoch || history.len() != state.epoch {
-                return Err(Error::Checkpoint {
-                    path: metrics_path.clone(),
-                    reason: format!(
-                        "holds {} readable epochs, the resumable state {}",
-                        history.len(),
-                        state.epoch
-                    ),
-                });
-            }
-            write_atomic(&metrics_path, (kept.join("\n") + "\n").as_bytes())?;
-            if output.progress {
-                eprintln!("{}: resuming after epoch {}", output.label, state.epoch);
-            }
-            (stepper, state.epoch + 1, state.elapsed_seconds, history)
-        }
-        None => {
-            if output.checkpoints.resume && output.progress {
-                eprintln!(
-                    "{}: nothing to resume in {}; training from the start",
-                    output.label,
-                    dir.display()
-                );
-            }
-            if metrics_path.exists() {
-                std::fs::remove_file(&metrics_path)
-                    .map_err(|e| Error::io("removing", &metrics_path, e))?;
-            }
-            (Stepper::new(&network, config, device), 1, 0.0, Vec::new())
-        }
-    };
-    let train_dev = data.train.to_device(device);
-    let val_dev = data.validation.to_device(device);
-    let steps_per_epoch = n.div_ceil(s.batch_size);
-    let total_steps = steps_per_epoch * s.epochs;
-    let warmup_steps = steps_per_epoch * s.warmup_epochs;
-    let bar = progress_bar(output, total_steps as u64);
-    let start = Instant::now();
-    let elapsed = || elapsed_before + start.elapsed().as_secs_f64();
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut global = steps_per_epoch * (first_epoch - 1);
-    bar.set_position(global as u64);
-    let mut lr = s.learning_rate;
-    let mut last_checkpoint = Instant::now();
-    let mut early = EarlyStop::start(s.patience, data.validation, dir, &history)?;
+    objective.check_fits(data.train, data.shape, network.config.classes(), s.mixup)
+}
 
-    for epoch in first_epoch..=s.epochs {
+/// Makes each batch: its inputs (shifted, blended or drawn from cached views as the run asks)
+/// and its soft targets.
+struct Batches<'a> {
+    data: TrainData<'a>,
+    objective: &'a Objective,
+    settings: &'a TrainSettings,
+    train_dev: DeviceSplit,
+    device: &'a Device,
+}
+
+impl<'a> Batches<'a> {
+    fn prepare(
+        &self,
+        step: usize,
+        chunk: &[usize],
+        jitter: &mut StdRng,
+        mixup: &mut StdRng,
+    ) -> Result<Batch<'a>> {
+        let (s, data, device) = (self.settings, self.data, self.device);
+        let idx = index_tensor(chunk, device);
+        let (x, view_targets) = match self.objective.views() {
+            Some(targets) => {
+                let (x, t) = targets.batch(data.train, chunk, jitter, device);
+                (x, Some(t))
+            }
+            None if s.jitter > 0 || s.mixup > 0.0 => {
+                let mut v = jittered_batch(data.train, data.shape, chunk, s.jitter, jitter);
+                if s.mixup > 0.0 {
+                    mix_batch(&mut v, data.train.pixels, s.mixup, mixup);
+                }
+                let shape = [chunk.len(), data.train.pixels];
+                (
+                    Tensor::<2>::from_data(TensorData::new(v, shape), device),
+                    None,
+                )
+            }
+            None => (self.train_dev.images_at(&idx), None),
+        };
+        let y: Tensor<1, Int> = self.train_dev.labels_at(&idx);
+        let targets = self.objective.batch_targets(idx, &x, view_targets)?;
+        Ok(Batch {
+            step,
+            x,
+            y,
+            targets,
+        })
+    }
+}
+
+/// A run's epochs in progress: what they share and what they carry from one to the next.
+struct Epochs<'a> {
+    network: &'a Network,
+    config: &'a TrainConfig,
+    settings: &'a TrainSettings,
+    device: &'a Device,
+    output: &'a RunOutput,
+    run_id: &'a str,
+    batches: Batches<'a>,
+    val_dev: DeviceSplit,
+    stepper: Stepper,
+    history: Vec<EpochMetrics>,
+    early: Option<EarlyStop>,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    warmup_steps: usize,
+    bar: ProgressBar,
+    start: Instant,
+    elapsed_before: f64,
+    order: Vec<usize>,
+    global: usize,
+    lr: f64,
+    last_checkpoint: Instant,
+}
+
+impl<'a> Epochs<'a> {
+    #[allow(clippy::too_many_arguments)] // the arguments of `train`, passed on
+    fn new(
+        network: &'a Network,
+        data: TrainData<'a>,
+        objective: &'a Objective,
+        config: &'a TrainConfig,
+        device: &'a Device,
+        output: &'a RunOutput,
+        run_id: &'a str,
+        start: Start,
+    ) -> Result<Epochs<'a>> {
+        let s = config.settings();
+        let n = data.train.len();
+        let batches = Batches {
+            data,
+            objective,
+            settings: s,
+            train_dev: data.train.to_device(device),
+            device,
+        };
+        let val_dev = data.validation.to_device(device);
+        let steps_per_epoch = n.div_ceil(s.batch_size);
+        let total_steps = steps_per_epoch * s.epochs;
+        let bar = progress_bar(output, total_steps as u64);
+        let global = steps_per_epoch * (start.first_epoch - 1);
+        bar.set_position(global as u64);
+        let early = EarlyStop::start(s.patience, data.validation, &output.dir, &start.history)?;
+        Ok(Epochs {
+            network,
+            config,
+            settings: s,
+            device,
+            output,
+            run_id,
+            batches,
+            val_dev,
+            stepper: start.stepper,
+            history: start.history,
+            early,
+            steps_per_epoch,
+            total_steps,
+            warmup_steps: steps_per_epoch * s.warmup_epochs,
+            bar,
+            start: Instant::now(),
+            elapsed_before: start.elapsed_before,
+            order: (0..n).collect(),
+            global,
+            lr: s.learning_rate,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// Seconds trained, the interrupted run's included.
+    fn elapsed(&self) -> f64 {
+        self.elapsed_before + self.start.elapsed().as_secs_f64()
+    }
+
+    /// Trains, records and (when due) checkpoints one epoch; true when early stopping ends the
+    /// run.
+    fn epoch(&mut self, epoch: usize) -> Result<bool> {
+        let s = self.settings;
+        let loss_sum = self.train_epoch(epoch)?;
+        let snapshot = self.stepper.network(&self.network.config);
+        let m = EpochMetrics {
+            epoch,
+            train_loss: loss_sum / self.steps_per_epoch as f64,
+            validation_errors: count_errors(&snapshot.net, &self.val_dev),
+            validation_examples: self.val_dev.len,
+            learning_rate: self.lr,
+            elapsed_seconds: self.elapsed(),
+        };
+        self.record(epoch, &m)?;
+        let stop = match (self.early.as_mut(), m.validation()) {
+            (Some(e), Some(errors)) => e.observe(epoch, errors, &snapshot)?,
+            _ => false,
+        };
+        let due = self.last_checkpoint.elapsed().as_secs() >= self.output.checkpoints.every_seconds;
+        if due || stop || epoch == s.epochs {
+            self.checkpoint(epoch, m.elapsed_seconds, &snapshot)?;
+        }
+        self.history.push(m);
+        if stop {
+            self.bar.println(format!(
+                "{:>10} stopped: no fewer validation errors in {} epochs",
+                self.output.label,
+                s.patience.unwrap_or(0)
+            ));
+        }
+        Ok(stop)
+    }
+
+    /// Runs the optimizer over one epoch's batches; the sum of their losses.
+    fn train_epoch(&mut self, epoch: usize) -> Result<f64> {
+        let s = self.settings;
         // Every epoch's order, shifts and dropout masks come from streams seeded for that
         // epoch alone (see `RngStream::epoch_seed`).
         let mut shuffle = StdRng::seed_from_u64(RngStream::Shuffle.epoch_seed(s.seed, epoch));
         let mut jitter = StdRng::seed_from_u64(RngStream::Jitter.epoch_seed(s.seed, epoch));
         let mut mixup = StdRng::seed_from_u64(RngStream::Mixup.epoch_seed(s.seed, epoch));
-        stepper.begin_epoch(s.seed, epoch);
-        order.sort_unstable();
-        order.shuffle(&mut shuffle);
+        self.stepper.begin_epoch(s.seed, epoch);
+        self.order.sort_unstable();
+        self.order.shuffle(&mut shuffle);
         let mut loss_sum = 0.0f64;
+        let Epochs {
+            config,
+            batches,
+            stepper,
+            bar,
+            order,
+            global,
+            lr,
+            total_steps,
+            warmup_steps,
+            ..
+        } = self;
         // The next batch (its images, and a live teacher's soft targets) is made while the
         // current one trains: see `overlapped`.
-        let prepare = |(step, chunk): (usize, &[usize])| -> Result<Batch<'_>> {
-            let idx = index_tensor(chunk, device);
-            let (x, view_targets) = match objective {
-                Objective::DistillViews { targets, .. } => {
-                    let (x, t) = targets.batch(data.train, chunk, &mut jitter, device);
-                    (x, Some(t))
-                }
-                _ if s.jitter > 0 || s.mixup > 0.0 => {
-                    let mut v =
-                        jittered_batch(data.train, data.shape, chunk, s.jitter, &mut jitter);
-                    if s.mixup > 0.0 {
-                        mix_batch(&mut v, data.train.pixels, s.mixup, &mut mixup);
-                    }
-                    let shape = [chunk.len(), data.train.pixels];
-                    (
-                        Tensor::<2>::from_data(TensorData::new(v, shape), device),
-                        None,
-                    )
-                }
-                _ => (train_dev.images_at(&idx), None),
-            };
-            let y: Tensor<1, Int> = train_dev.labels_at(&idx);
-            let targets = match objective {
-                Objective::Hard => None,
-                Objective::Distill {
-                    loss,
-                    teacher_log_probs,
-                } => Some((teacher_log_probs.clone().select(0, idx), loss.as_ref())),
-                Objective::DistillLive { loss, teacher } => {
-                    Some((teacher.log_probs(&x, loss.temperature())?, loss.as_ref()))
-                }
-                Objective::DistillViews { loss, .. } => view_targets.map(|t| (t, loss.as_ref())),
-            };
-            Ok(Batch {
-                step,
-                x,
-                y,
-                targets,
-            })
+        let prepare = |(step, chunk): (usize, &[usize])| {
+            batches.prepare(step, chunk, &mut jitter, &mut mixup)
         };
         let train_step = |b: Batch<'_>| -> Result<()> {
-            lr = config.learning_rate(global, total_steps, warmup_steps);
+            *lr = config.learning_rate(*global, *total_steps, *warmup_steps);
             let soft = b.targets.as_ref().map(|(t, _)| t.clone());
-            let value = stepper.step(b.x, b.y, b.targets, lr);
-            global += 1;
+            let value = stepper.step(b.x, b.y, b.targets, *lr);
+            *global += 1;
             if !value.is_finite() {
                 bar.abandon();
-                // A teacher that hands over -inf or NaN is the cause, not the learning rate.
-                if let Some(t) = soft
-                    && t.clone().is_nan().any().into_scalar::<bool>()
-                        | t.is_inf().any().into_scalar::<bool>()
-                {
-                    return Err(Error::NonFinite(format!(
-                        "the teacher's soft targets at epoch {epoch}, step {} (NaN or infinite \
-                         log-probabilities; training stopped before they reached the student)",
-                        b.step + 1
-                    )));
-                }
-                return Err(Error::Diverged {
-                    value,
-                    epoch,
-                    step: b.step + 1,
-                    global_step: global,
-                });
+                return Err(not_finite(value, soft, epoch, b.step, *global));
             }
             loss_sum += value as f64;
             bar.inc(1);
@@ -403,74 +402,92 @@ pub fn train(
             Ok(())
         };
         overlapped(order.chunks(s.batch_size).enumerate(), prepare, train_step)?;
-        let snapshot = stepper.network(&network.config);
-        let validation_errors = count_errors(&snapshot.net, &val_dev);
-        let m = EpochMetrics {
-            epoch,
-            train_loss: loss_sum / steps_per_epoch as f64,
-            validation_errors,
-            validation_examples: val_dev.len,
-            learning_rate: lr,
-            elapsed_seconds: elapsed(),
-        };
+        Ok(loss_sum)
+    }
+
+    /// Prints an epoch's line and appends its metrics to `metrics.jsonl`.
+    fn record(&self, epoch: usize, m: &EpochMetrics) -> Result<()> {
         let validation = match m.validation() {
             Some(errors) => format!("validation errors {errors}/{}", m.validation_examples),
             None => "no validation split".to_string(),
         };
-        bar.println(format!(
+        self.bar.println(format!(
             "{:>10} epoch {epoch:>3}/{}  loss {:.4}  {validation}",
-            output.label, s.epochs, m.train_loss
+            self.output.label, self.settings.epochs, m.train_loss
         ));
         append_line(
-            &metrics_path,
-            &serde_json::to_string(&m).expect("metrics serialize"),
+            &metrics_path(&self.output.dir),
+            &serde_json::to_string(m).expect("metrics serialize"),
+        )
+    }
+
+    /// Saves the weights, the optimizer and the resumable state after `epoch`.
+    fn checkpoint(&mut self, epoch: usize, elapsed: f64, snapshot: &Network) -> Result<()> {
+        let dir = &self.output.dir;
+        snapshot.save(dir)?;
+        self.stepper
+            .save_optimizer(&resume::ResumeState::optimizer(dir, epoch))?;
+        resume::save_epoch(
+            dir,
+            self.run_id,
+            epoch,
+            elapsed,
+            snapshot,
+            self.stepper.param_ids(),
         )?;
-        let stop = match (early.as_mut(), m.validation()) {
-            (Some(e), Some(errors)) => e.observe(epoch, errors, &snapshot)?,
-            _ => false,
-        };
-        let due = last_checkpoint.elapsed().as_secs() >= output.checkpoints.every_seconds;
-        if due || stop || epoch == s.epochs {
-            snapshot.save(dir)?;
-            stepper.save_optimizer(&resume::ResumeState::optimizer(dir, epoch))?;
-            resume::save_epoch(
-                dir,
-                &run_id,
-                epoch,
-                m.elapsed_seconds,
-                &snapshot,
-                stepper.param_ids(),
-            )?;
-            last_checkpoint = Instant::now();
-        }
-        history.push(m);
-        if stop {
-            bar.println(format!(
-                "{:>10} stopped: no fewer validation errors in {} epochs",
-                output.label,
-                s.patience.unwrap_or(0)
-            ));
-            break;
-        }
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
-    bar.finish_and_clear();
-    let best = EarlyStop::keep_best(early.as_ref(), device)?;
-    let best_epoch = best.as_ref().map(|(epoch, _)| *epoch);
-    // Finished first, then the resumable state goes: a kill in between leaves a finished
-    // model that `--resume` keeps.
-    mark_complete(dir, Some(&run_id))?;
-    if !output.checkpoints.keep {
-        resume::clear(dir)?;
+
+    /// Keeps the best epoch's weights with a patience, marks the run finished and hands back
+    /// the model kept.
+    fn finish(self) -> Result<Trained> {
+        self.bar.finish_and_clear();
+        let best = EarlyStop::keep_best(self.early.as_ref(), self.device)?;
+        let best_epoch = best.as_ref().map(|(epoch, _)| *epoch);
+        // Finished first, then the resumable state goes: a kill in between leaves a finished
+        // model that `--resume` keeps.
+        let dir = &self.output.dir;
+        mark_complete(dir, Some(self.run_id))?;
+        if !self.output.checkpoints.keep {
+            resume::clear(dir)?;
+        }
+        Ok(Trained {
+            network: match best {
+                Some((_, net)) => net,
+                None => self.stepper.network(&self.network.config),
+            },
+            seconds: self.elapsed(),
+            history: self.history,
+            best_epoch,
+        })
     }
-    Ok(Trained {
-        network: match best {
-            Some((_, net)) => net,
-            None => stepper.network(&network.config),
-        },
-        history,
-        seconds: elapsed(),
-        best_epoch,
-    })
+}
+
+/// The error for a loss that is not finite at `step` (from 0) of `epoch`: a teacher that hands
+/// over -inf or NaN is the cause, not the learning rate.
+fn not_finite(
+    value: f32,
+    soft: Option<Tensor<2>>,
+    epoch: usize,
+    step: usize,
+    global: usize,
+) -> Error {
+    if let Some(t) = soft
+        && t.clone().is_nan().any().into_scalar::<bool>() | t.is_inf().any().into_scalar::<bool>()
+    {
+        return Error::NonFinite(format!(
+            "the teacher's soft targets at epoch {epoch}, step {} (NaN or infinite \
+             log-probabilities; training stopped before they reached the student)",
+            step + 1
+        ));
+    }
+    Error::Diverged {
+        value,
+        epoch,
+        step: step + 1,
+        global_step: global,
+    }
 }
 
 fn progress_bar(output: &RunOutput, total: u64) -> ProgressBar {

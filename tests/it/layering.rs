@@ -1,8 +1,10 @@
 //! Keeps the architecture true: data flows one way through the stages, each stage imports only
-//! the stages below it, and no source file outgrows 600 lines. The stage order lives here and
-//! in `docs/architecture.md`.
+//! the stages below it, no source file outgrows 600 lines and no function 80 (`fn_length`). The
+//! stage order lives here and in `docs/architecture.md`.
 
 use std::path::{Path, PathBuf};
+
+mod fn_length;
 
 /// The stages, lowest first. A module may import its own stage and any stage before it.
 const STAGES: [&str; 9] = [

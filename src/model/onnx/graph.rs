@@ -106,11 +106,32 @@ pub(super) fn signature(
     shape: ImageShape,
     wanted: Option<&str>,
 ) -> Result<Signature> {
-    use pb::tensor_proto::DataType as T;
     let bad = |reason: String| Error::Checkpoint {
         path: path.to_path_buf(),
         reason,
     };
+    let input = image_input(graph).map_err(bad)?;
+    let Some(tensor) = tensor_type(input) else {
+        return Err(bad(format!("its input {:?} is not a tensor", input.name)));
+    };
+    let input_type = input_type(input, tensor).map_err(bad)?;
+    let dims: Vec<Option<i64>> = tensor
+        .shape
+        .as_ref()
+        .map(|s| s.dim.iter().map(declared).collect())
+        .unwrap_or_default();
+    let layout = layout(path, input, &dims, shape)?;
+    let output = score_output(graph, wanted).map_err(bad)?;
+    Ok(Signature {
+        layout,
+        fixed_batch: dims[0].map(|b| b as usize),
+        output,
+        input_type,
+    })
+}
+
+/// The graph's one input that is not an initializer: the images.
+fn image_input(graph: &pb::GraphProto) -> std::result::Result<&pb::ValueInfoProto, String> {
     let initialized: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs: Vec<&pb::ValueInfoProto> = graph
         .input
@@ -119,32 +140,40 @@ pub(super) fn signature(
         .collect();
     let [input] = inputs[..] else {
         let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-        return Err(bad(format!(
+        return Err(format!(
             "it takes {} inputs ({names:?}); a teacher takes exactly one, the images",
             inputs.len()
-        )));
+        ));
     };
-    let Some(tensor) = tensor_type(input) else {
-        return Err(bad(format!("its input {:?} is not a tensor", input.name)));
-    };
-    let input_type = match tensor.elem_type {
-        t if t == T::Float as i32 => DatumType::F32,
-        t if t == T::Float16 as i32 => DatumType::F16,
-        t if t == T::Double as i32 => DatumType::F64,
-        t if t == T::Uint8 as i32 => DatumType::U8,
-        t => {
-            return Err(bad(format!(
-                "its input {:?} is of ONNX type {t}; distill feeds pixels as float32, float16, \
-                 float64 or uint8",
-                input.name
-            )));
-        }
-    };
-    let dims: Vec<Option<i64>> = tensor
-        .shape
-        .as_ref()
-        .map(|s| s.dim.iter().map(declared).collect())
-        .unwrap_or_default();
+    Ok(input)
+}
+
+/// The element type the images are fed as.
+fn input_type(
+    input: &pb::ValueInfoProto,
+    tensor: &pb::type_proto::Tensor,
+) -> std::result::Result<DatumType, String> {
+    use pb::tensor_proto::DataType as T;
+    match tensor.elem_type {
+        t if t == T::Float as i32 => Ok(DatumType::F32),
+        t if t == T::Float16 as i32 => Ok(DatumType::F16),
+        t if t == T::Double as i32 => Ok(DatumType::F64),
+        t if t == T::Uint8 as i32 => Ok(DatumType::U8),
+        t => Err(format!(
+            "its input {:?} is of ONNX type {t}; distill feeds pixels as float32, float16, \
+             float64 or uint8",
+            input.name
+        )),
+    }
+}
+
+/// The layout the input's declared sizes `dims` give images of `shape`.
+fn layout(
+    path: &Path,
+    input: &pb::ValueInfoProto,
+    dims: &[Option<i64>],
+    shape: ImageShape,
+) -> Result<Layout> {
     let candidates: &[Layout] = match dims.len() {
         2 => &[Layout::Flat],
         3 if shape.channels != 1 => {
@@ -153,19 +182,22 @@ pub(super) fn signature(
                  images are {shape} ({} channels)",
                 path.display(),
                 input.name,
-                show_dims(&dims),
+                show_dims(dims),
                 shape.channels
             )));
         }
         3 => &[Layout::Plane],
         4 => &[Layout::Nchw, Layout::Nhwc],
         r => {
-            return Err(bad(format!(
-                "its input {:?} has rank {r} {}; distill feeds [N, C·H·W] (rank 2), [N, H, W] \
-                 (rank 3, one channel), [N, C, H, W] or [N, H, W, C] (rank 4)",
-                input.name,
-                show_dims(&dims)
-            )));
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "its input {:?} has rank {r} {}; distill feeds [N, C·H·W] (rank 2), \
+                     [N, H, W] (rank 3, one channel), [N, C, H, W] or [N, H, W, C] (rank 4)",
+                    input.name,
+                    show_dims(dims)
+                ),
+            });
         }
     };
     let fits = |l: &Layout| {
@@ -175,32 +207,26 @@ pub(super) fn signature(
             .all(|(d, w)| d.is_none_or(|d| d as usize == w))
     };
     // All-symbolic sizes fit both rank-4 layouts; PyTorch's channels-first is then assumed.
-    let Some(&layout) = candidates.iter().find(|l| fits(l)) else {
-        let gives: Vec<String> = candidates
-            .iter()
-            .map(|l| {
-                let d: Vec<Option<i64>> = std::iter::once(None)
-                    .chain(l.dims(shape).into_iter().map(|w| Some(w as i64)))
-                    .collect();
-                show_dims(&d)
-            })
-            .collect();
-        return Err(Error::Mismatch(format!(
-            "{}: the model's input {:?} has shape {} but the data's {} images give {}",
-            path.display(),
-            input.name,
-            show_dims(&dims),
-            shape,
-            gives.join(" or ")
-        )));
-    };
-    let output = score_output(graph, wanted).map_err(bad)?;
-    Ok(Signature {
-        layout,
-        fixed_batch: dims[0].map(|b| b as usize),
-        output,
-        input_type,
-    })
+    if let Some(&layout) = candidates.iter().find(|l| fits(l)) {
+        return Ok(layout);
+    }
+    let gives: Vec<String> = candidates
+        .iter()
+        .map(|l| {
+            let d: Vec<Option<i64>> = std::iter::once(None)
+                .chain(l.dims(shape).into_iter().map(|w| Some(w as i64)))
+                .collect();
+            show_dims(&d)
+        })
+        .collect();
+    Err(Error::Mismatch(format!(
+        "{}: the model's input {:?} has shape {} but the data's {} images give {}",
+        path.display(),
+        input.name,
+        show_dims(dims),
+        shape,
+        gives.join(" or ")
+    )))
 }
 
 /// The index of the graph output that holds the class scores: the one named `wanted`, else the
