@@ -271,7 +271,6 @@ pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
         reps: c.reps,
         warmup: c.warmup,
         epoch_examples: c.epoch_examples,
-        memory: c.memory,
         only: c.only.clone(),
         interop: distill::experiment::InteropOptions {
             npz: c.npz.clone(),
@@ -279,9 +278,16 @@ pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
             onnx: c.onnx.options()?,
         },
     };
-    let report = bench::run(&opts, &ds, &device, backend, |what| {
+    let mut report = bench::run(&opts, &ds, &device, backend, |what| {
         eprintln!("bench: {what}")
     })?;
+    if c.memory {
+        eprintln!("bench: peak memory of reproduce --preset quick (about 3 to 5 minutes)");
+        let mib = peak_rss_of_quick()?;
+        report
+            .figures
+            .insert("peak_rss_quick_mib".into(), bench::figure(vec![mib]));
+    }
     println!(
         "{:<28} {:>12} {:>12} {:>12}",
         "figure", "median", "min", "max"
@@ -293,6 +299,46 @@ pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
         bench::write_json(&report, p)?;
     }
     Ok(())
+}
+
+/// Runs `distill reproduce --preset quick` in a child process and returns its peak resident
+/// memory in MiB, read from the kernel's high-water mark while it runs.
+fn peak_rss_of_quick() -> Result<f64> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("locating", "the distill binary", e))?;
+    let out = std::env::temp_dir().join(format!("distill-bench-quick-{}", std::process::id()));
+    let mut child = std::process::Command::new(exe)
+        .args(["reproduce", "--preset", "quick", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("starting", "distill reproduce", e))?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0f64;
+    loop {
+        let hwm = std::fs::read_to_string(&status_path).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        });
+        if let Some(v) = hwm {
+            peak_kib = peak_kib.max(v);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(status)) => {
+                return Err(Error::config(format!(
+                    "reproduce --preset quick failed ({status})"
+                )));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            Err(e) => return Err(Error::io("waiting for", "distill reproduce", e)),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(peak_kib / 1024.0)
 }
 
 pub(super) fn cmd_sweep(c: SweepCmd) -> Result<()> {

@@ -212,10 +212,38 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
     let train_labels = read_idx(&paths[1], 1)?;
     let test_images = read_idx(&paths[2], 3)?;
     let test_labels = read_idx(&paths[3], 1)?;
+    let classes = classes_of(
+        dir,
+        &paths,
+        [&train_images, &train_labels, &test_images, &test_labels],
+    )?;
+    let (rows, cols) = (train_images.dims[1], train_images.dims[2]);
+    let shape = ImageShape {
+        channels: 1,
+        height: rows,
+        width: cols,
+    };
+    let widen = |v: Vec<u8>| v.into_iter().map(u32::from).collect::<Vec<_>>();
+    Dataset::new(
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dataset".into()),
+        dir,
+        shape,
+        classes,
+        Split::new(train_images.data, widen(train_labels.data), shape.len()),
+        Split::new(test_images.data, widen(test_labels.data), shape.len()),
+    )
+}
+
+/// The number of classes of the four IDX files, after checking that they fit together: the
+/// same image size, one label per image, at least two classes, and no test label outside them.
+fn classes_of(dir: &Path, paths: &[PathBuf], files: [&IdxArray; 4]) -> Result<usize> {
     let mismatch = |reason: String| Error::Dataset {
         dir: dir.to_path_buf(),
         reason,
     };
+    let [train_images, train_labels, test_images, test_labels] = files;
     let (rows, cols) = (train_images.dims[1], train_images.dims[2]);
     if test_images.dims[1..] != train_images.dims[1..] {
         return Err(mismatch(format!(
@@ -224,8 +252,8 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
         )));
     }
     for (imgs, labs, ip, lp) in [
-        (&train_images, &train_labels, &paths[0], &paths[1]),
-        (&test_images, &test_labels, &paths[2], &paths[3]),
+        (train_images, train_labels, &paths[0], &paths[1]),
+        (test_images, test_labels, &paths[2], &paths[3]),
     ] {
         if imgs.dims[0] != labs.dims[0] {
             return Err(mismatch(format!(
@@ -258,22 +286,7 @@ pub fn load_dir(dir: &Path) -> Result<Dataset> {
             ),
         });
     }
-    let shape = ImageShape {
-        channels: 1,
-        height: rows,
-        width: cols,
-    };
-    let widen = |v: Vec<u8>| v.into_iter().map(u32::from).collect::<Vec<_>>();
-    Dataset::new(
-        dir.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "dataset".into()),
-        dir,
-        shape,
-        classes,
-        Split::new(train_images.data, widen(train_labels.data), shape.len()),
-        Split::new(test_images.data, widen(test_labels.data), shape.len()),
-    )
+    Ok(classes)
 }
 
 /// The MNIST directory used when none is given: `./data/mnist` if present, else the copy in

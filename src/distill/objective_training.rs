@@ -7,7 +7,7 @@ use super::cache::ViewTargets;
 use super::loss::DistillLoss;
 use super::objective::Objective;
 use crate::data::{ImageShape, Split};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::Predictor;
 
 impl Objective {
@@ -30,10 +30,11 @@ impl Objective {
             Objective::Distill { .. } | Objective::DistillViews { .. }
         );
         if mixup > 0.0 && cached {
-            return Err(Error::config(
+            return Err(Error::config(format!(
                 "mixup blends new images on every batch, which only a live teacher can label: \
-                 cached soft targets cannot teach a student trained with --mixup",
-            ));
+                 cached soft targets cannot teach a student trained with {}",
+                Setting::Mixup
+            )));
         }
         Ok(())
     }

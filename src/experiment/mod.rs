@@ -6,8 +6,6 @@
 //! May use: every stage below it (`data` to `report`) and the foundation modules.
 
 pub mod bench;
-mod bench_interop;
-mod bench_levers;
 mod extra_rows;
 mod losses;
 mod presets;
@@ -19,7 +17,7 @@ pub mod sweep;
 mod table_speed;
 mod tables;
 
-pub use bench_interop::InteropOptions;
+pub use bench::InteropOptions;
 pub use extra_rows::{ExtraRows, RowCounts};
 pub use presets::{CheckedRoles, ExperimentKind, FitToData, Preset, ReproduceConfig};
 pub use recipes::{ReproduceOptions, reproduce};

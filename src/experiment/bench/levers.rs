@@ -10,7 +10,7 @@ use burn::nn::{DropoutConfig, Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
 
-use super::bench::{BenchOptions, Figure, figure};
+use super::figures::{BenchOptions, Figure, figure};
 use crate::compute::{After, MaskDraw, dense_layer, dense_layer_composed, seed_dropout};
 use crate::model::{DropoutLayer, Net, Network};
 use crate::train::MomentumSgd;

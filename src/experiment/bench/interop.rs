@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::bench::{BenchOptions, Figure, figure, repeat};
+use super::figures::{BenchOptions, Figure, figure, repeat};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{Classifier, OnnxOptions, OpenOptions, Predictor};

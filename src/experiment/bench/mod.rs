@@ -1,7 +1,8 @@
 //! Benchmarks on the project's own models and data path: training steps and epochs of the
 //! teacher, distillation with a live teacher, with cached soft targets and with soft targets
-//! cached per shifted view, CNN training steps, inference latency and throughput, and the peak
-//! memory of a `reproduce --preset quick` run.
+//! cached per shifted view, CNN training steps, inference latency and throughput, and speed
+//! levers (`levers`), after the foreign inputs (`interop`). The peak memory of a whole run is
+//! measured by the command line, which can start one.
 //! Every figure is the median of repeated runs after warm-up, with min and max;
 //! `bench/compare.sh` runs the same workloads in PyTorch and prints the ratios.
 
@@ -12,83 +13,26 @@ use std::time::Instant;
 use burn::tensor::{Device, Int, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::Serialize;
 
+use self::interop::interop_figures;
+use self::levers::lever_figures;
 use self::timed::Timed;
-use super::bench_interop::{InteropOptions, interop_figures};
-use super::bench_levers::lever_figures;
 use crate::compute::PlainMlp;
 use crate::data::{Dataset, DeviceSplit, ImageShape, Split, index_tensor};
 use crate::distill::{DistillLoss, ViewTargets, log_soft_targets};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::eval::median;
 use crate::model::{Dropout, ModelConfig, ModelSpec, Network, plain_mlp};
 use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings, overlapped};
 
+mod figures;
+mod interop;
+mod levers;
 mod timed;
 
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct BenchOptions {
-    /// Timed repeats per figure.
-    pub reps: usize,
-    /// Untimed repeats first.
-    pub warmup: usize,
-    /// Examples per "epoch" (55,000 = one MNIST training epoch).
-    pub epoch_examples: usize,
-    /// Also measure the peak memory of `reproduce --preset quick` (about 3 to 5 minutes).
-    pub memory: bool,
-    /// Foreign inputs to time first (an `.npz`, an ONNX teacher).
-    pub interop: InteropOptions,
-    /// Only these figures (names of [`FIGURES`]); all when empty.
-    pub only: Vec<String>,
-}
-
-/// Median, min and max of one figure.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Figure {
-    /// Median over repeats.
-    pub median: f64,
-    /// Fastest repeat.
-    pub min: f64,
-    /// Slowest repeat.
-    pub max: f64,
-}
-
-/// All figures of a run, in the JSON layout `bench/compare.sh` reads.
-#[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
-    /// Always "distill".
-    pub implementation: String,
-    /// distill and burn versions.
-    pub version: String,
-    /// Worker threads of the CPU pool.
-    pub threads: usize,
-    /// Compute backend.
-    pub backend: String,
-    /// CPU model and cores.
-    pub machine: String,
-    /// Figure name -> values (ms for steps, s for epochs, µs for latency, examples/s for
-    /// throughput, MiB for memory).
-    pub figures: BTreeMap<String, Figure>,
-}
-
-pub(super) fn figure(mut v: Vec<f64>) -> Figure {
-    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
-    let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    Figure {
-        median: median(&mut v),
-        min,
-        max,
-    }
-}
-
-pub(super) fn repeat(opts: &BenchOptions, mut f: impl FnMut() -> f64) -> Figure {
-    for _ in 0..opts.warmup {
-        f();
-    }
-    figure((0..opts.reps.max(1)).map(|_| f()).collect())
-}
+pub(crate) use figures::repeat;
+pub use figures::{BenchOptions, BenchReport, Figure, figure};
+pub use interop::InteropOptions;
 
 /// A freshly initialized network of `spec` for the benchmark's dataset.
 fn net(
@@ -230,8 +174,9 @@ pub fn run(
     let split = &dataset.train;
     let n = opts.epoch_examples.min(split.len());
     if n < 128 {
-        return Err(Error::config(
-            "--epoch-examples must be at least 128 (one batch)",
+        return Err(Error::setting(
+            Setting::EpochExamples,
+            "must be at least 128 (one batch)",
         ));
     }
     let mut timed = Timed::new(opts, dataset, n, device)?;
@@ -252,12 +197,6 @@ pub fn run(
         }
     }
 
-    if opts.memory {
-        progress("peak memory of reproduce --preset quick (about 3 to 5 minutes)");
-        let mib = peak_rss_of_quick()?;
-        figs.figures
-            .insert("peak_rss_quick_mib".into(), figure(vec![mib]));
-    }
     // The foreign-input figures and the peak memory are measured whatever was asked for.
     let only = figs.only;
     figs.figures
@@ -310,10 +249,13 @@ pub const FIGURES: &[&str] = &[
 
 fn check_only(only: &[String]) -> Result<()> {
     match only.iter().find(|n| !FIGURES.contains(&n.as_str())) {
-        Some(name) => Err(Error::config(format!(
-            "--only: unknown figure {name:?}; known: {}",
-            FIGURES.join(", ")
-        ))),
+        Some(name) => Err(Error::setting(
+            Setting::Only,
+            format!(
+                "names an unknown figure {name:?}; known: {}",
+                FIGURES.join(", ")
+            ),
+        )),
         None => Ok(()),
     }
 }
@@ -397,46 +339,6 @@ impl Selected<'_> {
             self.figures.insert(name, figure);
         }
     }
-}
-
-/// Runs `distill reproduce --preset quick` in a child process and returns its peak resident
-/// memory in MiB, read from the kernel's high-water mark while it runs.
-fn peak_rss_of_quick() -> Result<f64> {
-    let exe =
-        std::env::current_exe().map_err(|e| Error::io("locating", "the distill binary", e))?;
-    let out = std::env::temp_dir().join(format!("distill-bench-quick-{}", std::process::id()));
-    let mut child = std::process::Command::new(exe)
-        .args(["reproduce", "--preset", "quick", "--out"])
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| Error::io("starting", "distill reproduce", e))?;
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0f64;
-    loop {
-        let hwm = std::fs::read_to_string(&status_path).ok().and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        });
-        if let Some(v) = hwm {
-            peak_kib = peak_kib.max(v);
-        }
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(Some(status)) => {
-                return Err(Error::config(format!(
-                    "reproduce --preset quick failed ({status})"
-                )));
-            }
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(200)),
-            Err(e) => return Err(Error::io("waiting for", "distill reproduce", e)),
-        }
-    }
-    let _ = std::fs::remove_dir_all(&out);
-    Ok(peak_kib / 1024.0)
 }
 
 /// Writes the report as JSON to `path` atomically.
