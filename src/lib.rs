@@ -19,9 +19,9 @@
 //! use std::sync::Arc;
 //!
 //! use distill::data::{Splits, TableOptions};
-//! use distill::distill::{DistillSettings, Objective, StudentInputs, distill_objective};
+//! use distill::distill::{DistillParams, Objective, StudentInputs, distill_objective};
 //! use distill::model::{Classifier, export_onnx};
-//! use distill::train::{OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings, train_role};
+//! use distill::train::{OptimizerKind, RoleParams, RunOutput, Schedule, TrainParams, train_role};
 //!
 //! // A small table: two features, the class is which side of a line a point lies on.
 //! let dir = std::env::temp_dir().join(format!("distill-doc-lib-{}", std::process::id()));
@@ -35,11 +35,11 @@
 //! let splits = Splits::load(&dir.join("points.csv"), &TableOptions::default(), None, None, None)?;
 //! let (device, _backend) = distill::compute::compute_device();
 //!
-//! let role = |spec: &str| RoleConfig {
+//! let role = |spec: &str| RoleParams {
 //!     spec: spec.into(),
 //!     input_dropout: 0.0,
 //!     hidden_dropout: 0.0,
-//!     train: TrainSettings {
+//!     train: TrainParams {
 //!         epochs: 20,
 //!         batch_size: 32,
 //!         learning_rate: 0.01,
@@ -58,7 +58,7 @@
 //! let teacher = Classifier::Single(teacher.network);
 //!
 //! // The paper's loss at T = 2: soft targets cached once, then the student learns from them.
-//! let kd = DistillSettings { temperature: 2.0, alpha: 0.9 }.check()?;
+//! let kd = DistillParams { temperature: 2.0, alpha: 0.9 }.check()?;
 //! let (objective, _note) = distill_objective(
 //!     &teacher,
 //!     &dir.join("teacher"),

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use distill::data::{
-    ImageShape, Impute, Munge, Splits, Strings, TableOptions, TransferSelection, TransferSettings,
+    ImageShape, Impute, Munge, Splits, Strings, TableOptions, TransferConfig, TransferParams,
 };
 use distill::error::{Error, Result};
 use distill::experiment::ExtraRows;
 use distill::model::{ModelSpec, OnnxOptions, OpenOptions};
 use distill::train::{
-    CHECKPOINT_SECONDS, Checkpoints, OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings,
+    CHECKPOINT_SECONDS, Checkpoints, OptimizerKind, RoleParams, RunOutput, Schedule, TrainParams,
 };
 
 /// Where the data comes from and how much of it is used.
@@ -192,8 +192,8 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// A role of architecture `spec` trained with these options.
-    pub fn role(&self, spec: &ModelSpec) -> RoleConfig {
-        RoleConfig {
+    pub fn role(&self, spec: &ModelSpec) -> RoleParams {
+        RoleParams {
             spec: spec.to_string(),
             input_dropout: self.input_dropout,
             hidden_dropout: self.hidden_dropout,
@@ -202,8 +202,8 @@ impl TrainArgs {
     }
 
     /// The optimization settings alone.
-    pub fn settings(&self) -> TrainSettings {
-        TrainSettings {
+    pub fn settings(&self) -> TrainParams {
+        TrainParams {
             epochs: self.epochs,
             batch_size: self.batch_size,
             learning_rate: self.lr,
@@ -290,8 +290,8 @@ pub struct TransferArgs {
 
 impl TransferArgs {
     /// The transfer-set selection these options ask for (unchecked).
-    pub fn settings(&self) -> TransferSettings {
-        TransferSettings {
+    pub fn settings(&self) -> TransferParams {
+        TransferParams {
             fraction: self.transfer_fraction,
             omit_classes: self.omit_classes.clone(),
             only_classes: self.only_classes.clone(),
@@ -300,7 +300,7 @@ impl TransferArgs {
 
     /// The checked selection and `splits` with their training set cut to it (`seed` draws a
     /// fraction), exactly as `distill distill` and `distill soft-targets` both need it.
-    pub fn select(&self, splits: &Splits, seed: u64) -> Result<(TransferSelection, Splits)> {
+    pub fn select(&self, splits: &Splits, seed: u64) -> Result<(TransferConfig, Splits)> {
         let selection = self.settings().check(splits.dataset.classes)?;
         let transfer = if selection.is_everything() {
             splits.clone()

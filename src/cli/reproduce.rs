@@ -6,11 +6,11 @@ use clap::Args;
 
 use super::args::{DataArgs, OnnxArgs, ResumeArgs, TrainArgs, data_dir, library_value};
 use distill::compute::{compute_device, init_threads};
-use distill::distill::{DistillSettings, check_temperature};
+use distill::distill::{DistillParams, check_temperature};
 use distill::error::{Error, Result};
 use distill::eval::BiasAdjust;
 use distill::experiment::{
-    ExperimentKind, FitToData, Preset, ReproduceConfig, ReproduceOptions, bench, reproduce,
+    ExperimentKind, FitToData, Preset, ReproduceOptions, ReproduceParams, bench, reproduce,
     summary, sweep,
 };
 use distill::model::ModelSpec;
@@ -200,7 +200,7 @@ pub struct SummarizeCmd {
 }
 
 pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
-    let mut config = ReproduceConfig::recipe(
+    let mut config = ReproduceParams::recipe(
         c.experiment,
         c.preset,
         c.seed,
@@ -348,7 +348,7 @@ pub(super) fn cmd_sweep(c: SweepCmd) -> Result<()> {
         c.students.iter().map(ModelSpec::to_string).collect()
     };
     for a in &c.alphas {
-        DistillSettings {
+        DistillParams {
             temperature: 1.0,
             alpha: *a,
         }

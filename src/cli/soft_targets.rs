@@ -9,7 +9,7 @@ use super::args::{DataArgs, OnnxArgs, TransferArgs, library_value};
 use super::train::default_cache;
 use distill::compute::compute_device;
 use distill::distill::{
-    LossKind, LossSettings, Shard, ShardWrite, teacher_soft_targets, write_soft_target_shard,
+    LossKind, LossParams, Shard, ShardWrite, teacher_soft_targets, write_soft_target_shard,
 };
 use distill::error::Result;
 use distill::model::Classifier;
@@ -57,7 +57,7 @@ pub struct SoftTargetsCmd {
 pub(super) fn cmd_soft_targets(c: SoftTargetsCmd) -> Result<()> {
     let temperature = c
         .temperature
-        .unwrap_or(LossSettings::defaults(c.loss).temperature);
+        .unwrap_or(LossParams::defaults(c.loss).temperature);
     distill::distill::check_temperature(temperature)?;
     let (device, _) = compute_device();
     let splits = c.data.load()?;

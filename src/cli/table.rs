@@ -8,7 +8,7 @@ use super::args::{DataArgs, ExtraRowsArgs, OnnxArgs, data_dir, library_value};
 use distill::error::Result;
 use distill::experiment::{TableRecipe, reproduce_table};
 use distill::model::ModelSpec;
-use distill::train::{OptimizerKind, RoleConfig, Schedule, TrainSettings};
+use distill::train::{OptimizerKind, RoleParams, Schedule, TrainParams};
 
 /// `distill table`.
 #[derive(Debug, Args)]
@@ -70,11 +70,11 @@ pub(super) fn cmd_table(c: TableCmd) -> Result<()> {
         table: c.data.table(),
         teacher: c.teacher.clone(),
         onnx: c.onnx.options()?,
-        student: RoleConfig {
+        student: RoleParams {
             spec: c.student.to_string(),
             input_dropout: 0.0,
             hidden_dropout: 0.0,
-            train: TrainSettings {
+            train: TrainParams {
                 epochs: c.epochs,
                 batch_size: c.batch_size,
                 learning_rate: c.lr,

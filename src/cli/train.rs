@@ -11,7 +11,7 @@ use super::args::{
 };
 use distill::compute::compute_device;
 use distill::data::Splits;
-use distill::distill::{DistillLoss, LossKind, LossSettings, Objective, StudentInputs};
+use distill::distill::{DistillLoss, LossKind, LossParams, Objective, StudentInputs};
 use distill::error::{Error, Result};
 use distill::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
@@ -22,7 +22,7 @@ use distill::fsutil::{RunLock, write_atomic};
 use distill::model::{
     COMPLETE_FILE, Classifier, ModelSpec, Network, Predictor, TeacherOutputs, WEIGHTS_FILE, is_onnx,
 };
-use distill::train::{CheckedRole, Trained, train_role};
+use distill::train::{RoleConfig, Trained, train_role};
 
 /// `distill train`.
 #[derive(Debug, Args)]
@@ -240,10 +240,10 @@ const LOSS_OPTIONS: [(&str, [bool; 3]); 5] = [
 
 impl DistillCmd {
     /// The loss the options ask for, each unset hyperparameter at its paper's default.
-    fn loss_settings(&self) -> Result<LossSettings> {
+    fn loss_settings(&self) -> Result<LossParams> {
         let kind = self.loss;
         self.refuse_unread_loss_options(kind)?;
-        let d = LossSettings::defaults(kind);
+        let d = LossParams::defaults(kind);
         let d = match self.logit_standardize {
             true => d.standardized(),
             false => d,
@@ -254,7 +254,7 @@ impl DistillCmd {
                 Error::config(format!("--temperature takes a number or auto, got {t:?}"))
             })?,
         };
-        Ok(LossSettings {
+        Ok(LossParams {
             temperature,
             alpha: self.alpha.unwrap_or(d.alpha),
             beta: self.beta.unwrap_or(d.beta),
@@ -350,7 +350,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         .temperatures()?
         .into_iter()
         .map(|temperature| {
-            let loss = LossSettings {
+            let loss = LossParams {
                 temperature,
                 ..settings
             };
@@ -415,7 +415,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
 /// One distilled student of `distill distill`, at one temperature or chosen from several.
 struct Student<'a> {
     c: &'a DistillCmd,
-    role: &'a CheckedRole,
+    role: &'a RoleConfig,
     teacher: &'a Classifier,
     transfer: &'a Splits,
     note: String,

@@ -29,4 +29,4 @@ pub use split::{
     DatasetShape, DeviceSplit, Split, Splits, Values, default_validation_size, index_tensor,
 };
 pub use table::{Impute, Standardize, Strings, TableInfo, TableOptions, load_rows};
-pub use transfer::{TransferSelection, TransferSettings};
+pub use transfer::{TransferConfig, TransferParams};

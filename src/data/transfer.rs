@@ -12,7 +12,7 @@ use crate::error::{Error, Result, Setting};
 /// Which part of the training set a student may learn from (its transfer set), as a user
 /// gives it. The teacher is never affected.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TransferSettings {
+pub struct TransferParams {
     /// Keep this fraction of each class (seeded, class-stratified), in (0, 1].
     pub fraction: Option<f64>,
     /// Classes removed entirely.
@@ -23,14 +23,14 @@ pub struct TransferSettings {
 
 /// Checked transfer-set selection for a dataset with a known class count.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TransferSelection {
-    settings: TransferSettings,
+pub struct TransferConfig {
+    settings: TransferParams,
     kept: Vec<bool>,
 }
 
-impl TransferSettings {
+impl TransferParams {
     /// Validates the settings against `classes`.
-    pub fn check(self, classes: usize) -> Result<TransferSelection> {
+    pub fn check(self, classes: usize) -> Result<TransferConfig> {
         if let Some(f) = self.fraction.filter(|f| !(*f > 0.0 && *f <= 1.0)) {
             return Err(Error::setting(
                 Setting::TransferFraction,
@@ -63,16 +63,16 @@ impl TransferSettings {
                 "every class is omitted: the transfer set would be empty",
             ));
         }
-        Ok(TransferSelection {
+        Ok(TransferConfig {
             settings: self,
             kept,
         })
     }
 }
 
-impl TransferSelection {
+impl TransferConfig {
     /// The settings this was built from.
-    pub fn settings(&self) -> &TransferSettings {
+    pub fn settings(&self) -> &TransferParams {
         &self.settings
     }
 
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn fraction_is_stratified_seeded_and_within_the_split() {
         let s = split(1000, 10);
-        let sel = TransferSettings {
+        let sel = TransferParams {
             fraction: Some(0.03),
             ..Default::default()
         }
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn omitted_classes_are_absent_and_only_classes_alone_remain() {
         let s = split(200, 10);
-        let omit = TransferSettings {
+        let omit = TransferParams {
             omit_classes: vec![3],
             ..Default::default()
         }
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(sub.class_counts(10)[3], 0);
         assert_eq!(sub.len(), 180);
         assert_eq!(omit.missing_classes(), vec![3]);
-        let only = TransferSettings {
+        let only = TransferParams {
             only_classes: vec![7, 8],
             ..Default::default()
         }
@@ -169,7 +169,7 @@ mod tests {
     fn bad_selections_are_refused() {
         for f in [0.0, -0.1, 1.5, f64::NAN] {
             assert!(
-                TransferSettings {
+                TransferParams {
                     fraction: Some(f),
                     ..Default::default()
                 }
@@ -178,14 +178,14 @@ mod tests {
                 "{f}"
             );
         }
-        let e = TransferSettings {
+        let e = TransferParams {
             omit_classes: vec![12],
             ..Default::default()
         }
         .check(10)
         .unwrap_err();
         assert!(e.to_string().contains("does not exist"));
-        let e = TransferSettings {
+        let e = TransferParams {
             omit_classes: (0..10).collect(),
             ..Default::default()
         }

@@ -20,7 +20,7 @@ pub use cache::{
     write_soft_target_shard,
 };
 pub use loss::{
-    DistillConfig, DistillLoss, DistillSettings, LossKind, LossSettings, check_temperature,
+    DistillConfig, DistillLoss, DistillParams, LossKind, LossParams, check_temperature,
     distillation_loss, hard_loss, log_soft_targets, soft_loss, soft_targets, softmax_host, zscore,
 };
 pub use objective::{Objective, distill_objective};

@@ -10,43 +10,43 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::presets::ReproduceConfig;
+use super::presets::ReproduceParams;
 use super::student::{Distillation, StudentRun, distill_students, student_report};
 use crate::data::Splits;
-use crate::distill::{DistillLoss, LossKind, LossSettings, Objective, StudentInputs};
+use crate::distill::{DistillLoss, LossKind, LossParams, Objective, StudentInputs};
 use crate::error::Result;
 use crate::eval::ModelReport;
 use crate::model::Classifier;
-use crate::train::{CheckedRole, OptimizerKind, RoleConfig, RunOutput, train_role};
+use crate::train::{OptimizerKind, RoleConfig, RoleParams, RunOutput, train_role};
 
 /// What the losses experiment trains beyond the main recipe's teacher, student alone and
 /// KD-distilled student.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LossTrial {
+pub struct LossTrialParams {
     /// The second student, a small CNN: trained alone, with KD, and with every loss.
-    pub cnn_student: RoleConfig,
+    pub cnn_student: RoleParams,
     /// The losses tried beside KD, on both students.
-    pub losses: Vec<LossSettings>,
+    pub losses: Vec<LossParams>,
 }
 
-/// A [`LossTrial`] whose roles and losses passed their checks.
+/// A [`LossTrialParams`] whose roles and losses passed their checks.
 #[derive(Debug, Clone)]
-pub struct CheckedLossTrial {
+pub struct LossTrialConfig {
     /// The small CNN student.
-    pub cnn_student: CheckedRole,
+    pub cnn_student: RoleConfig,
     /// Each loss with the name its students are reported under (`dkd`, `kd_ls`, ...).
     pub losses: Vec<(String, Arc<dyn DistillLoss>)>,
 }
 
-impl LossTrial {
+impl LossTrialParams {
     /// Checks the CNN student and builds every loss.
-    pub fn check(&self) -> Result<CheckedLossTrial> {
+    pub fn check(&self) -> Result<LossTrialConfig> {
         let losses = self
             .losses
             .iter()
             .map(|l| Ok((short_name(l), l.check()?)))
             .collect::<Result<_>>()?;
-        Ok(CheckedLossTrial {
+        Ok(LossTrialConfig {
             cnn_student: self.cnn_student.check()?,
             losses,
         })
@@ -66,7 +66,7 @@ impl LossTrial {
 }
 
 /// `dkd`, `dist`, `kd_ls`, ...: a loss's kind, `_ls` when it standardizes logits.
-fn short_name(l: &LossSettings) -> String {
+fn short_name(l: &LossParams) -> String {
     let kind = match l.kind {
         LossKind::Kd => "kd",
         LossKind::Dkd => "dkd",
@@ -82,7 +82,7 @@ fn short_name(l: &LossSettings) -> String {
 /// the MLP one. The teacher is the best CNN recipe of docs/experiments.md that trains in about
 /// 10 minutes on 2 cores (64 test errors); the CNN student follows the MLP student's
 /// optimization, with fewer epochs as a CNN epoch costs more.
-pub fn losses_recipe(cfg: &mut ReproduceConfig, smoke: bool) {
+pub fn losses_recipe(cfg: &mut ReproduceParams, smoke: bool) {
     let (teacher, student, t_ep, s_ep) = match smoke {
         true => ("cnn:4,8/32+bn", "cnn:4,8/32", 3, 3),
         false => ("cnn:16,32/128+bn", "cnn:8,16/64", 10, 6),
@@ -100,15 +100,15 @@ pub fn losses_recipe(cfg: &mut ReproduceConfig, smoke: bool) {
     let mut cnn_student = cfg.student.clone();
     cnn_student.spec = student.into();
     cnn_student.train.epochs = s_ep;
-    // Every loss at its paper's defaults (LossSettings::defaults); the standardized ones at
+    // Every loss at its paper's defaults (LossParams::defaults); the standardized ones at
     // Sun et al.'s base temperature.
     let losses = vec![
-        LossSettings::defaults(LossKind::Dkd),
-        LossSettings::defaults(LossKind::Dist),
-        LossSettings::defaults(LossKind::Kd).standardized(),
-        LossSettings::defaults(LossKind::Dkd).standardized(),
+        LossParams::defaults(LossKind::Dkd),
+        LossParams::defaults(LossKind::Dist),
+        LossParams::defaults(LossKind::Kd).standardized(),
+        LossParams::defaults(LossKind::Dkd).standardized(),
     ];
-    cfg.loss_trial = Some(LossTrial {
+    cfg.loss_trial = Some(LossTrialParams {
         cnn_student,
         losses,
     });
@@ -139,8 +139,8 @@ impl LossStudents<'_> {
     /// their soft targets came from to `notes`.
     pub fn train(
         &self,
-        trial: &CheckedLossTrial,
-        mlp: &CheckedRole,
+        trial: &LossTrialConfig,
+        mlp: &RoleConfig,
         kd: Arc<dyn DistillLoss>,
         models: &mut BTreeMap<String, ModelReport>,
         notes: &mut Vec<String>,
@@ -174,7 +174,7 @@ impl LossStudents<'_> {
         &self,
         loss_name: &str,
         loss: Arc<dyn DistillLoss>,
-        students: &[(String, &CheckedRole)],
+        students: &[(String, &RoleConfig)],
         models: &mut BTreeMap<String, ModelReport>,
         notes: &mut Vec<String>,
     ) -> Result<()> {
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn the_losses_recipe_names_every_loss_and_checks() {
-        let cfg = ReproduceConfig::recipe(ExperimentKind::Losses, Preset::Quick, 1, "d".into());
+        let cfg = ReproduceParams::recipe(ExperimentKind::Losses, Preset::Quick, 1, "d".into());
         let trial = cfg.loss_trial.as_ref().unwrap();
         let names: Vec<String> = trial.losses.iter().map(short_name).collect();
         assert_eq!(names, ["dkd", "dist", "kd_ls", "dkd_ls"]);
@@ -221,12 +221,12 @@ mod tests {
         assert_eq!(roles.loss_trial.unwrap().losses.len(), 4);
         // The trial survives config.toml.
         let text = toml::to_string_pretty(&cfg).unwrap();
-        assert_eq!(toml::from_str::<ReproduceConfig>(&text).unwrap(), cfg);
+        assert_eq!(toml::from_str::<ReproduceParams>(&text).unwrap(), cfg);
     }
 
     #[test]
     fn stretching_keeps_dkds_share_of_the_steps() {
-        let mut cfg = ReproduceConfig::recipe(ExperimentKind::Losses, Preset::Quick, 1, "d".into());
+        let mut cfg = ReproduceParams::recipe(ExperimentKind::Losses, Preset::Quick, 1, "d".into());
         cfg.fit_to_data(
             super::super::FitToData {
                 schedule: true,

@@ -19,7 +19,7 @@ mod tables;
 
 pub use bench::InteropOptions;
 pub use extra_rows::{ExtraRows, RowCounts};
-pub use presets::{CheckedRoles, ExperimentKind, FitToData, Preset, ReproduceConfig};
+pub use presets::{ExperimentKind, FitToData, Preset, ReproduceConfig, ReproduceParams};
 pub use recipes::{ReproduceOptions, reproduce};
 pub use student::{
     Distillation, Distilled, StudentRun, distill_student, distill_students, student_report,

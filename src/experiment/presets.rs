@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::losses::{CheckedLossTrial, LossTrial, losses_recipe};
-use crate::data::TransferSettings;
-use crate::distill::{DistillConfig, DistillSettings, StudentInputs};
+use super::losses::{LossTrialConfig, LossTrialParams, losses_recipe};
+use crate::data::TransferParams;
+use crate::distill::{DistillConfig, DistillParams, StudentInputs};
 use crate::error::{Error, Result};
 use crate::eval::BiasAdjust;
-use crate::train::{CheckedRole, OptimizerKind, RoleConfig, Schedule, TrainSettings};
+use crate::train::{OptimizerKind, RoleConfig, RoleParams, Schedule, TrainParams};
 
 /// Named sizes of an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -81,7 +81,7 @@ impl ExperimentKind {
 
 /// Everything that defines a run of an experiment; written to `config.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReproduceConfig {
+pub struct ReproduceParams {
     /// Which experiment.
     pub experiment: ExperimentKind,
     /// Preset the values came from.
@@ -97,13 +97,13 @@ pub struct ReproduceConfig {
     /// Test examples evaluated; `None` = all.
     pub test_size: Option<usize>,
     /// Teacher (for `ensemble`: each member, trained with seeds derived from `seed`).
-    pub teacher: RoleConfig,
+    pub teacher: RoleParams,
     /// Members of the ensemble teacher (1 = a single teacher).
     pub members: usize,
     /// Student: trained alone on hard labels, and again distilled.
-    pub student: RoleConfig,
+    pub student: RoleParams,
     /// Temperature and alpha of the distilled student.
-    pub distill: DistillSettings,
+    pub distill: DistillParams,
     /// Random shifts (pixels) of the distilled student's transfer images, where they differ
     /// from the student alone's; the teacher labels every shifted batch the distilled student
     /// sees. The student alone stays the baseline, and a control student trained alone on the
@@ -111,7 +111,7 @@ pub struct ReproduceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distilled_jitter: Option<usize>,
     /// Mixup's Beta parameter for the distilled student only (see
-    /// [`TrainSettings::mixup`]); its teacher labels every blend. As with the shifts, a control
+    /// [`TrainParams::mixup`]); its teacher labels every blend. As with the shifts, a control
     /// student trained alone the same way shows what the blends buy without soft targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distilled_mixup: Option<f64>,
@@ -124,7 +124,7 @@ pub struct ReproduceConfig {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub augment_cache: usize,
     /// The students' transfer set (the teacher always sees all training data).
-    pub transfer: TransferSettings,
+    pub transfer: TransferParams,
     /// Bias adjustment for classes missing from the transfer set.
     pub bias_adjust: BiasAdjust,
     /// Epochs of an extra student trained on hard labels with all the training data
@@ -132,7 +132,7 @@ pub struct ReproduceConfig {
     pub student_full: Option<usize>,
     /// The losses experiment's further students and losses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss_trial: Option<LossTrial>,
+    pub loss_trial: Option<LossTrialParams>,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -142,9 +142,9 @@ fn is_zero(v: &usize) -> bool {
 /// How a role is optimized: optimizer, initial learning rate and warm-up epochs.
 type Optimization = (OptimizerKind, f64, usize);
 
-fn cosine(epochs: usize, opt: Optimization, jitter: usize, seed: u64) -> TrainSettings {
+fn cosine(epochs: usize, opt: Optimization, jitter: usize, seed: u64) -> TrainParams {
     let (optimizer, learning_rate, warmup_epochs) = opt;
-    TrainSettings {
+    TrainParams {
         epochs,
         batch_size: 128,
         learning_rate,
@@ -208,9 +208,9 @@ fn preset_base(smoke: bool, paper: bool, sgd: Optimization) -> PresetBase {
     }
 }
 
-impl ReproduceConfig {
+impl ReproduceParams {
     /// The main experiment's preset for `seed` and `data_dir`.
-    pub fn preset(preset: Preset, seed: u64, data_dir: PathBuf) -> ReproduceConfig {
+    pub fn preset(preset: Preset, seed: u64, data_dir: PathBuf) -> ReproduceParams {
         Self::recipe(ExperimentKind::Mnist, preset, seed, data_dir)
     }
 
@@ -221,7 +221,7 @@ impl ReproduceConfig {
         preset: Preset,
         seed: u64,
         data_dir: PathBuf,
-    ) -> ReproduceConfig {
+    ) -> ReproduceParams {
         let smoke = preset == Preset::Smoke;
         let paper = preset == Preset::Paper && experiment == ExperimentKind::Mnist;
         // Teacher dropout is (input, hidden); both students share one optimization. The main
@@ -234,7 +234,7 @@ impl ReproduceConfig {
         let (sizes, t_ep, s_ep, jitter, dropout, student_opt) = preset_base(smoke, paper, sgd);
         let teacher_seed = seed.wrapping_mul(1000).wrapping_add(17);
         let student_seed = seed.wrapping_mul(1000).wrapping_add(29);
-        let mut cfg = ReproduceConfig {
+        let mut cfg = ReproduceParams {
             experiment,
             preset,
             seed,
@@ -242,20 +242,20 @@ impl ReproduceConfig {
             train_size: sizes.0,
             validation_size: sizes.1,
             test_size: sizes.2,
-            teacher: RoleConfig {
+            teacher: RoleParams {
                 spec: "mlp:1200,1200".into(),
                 input_dropout: dropout.0,
                 hidden_dropout: dropout.1,
                 train: cosine(t_ep, (OptimizerKind::Sgd, 0.1, 0), jitter, teacher_seed),
             },
             members: 1,
-            student: RoleConfig {
+            student: RoleParams {
                 spec: "mlp:800,800".into(),
                 input_dropout: 0.0,
                 hidden_dropout: 0.0,
                 train: cosine(s_ep, student_opt, 0, student_seed),
             },
-            distill: DistillSettings {
+            distill: DistillParams {
                 temperature: 20.0,
                 alpha: 0.9,
             },
@@ -263,7 +263,7 @@ impl ReproduceConfig {
             distilled_mixup: None,
             distilled_epochs: None,
             augment_cache: 0,
-            transfer: TransferSettings::default(),
+            transfer: TransferParams::default(),
             bias_adjust: BiasAdjust::None,
             student_full: None,
             loss_trial: None,
@@ -303,11 +303,11 @@ impl ReproduceConfig {
                 // ensemble's gain), and members with no jitter at all (the ensemble gained 10
                 // errors over a member and the distilled model kept none of it).
                 self.student.train.jitter = jitter;
-                self.teacher = RoleConfig {
+                self.teacher = RoleParams {
                     spec: self.student.spec.clone(),
                     input_dropout: 0.0,
                     hidden_dropout: 0.0,
-                    train: TrainSettings {
+                    train: TrainParams {
                         seed: teacher_seed,
                         clip_norm: None,
                         mixup: 0.0,
@@ -321,7 +321,7 @@ impl ReproduceConfig {
     }
 
     /// Checks every part; nothing is trained with an unchecked config.
-    pub fn check(&self) -> Result<CheckedRoles> {
+    pub fn check(&self) -> Result<ReproduceConfig> {
         if self.members == 0 {
             return Err(Error::config("an ensemble needs at least one member"));
         }
@@ -340,12 +340,16 @@ impl ReproduceConfig {
             distilled.train.mixup,
             self.augment_cache,
         )?;
-        Ok(CheckedRoles {
+        Ok(ReproduceConfig {
             teacher: self.teacher.check()?,
             student: self.student.check()?,
             distilled: distilled.check()?,
             distill: self.distill.check()?,
-            loss_trial: self.loss_trial.as_ref().map(LossTrial::check).transpose()?,
+            loss_trial: self
+                .loss_trial
+                .as_ref()
+                .map(LossTrialParams::check)
+                .transpose()?,
         })
     }
 }
@@ -371,7 +375,7 @@ pub struct FitToData {
     pub validation: bool,
 }
 
-impl ReproduceConfig {
+impl ReproduceParams {
     /// Sizes a preset to a dataset of `train_examples` training images of `side` pixels (the
     /// smaller of height and width), as `fit` allows, and says what changed. On MNIST nothing
     /// does: 55,000 images of 28 pixels are what the presets were set for.
@@ -508,20 +512,20 @@ impl ReproduceConfig {
     }
 }
 
-/// The checked parts of a [`ReproduceConfig`].
+/// The checked parts of a [`ReproduceParams`].
 #[derive(Debug, Clone)]
-pub struct CheckedRoles {
+pub struct ReproduceConfig {
     /// Teacher.
-    pub teacher: CheckedRole,
+    pub teacher: RoleConfig,
     /// Student trained alone on hard labels.
-    pub student: CheckedRole,
+    pub student: RoleConfig,
     /// The same student as it is distilled (differs only in `distilled_jitter`,
     /// `distilled_mixup` and `distilled_epochs`).
-    pub distilled: CheckedRole,
+    pub distilled: RoleConfig,
     /// Distillation settings.
     pub distill: DistillConfig,
     /// The losses experiment's further students and losses.
-    pub loss_trial: Option<CheckedLossTrial>,
+    pub loss_trial: Option<LossTrialConfig>,
 }
 
 #[cfg(test)]

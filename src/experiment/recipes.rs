@@ -10,10 +10,10 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use self::finish::{Outcome, findings};
-use super::losses::{CheckedLossTrial, LossStudents};
-use super::presets::{CheckedRoles, FitToData, ReproduceConfig};
+use super::losses::{LossStudents, LossTrialConfig};
+use super::presets::{FitToData, ReproduceConfig, ReproduceParams};
 use super::student::{Distillation, Distilled, StudentRun, distill_student, student_report};
-use crate::data::{Splits, TransferSelection};
+use crate::data::{Splits, TransferConfig};
 use crate::distill::{Objective, StudentInputs};
 use crate::error::{Error, Result};
 use crate::eval::{ModelReport, evaluate, mean_report, model_report};
@@ -21,7 +21,7 @@ use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, Network, OpenOptions, Predictor, weights_path};
 use crate::report::{ChartModel, Report, write_charts};
 use crate::train::{
-    CheckedRole, Checkpoints, EpochMetrics, RunOutput, TrainSettings, Trained, earlier_training,
+    Checkpoints, EpochMetrics, RoleConfig, RunOutput, TrainParams, Trained, earlier_training,
     train_role,
 };
 
@@ -31,7 +31,7 @@ mod finish;
 #[derive(Debug, Clone)]
 pub struct ReproduceOptions {
     /// The run's configuration (from a preset, possibly overridden).
-    pub config: ReproduceConfig,
+    pub config: ReproduceParams,
     /// Output directory.
     pub out: PathBuf,
     /// Retrain the teacher even if a matching one exists in `out`.
@@ -74,7 +74,7 @@ struct Run<'a> {
     device: Device,
     notes: Vec<String>,
     /// Which training examples the students learn from.
-    selection: TransferSelection,
+    selection: TransferConfig,
     backend: &'static str,
     /// Held for the whole run.
     lock: RunLock,
@@ -96,7 +96,7 @@ impl Run<'_> {
     /// network on hard labels with all the training data.
     fn hard_model(
         &mut self,
-        role: &CheckedRole,
+        role: &RoleConfig,
         dir: &Path,
         label: &str,
     ) -> Result<(Network, f64, Option<usize>, Vec<EpochMetrics>)> {
@@ -137,7 +137,7 @@ impl Run<'_> {
         Ok((t.network, t.seconds, val, t.history))
     }
 
-    fn teacher(&mut self, roles: &CheckedRoles) -> Result<TeacherRun> {
+    fn teacher(&mut self, roles: &ReproduceConfig) -> Result<TeacherRun> {
         let opts = self.opts;
         if let Some(dir) = &opts.teacher {
             return self.given_teacher(dir);
@@ -186,7 +186,7 @@ impl Run<'_> {
     }
 
     /// An ensemble of `members` teachers, each trained (or reused) with its own seed.
-    fn ensemble_teacher(&mut self, roles: &CheckedRoles) -> Result<TeacherRun> {
+    fn ensemble_teacher(&mut self, roles: &ReproduceConfig) -> Result<TeacherRun> {
         let out = &self.opts.out;
         let mut dirs = Vec::new();
         let mut seconds = 0.0;
@@ -266,7 +266,7 @@ impl Run<'_> {
         &self,
         name: &str,
         label: &str,
-        role: &CheckedRole,
+        role: &RoleConfig,
         splits: &Splits,
     ) -> Result<Trained> {
         let dir = self.opts.out.join(name);
@@ -277,7 +277,7 @@ impl Run<'_> {
     /// The student distilled from `teacher` on `transfer`, into `out/distilled`.
     fn distilled(
         &mut self,
-        roles: &CheckedRoles,
+        roles: &ReproduceConfig,
         teacher: &TeacherRun,
         transfer: &Splits,
     ) -> Result<Distilled> {
@@ -348,8 +348,8 @@ impl Run<'_> {
     /// The losses experiment's further students, with their reports in `models`.
     fn loss_students(
         &mut self,
-        trial: &CheckedLossTrial,
-        roles: &CheckedRoles,
+        trial: &LossTrialConfig,
+        roles: &ReproduceConfig,
         teacher: &TeacherRun,
         transfer: &Splits,
         models: &mut Models,
@@ -380,7 +380,7 @@ impl Run<'_> {
 /// Without it, what the shifted or blended images (or the longer schedule) teach would be
 /// credited to the soft targets (paper preset, seed 1: 2-px shifts took the distilled student
 /// from 107 to 86 test errors, and the student alone from 158 to 84).
-fn control_name(student: &TrainSettings, distilled: &TrainSettings) -> Option<&'static str> {
+fn control_name(student: &TrainParams, distilled: &TrainParams) -> Option<&'static str> {
     if distilled.mixup != student.mixup {
         Some("student_mixup")
     } else if distilled.jitter != student.jitter {

@@ -11,7 +11,7 @@ use crate::distill::{DistillLoss, StudentInputs, distill_objective};
 use crate::error::Result;
 use crate::eval::{ModelReport, model_report};
 use crate::model::Classifier;
-use crate::train::{CheckedRole, EpochMetrics, RunOutput, Trained, train_role};
+use crate::train::{EpochMetrics, RoleConfig, RunOutput, Trained, train_role};
 
 /// What distilling needs besides the students: the teacher, the loss and how the students see
 /// their inputs, the transfer set, and where soft targets are cached.
@@ -40,7 +40,7 @@ pub struct Distillation<'a> {
 #[derive(Clone)]
 pub struct StudentRun<'a> {
     /// The student's architecture and training settings.
-    pub role: &'a CheckedRole,
+    pub role: &'a RoleConfig,
     /// Its model directory, progress label and checkpoints.
     pub output: RunOutput,
 }

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::student::{Distillation, StudentRun, distill_student};
 use crate::compute::compute_device;
 use crate::data::Splits;
-use crate::distill::{DistillConfig, DistillSettings, StudentInputs};
+use crate::distill::{DistillConfig, DistillParams, StudentInputs};
 use crate::error::{Error, Result, Setting};
 use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
 use crate::model::{Classifier, OnnxOptions, OpenOptions};
 use crate::report::{Environment, plot};
-use crate::train::{CheckedRole, RoleConfig, RunOutput, TrainSettings};
+use crate::train::{RoleConfig, RoleParams, RunOutput, TrainParams};
 
 /// Options of `distill sweep`: one distilled student per (student, alpha, T) from one teacher.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct SweepOptions {
     /// Soft-target weights.
     pub alphas: Vec<f32>,
     /// Training of every student (epochs, rate, seed...).
-    pub train: TrainSettings,
+    pub train: TrainParams,
     /// Data directory and sizes.
     pub data_dir: PathBuf,
     /// Validation examples held out of the training set (`None`: the data's default).
@@ -76,7 +76,7 @@ pub struct SweepReport {
     /// One sentence per student and alpha on the paper's findings.
     pub findings: Vec<String>,
     /// The training settings of every student.
-    pub train: TrainSettings,
+    pub train: TrainParams,
     /// Hardware, backend, commit.
     pub environment: Environment,
 }
@@ -147,7 +147,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport> {
 }
 
 /// The sweep's students and (alpha, T) settings, checked before anything loads.
-fn sweep_settings(opts: &SweepOptions) -> Result<(Vec<CheckedRole>, Vec<DistillConfig>)> {
+fn sweep_settings(opts: &SweepOptions) -> Result<(Vec<RoleConfig>, Vec<DistillConfig>)> {
     for &t in &opts.temperatures {
         crate::distill::check_temperature(t)?;
     }
@@ -162,11 +162,11 @@ fn sweep_settings(opts: &SweepOptions) -> Result<(Vec<CheckedRole>, Vec<DistillC
             Setting::ValidationSize
         )));
     }
-    let roles: Vec<CheckedRole> = opts
+    let roles: Vec<RoleConfig> = opts
         .students
         .iter()
         .map(|s| {
-            RoleConfig {
+            RoleParams {
                 spec: s.clone(),
                 input_dropout: 0.0,
                 hidden_dropout: 0.0,
@@ -181,9 +181,9 @@ fn sweep_settings(opts: &SweepOptions) -> Result<(Vec<CheckedRole>, Vec<DistillC
         .flat_map(|&alpha| {
             opts.temperatures
                 .iter()
-                .map(move |&temperature| DistillSettings { temperature, alpha })
+                .map(move |&temperature| DistillParams { temperature, alpha })
         })
-        .map(DistillSettings::check)
+        .map(DistillParams::check)
         .collect::<Result<_>>()?;
     Ok((roles, configs))
 }
@@ -193,7 +193,7 @@ fn sweep_settings(opts: &SweepOptions) -> Result<(Vec<CheckedRole>, Vec<DistillC
 fn sweep_point(
     opts: &SweepOptions,
     distillation: Distillation<'_>,
-    role: &CheckedRole,
+    role: &RoleConfig,
     cfg: &DistillConfig,
 ) -> Result<SweepPoint> {
     let name = format!(

@@ -16,13 +16,13 @@ use super::student::{Distillation, StudentRun, distill_student};
 use super::table_speed::size_speed;
 use crate::compute::compute_device;
 use crate::data::{Munge, Splits, TableOptions};
-use crate::distill::{DistillSettings, Objective, StudentInputs};
+use crate::distill::{DistillParams, Objective, StudentInputs};
 use crate::error::{Error, Result};
 use crate::eval::{ModelReport, evaluate, model_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, OnnxOptions, OpenOptions, Predictor};
 use crate::report::{ChartModel, Environment, Report, write_charts};
-use crate::train::{CheckedRole, RoleConfig, RunOutput, Trained, train_role};
+use crate::train::{RoleConfig, RoleParams, RunOutput, Trained, train_role};
 
 /// Steps a student takes at least: small tables get more epochs, so that a table of a few
 /// thousand rows is not stopped after a few hundred steps.
@@ -41,7 +41,7 @@ pub struct TableRecipe {
     pub onnx: OnnxOptions,
     /// The student, trained alone and distilled alike (its epochs are a floor: see
     /// [`TableRecipe::fit`]).
-    pub student: RoleConfig,
+    pub student: RoleParams,
     /// Temperatures tried for each distilled student; the one with the fewest validation
     /// errors is kept (ties to the lower).
     pub temperatures: Vec<f32>,
@@ -60,7 +60,7 @@ pub struct TableRecipe {
 impl TableRecipe {
     /// The student's role for `rows` training rows: its epochs raised so that it takes at
     /// least [`MIN_STEPS`] steps. Returns the note that says so.
-    fn fit(&self, rows: usize) -> Result<(CheckedRole, Option<String>)> {
+    fn fit(&self, rows: usize) -> Result<(RoleConfig, Option<String>)> {
         let mut role = self.student.clone();
         let steps = rows.div_ceil(role.train.batch_size.max(1)).max(1);
         let need = MIN_STEPS.div_ceil(steps);
@@ -96,11 +96,11 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Trains `role` distilled on `transfer` at each temperature of the grid into
     /// `out/name/T<t>`, and keeps the one with the fewest validation errors.
-    fn distill_grid(&self, name: &str, role: &CheckedRole, transfer: &Splits) -> Result<Chosen> {
+    fn distill_grid(&self, name: &str, role: &RoleConfig, transfer: &Splits) -> Result<Chosen> {
         let mut best: Option<Chosen> = None;
         let mut grid = Vec::new();
         for &t in &self.recipe.temperatures {
-            let settings = DistillSettings {
+            let settings = DistillParams {
                 temperature: t,
                 alpha: self.recipe.alpha,
             }

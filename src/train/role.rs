@@ -5,7 +5,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::run::{RunOutput, TrainData, Trained, train};
-use super::settings::{RngStream, TrainConfig, TrainSettings};
+use super::settings::{RngStream, TrainConfig, TrainParams};
 use crate::data::Splits;
 use crate::distill::Objective;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::model::{Dropout, ModelConfig, ModelSpec, Network, clear_complete};
 
 /// Architecture and training of one model in a recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoleConfig {
+pub struct RoleParams {
     /// Architecture (`mlp:...`).
     pub spec: String,
     /// Input dropout while training.
@@ -22,12 +22,12 @@ pub struct RoleConfig {
     /// Hidden dropout while training.
     pub hidden_dropout: f64,
     /// Optimization settings.
-    pub train: TrainSettings,
+    pub train: TrainParams,
 }
 
 /// A role whose spec parsed and whose training settings passed their checks.
 #[derive(Debug, Clone)]
-pub struct CheckedRole {
+pub struct RoleConfig {
     /// Parsed architecture.
     pub spec: ModelSpec,
     /// Dropout while training.
@@ -36,9 +36,9 @@ pub struct CheckedRole {
     pub train: TrainConfig,
 }
 
-impl RoleConfig {
+impl RoleParams {
     /// Parses the spec and checks dropout and training settings.
-    pub fn check(&self) -> Result<CheckedRole> {
+    pub fn check(&self) -> Result<RoleConfig> {
         let spec: ModelSpec = self.spec.parse()?;
         let dropout = Dropout {
             input: self.input_dropout,
@@ -47,7 +47,7 @@ impl RoleConfig {
         .check()?;
         let mut train = self.train.clone();
         train.clip_norm = train.clip_norm.or(spec.default_clip_norm());
-        Ok(CheckedRole {
+        Ok(RoleConfig {
             spec,
             dropout,
             train: train.check()?,
@@ -55,10 +55,10 @@ impl RoleConfig {
     }
 }
 
-impl CheckedRole {
-    /// The role as a config records it (the inverse of [`RoleConfig::check`]).
-    pub fn config(&self) -> RoleConfig {
-        RoleConfig {
+impl RoleConfig {
+    /// The role as a config records it (the inverse of [`RoleParams::check`]).
+    pub fn config(&self) -> RoleParams {
+        RoleParams {
             spec: self.spec.to_string(),
             input_dropout: self.dropout.input,
             hidden_dropout: self.dropout.hidden,
@@ -67,8 +67,8 @@ impl CheckedRole {
     }
 
     /// The same role with other training settings, checked.
-    pub fn with_train(&self, settings: TrainSettings) -> Result<CheckedRole> {
-        Ok(CheckedRole {
+    pub fn with_train(&self, settings: TrainParams) -> Result<RoleConfig> {
+        Ok(RoleConfig {
             train: settings.check()?,
             ..self.clone()
         })
@@ -78,7 +78,7 @@ impl CheckedRole {
 /// A role's config as recorded beside its model.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct RoleRecord {
-    model: RoleConfig,
+    model: RoleParams,
     /// What the model learned from (`Objective::describe`): the loss and its hyperparameters
     /// are part of how the model was made.
     #[serde(default)]
@@ -97,7 +97,7 @@ struct RoleRecord {
 /// `dir` (`config.toml` first, then weights and `metrics.jsonl` every epoch, then the
 /// completion marker).
 pub fn train_role(
-    role: &CheckedRole,
+    role: &RoleConfig,
     splits: &Splits,
     objective: &Objective,
     device: &Device,

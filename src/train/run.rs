@@ -15,7 +15,7 @@ use super::early_stop::EarlyStop;
 use super::metrics::{EpochMetrics, metrics_path};
 use super::overlap::overlapped;
 use super::resume;
-use super::settings::{RngStream, TrainConfig, TrainSettings};
+use super::settings::{RngStream, TrainConfig, TrainParams};
 use super::start::{Start, already_finished};
 use super::stepper::{Stepper, count_errors};
 use crate::data::{DeviceSplit, ImageShape, Split, index_tensor, jittered_batch, mix_batch};
@@ -175,7 +175,7 @@ fn check_fits(
     network: &Network,
     data: TrainData<'_>,
     objective: &Objective,
-    s: &TrainSettings,
+    s: &TrainParams,
 ) -> Result<()> {
     if data.train.is_empty() {
         return Err(Error::config("the training (transfer) set is empty"));
@@ -195,7 +195,7 @@ fn check_fits(
 struct Batches<'a> {
     data: TrainData<'a>,
     objective: &'a Objective,
-    settings: &'a TrainSettings,
+    settings: &'a TrainParams,
     train_dev: DeviceSplit,
     device: &'a Device,
 }
@@ -243,7 +243,7 @@ impl<'a> Batches<'a> {
 struct Epochs<'a> {
     network: &'a Network,
     config: &'a TrainConfig,
-    settings: &'a TrainSettings,
+    settings: &'a TrainParams,
     device: &'a Device,
     output: &'a RunOutput,
     run_id: &'a str,

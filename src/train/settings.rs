@@ -33,7 +33,7 @@ pub enum Schedule {
 
 /// Training hyperparameters as a user gives them (unchecked).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainSettings {
+pub struct TrainParams {
     /// Passes over the training set.
     pub epochs: usize,
     /// Examples per step.
@@ -125,13 +125,13 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Checked training hyperparameters; only [`TrainSettings::check`] makes one.
+/// Checked training hyperparameters; only [`TrainParams::check`] makes one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainConfig {
-    settings: TrainSettings,
+    settings: TrainParams,
 }
 
-impl TrainSettings {
+impl TrainParams {
     /// Validates every field.
     pub fn check(self) -> Result<TrainConfig> {
         if self.epochs == 0 {
@@ -186,7 +186,7 @@ impl TrainSettings {
 
 impl TrainConfig {
     /// The checked settings.
-    pub fn settings(&self) -> &TrainSettings {
+    pub fn settings(&self) -> &TrainParams {
         &self.settings
     }
 
@@ -236,8 +236,8 @@ impl TrainConfig {
 mod tests {
     use super::*;
 
-    fn settings(epochs: usize, warmup_epochs: usize, schedule: Schedule) -> TrainSettings {
-        TrainSettings {
+    fn settings(epochs: usize, warmup_epochs: usize, schedule: Schedule) -> TrainParams {
+        TrainParams {
             epochs,
             batch_size: 10,
             learning_rate: 0.1,
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn mixup_is_off_or_a_beta_parameter_and_absent_from_configs_when_off() {
-        let with = |mixup| TrainSettings {
+        let with = |mixup| TrainParams {
             mixup,
             ..settings(3, 0, Schedule::Cosine)
         };
@@ -318,7 +318,7 @@ mod tests {
         assert!(with(0.0).check().is_ok() && with(0.4).check().is_ok());
         let off = toml::to_string(&with(0.0)).unwrap();
         assert!(!off.contains("mixup"), "{off}");
-        let on: TrainSettings = toml::from_str(&toml::to_string(&with(0.4)).unwrap()).unwrap();
+        let on: TrainParams = toml::from_str(&toml::to_string(&with(0.4)).unwrap()).unwrap();
         assert_eq!(on.mixup, 0.4);
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use clap::ValueEnum;
-use distill::experiment::{ExperimentKind, Preset, ReproduceConfig};
+use distill::experiment::{ExperimentKind, Preset, ReproduceParams};
 
 fn doc(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
@@ -32,7 +32,7 @@ fn last_cell(text: &str, first_cell: &str) -> String {
 fn the_readme_names_exactly_the_recipes_whose_students_warm_up() {
     let claim = paragraph(&doc("README.md"), "warm up for one epoch");
     for &kind in ExperimentKind::value_variants() {
-        let cfg = ReproduceConfig::recipe(kind, Preset::Quick, 1, "d".into());
+        let cfg = ReproduceParams::recipe(kind, Preset::Quick, 1, "d".into());
         let warms = cfg.student.train.warmup_epochs > 0;
         let named = match kind {
             ExperimentKind::Mnist => claim.contains("in the main experiment"),

@@ -374,7 +374,7 @@ fn three_shard_processes_give_the_unsharded_soft_targets_bit_for_bit() {
 
 #[test]
 fn the_presets_are_left_as_set_on_the_mnist_in_this_repository() {
-    use distill::experiment::{FitToData, Preset, ReproduceConfig};
+    use distill::experiment::{FitToData, Preset, ReproduceParams};
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let ds = distill::data::load(&data).unwrap();
     let energy = ds.train.mean_squared_norm();
@@ -384,10 +384,10 @@ fn the_presets_are_left_as_set_on_the_mnist_in_this_repository() {
         validation: true,
     };
     for preset in [Preset::Quick, Preset::Paper] {
-        let mut cfg = ReproduceConfig::preset(preset, 1, data.clone());
+        let mut cfg = ReproduceParams::preset(preset, 1, data.clone());
         let notes = cfg.fit_to_data(fit, ds.train.len(), 28, energy);
         assert!(notes.is_empty(), "{notes:?}");
-        assert_eq!(cfg, ReproduceConfig::preset(preset, 1, data.clone()));
+        assert_eq!(cfg, ReproduceParams::preset(preset, 1, data.clone()));
     }
 }
 

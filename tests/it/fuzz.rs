@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor, TensorData};
 use distill::data::idx::{parse_idx, read_idx};
 use distill::distill::{CacheKey, cached_soft_targets};
-use distill::experiment::ReproduceConfig;
+use distill::experiment::ReproduceParams;
 use distill::experiment::summary::summarize;
 use distill::model::{
     Classifier, Dropout, ModelConfig, Network, OnnxModel, OnnxOptions, TreeEnsemble,
@@ -192,11 +192,11 @@ fn soft_target_cache_reader() {
 
 #[test]
 fn config_reader() {
-    let cfg = ReproduceConfig::preset(distill::experiment::Preset::Quick, 1, "d".into());
+    let cfg = ReproduceParams::preset(distill::experiment::Preset::Quick, 1, "d".into());
     let seeds = vec![toml::to_string_pretty(&cfg).unwrap().into_bytes()];
     fuzz("config", &seeds, 5_000, |b| {
         if let Ok(text) = std::str::from_utf8(b)
-            && let Ok(c) = toml::from_str::<ReproduceConfig>(text)
+            && let Ok(c) = toml::from_str::<ReproduceParams>(text)
         {
             let _ = c.check();
         }

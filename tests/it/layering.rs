@@ -169,7 +169,10 @@ fn the_checker_catches_upward_imports_in_either_form() {
 fn the_binary_only_dispatches_to_the_cli() {
     let main =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
-    assert!(main.contains("\nmod cli;"), "src/main.rs declares no cli module");
+    assert!(
+        main.contains("\nmod cli;"),
+        "src/main.rs declares no cli module"
+    );
     for line in main.lines().filter(|l| l.contains("distill::")) {
         assert!(
             line.contains("distill::Error") || line.trim_start().starts_with("//"),

@@ -5,19 +5,19 @@ use std::sync::Arc;
 
 use distill::compute::compute_device;
 use distill::data::Splits;
-use distill::distill::{DistillSettings, Objective, teacher_soft_targets};
+use distill::distill::{DistillParams, Objective, teacher_soft_targets};
 use distill::eval::{ModelReport, model_report};
 use distill::model::Classifier;
 use distill::train::{
-    OptimizerKind, RoleConfig, RunOutput, Schedule, TrainSettings, Trained, train_role,
+    OptimizerKind, RoleParams, RunOutput, Schedule, TrainParams, Trained, train_role,
 };
 
-fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
-    RoleConfig {
+fn role(spec: &str, epochs: usize, seed: u64) -> RoleParams {
+    RoleParams {
         spec: spec.into(),
         input_dropout: 0.0,
         hidden_dropout: 0.0,
-        train: TrainSettings {
+        train: TrainParams {
             epochs,
             batch_size: 64,
             learning_rate: 0.05,
@@ -35,7 +35,7 @@ fn role(spec: &str, epochs: usize, seed: u64) -> RoleConfig {
 
 /// Trains `role` towards `objective` into `dir` and scores it on the test slice.
 fn train_and_score(
-    role: &RoleConfig,
+    role: &RoleParams,
     objective: &Objective,
     splits: &Splits,
     dir: &std::path::Path,
@@ -91,7 +91,7 @@ fn mnist_slice_trains_and_distills_above_the_bar() {
 
     // A student that only ever sees the teacher's soft targets (alpha = 1) must learn the task.
     let distill = Arc::new(
-        DistillSettings {
+        DistillParams {
             temperature: 4.0,
             alpha: 1.0,
         }

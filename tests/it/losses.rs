@@ -3,14 +3,14 @@
 //! gradient for fixed batches; every loss here must match both to 1e-5 relative.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use distill::distill::{DistillLoss, LossKind, LossSettings};
+use distill::distill::{DistillLoss, LossKind, LossParams};
 use serde_json::Value;
 
-fn setting(s: &Value) -> LossSettings {
+fn setting(s: &Value) -> LossParams {
     let kind: LossKind = s["loss"].as_str().unwrap().parse().unwrap();
     let f = |k: &str, d: f32| s[k].as_f64().map_or(d, |v| v as f32);
-    let d = LossSettings::defaults(kind);
-    LossSettings {
+    let d = LossParams::defaults(kind);
+    LossParams {
         temperature: f("temperature", d.temperature),
         alpha: f("alpha", d.alpha),
         beta: f("beta", d.beta),
@@ -97,7 +97,7 @@ fn every_loss_matches_pytorch_in_value_and_gradient() {
 }
 
 /// Norm of the gradient of `settings`' loss with respect to fixed student logits, at `t`.
-fn grad_norm(settings: LossSettings, t: f32) -> f64 {
+fn grad_norm(settings: LossParams, t: f32) -> f64 {
     let s = vec![0.5f32, -1.0, 0.5, 1.0, 0.2, -1.2, 0.3, 0.1, -0.4];
     let z = [2.0f32, -1.5, -0.5, -1.0, 2.5, -1.5, 0.7, -0.2, 1.1];
     // Teacher log-probabilities at t, as the cache would hand them over.
@@ -109,7 +109,7 @@ fn grad_norm(settings: LossSettings, t: f32) -> f64 {
             r.iter().map(move |&v| v / t - lse).collect::<Vec<_>>()
         })
         .collect();
-    let loss = LossSettings {
+    let loss = LossParams {
         temperature: t,
         ..settings
     }
@@ -130,11 +130,11 @@ fn spread(v: &[f64]) -> f64 {
 #[test]
 fn t_squared_keeps_kd_and_dkd_gradients_in_scale_and_dist_needs_no_scaling() {
     let temps = [1.0f32, 2.0, 4.0, 8.0, 16.0];
-    let soft_only = |kind: LossKind, standardize: bool| LossSettings {
+    let soft_only = |kind: LossKind, standardize: bool| LossParams {
         alpha: 1.0,
         ce_weight: 0.0,
         standardize,
-        ..LossSettings::defaults(kind)
+        ..LossParams::defaults(kind)
     };
     // KL terms shrink like 1/T^2 in gradient; the T^2 factor cancels it (a factor of 256
     // between T = 1 and 16 without it).

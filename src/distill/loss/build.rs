@@ -2,20 +2,20 @@
 
 use super::dist::Dist;
 use super::dkd::Dkd;
-use super::kd::DistillSettings;
-use super::settings::{LossKind, LossSettings};
+use super::kd::DistillParams;
+use super::settings::{LossKind, LossParams};
 use super::standardized::StandardizedKd;
 use super::{DistillLoss, check_temperature};
 use crate::error::{Error, Result, Setting};
 
-impl LossSettings {
+impl LossParams {
     /// Checks every field and builds the loss.
     pub fn check(self) -> Result<std::sync::Arc<dyn DistillLoss>> {
         check_temperature(self.temperature)?;
         // KD keeps its own checks (alpha in [0, 1]); the other losses' weights are checked below.
         let kd = match self.kind {
             LossKind::Kd => Some(
-                DistillSettings {
+                DistillParams {
                     temperature: self.temperature,
                     alpha: self.alpha,
                 }

@@ -5,7 +5,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{Int, Tensor};
 
-use super::settings::LossSettings;
+use super::settings::LossParams;
 use super::{DistillLoss, hard_loss};
 
 /// Added to the norms' product in a Pearson correlation, as in Huang et al.
@@ -13,7 +13,7 @@ const PEARSON_EPS: f32 = 1e-8;
 
 /// DIST with checked settings.
 #[derive(Debug)]
-pub(super) struct Dist(pub(super) LossSettings);
+pub(super) struct Dist(pub(super) LossParams);
 
 /// Row-wise Pearson correlation of `a` and `b` `[rows, n]`, averaged over rows.
 fn mean_pearson(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {

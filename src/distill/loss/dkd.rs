@@ -4,13 +4,13 @@
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Int, Tensor};
 
-use super::settings::LossSettings;
+use super::settings::LossParams;
 use super::standardized::zscore;
 use super::{DistillLoss, hard_loss, kl_batchmean};
 
 /// DKD with checked settings.
 #[derive(Debug)]
-pub(super) struct Dkd(pub(super) LossSettings);
+pub(super) struct Dkd(pub(super) LossParams);
 
 impl DistillLoss for Dkd {
     fn temperature(&self) -> f32 {

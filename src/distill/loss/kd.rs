@@ -9,20 +9,20 @@ use crate::error::{Error, Result, Setting};
 
 /// Temperature and soft-target weight as a user gives them (unchecked).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct DistillSettings {
+pub struct DistillParams {
     /// Softmax temperature T used for both teacher and student during training (> 0).
     pub temperature: f32,
     /// Weight of the soft-target term; the hard-label term gets `1 - alpha` (in [0, 1]).
     pub alpha: f32,
 }
 
-/// Checked distillation settings: only [`DistillSettings::check`] makes one.
+/// Checked distillation settings: only [`DistillParams::check`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct DistillConfig {
-    settings: DistillSettings,
+    settings: DistillParams,
 }
 
-impl DistillSettings {
+impl DistillParams {
     /// Validates T > 0 (finite) and alpha in [0, 1].
     pub fn check(self) -> Result<DistillConfig> {
         check_temperature(self.temperature)?;
@@ -49,7 +49,7 @@ impl DistillConfig {
         self.settings.alpha
     }
     /// The settings this was built from.
-    pub fn settings(&self) -> DistillSettings {
+    pub fn settings(&self) -> DistillParams {
         self.settings
     }
 }
@@ -191,7 +191,7 @@ mod tests {
         let t = [[2.0f32, 0.0, 1.0], [-1.0, 3.0, 0.5]];
         let y = [2usize, 1];
         for (temp, alpha) in [(1.0f32, 0.5f32), (4.0, 0.9), (20.0, 1.0), (2.0, 0.0)] {
-            let cfg = DistillSettings {
+            let cfg = DistillParams {
                 temperature: temp,
                 alpha,
             }
@@ -224,7 +224,7 @@ mod tests {
         let t = [2.0f32, 0.0, 1.0, -1.0, 3.0, 0.5];
         let y = [0usize, 2];
         for (temp, alpha) in [(1.0f32, 0.3f32), (5.0, 0.7), (20.0, 0.95)] {
-            let cfg = DistillSettings {
+            let cfg = DistillParams {
                 temperature: temp,
                 alpha,
             }
@@ -258,7 +258,7 @@ mod tests {
         let s = [0.5f32, -1.0, 0.5, 1.0, 0.2, -1.2];
         let t = [2.0f32, -1.5, -0.5, -1.0, 2.5, -1.5];
         let norm = |temp: f32| {
-            let cfg = DistillSettings {
+            let cfg = DistillParams {
                 temperature: temp,
                 alpha: 1.0,
             }
@@ -293,7 +293,7 @@ mod tests {
             (f32::INFINITY, 0.5),
         ] {
             assert!(
-                DistillSettings {
+                DistillParams {
                     temperature: t,
                     alpha: a
                 }
@@ -303,7 +303,7 @@ mod tests {
             );
         }
         assert!(
-            DistillSettings {
+            DistillParams {
                 temperature: 0.5,
                 alpha: 1.0
             }

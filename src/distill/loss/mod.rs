@@ -17,13 +17,13 @@ use burn::tensor::{Int, Tensor};
 
 use crate::error::{Error, Result, Setting};
 
-pub use kd::{DistillConfig, DistillSettings, distillation_loss, soft_loss};
-pub use settings::{LossKind, LossSettings};
+pub use kd::{DistillConfig, DistillParams, distillation_loss, soft_loss};
+pub use settings::{LossKind, LossParams};
 pub use standardized::zscore;
 
 /// A loss between a student's logits and its teacher's soft targets (plus the true labels).
 /// The training loop holds one of these; KD is [`DistillConfig`], the newer losses (DKD,
-/// DIST, standardized logits) are built by [`LossSettings::check`].
+/// DIST, standardized logits) are built by [`LossParams::check`].
 pub trait DistillLoss: std::fmt::Debug + Send + Sync {
     /// Temperature at which the teacher's log-probabilities are taken (and cached).
     fn temperature(&self) -> f32;

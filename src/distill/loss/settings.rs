@@ -44,9 +44,9 @@ impl std::str::FromStr for LossKind {
     }
 }
 
-/// A loss and its hyperparameters as options give them; [`LossSettings::check`] builds it.
+/// A loss and its hyperparameters as options give them; [`LossParams::check`] builds it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LossSettings {
+pub struct LossParams {
     /// Which loss.
     pub kind: LossKind,
     /// Temperature (DIST's tau); with standardization, the base temperature of the z-scores.
@@ -65,12 +65,12 @@ pub struct LossSettings {
     pub standardize: bool,
 }
 
-impl LossSettings {
+impl LossParams {
     /// The papers' defaults for `kind`: KD T = 20, alpha = 0.9 (this project's MNIST setting);
     /// DKD T = 4, alpha = 1, beta = 8, warm-up 20 epochs, CE weight 1 (Zhao et al., CIFAR-100);
     /// DIST tau = 1, beta = gamma = 1, CE weight 1 (Huang et al.).
-    pub fn defaults(kind: LossKind) -> LossSettings {
-        let base = LossSettings {
+    pub fn defaults(kind: LossKind) -> LossParams {
+        let base = LossParams {
             kind,
             temperature: 20.0,
             alpha: 0.9,
@@ -82,13 +82,13 @@ impl LossSettings {
         };
         match kind {
             LossKind::Kd => base,
-            LossKind::Dkd => LossSettings {
+            LossKind::Dkd => LossParams {
                 temperature: 4.0,
                 alpha: 1.0,
                 beta: 8.0,
                 ..base
             },
-            LossKind::Dist => LossSettings {
+            LossKind::Dist => LossParams {
                 temperature: 1.0,
                 ..base
             },
@@ -97,8 +97,8 @@ impl LossSettings {
 
     /// The same loss on z-scored logits, at the base temperature Sun et al. use with every
     /// loss they standardize (2, their CIFAR-100 setting).
-    pub fn standardized(self) -> LossSettings {
-        LossSettings {
+    pub fn standardized(self) -> LossParams {
+        LossParams {
             standardize: true,
             temperature: 2.0,
             ..self

@@ -23,7 +23,7 @@ use crate::distill::{DistillLoss, ViewTargets, log_soft_targets};
 use crate::error::{Error, Result, Setting};
 use crate::eval::median;
 use crate::model::{Dropout, ModelConfig, ModelSpec, Network, plain_mlp};
-use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainSettings, overlapped};
+use crate::train::{OptimizerKind, Schedule, Stepper, TrainConfig, TrainParams, overlapped};
 
 mod figures;
 mod interop;
@@ -49,7 +49,7 @@ fn net(
 }
 
 fn sgd() -> Result<TrainConfig> {
-    TrainSettings {
+    TrainParams {
         epochs: 1,
         batch_size: 128,
         learning_rate: 0.05,

@@ -12,7 +12,7 @@ use super::{
     BenchOptions, FIGURES, Selected, Soft, epoch, net, repeat, serving_latency, sgd, steps_ms,
 };
 use crate::data::{Dataset, DeviceSplit, ImageShape, Split};
-use crate::distill::{DistillConfig, DistillSettings, ViewSpec, ViewTargets, log_soft_targets};
+use crate::distill::{DistillConfig, DistillParams, ViewSpec, ViewTargets, log_soft_targets};
 use crate::error::Result;
 use crate::eval::median;
 use crate::model::{Classifier, Dropout, Network};
@@ -49,7 +49,7 @@ impl<'a> Timed<'a> {
         let split = &dataset.train;
         let data = split.head(n).to_device(device);
         let cfg = sgd()?;
-        let kd = DistillSettings {
+        let kd = DistillParams {
             temperature: 20.0,
             alpha: 0.9,
         }

@@ -5,12 +5,12 @@ use super::*;
 #[test]
 fn distilled_jitter_mixup_and_epochs_reach_only_the_distilled_role() {
     let settings = |distilled: Option<(usize, f64, usize)>| {
-        let mut cfg = ReproduceConfig::preset(Preset::Paper, 1, "data/mnist".into());
+        let mut cfg = ReproduceParams::preset(Preset::Paper, 1, "data/mnist".into());
         cfg.distilled_jitter = distilled.map(|d| d.0);
         cfg.distilled_mixup = distilled.map(|d| d.1);
         cfg.distilled_epochs = distilled.map(|d| d.2);
         let roles = cfg.check().unwrap();
-        let s = |r: &CheckedRole| {
+        let s = |r: &RoleConfig| {
             let t = r.train.settings();
             (t.jitter, t.mixup, t.epochs)
         };
@@ -23,7 +23,7 @@ fn distilled_jitter_mixup_and_epochs_reach_only_the_distilled_role() {
 
 #[test]
 fn paper_preset_settings_are_the_documented_constants() {
-    let cfg = ReproduceConfig::preset(Preset::Paper, 1, "data/mnist".into());
+    let cfg = ReproduceParams::preset(Preset::Paper, 1, "data/mnist".into());
     let t = &cfg.teacher;
     assert_eq!((t.input_dropout, t.hidden_dropout), (0.0, 0.2));
     assert_eq!((t.train.jitter, t.train.epochs), (2, 96));
@@ -34,19 +34,19 @@ fn paper_preset_settings_are_the_documented_constants() {
     // Choices were made on a validation split; the preset fits all training images.
     assert_eq!(cfg.validation_size, 0);
     assert_eq!(
-        ReproduceConfig::preset(Preset::Quick, 1, "d".into()).validation_size,
+        ReproduceParams::preset(Preset::Quick, 1, "d".into()).validation_size,
         5000
     );
     assert_eq!(cfg.distilled_jitter, None);
     // Both students: Adam at 0.001 after one warm-up epoch; quick keeps SGD (with the
     // warm-up), the other recipes keep SGD without it, teachers never warm up.
-    let opt = |t: &TrainSettings| (t.optimizer, t.learning_rate, t.warmup_epochs);
+    let opt = |t: &TrainParams| (t.optimizer, t.learning_rate, t.warmup_epochs);
     assert_eq!(opt(&s.train), (OptimizerKind::Adam, 0.001, 1));
     let roles = cfg.check().unwrap();
     assert_eq!(opt(roles.distilled.train.settings()), opt(&s.train));
-    let quick = ReproduceConfig::preset(Preset::Quick, 1, "data/mnist".into());
+    let quick = ReproduceParams::preset(Preset::Quick, 1, "data/mnist".into());
     assert_eq!(opt(&quick.student.train), (OptimizerKind::Sgd, 0.05, 1));
-    let omit = ReproduceConfig::recipe(ExperimentKind::Omit3, Preset::Quick, 1, "d".into());
+    let omit = ReproduceParams::recipe(ExperimentKind::Omit3, Preset::Quick, 1, "d".into());
     assert_eq!(opt(&omit.student.train), (OptimizerKind::Sgd, 0.05, 0));
     assert_eq!(opt(&quick.teacher.train), (OptimizerKind::Sgd, 0.1, 0));
 }
@@ -58,13 +58,13 @@ fn fitting_leaves_mnist_alone_and_sizes_small_data() {
         validation: true,
     };
     for preset in [Preset::Quick, Preset::Paper, Preset::Smoke] {
-        let mut cfg = ReproduceConfig::preset(preset, 1, "d".into());
+        let mut cfg = ReproduceParams::preset(preset, 1, "d".into());
         let before = cfg.clone();
         assert!(cfg.fit_to_data(fit, 60_000, 28, 85.0).is_empty());
         assert_eq!(cfg, before);
     }
     // 1,438 images of 8x8: 143 held out, 1,295 left, so 42x the epochs and no shifts.
-    let mut cfg = ReproduceConfig::preset(Preset::Quick, 1, "d".into());
+    let mut cfg = ReproduceParams::preset(Preset::Quick, 1, "d".into());
     let notes = cfg.fit_to_data(fit, 1438, 8, 15.0);
     assert_eq!(notes.len(), 4, "{notes:?}");
     assert_eq!(cfg.validation_size, 143);
@@ -80,7 +80,7 @@ fn fitting_leaves_mnist_alone_and_sizes_small_data() {
     // Dimmer inputs than MNIST's, but a stretched schedule: the students' rate.
     assert_eq!(cfg.teacher.train.learning_rate, 0.05);
     // A size the user chose stays, and stretching has a ceiling.
-    let mut cfg = ReproduceConfig::preset(Preset::Quick, 1, "d".into());
+    let mut cfg = ReproduceParams::preset(Preset::Quick, 1, "d".into());
     cfg.validation_size = 300;
     let only_schedule = FitToData {
         validation: false,
@@ -106,7 +106,7 @@ fn fitting_sizes_the_distilled_students_own_schedule_and_shifts() {
         schedule: true,
         validation: true,
     };
-    let mut cfg = ReproduceConfig::preset(Preset::Paper, 1, "d".into());
+    let mut cfg = ReproduceParams::preset(Preset::Paper, 1, "d".into());
     cfg.distilled_epochs = Some(12);
     cfg.distilled_jitter = Some(2);
     let mnist = cfg.clone();
@@ -127,21 +127,21 @@ fn fitting_sizes_the_distilled_students_own_schedule_and_shifts() {
 
 #[test]
 fn configs_without_distilled_jitter_still_parse() {
-    let cfg = ReproduceConfig::preset(Preset::Quick, 3, "data/mnist".into());
+    let cfg = ReproduceParams::preset(Preset::Quick, 3, "data/mnist".into());
     let text = toml::to_string_pretty(&cfg).unwrap();
     assert!(!text.contains("distilled_jitter"));
-    let back: ReproduceConfig = toml::from_str(&text).unwrap();
+    let back: ReproduceParams = toml::from_str(&text).unwrap();
     assert_eq!(back, cfg);
     // No warm-up is left out, so configs (and reuse stamps) written before warm-up existed
     // still match (the teacher's); a warm-up is written and read back.
     assert_eq!(text.matches("warmup_epochs").count(), 1, "{text}");
-    let paper = ReproduceConfig::preset(Preset::Paper, 3, "data/mnist".into());
+    let paper = ReproduceParams::preset(Preset::Paper, 3, "data/mnist".into());
     let text = toml::to_string_pretty(&paper).unwrap();
     assert!(text.contains("warmup_epochs = 1"));
-    assert_eq!(toml::from_str::<ReproduceConfig>(&text).unwrap(), paper);
+    assert_eq!(toml::from_str::<ReproduceParams>(&text).unwrap(), paper);
     let mut jittered = cfg.clone();
     jittered.distilled_jitter = Some(2);
-    let back: ReproduceConfig =
+    let back: ReproduceParams =
         toml::from_str(&toml::to_string_pretty(&jittered).unwrap()).unwrap();
     assert_eq!(back, jittered);
     assert_ne!(back, cfg);

@@ -6,15 +6,15 @@ use std::time::Instant;
 
 use super::{Models, ReproduceOptions, Run, control_name, teacher_beats_student};
 use crate::compute::compute_device;
-use crate::data::{Dataset, Splits, TransferSelection};
+use crate::data::{Dataset, Splits, TransferConfig};
 use crate::error::{Error, Result};
 use crate::eval::{BiasAdjustReport, adjust_bias, error_percent, model_report};
-use crate::experiment::presets::{CheckedRoles, ExperimentKind};
+use crate::experiment::presets::{ExperimentKind, ReproduceConfig};
 use crate::experiment::student::{Distilled, student_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::Network;
 use crate::report::{Changed, DarkKnowledge, Environment, Report};
-use crate::train::{CheckedRole, Trained};
+use crate::train::{RoleConfig, Trained};
 
 /// What a run found, for its report.
 pub(super) struct Outcome {
@@ -101,7 +101,7 @@ impl<'a> Run<'a> {
     /// its name, for the charts).
     pub(super) fn extra_students(
         &self,
-        roles: &CheckedRoles,
+        roles: &ReproduceConfig,
         transfer: &Splits,
         models: &mut Models,
     ) -> Result<Option<(&'static str, Trained)>> {
@@ -127,7 +127,7 @@ impl<'a> Run<'a> {
         &self,
         name: &str,
         label: &str,
-        role: &CheckedRole,
+        role: &RoleConfig,
         splits: &Splits,
         models: &mut Models,
     ) -> Result<Trained> {
@@ -169,7 +169,7 @@ impl<'a> Run<'a> {
     /// Writes `report.json`, `report.md` and `report.html` into the output directory.
     pub(super) fn write_report(
         self,
-        roles: &CheckedRoles,
+        roles: &ReproduceConfig,
         outcome: Outcome,
         start: Instant,
     ) -> Result<Report> {
@@ -209,7 +209,7 @@ impl<'a> Run<'a> {
 pub(super) fn findings(
     kind: ExperimentKind,
     models: &Models,
-    selection: &TransferSelection,
+    selection: &TransferConfig,
 ) -> BTreeMap<String, f64> {
     let mut findings = BTreeMap::new();
     let errors = |k: &str| models.get(k).map(|m| m.test_errors as f64);
