@@ -133,8 +133,8 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
 }
 
 /// Elements below which a cheap element-wise pass (a bias and ReLU, the ReLU's gradient) runs
-/// on the calling thread. At the batch sizes of training (128 by 800 or 1,200) such a pass takes
-/// about 30 µs on one thread; split over a 2-core Intel Xeon's pool it measured ten times that.
+/// on the calling thread: at training's batch sizes such a pass is so short that handing it to
+/// the pool costs several times the pass itself (`docs/speed.md`).
 const CHEAP_SERIAL: usize = 1 << 18;
 
 /// Runs `f(start, chunk)` over `values` on this thread when they are few enough for the pass to
@@ -182,8 +182,8 @@ impl DenseOps for Flex {
             })
         };
         // Without a mask, each column block's thread adds the bias (and the ReLU) to its own
-        // columns as soon as their product is done: that pass ran on the calling thread while
-        // the pool waited, about 1.5% of a cached distillation step.
+        // columns as soon as their product is done, instead of on the calling thread while the
+        // pool waits.
         let epilogue: Option<Epilogue<'_>> = match draw {
             None => Some(&bias_relu),
             Some(_) => None,
@@ -262,8 +262,8 @@ impl Backward<Flex, 3> for DenseBackward {
         let ((dxs, dws), dbs) = match (&w, &x) {
             // The two products have the same number of multiply-adds (batch · inputs · outputs),
             // so each takes half of the pool, at the same time. With two threads that is one
-            // unsplit product per thread: 2.5% faster per step of the cached distillation
-            // student and 4.6% per teacher step, than each product split over both in turn.
+            // unsplit product per thread, which beat each product split over both in turn
+            // (`docs/speed.md`).
             // Products too small to split (the logits layer's) still run side by side. Either
             // way each product runs as it would alone, so the bits do not change.
             (Some(w), Some(x)) if pool >= 2 && m * n * dims::<2>(w)[0] >= SIDE_BY_SIDE => {

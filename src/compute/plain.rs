@@ -148,9 +148,8 @@ impl PlainMlp {
     }
 }
 
-/// Output columns summed in registers at a time: 4 AVX-512 vectors. On the 2-core Intel Xeon,
-/// in one process over the same 200 images, blocks of 128 took 2 to 4% longer than 64, 256 and
-/// 32 took 5 to 28% longer.
+/// Output columns summed in registers at a time: 4 AVX-512 vectors. Blocks of 32, 128 and 256
+/// were all slower (`docs/speed.md`).
 const BLOCK: usize = 64;
 
 /// Columns of part `p` of `parts` of a layer with `outputs` columns: whole blocks of

@@ -79,8 +79,8 @@ fn short_name(l: &LossParams) -> String {
 }
 
 /// Turns a preset into the losses experiment's: a CNN teacher, and a small CNN student beside
-/// the MLP one. The teacher is the best CNN recipe of docs/experiments.md that trains in about
-/// 10 minutes on 2 cores (64 test errors); the CNN student follows the MLP student's
+/// the MLP one. The teacher is the best CNN recipe of docs/experiments.md short enough to run
+/// with the rest of the experiment on a laptop; the CNN student follows the MLP student's
 /// optimization, with fewer epochs as a CNN epoch costs more.
 pub fn losses_recipe(cfg: &mut ReproduceParams, smoke: bool) {
     let (teacher, student, t_ep, s_ep) = match smoke {

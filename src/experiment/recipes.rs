@@ -378,8 +378,8 @@ impl Run<'_> {
 /// The name of a control student trained alone on hard labels exactly as the distilled student
 /// is trained, after what sets it apart from the student alone; `None` when nothing does.
 /// Without it, what the shifted or blended images (or the longer schedule) teach would be
-/// credited to the soft targets (paper preset, seed 1: 2-px shifts took the distilled student
-/// from 107 to 86 test errors, and the student alone from 158 to 84).
+/// credited to the soft targets (docs/experiments.md shows shifts alone closing most of the
+/// gap on the paper preset).
 fn control_name(student: &TrainParams, distilled: &TrainParams) -> Option<&'static str> {
     if distilled.mixup != student.mixup {
         Some("student_mixup")

@@ -1,8 +1,8 @@
 //! Preparing the next batch while the current one trains.
 //!
 //! A training step leaves cores idle in its serial stretches: the loss, the element-wise passes
-//! too small for the thread pool, the wait for the slower of two products run side by side. On
-//! a 2-core machine that was about a sixth of an epoch's CPU time. A live teacher's forward pass
+//! too small for the thread pool, the wait for the slower of two products run side by side
+//! (a sizeable share of an epoch on a few cores, `docs/speed.md`). A live teacher's forward pass
 //! over the next batch, and the host work of jitter and mixup, fill those gaps when they run as
 //! a second task on the same pool.
 
@@ -47,8 +47,8 @@ where
 /// Why: each parallel product of a step hands parts to the pool and waits for them. From a
 /// thread outside the pool, every hand-off goes through the pool's shared queue and the caller
 /// sleeps until it is woken; from a worker, the caller computes one part itself while the other
-/// worker takes the rest from its queue. On a 2-core Intel Xeon this made the cached and the
-/// live distillation epoch about a tenth faster (`docs/speed.md`, round ten).
+/// worker takes the rest from its queue, which made distillation epochs measurably faster
+/// (`docs/speed.md`, round ten).
 fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();

@@ -256,10 +256,9 @@ impl Backward<Flex, 3> for ConvBackward {
         let (hw, c9) = (h * wd, c * 9);
         let (xv, wv, gv) = (values(&x), values(&w), values(&grad));
         let (want_dx, want_dw) = (x_node.is_some(), w_node.is_some());
-        // Two of the per-image products run faster with a row-major operand: the weights
-        // transposed once here, and the weight gradient summed transposed and turned at the
-        // end. At the CNN teacher's second layer (64 × 288 weights, 14 × 14 images), one
-        // thread: 51 against 56 µs for the input gradient, 46 against 56 for the weights'.
+        // Two of the per-image products run faster with a row-major operand (`docs/speed.md`):
+        // the weights transposed once here, and the weight gradient summed transposed and
+        // turned at the end.
         let wt = transpose(&wv, o, c9);
         let mut dx = vec![0f32; if want_dx { n * c * hw } else { 0 }];
         let groups: Vec<usize> = (0..n.div_ceil(GROUP)).collect();

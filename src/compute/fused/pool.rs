@@ -2,8 +2,8 @@
 //! operation of the CPU backend.
 //!
 //! burn-flex's max-pool returns each window's argmax as an integer tensor, and its backward
-//! step scatters through those indices into a new zeroed tensor; in a profile of the CNN
-//! teacher's step that scatter took about 30% of the time once the convolutions were fused.
+//! step scatters through those indices into a new zeroed tensor; once the convolutions were
+//! fused, that scatter was the largest part of a CNN teacher's step (`docs/speed.md`).
 //! Here the forward pass keeps one byte per output (which of the four inputs won, or that the
 //! ReLU stopped it), and the backward step writes each gradient to its one input: the windows
 //! do not overlap, so nothing is added. The values are burn's: the maximum of each window (the
@@ -50,8 +50,8 @@ pub(crate) fn pool_relu(x: Tensor<4>, pool: &MaxPool2d) -> Tensor<4> {
 
 /// A window's `relu(max)` and its code: the first of its largest values, in row-major order,
 /// as a scan with `>` finds it, or [`STOPPED`]. Written as selects, not branches: on real
-/// activations which input wins is random, and a branch on it mispredicted often enough to
-/// make the pool 13% of a CNN teacher's step (now about 7%, most of it reading the input).
+/// activations which input wins is random, and a branch on it mispredicts often enough to
+/// double the pool's share of a CNN teacher's step (`docs/speed.md`).
 #[inline(always)]
 fn pick([a, b]: [f32; 2], [c, d]: [f32; 2]) -> (f32, u8) {
     let (top, i) = if b > a { (b, 1) } else { (a, 0) };

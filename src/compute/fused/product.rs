@@ -15,8 +15,8 @@ pub(super) enum Split {
     Gemm,
     /// Into a block of output columns per thread, each block a single-threaded gemm: the
     /// forward product's and the input gradient's, whose outputs are a batch of rows with a deep
-    /// product behind each. On a 2-core Intel Xeon this took 0.57 to 1.00 of the time of gemm's
-    /// own split at batch 128 and widths 784 to 1,200. Each output element is summed in the same
+    /// product behind each. At training's batch and widths it was never slower than gemm's own
+    /// split and often much faster (`docs/speed.md`). Each output element is summed in the same
     /// order either way (gemm's depth blocks depend on the depth and the caches alone), so the
     /// values are the same bits.
     Columns,
@@ -142,9 +142,9 @@ const TILE: usize = 16;
 /// gemm vectorizes along the output's contiguous dimension and packs the operand that runs
 /// along it. Written straight as `[m, k]`, that operand is `w` read down its columns, one cache
 /// line per element. Written as `[k, m]` instead, gemm packs `dz` and reads `w` along its rows,
-/// and each block of the result is then transposed into place by the thread that made it. On a
-/// 2-core Intel Xeon (AVX-512), at 128 × 800 × 784 on one thread, product and transpose took
-/// 0.8 of the direct product's time. Each element is the same sum in the same order (the depth
+/// and each block of the result is then transposed into place by the thread that made it,
+/// which together cost less than the direct product (`docs/speed.md`). Each element is the
+/// same sum in the same order (the depth
 /// is `n` either way, and gemm's depth blocks depend on the depth and the caches alone), so the
 /// bits are the direct product's.
 pub(super) fn input_gradient(

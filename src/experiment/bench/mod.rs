@@ -267,8 +267,8 @@ const TURN_WARMUP: usize = 10;
 
 /// Batch-1 latency on the serving path ([`PlainMlp`]) of each MLP in `models`, as
 /// `{name}_latency_b1_us`, over the images of `host` (`C * H * W` values each). The models
-/// take turns of [`TURN`] images, so a machine whose speed drifts over seconds (as a shared
-/// 2-core VM's did by 25%) moves every figure alike and their ratio stays put. The first
+/// take turns of [`TURN`] images, so a machine whose speed drifts over seconds (as shared
+/// virtual machines' does) moves every figure alike and their ratio stays put. The first
 /// [`TURN_WARMUP`] images of a turn are not counted: they reload the weights the other model's
 /// turn evicted, which a server of one model would not pay.
 fn serving_latency(

@@ -24,8 +24,8 @@ use super::onnx::OnnxFile;
 use crate::error::{Error, Result};
 
 /// Rows per parallel task at most. Each task walks every tree over all its rows, so the more
-/// rows, the more often a tree's upper nodes are found in cache: on a large forest (see
-/// docs/speed.md) 4,096 rows scored several times faster than 128.
+/// rows, the more often a tree's upper nodes are found in cache (`docs/speed.md` compares
+/// task sizes on a large forest).
 const ROWS_PER_TASK: usize = 4096;
 
 /// Rows per task at least, where fewer rows than threads times `ROWS_PER_TASK` are scored.
