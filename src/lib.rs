@@ -3,15 +3,17 @@
 //! Data flows one way through eight stages, each a module that uses only the stages before it
 //! (`tests/it/layering.rs` checks this; `docs/architecture.md` draws it):
 //!
-//! [`data`] -> [`model`] -> [`distill`] -> [`train`] -> [`eval`] -> [`report`] ->
-//! [`experiment`] -> [`cli`].
+//! [`compute`] -> [`data`] -> [`model`] -> [`distill`] -> [`train`] -> [`eval`] -> [`report`]
+//! -> [`experiment`].
 //!
-//! [`data`] reads datasets and makes splits; [`model`] builds, stores and loads networks and
-//! ensembles; [`distill`] holds the temperature softmax, the losses and teacher soft targets;
-//! [`train`] runs the optimization loop; [`eval`] measures models; [`report`] writes results
-//! and charts; [`experiment`] composes them into the paper's recipes, sweeps, summaries and
-//! benchmarks; [`cli`] parses the command line. The foundation modules [`error`], [`fsutil`]
-//! and [`backend`] serve every stage.
+//! [`compute`] sets up the device and threads and holds the CPU kernels; [`data`] reads
+//! datasets and makes splits; [`model`] builds, stores, loads and exports networks, ensembles
+//! and foreign teachers; [`distill`] holds the temperature softmax, the losses and the
+//! soft-target cache; [`train`] runs the optimization loop; [`eval`] measures models;
+//! [`report`] writes results and charts; [`experiment`] composes them into the paper's
+//! recipes, sweeps, summaries and benchmarks. The foundation modules [`error`] and [`fsutil`]
+//! serve every stage. The command line is the binary's: it parses flags, and names the
+//! library's [`error::Setting`]s by them.
 //!
 //! # Example: a teacher, a student distilled from it, evaluated and exported
 //!

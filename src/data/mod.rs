@@ -1,10 +1,11 @@
-//! Stage 1, data: reading datasets from disk, the splits a run trains, validates and tests on,
+//! Stage 2, data: reading datasets from disk, the splits a run trains, validates and tests on,
 //! batching on the compute device, augmentation and transfer-set selection.
 //!
 //! Owns: every file format a dataset can come in (IDX, `.npz`, image folders, CSV and Parquet
 //! tables; one entry point, [`load_with`]), the example shape (an image `[C, H, W]` or a feature
 //! vector `[F]`, stored as `[1, 1, F]`), labels, and which examples a student may learn from.
-//! May use: only the foundation modules (`error`, `fsutil`). Nothing here knows about models.
+//! May use: `compute` and the foundation modules (`error`, `fsutil`). Nothing here knows about
+//! models.
 //!
 //! Images stay as `u8` on the host (a quarter of the memory of `f32`) and are turned into
 //! `[0, 1]` floats once, when a split is uploaded to the compute device as one tensor. Batches

@@ -1,9 +1,9 @@
-//! Stage 3, distill: the method itself. Temperature softmax, the distillation losses, teacher
+//! Stage 4, distill: the method itself. Temperature softmax, the distillation losses, teacher
 //! soft targets (live, cached on disk, or cached per shifted view), and the objective a student
 //! trains towards.
 //!
 //! Owns: everything that turns a teacher into targets for a student.
-//! May use: `data`, `model` and the foundation modules.
+//! May use: `compute`, `data`, `model` and the foundation modules.
 //!
 //! Teachers hand over their knowledge as log-probabilities at the distillation temperature
 //! (`log softmax(z / T)`; for an ensemble, the log of its members' averaged probabilities). That

@@ -1,9 +1,9 @@
-//! Stage 5, eval: measuring models. Test errors overall and per class, confusion, negative
+//! Stage 6, eval: measuring models. Test errors overall and per class, confusion, negative
 //! log-likelihood, latency; what a model learned beyond its answers; the bias adjustment chosen
 //! on validation errors; and one model's line of a report.
 //!
 //! Owns: every number computed about a trained model.
-//! May use: `data`, `model`, `distill`, `train` and the foundation modules.
+//! May use: `compute`, `data`, `model`, `distill`, `train` and the foundation modules.
 
 mod analysis;
 mod bias;

@@ -1,9 +1,9 @@
-//! Stage 7, experiment: named recipes that compose the stages below. The paper's experiments
+//! Stage 8, experiment: named recipes that compose the stages below. The paper's experiments
 //! with their presets, temperature sweeps, summaries over seeds, and benchmarks.
 //!
 //! Owns: recipes and presets only. Nothing here is a building block that a command needs on its
 //! own: those live in the stage that owns them.
-//! May use: every stage below it (`data` to `report`) and the foundation modules.
+//! May use: every stage below it (`compute` to `report`) and the foundation modules.
 
 pub mod bench;
 mod extra_rows;

@@ -1,11 +1,12 @@
-//! Stage 2, model: architectures, trained networks, their checkpoints, and ensembles.
+//! Stage 3, model: architectures, trained networks, their checkpoints, and ensembles.
 //!
 //! Owns: model specs (`mlp:1200,1200`), the [`Architecture`] seam that every trainable network
 //! implements, the checkpoint format, ONNX in (foreign teachers run with tract) and out
 //! (students for onnxruntime), tree-ensemble teachers evaluated natively ([`TreeEnsemble`]),
 //! and [`Predictor`], the inference interface that every
 //! classifier (a network, an ONNX model, an ensemble) offers the stages above.
-//! May use: `data` (image shapes) and the foundation modules.
+//! May use: `compute` (kernels, the batch-1 engine), `data` (image shapes) and the foundation
+//! modules.
 
 mod architecture;
 mod checkpoint;

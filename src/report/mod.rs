@@ -1,9 +1,9 @@
-//! Stage 6, report: what a run measured, with the context needed to trust and reproduce it
+//! Stage 7, report: what a run measured, with the context needed to trust and reproduce it
 //! (hardware, backend, seed, commit, versions), as `report.json`, `report.md` and a
 //! self-contained `report.html`, and the charts beside them.
 //!
 //! Owns: every file a person reads after a run, and the drawing of charts.
-//! May use: every stage below it (`data` to `eval`) and the foundation modules.
+//! May use: every stage below it (`compute` to `eval`) and the foundation modules.
 
 mod changed;
 mod charts;

@@ -1,8 +1,8 @@
-//! Stage 4, train: the optimization loop and everything it needs: checked hyperparameters, the
+//! Stage 5, train: the optimization loop and everything it needs: checked hyperparameters, the
 //! optimizer step, per-epoch metrics, checkpoints, and training one model of a recipe.
 //!
 //! Owns: how a network is fitted, whatever it learns from.
-//! May use: `data`, `model`, `distill` and the foundation modules.
+//! May use: `compute`, `data`, `model`, `distill` and the foundation modules.
 //! Validation errors are measured on a split held out of the training data, never the test set.
 
 mod early_stop;
