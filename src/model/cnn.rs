@@ -13,7 +13,7 @@ use super::architecture::{Architecture, NamedArray, Source};
 use super::dense;
 use super::dropout::Dropout as DropoutRates;
 use super::dropout::DropoutLayer;
-use super::layers::{Layer, dense_stack};
+use super::layers::{Layer, Norm, dense_stack};
 use crate::compute as fused;
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
@@ -301,13 +301,13 @@ impl Architecture for Cnn {
                 find(format!("norms.{i}.running_var")),
             ) {
                 let epsilon = BN_EPSILON as f32;
-                layers.push(Layer::BatchNorm {
+                layers.push(Layer::BatchNorm(Norm {
                     gamma,
                     beta,
                     mean,
                     var,
                     epsilon,
-                });
+                }));
             }
             layers.extend([Layer::MaxPool2, Layer::Relu]);
         }

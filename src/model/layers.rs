@@ -16,20 +16,8 @@ pub enum Layer {
         /// `[out]`.
         bias: NamedArray,
     },
-    /// Batch normalization in inference form, per channel:
-    /// `gamma · (x - mean) / sqrt(var + epsilon) + beta`.
-    BatchNorm {
-        /// Scale, `[channels]`.
-        gamma: NamedArray,
-        /// Shift, `[channels]`.
-        beta: NamedArray,
-        /// Running mean, `[channels]`.
-        mean: NamedArray,
-        /// Running variance, `[channels]`.
-        var: NamedArray,
-        /// Added to the variance.
-        epsilon: f32,
-    },
+    /// Batch normalization in inference form.
+    BatchNorm(Norm),
     /// 2×2 max-pooling with stride 2, odd edges dropped.
     MaxPool2,
     /// Element-wise `max(x, 0)`.
@@ -45,20 +33,32 @@ pub enum Layer {
     },
 }
 
+/// Batch normalization per channel: `gamma · (x - mean) / sqrt(var + epsilon) + beta`.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    /// Scale, `[channels]`.
+    pub gamma: NamedArray,
+    /// Shift, `[channels]`.
+    pub beta: NamedArray,
+    /// Running mean, `[channels]`.
+    pub mean: NamedArray,
+    /// Running variance, `[channels]`.
+    pub var: NamedArray,
+    /// Added to the variance.
+    pub epsilon: f32,
+}
+
 /// A convolution's weight and bias with the batch norm after it folded in, as inference
 /// computes it: `w·s` and `(b - mean)·s + beta`, where `s = gamma / sqrt(var + epsilon)`.
-pub fn fold_batch_norm(conv: (&NamedArray, &NamedArray), norm: &Layer) -> (NamedArray, NamedArray) {
+pub fn fold_batch_norm(conv: (&NamedArray, &NamedArray), norm: &Norm) -> (NamedArray, NamedArray) {
     let (mut w, mut b) = (conv.0.clone(), conv.1.clone());
-    let Layer::BatchNorm {
+    let Norm {
         gamma,
         beta,
         mean,
         var,
         epsilon,
-    } = norm
-    else {
-        return (w, b);
-    };
+    } = norm;
     let per = w.values.len() / b.values.len().max(1);
     for (o, bias) in b.values.iter_mut().enumerate() {
         let s = gamma.values[o] / (var.values[o] + epsilon).sqrt();

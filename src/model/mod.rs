@@ -37,7 +37,7 @@ pub use checkpoint::{
 pub use cnn::{Cnn, CnnConfig, MAX_CONV_BLOCKS};
 pub use dropout::{Dropout, DropoutLayer};
 pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
-pub use layers::Layer;
+pub use layers::{Layer, Norm};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::Net;
 pub use onnx::{InputNorm, OnnxModel, OnnxOptions, TeacherOutputs, is_onnx};

@@ -9,7 +9,7 @@ use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension::Value as DimValue
 use super::Predictor;
 use super::architecture::NamedArray;
 use super::checkpoint::Network;
-use super::layers::{Layer, fold_batch_norm};
+use super::layers::{Layer, Norm, fold_batch_norm};
 
 /// Operator set the exported files declare (supported by onnxruntime since 1.12).
 pub const ONNX_OPSET: i64 = 17;
@@ -125,16 +125,15 @@ impl OnnxGraph {
             match layer {
                 Layer::Unflatten([c, h, w]) => self.reshape(&[-1, *c as i64, *h as i64, *w as i64]),
                 Layer::Conv3x3 { weight, bias } => {
-                    let norm = layers.next_if(|l| matches!(l, Layer::BatchNorm { .. }));
-                    match norm {
-                        Some(norm) => {
+                    match layers.next_if(|l| matches!(l, Layer::BatchNorm(_))) {
+                        Some(Layer::BatchNorm(norm)) => {
                             let (w, b) = fold_batch_norm((weight, bias), norm);
                             self.conv3x3(&w, &b)
                         }
-                        None => self.conv3x3(weight, bias),
+                        _ => self.conv3x3(weight, bias),
                     }
                 }
-                Layer::BatchNorm { .. } => self.batch_norm(layer),
+                Layer::BatchNorm(norm) => self.batch_norm(norm),
                 Layer::MaxPool2 => self.max_pool2(),
                 Layer::Relu => self.relu(),
                 Layer::Flatten => self.flatten(),
@@ -144,17 +143,14 @@ impl OnnxGraph {
     }
 
     /// A batch norm no convolution precedes, as ONNX's own operator.
-    fn batch_norm(&mut self, layer: &Layer) {
-        let Layer::BatchNorm {
+    fn batch_norm(&mut self, norm: &Norm) {
+        let Norm {
             gamma,
             beta,
             mean,
             var,
             epsilon,
-        } = layer
-        else {
-            return;
-        };
+        } = norm;
         let inputs = [gamma, beta, mean, var].map(|a| self.constant(a)).to_vec();
         let epsilon = pb::AttributeProto {
             name: "epsilon".into(),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::Predictor;
 use super::architecture::NamedArray;
 use super::checkpoint::{Network, f32_safetensors};
-use super::layers::Layer;
+use super::layers::{Layer, Norm};
 
 /// The network as `torch.nn.Sequential` source and its `state_dict`, each module's tensors
 /// named by its position. An MLP's module starts with `nn.Flatten()`, so that it takes
@@ -34,13 +34,13 @@ fn sequential(net: &Network) -> (String, Vec<NamedArray>) {
                     weight.shape[1], weight.shape[0]
                 )
             }
-            Layer::BatchNorm {
+            Layer::BatchNorm(Norm {
                 gamma,
                 beta,
                 mean,
                 var,
                 ..
-            } => {
+            }) => {
                 state.extend([
                     named(gamma, "weight"),
                     named(beta, "bias"),
