@@ -1,4 +1,4 @@
-//! Stage 9, cli: the command line. Argument definitions (clap derive), one file per command
+//! Stage 9, cli, the binary's: the command line. Argument definitions (clap derive), one file per command
 //! group, each command calling the stages it needs directly, top to bottom. The `distill`
 //! binary is a thin wrapper around [`run`].
 //!

@@ -281,7 +281,8 @@ pub(super) fn cmd_bench(c: BenchCmd) -> Result<()> {
     let mut report = bench::run(&opts, &ds, &device, backend, |what| {
         eprintln!("bench: {what}")
     })?;
-    if c.memory {
+    let wanted = |name: &str| c.only.is_empty() || c.only.iter().any(|o| o == name);
+    if c.memory && wanted("peak_rss_quick_mib") {
         eprintln!("bench: peak memory of reproduce --preset quick (about 3 to 5 minutes)");
         let mib = peak_rss_of_quick()?;
         report

@@ -4,7 +4,7 @@
 //! Composed from burn's primitives, a hidden layer's step is a matrix product whose result
 //! burn-flex allocates zeroed and then copies to re-align, a bias add, a ReLU, a mask multiply,
 //! and in the backward pass as many element-wise passes again; those passes ran on the calling
-//! thread while the other core waited. Here the product is written once into its own buffer,
+//! thread while the rest of the pool waited. Here the product is written once into its own buffer,
 //! unzeroed, and bias, ReLU and mask are one pass over it; the backward pass turns the output
 //! gradient into the pre-activation gradient in one pass and runs the two products straight
 //! from it, at the same time, each on half of the pool. Each pass is split over the pool only
@@ -134,7 +134,7 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
 
 /// Elements below which a cheap element-wise pass (a bias and ReLU, the ReLU's gradient) runs
 /// on the calling thread: at training's batch sizes such a pass is so short that handing it to
-/// the pool costs several times the pass itself (`docs/speed.md`).
+/// the pool costs more than the pass itself (`docs/speed.md`).
 const CHEAP_SERIAL: usize = 1 << 18;
 
 /// Runs `f(start, chunk)` over `values` on this thread when they are few enough for the pass to

@@ -1,8 +1,8 @@
 //! Dropout masks from a fast counter-based generator, already scaled, in one pass.
 //!
 //! burn's dropout draws every element through a ChaCha generator on one thread behind a global
-//! lock, then multiplies twice (by the 0/1 mask, then by `1 / keep`); it was about a tenth of a
-//! teacher's training step. Here each mask element is a pure function of (seed, call, index):
+//! lock, then multiplies twice (by the 0/1 mask, then by `1 / keep`), a visible share of a
+//! teacher's training step (`docs/speed.md`). Here each mask element is a pure function of (seed, call, index):
 //! a SplitMix64 hash gives two 32-bit draws per word, each compared with `keep · 2³²`. The mask
 //! holds `0` or `1 / keep` and is computed in parallel chunks, and the input is multiplied once.
 //! Because an element depends only on its index, the masks are the same for any thread count.

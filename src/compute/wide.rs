@@ -14,7 +14,7 @@
 /// `f` should be a small closure holding one loop: it is inlined into that copy, whose
 /// compiler features then apply to the loop. It should capture its scalars by value (`move`):
 /// a scalar read through a reference under a condition was loaded with a masked gather in the
-/// AVX-512 copy, twice as slow as the SSE loop.
+/// AVX-512 copy, which made it slower than the plain SSE loop (`docs/speed.md`).
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

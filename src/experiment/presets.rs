@@ -18,7 +18,7 @@ use crate::train::{OptimizerKind, RoleConfig, RoleParams, Schedule, TrainParams}
 pub enum Preset {
     /// Tiny subset and few epochs: a check that everything runs.
     Smoke,
-    /// Full MNIST, short schedules: the default (its time on 2 cores is in the README).
+    /// Full MNIST, short schedules: the default (its running time is in the README).
     Quick,
     /// Full MNIST with all 60,000 training images (no validation split), long schedules
     /// (teacher 96 epochs, students 80 on Adam): the longest preset.

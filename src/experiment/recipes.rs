@@ -102,7 +102,7 @@ impl Run<'_> {
     ) -> Result<(Network, f64, Option<usize>, Vec<EpochMetrics>)> {
         let stamp = format!(
             "{}\ndata={}\n",
-            toml::to_string(&role.config()).unwrap_or_default(),
+            toml::to_string(&role.params()).unwrap_or_default(),
             self.splits.train.fingerprint()
         );
         let stamp_path = dir.join("trained-with.txt");

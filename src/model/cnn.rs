@@ -14,7 +14,7 @@ use super::dense;
 use super::dropout::Dropout as DropoutRates;
 use super::dropout::DropoutLayer;
 use super::layers::{Layer, Norm, dense_stack};
-use crate::compute as fused;
+use crate::compute::{batch_norm_layer, conv_layer, pool_relu};
 use crate::data::ImageShape;
 use crate::error::{Error, Result};
 
@@ -175,19 +175,19 @@ pub struct Cnn {
 impl Cnn {
     /// Runs the convolution blocks on flat rows; each block's output is handed to `each`. On the
     /// CPU the convolution, batch norm in training and the pool with its ReLU are fused operations
-    /// of our own ([`fused::conv_layer`], [`fused::batch_norm_layer`], [`fused::pool_relu`]); a
+    /// of our own ([`conv_layer`], [`batch_norm_layer`], [`pool_relu`]); a
     /// GPU build composes burn's.
     fn features(&self, x: Tensor<2>, mut each: impl FnMut(&Tensor<4>)) -> Tensor<2> {
         let [n, _] = x.dims();
         let [c, h, w] = self.image;
         let mut x: Tensor<4> = x.reshape([n, c, h, w]);
         for (i, conv) in self.convs.iter().enumerate() {
-            x = fused::conv_layer(x, conv);
+            x = conv_layer(x, conv);
             if let Some(bn) = self.norms.get(i) {
-                x = fused::batch_norm_layer(x, bn);
+                x = batch_norm_layer(x, bn);
             }
             // Max-pool commutes with ReLU; pooling first runs ReLU on a quarter of the values.
-            x = fused::pool_relu(x, &self.pool);
+            x = pool_relu(x, &self.pool);
             each(&x);
         }
         x.flatten(1, 3)

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::architecture::{NamedArray, Source};
 use super::dropout::DropoutLayer;
-use crate::compute as fused;
+use crate::compute::{After, dense_layer};
 
 /// Fresh layers for sizes `[in, hidden..., out]`, with burn's (PyTorch's) default init.
 pub(super) fn init(sizes: &[usize], device: &Device) -> Vec<Linear> {
@@ -20,7 +20,7 @@ pub(super) fn init(sizes: &[usize], device: &Device) -> Vec<Linear> {
 }
 
 /// Applies the stack: ReLU and then `dropout` after every layer but the last. On the CPU each
-/// layer is one fused operation ([`fused::dense_layer`]); a GPU build composes burn's.
+/// layer is one fused operation ([`dense_layer`]); a GPU build composes burn's.
 pub(super) fn forward(layers: &[Linear], mut x: Tensor<2>, dropout: &DropoutLayer) -> Tensor<2> {
     let last = layers.len().saturating_sub(1);
     for (i, layer) in layers.iter().enumerate() {
@@ -32,7 +32,7 @@ pub(super) fn forward(layers: &[Linear], mut x: Tensor<2>, dropout: &DropoutLaye
         } else {
             let hidden = i < last;
             let drop = hidden.then(|| dropout.next_draw(&x.device())).flatten();
-            x = fused::dense_layer(x, layer, fused::After::hidden(hidden, drop));
+            x = dense_layer(x, layer, After::hidden(hidden, drop));
         }
     }
     x

@@ -1,5 +1,6 @@
-//! Dropout rates as a model is configured with them, and the dropout layer burn's modules hold; its masks come from the compute stage's stream
-//! ([`crate::compute::MaskDraw`]), drawn in one parallel pass and the same for any thread count.
+//! Dropout rates as a model is configured with them, and the dropout layer burn's modules
+//! hold. Its masks come from the compute stage's stream (`crate::compute::MaskDraw`), drawn in
+//! one parallel pass and the same for any thread count.
 
 use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param};
 use burn::tensor::{Tensor, TensorData};

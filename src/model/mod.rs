@@ -1,10 +1,12 @@
 //! Stage 3, model: architectures, trained networks, their checkpoints, and ensembles.
 //!
 //! Owns: model specs (`mlp:1200,1200`), the [`Architecture`] seam that every trainable network
-//! implements, the checkpoint format, ONNX in (foreign teachers run with tract) and out
-//! (students for onnxruntime), tree-ensemble teachers evaluated natively ([`TreeEnsemble`]),
-//! and [`Predictor`], the inference interface that every
-//! classifier (a network, an ONNX model, an ensemble) offers the stages above.
+//! implements, its inference pass as neutral [`Layer`]s, the exporters that walk them (ONNX for
+//! onnxruntime, a PyTorch `state_dict`), the checkpoint format, ONNX in (foreign teachers run
+//! with tract or onnxruntime), tree-ensemble teachers evaluated natively ([`TreeEnsemble`]), an
+//! MLP's batch-1 path ([`plain_mlp`], on compute's engine), and [`Predictor`], the inference
+//! interface that every classifier (a network, an ONNX model, an ensemble) offers the stages
+//! above.
 //! May use: `compute` (kernels, the batch-1 engine), `data` (image shapes) and the foundation
 //! modules.
 

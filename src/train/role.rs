@@ -56,8 +56,8 @@ impl RoleParams {
 }
 
 impl RoleConfig {
-    /// The role as a config records it (the inverse of [`RoleParams::check`]).
-    pub fn config(&self) -> RoleParams {
+    /// The role as a config file records it (the inverse of [`RoleParams::check`]).
+    pub fn params(&self) -> RoleParams {
         RoleParams {
             spec: self.spec.to_string(),
             input_dropout: self.dropout.input,
@@ -123,7 +123,7 @@ pub fn train_role(
     // old one before it changes any weight) last, so a killed run never leaves new weights
     // beside an old config looking finished.
     let record = RoleRecord {
-        model: role.config(),
+        model: role.params(),
         objective: objective.describe(),
         built_by: crate::compute::build_id(),
         command: std::env::args_os()

@@ -45,13 +45,18 @@ pub(super) fn already_finished(
 
 /// Where a run starts: after the epochs an interrupted run saved, or at the beginning.
 pub(super) struct Start {
+    /// The model and optimizer state to step from.
     pub stepper: Stepper,
+    /// The first epoch still to run (1-based).
     pub first_epoch: usize,
+    /// Seconds of training the saved epochs took.
     pub elapsed_before: f64,
+    /// The saved epochs' metrics.
     pub history: Vec<EpochMetrics>,
 }
 
 impl Start {
+    /// Resumes from the output's saved state when it belongs to this run, else starts afresh.
     pub fn new(
         network: &Network,
         config: &TrainConfig,

@@ -2,7 +2,8 @@
 //! on disk (safetensors), keyed by the teacher's weights, the transfer set and T. A stale or
 //! corrupt cache file is detected and recomputed, never used.
 //!
-//! Rooms: `key` says what a file holds, `store` owns the file format, `pass` runs the teacher,
+//! Rooms: `key` names a file and says what it holds, `store` owns the file formats (a whole
+//! cache, a shard, the views), `pass` runs the teacher,
 //! `shards` splits one cache over many processes, `views` caches shifted views of each image.
 //! This file serves a whole cache, from one file or from a complete set of shards.
 

@@ -4,7 +4,6 @@
 //! in the loop (as FKD and ReLabel do for crops). View 0 is always the unshifted image, the
 //! others distinct shifts of up to the student's jitter.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -14,17 +13,13 @@ use rand::{Rng, SeedableRng};
 
 use super::key::{CacheKey, teacher_key};
 use super::pass::images_bar;
-use super::store::finite_values;
+use super::store::{VIEWS_FORMAT, decode, finite_values, read_views, views_metadata, write_views};
 use crate::data::{ImageShape, Shift, Split, index_tensor, shifted_batch};
 use crate::error::{Error, Result, Setting};
-use crate::fsutil::{canonical_safetensors, sha256_hex, write_atomic};
 use crate::model::{Classifier, Predictor};
 
 /// Most views a cache may hold per image.
 pub const MAX_VIEWS: usize = 64;
-
-/// Version of the views file layout.
-const FORMAT: &str = "distill-soft-target-views-v1";
 
 /// Images the teacher labels per forward pass while filling the cache.
 const CHUNK: usize = 2048;
@@ -283,11 +278,11 @@ pub fn view_soft_targets(
     let key = spec.key(&teacher_key(teacher, teacher_dir, transfer, temperature)?);
     let (rows, classes) = (transfer.len() * spec.views, teacher.classes());
     let shifts = spec.shifts(transfer.len());
-    let path = cache_dir.join(key.hashed_name("teacher-views", FORMAT));
-    let meta = metadata(&key, rows, classes);
+    let path = cache_dir.join(key.hashed_name("teacher-views", VIEWS_FORMAT));
+    let meta = views_metadata(key.metadata(rows, classes));
     let mut stale = None;
     if path.exists() {
-        match read(&path, &meta, &shifts, classes) {
+        match read_views(&path, &meta, &shifts, classes) {
             Ok((stored, errors)) => {
                 let info = info(&path, true, None, errors)?;
                 return Ok((targets(stored, shifts, spec, classes, device), info));
@@ -303,7 +298,7 @@ pub fn view_soft_targets(
         .collect();
     let decoded = decode(&stored, classes);
     let errors = quantization_error(&full, &decoded, classes);
-    write(&path, meta, &stored, &shifts, classes, errors)?;
+    write_views(&path, meta, &stored, &shifts, classes, errors)?;
     let info = info(&path, false, stale, errors)?;
     Ok((targets(decoded, shifts, spec, classes, device), info))
 }
@@ -375,18 +370,6 @@ fn label_views(
     Ok(out)
 }
 
-/// Float16 log-probabilities back to float32, each row renormalized (rounding leaves its
-/// probabilities summing to 1 only approximately).
-fn decode(stored: &[f16], classes: usize) -> Vec<f32> {
-    let mut out: Vec<f32> = stored.iter().map(|v| v.to_f32()).collect();
-    for row in out.chunks_exact_mut(classes) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
-        row.iter_mut().for_each(|v| *v -= lse);
-    }
-    out
-}
-
 /// (largest probability difference, mean KL from `full` to `decoded`) over all rows.
 fn quantization_error(full: &[f32], decoded: &[f32], classes: usize) -> (f64, f64) {
     let mut max_err = 0f64;
@@ -403,100 +386,6 @@ fn quantization_error(full: &[f32], decoded: &[f32], classes: usize) -> (f64, f6
     }
     let rows = (full.len() / classes.max(1)).max(1);
     (max_err, (kl / rows as f64).max(0.0))
-}
-
-fn metadata(key: &CacheKey, rows: usize, classes: usize) -> HashMap<String, String> {
-    let mut meta = key.metadata(rows, classes);
-    meta.insert("format".into(), FORMAT.into());
-    meta
-}
-
-/// Metadata entries that describe the stored values rather than identify them.
-const DIGEST: &str = "values_sha256";
-const MAX_ERROR: &str = "max_prob_error";
-const MEAN_KL: &str = "mean_kl";
-
-fn shift_bytes(shifts: &[Shift]) -> Vec<u8> {
-    shifts
-        .iter()
-        .flat_map(|s| [s.dy as u8, s.dx as u8])
-        .collect()
-}
-
-fn write(
-    path: &Path,
-    mut meta: HashMap<String, String>,
-    stored: &[f16],
-    shifts: &[Shift],
-    classes: usize,
-    (max_err, kl): (f64, f64),
-) -> Result<()> {
-    let values: Vec<u8> = stored.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let shift_data = shift_bytes(shifts);
-    meta.insert(DIGEST.into(), sha256_hex(&values));
-    meta.insert(MAX_ERROR.into(), format!("{max_err:e}"));
-    meta.insert(MEAN_KL.into(), format!("{kl:e}"));
-    let format_error = |e: safetensors::SafeTensorError| Error::Format {
-        what: format!("soft-target views cache {}", path.display()),
-        reason: e.to_string(),
-    };
-    use safetensors::{Dtype, tensor::TensorView};
-    let rows = shifts.len();
-    let lp = TensorView::new(Dtype::F16, vec![rows, classes], &values).map_err(format_error)?;
-    let sh = TensorView::new(Dtype::I8, vec![rows, 2], &shift_data).map_err(format_error)?;
-    let out = safetensors::serialize([("log_probs", lp), ("shifts", sh)], Some(meta))
-        .map(canonical_safetensors)
-        .map_err(format_error)?;
-    write_atomic(path, &out)
-}
-
-/// The decoded values and stored error figures of a views file, if it is exactly what
-/// `expected` and `shifts` describe; otherwise why not.
-fn read(
-    path: &Path,
-    expected: &HashMap<String, String>,
-    shifts: &[Shift],
-    classes: usize,
-) -> std::result::Result<(Vec<f32>, (f64, f64)), String> {
-    use safetensors::{Dtype, SafeTensors};
-    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("corrupt: {e}"))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("corrupt: {e}"))?;
-    let mut meta = header.metadata().clone().unwrap_or_default();
-    let digest = meta.remove(DIGEST);
-    let figure = |m: &mut HashMap<String, String>, k: &str| {
-        m.remove(k)
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| format!("no {k} in its metadata"))
-    };
-    let errors = (figure(&mut meta, MAX_ERROR)?, figure(&mut meta, MEAN_KL)?);
-    if &meta != expected {
-        return Err(
-            "its teacher, data, views, temperature, producer or format differ from this run's"
-                .into(),
-        );
-    }
-    let rows = shifts.len();
-    let lp = st.tensor("log_probs").map_err(|_| "no log_probs tensor")?;
-    let sh = st.tensor("shifts").map_err(|_| "no shifts tensor")?;
-    if lp.dtype() != Dtype::F16 || lp.shape() != [rows, classes] {
-        return Err(format!("log_probs is not float16 [{rows}, {classes}]"));
-    }
-    if sh.dtype() != Dtype::I8 || sh.data() != shift_bytes(shifts).as_slice() {
-        return Err("its shifts are not the ones this run's seed draws".into());
-    }
-    if digest.as_deref() != Some(sha256_hex(lp.data()).as_str()) {
-        return Err("its values do not match their recorded SHA-256 (the file was altered)".into());
-    }
-    let stored: Vec<f16> = lp
-        .data()
-        .chunks_exact(2)
-        .map(|b| f16::from_le_bytes([b[0], b[1]]))
-        .collect();
-    if stored.iter().any(|v| !v.is_finite()) {
-        return Err("holds NaN or infinite values".into());
-    }
-    Ok((decode(&stored, classes), errors))
 }
 
 #[cfg(test)]

@@ -197,7 +197,7 @@ pub fn run(
         }
     }
 
-    // The foreign-input figures and the peak memory are measured whatever was asked for.
+    // The foreign-input figures and their peak memory are measured whatever was asked for.
     let only = figs.only;
     figs.figures
         .retain(|name, _| only.is_empty() || only.contains(name));

@@ -21,19 +21,29 @@ use crate::train::{Stepper, TrainConfig};
 /// What the timed figures share: the examples, the models, the training settings and the
 /// batches' random stream (drawn from in the order the figures are timed).
 pub(super) struct Timed<'a> {
+    /// Repeats, warm-up and the figures asked for.
     pub opts: &'a BenchOptions,
     /// The training images; the first `n` are timed.
     pub train: &'a Split,
+    /// Examples per timed epoch.
     pub n: usize,
     /// The first `n` training images on the device.
     pub data: DeviceSplit,
+    /// The step's optimization settings (SGD, the presets' batch).
     pub cfg: TrainConfig,
+    /// The KD loss the distillation figures use.
     pub kd: DistillConfig,
+    /// The images' shape.
     pub shape: ImageShape,
+    /// Output classes.
     pub classes: usize,
+    /// The paper's teacher, freshly initialized.
     pub teacher: Network,
+    /// The paper's student, freshly initialized.
     pub student: Network,
+    /// Compute device.
     pub device: &'a Device,
+    /// The batches' random stream.
     pub rng: StdRng,
 }
 

@@ -18,11 +18,17 @@ use crate::train::{RoleConfig, Trained};
 
 /// What a run found, for its report.
 pub(super) struct Outcome {
+    /// Every model's report, by name.
     pub models: Models,
+    /// The recipe's own figures (share of the gap closed, ...).
     pub findings: BTreeMap<String, f64>,
+    /// The charts of what the teacher knows and the students took on.
     pub charts: DarkKnowledge,
+    /// Test images distillation fixed and broke, where charted.
     pub changed: Option<Changed>,
+    /// The bias shift for missing classes, where one was made.
     pub bias_adjust: Option<BiasAdjustReport>,
+    /// Whether the teacher beat the student alone on validation (`None` without a split).
     pub teacher_better_than_student: Option<bool>,
 }
 
