@@ -97,6 +97,13 @@ pub struct ReproduceCmd {
     /// Retrain the teacher even if OUT/teacher was trained with the same config and data.
     #[arg(long)]
     pub retrain_teacher: bool,
+    /// Minutes the run may take before the teacher ladder stops climbing. When the recipe's
+    /// teacher does not clearly beat the student alone on validation, stronger teachers are
+    /// tried in turn (half the dropout and twice the epochs, then for images a CNN); a rung in
+    /// training stops after the epoch in which the budget runs out, and no further rung starts.
+    /// Without it the ladder climbs to the first clear winner or the top.
+    #[arg(long, value_name = "MINUTES", allow_negative_numbers = true)]
+    pub budget: Option<f64>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub resume: ResumeArgs,
@@ -242,6 +249,11 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
     if c.test_size.is_some() {
         config.test_size = c.test_size;
     }
+    if let Some(b) = c.budget.filter(|b| !(b.is_finite() && *b > 0.0)) {
+        return Err(Error::config(format!(
+            "--budget must be a positive number of minutes, got {b}"
+        )));
+    }
     let report = reproduce(&ReproduceOptions {
         config,
         out: c.out.clone(),
@@ -253,6 +265,10 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
             schedule: !c.preset_as_is,
             validation: c.validation_size.is_none() && !c.preset_as_is,
         },
+        // The smoke preset checks that every step runs; its three-epoch teacher is not meant
+        // to win, and climbing would only lengthen the check.
+        ladder: c.preset != Preset::Smoke,
+        budget_minutes: c.budget,
     })?;
     println!("{}\n", report.headline_text());
     println!("{}", report.table());

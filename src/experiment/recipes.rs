@@ -26,6 +26,7 @@ use crate::train::{
 };
 
 mod finish;
+mod ladder;
 
 /// Options of `distill reproduce`.
 #[derive(Debug, Clone)]
@@ -45,6 +46,13 @@ pub struct ReproduceOptions {
     pub checkpoints: Checkpoints,
     /// What to size to the dataset before anything trains (recorded in `config.toml`).
     pub fit: FitToData,
+    /// Climb the teacher ladder when the recipe's teacher does not clearly beat the student
+    /// alone on validation (`ladder.rs`).
+    pub ladder: bool,
+    /// Minutes the whole run may take before the teacher ladder stops climbing: a rung in
+    /// training stops after the epoch in which the budget runs out, and no further rung
+    /// starts. `None`: no limit.
+    pub budget_minutes: Option<f64>,
 }
 
 impl ReproduceOptions {
@@ -78,6 +86,8 @@ struct Run<'a> {
     backend: &'static str,
     /// Held for the whole run.
     lock: RunLock,
+    /// When the model being trained must stop (the teacher ladder's budget), if ever.
+    deadline: Option<Instant>,
 }
 
 /// Each model's report, by its name in the report.
@@ -130,7 +140,10 @@ impl Run<'_> {
             &self.splits,
             &Objective::Hard,
             &self.device,
-            &self.opts.output(dir, label),
+            &RunOutput {
+                deadline: self.deadline,
+                ..self.opts.output(dir, label)
+            },
         )?;
         write_atomic(&stamp_path, stamp.as_bytes())?;
         let val = t.history.last().and_then(EpochMetrics::validation);
@@ -420,6 +433,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
     let teacher = run.teacher(&roles)?;
     let transfer = run.transfer_set();
     let student = run.hard_student("student", "student", &roles.student, &transfer)?;
+    let (teacher, teacher_choice) = run.choose_teacher(teacher, &student, &roles.teacher, start)?;
     let distilled = run.distilled(&roles, &teacher, &transfer)?;
     let mut models = run.main_reports(&teacher, &student, &distilled)?;
     if let Some(trial) = &roles.loss_trial {
@@ -451,6 +465,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         charts,
         changed,
         bias_adjust: adjusted.map(|(_, b)| b),
+        teacher_choice,
     };
     run.write_report(&roles, outcome, start)
 }

@@ -225,6 +225,7 @@ pub fn reproduce_table(recipe: &TableRecipe, out: &Path, progress: bool) -> Resu
         headline: None,
         changed,
         size_speed,
+        teacher_choice: None,
     }
     .with_headline();
     report.write(out)?;

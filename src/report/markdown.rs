@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::Report;
+use super::{Report, TeacherChoice};
 
 impl Report {
     /// The Markdown report.
@@ -37,6 +37,7 @@ impl Report {
                 100.0 * held
             );
         }
+        s += &(self.teacher_choice.as_ref()).map_or(String::new(), TeacherChoice::markdown);
         if let Some(t) = self.size_speed_table() {
             let _ = write!(
                 s,

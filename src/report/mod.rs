@@ -13,6 +13,7 @@ mod markdown;
 mod page;
 pub mod plot;
 mod table;
+mod teacher_choice;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +30,7 @@ pub use charts::{ChartModel, write_charts};
 pub use environment::Environment;
 pub use headline::{Headline, OmittedRight};
 pub use table::{Table, by_role, html_escape, html_figure, html_page};
+pub use teacher_choice::{TeacherCandidate, TeacherChoice};
 
 /// A complete experiment report.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -82,6 +84,9 @@ pub struct Report {
     /// For a table: each model's file size and latency, in distill and in onnxruntime.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub size_speed: Vec<SizeSpeed>,
+    /// How the teacher was chosen, when the recipe judged candidates on validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_choice: Option<TeacherChoice>,
 }
 
 /// One model's row of the size and speed table: what serving it costs.
@@ -247,8 +252,15 @@ impl Report {
             .ordered_models()
             .into_iter()
             .map(|(name, m)| {
+                // A teacher that loses to the student alone on validation is marked where its
+                // numbers are read, not only in a note.
+                let losing = matches!(name.as_str(), "teacher" | "ensemble")
+                    && self.teacher_better_than_student == Some(false);
                 vec![
-                    name.clone(),
+                    match losing {
+                        true => format!("{name} (worse than the student alone on validation)"),
+                        false => name.clone(),
+                    },
                     m.spec.clone(),
                     format!("{} / {}", m.test_errors, m.test_examples),
                     format!("{:.2}", error_percent(m.test_errors, m.test_examples)),

@@ -143,6 +143,13 @@ impl Report {
             self.dataset.test_size
         );
         h += &self.results_table().html();
+        if let Some(c) = &self.teacher_choice {
+            h += &format!(
+                "<h2>Teacher chosen on validation</h2>\n<p>{}</p>\n{}",
+                esc(&c.sentence()),
+                c.table().html()
+            );
+        }
         for (title, charts) in SECTIONS {
             h += &format!("<h2>{}</h2>\n", esc(title));
             if title == "What distillation changed" {

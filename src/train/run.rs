@@ -87,6 +87,10 @@ pub struct RunOutput {
     pub progress: bool,
     /// How the run survives a kill.
     pub checkpoints: Checkpoints,
+    /// A time budget: training stops after the epoch in which this moment passes, keeping the
+    /// model early stopping would keep (its best epoch) or else the last. A run cut short by
+    /// the clock depends on the machine's speed, so its report says where it stopped.
+    pub deadline: Option<Instant>,
 }
 
 /// How a run survives a kill: what it saves, how often, and whether it continues from what an
@@ -127,6 +131,7 @@ impl RunOutput {
             label: label.into(),
             progress,
             checkpoints: Checkpoints::default(),
+            deadline: None,
         }
     }
 }
@@ -337,20 +342,28 @@ impl<'a> Epochs<'a> {
             elapsed_seconds: self.elapsed(),
         };
         self.record(epoch, &m)?;
-        let stop = match (self.early.as_mut(), m.validation()) {
+        let early_stop = match (self.early.as_mut(), m.validation()) {
             (Some(e), Some(errors)) => e.observe(epoch, errors, &snapshot)?,
             _ => false,
         };
+        let out_of_time =
+            epoch < s.epochs && self.output.deadline.is_some_and(|d| Instant::now() >= d);
+        let stop = early_stop || out_of_time;
         let due = self.last_checkpoint.elapsed().as_secs() >= self.output.checkpoints.every_seconds;
         if due || stop || epoch == s.epochs {
             self.checkpoint(epoch, m.elapsed_seconds, &snapshot)?;
         }
         self.history.push(m);
-        if stop {
+        if early_stop {
             self.bar.println(format!(
                 "{:>10} stopped: no fewer validation errors in {} epochs",
                 self.output.label,
                 s.patience.unwrap_or(0)
+            ));
+        } else if out_of_time {
+            self.bar.println(format!(
+                "{:>10} stopped after epoch {epoch} of {}: the time budget ran out",
+                self.output.label, s.epochs
             ));
         }
         Ok(stop)

@@ -99,6 +99,7 @@ const CASES: &[Case] = &[
     case("teacher-outputs-word", "--teacher-outputs of an unknown kind", &["eval", "{M}", "--data-dir", "{T}", "--teacher-outputs", "softmax"], "--teacher-outputs must be auto, logits or probs", 2),
     case("export-no-format", "export without --onnx or --torch", &["export", "{M}"], "required arguments were not provided", 2),
     case("bench-tiny", "bench --epoch-examples below one batch", &["bench", "--epoch-examples", "10", "--data-dir", "{T}"], "at least 128", 2),
+    case("budget-negative", "reproduce --budget below 0", &["reproduce", "--budget", "-1", "--out", "{O}"], "--budget must be a positive number of minutes", 2),
     case("bench-only", "bench --only an unknown figure", &["bench", "--only", "teacher_step", "--data-dir", "{T}"], "--only names an unknown figure \"teacher_step\"", 2),
     // Bad data: exit 3.
     case("data-missing-dir", "a data directory that does not exist", &["train", "--out", "{O}", "--data-dir", "/no/such/dir"], "does not exist", 3),

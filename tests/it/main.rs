@@ -13,6 +13,7 @@ mod errors_tables;
 mod exporters;
 mod formats;
 mod fuzz;
+mod ladder;
 mod layering;
 mod learning;
 mod losses;

@@ -13,7 +13,7 @@ use crate::experiment::presets::{ExperimentKind, ReproduceConfig};
 use crate::experiment::student::{Distilled, student_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::Network;
-use crate::report::{Changed, DarkKnowledge, Environment, Report};
+use crate::report::{Changed, DarkKnowledge, Environment, Report, TeacherChoice};
 use crate::train::{RoleConfig, Trained};
 
 /// What a run found, for its report.
@@ -30,6 +30,8 @@ pub(super) struct Outcome {
     pub bias_adjust: Option<BiasAdjustReport>,
     /// Whether the teacher beat the student alone on validation (`None` without a split).
     pub teacher_better_than_student: Option<bool>,
+    /// How the teacher was chosen, when the ladder judged it.
+    pub teacher_choice: Option<TeacherChoice>,
 }
 
 impl<'a> Run<'a> {
@@ -64,6 +66,7 @@ impl<'a> Run<'a> {
             selection,
             backend,
             lock,
+            deadline: None,
         };
         if let Some(pid) = run.lock.took_over() {
             run.notes.push(format!(
@@ -202,6 +205,7 @@ impl<'a> Run<'a> {
             headline: None,
             changed: outcome.changed,
             size_speed: Vec::new(),
+            teacher_choice: outcome.teacher_choice,
         }
         .with_headline();
         report.write(&self.opts.out)?;

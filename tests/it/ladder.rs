@@ -1,0 +1,102 @@
+//! The teacher ladder: a teacher that does not clearly beat the student alone on validation is
+//! replaced by a stronger one, chosen on validation errors only.
+
+use std::io::Read;
+use std::path::Path;
+
+use distill::experiment::{FitToData, Preset, ReproduceOptions, ReproduceParams, reproduce};
+use distill::report::Report;
+use distill::train::Checkpoints;
+
+use crate::common::write_idx;
+
+/// The smoke preset with its teacher crippled: one epoch under heavy dropout.
+fn crippled(data: &Path, out: &Path) -> Report {
+    let mut config = ReproduceParams::preset(Preset::Smoke, 1, data.to_path_buf());
+    config.teacher.train.epochs = 1;
+    config.teacher.input_dropout = 0.8;
+    config.teacher.hidden_dropout = 0.8;
+    reproduce(&ReproduceOptions {
+        config,
+        out: out.to_path_buf(),
+        retrain_teacher: false,
+        teacher: None,
+        progress: false,
+        checkpoints: Checkpoints::default(),
+        fit: FitToData {
+            schedule: true,
+            validation: true,
+        },
+        ladder: true,
+        budget_minutes: None,
+    })
+    .unwrap()
+}
+
+/// A copy of the MNIST directory whose test labels are all moved on by one class: a test set
+/// that disagrees with everything training sees.
+fn disagreeing_mnist(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = distill::data::mnist_dir();
+    for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy(
+        src.join("t10k-images-idx3-ubyte.gz"),
+        dir.join("t10k-images-idx3-ubyte.gz"),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(src.join("t10k-labels-idx1-ubyte.gz")).unwrap(),
+    )
+    .read_to_end(&mut raw)
+    .unwrap();
+    let labels: Vec<u8> = raw[8..].iter().map(|l| (l + 1) % 10).collect();
+    write_idx(
+        &dir.join("t10k-labels-idx1-ubyte"),
+        &[labels.len() as u32],
+        &labels,
+    );
+}
+
+#[test]
+fn a_crippled_teacher_is_replaced_by_one_that_beats_the_student_alone_without_reading_the_test_set()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = crippled(&distill::data::mnist_dir(), &tmp.path().join("plain"));
+    let choice = plain.teacher_choice.clone().expect("the ladder ran");
+    println!("{}\n{}", choice.sentence(), choice.table().markdown());
+    assert_ne!(choice.chosen, 0, "{choice:?}");
+    let won = &choice.candidates[choice.chosen];
+    assert!(
+        won.validation_errors < choice.student_validation_errors,
+        "{choice:?}"
+    );
+    assert_eq!(plain.teacher_better_than_student, Some(true));
+    assert!(plain.markdown().contains("## Teacher chosen on validation"));
+    // The same run on data whose test labels disagree with training makes every choice alike.
+    let data = tmp.path().join("disagreeing");
+    disagreeing_mnist(&data);
+    let other = crippled(&data, &tmp.path().join("other"));
+    assert_eq!(
+        other.teacher_choice.as_ref().map(|c| c.chosen),
+        Some(choice.chosen)
+    );
+    let errors = |c: &distill::report::TeacherChoice| {
+        c.candidates
+            .iter()
+            .map(|c| c.validation_errors)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        errors(other.teacher_choice.as_ref().unwrap()),
+        errors(&choice)
+    );
+    for model in ["student", "distilled"] {
+        let bytes = |run: &str| {
+            std::fs::read(tmp.path().join(run).join(model).join("model.safetensors")).unwrap()
+        };
+        assert_eq!(bytes("plain"), bytes("other"), "{model} differs");
+    }
+}
