@@ -100,6 +100,12 @@ impl Run<'_> {
             let why = "The recipe's teacher beats it clearly and is distilled from.".into();
             return Ok((preset, Some(record(candidates, 0, why))));
         }
+        if !clearly_fewer(0, s) {
+            let why = "Too few validation errors for any teacher to beat it clearly, so no \
+                       ladder is climbed: the recipe's teacher is distilled from."
+                .into();
+            return Ok((preset, Some(record(candidates, 0, why))));
+        }
         if !self.opts.ladder {
             let why = "The teacher does not beat it clearly; the ladder was off, so it is \
                        distilled from as it is."
