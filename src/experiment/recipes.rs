@@ -75,6 +75,28 @@ struct TeacherRun {
     member_reports: Vec<ModelReport>,
 }
 
+impl TeacherRun {
+    /// One network trained by [`Run::hard_model`] into `dir`.
+    fn single(
+        (net, seconds, validation_errors, history): (
+            Network,
+            f64,
+            Option<usize>,
+            Vec<EpochMetrics>,
+        ),
+        dir: PathBuf,
+    ) -> TeacherRun {
+        TeacherRun {
+            model: Classifier::Single(net),
+            dir,
+            seconds,
+            validation_errors,
+            history,
+            member_reports: Vec::new(),
+        }
+    }
+}
+
 /// Everything an experiment run shares between its steps.
 struct Run<'a> {
     opts: &'a ReproduceOptions,
@@ -159,16 +181,8 @@ impl Run<'_> {
             return self.ensemble_teacher(roles);
         }
         let dir = opts.out.join("teacher");
-        let (net, seconds, validation_errors, history) =
-            self.hard_model(&roles.teacher, &dir, "teacher")?;
-        Ok(TeacherRun {
-            model: Classifier::Single(net),
-            dir,
-            seconds,
-            validation_errors,
-            history,
-            member_reports: Vec::new(),
-        })
+        let trained = self.hard_model(&roles.teacher, &dir, "teacher")?;
+        Ok(TeacherRun::single(trained, dir))
     }
 
     /// The trained teacher in `dir`, taken as it is.

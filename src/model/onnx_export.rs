@@ -144,18 +144,13 @@ impl OnnxGraph {
 
     /// A batch norm no convolution precedes, as ONNX's own operator.
     fn batch_norm(&mut self, norm: &Norm) {
-        let Norm {
-            gamma,
-            beta,
-            mean,
-            var,
-            epsilon,
-        } = norm;
-        let inputs = [gamma, beta, mean, var].map(|a| self.constant(a)).to_vec();
+        let inputs = [&norm.gamma, &norm.beta, &norm.mean, &norm.var]
+            .map(|a| self.constant(a))
+            .to_vec();
         let epsilon = pb::AttributeProto {
             name: "epsilon".into(),
             r#type: pb::attribute_proto::AttributeType::Float as i32,
-            f: *epsilon,
+            f: norm.epsilon,
             ..Default::default()
         };
         self.node("BatchNormalization", inputs, vec![epsilon]);

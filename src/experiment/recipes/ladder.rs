@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{Run, TeacherRun};
 use crate::error::Result;
 use crate::experiment::losses::CNN_TEACHER;
-use crate::model::{Classifier, Predictor};
+use crate::model::Predictor;
 use crate::report::{TeacherCandidate, TeacherChoice};
 use crate::train::{RoleConfig, RoleParams, Trained};
 
@@ -152,23 +152,15 @@ impl Run<'_> {
             self.deadline = deadline;
             let trained = self.hard_model(&role, &dir, rung.name);
             self.deadline = None;
-            let (net, seconds, validation_errors, history) = trained?;
-            let Some(v) = validation_errors else {
+            let run = TeacherRun::single(trained?, dir);
+            let Some(v) = run.validation_errors else {
                 break;
-            };
-            let run = TeacherRun {
-                model: Classifier::Single(net),
-                dir,
-                seconds,
-                validation_errors,
-                history,
-                member_reports: Vec::new(),
             };
             candidates.push(TeacherCandidate {
                 name: rung.name.into(),
                 model: run.model.describe(),
                 validation_errors: v,
-                seconds,
+                seconds: run.seconds,
                 epochs: epochs_text(&run, role.train.settings().epochs),
             });
             runs.push(run);
