@@ -76,7 +76,7 @@ impl TeacherChoice {
     /// The report's section.
     pub fn markdown(&self) -> String {
         format!(
-            "\n## Teacher chosen on validation\n\n{}\n\n{}\n",
+            "\n\n## Teacher chosen on validation\n\n{}\n\n{}\n",
             self.sentence(),
             self.table().markdown()
         )
