@@ -252,13 +252,13 @@ impl Report {
             .ordered_models()
             .into_iter()
             .map(|(name, m)| {
-                // A teacher that loses to the student alone on validation is marked where its
+                // A teacher no better than the student alone on validation is marked where its
                 // numbers are read, not only in a note.
                 let losing = matches!(name.as_str(), "teacher" | "ensemble")
                     && self.teacher_better_than_student == Some(false);
                 vec![
                     match losing {
-                        true => format!("{name} (worse than the student alone on validation)"),
+                        true => format!("{name} (no better than the student alone on validation)"),
                         false => name.clone(),
                     },
                     m.spec.clone(),
