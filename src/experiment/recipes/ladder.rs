@@ -83,12 +83,16 @@ impl Run<'_> {
             return Ok((preset, None));
         };
         let planned = teacher_role.train.settings().epochs;
+        let (name, epochs) = match self.opts.teacher {
+            Some(_) => ("the given teacher", "as given".to_string()),
+            None => ("the recipe's teacher", epochs_text(&preset, planned)),
+        };
         let mut candidates = vec![TeacherCandidate {
-            name: "the recipe's teacher".into(),
+            name: name.into(),
             model: preset.model.describe(),
             validation_errors: t,
             seconds: preset.seconds,
-            epochs: epochs_text(&preset, planned),
+            epochs,
         }];
         let record = |candidates, chosen, reason: String| TeacherChoice {
             student_validation_errors: s,
@@ -97,13 +101,17 @@ impl Run<'_> {
             reason,
         };
         if clearly_fewer(t, s) {
-            let why = "The recipe's teacher beats it clearly and is distilled from.".into();
+            let why = format!(
+                "{} beats it clearly and is distilled from.",
+                capitalized(name)
+            );
             return Ok((preset, Some(record(candidates, 0, why))));
         }
         if !clearly_fewer(0, s) {
-            let why = "Too few validation errors for any teacher to beat it clearly, so no \
-                       ladder is climbed: the recipe's teacher is distilled from."
-                .into();
+            let why = format!(
+                "Too few validation errors for any teacher to beat it clearly, so no ladder is \
+                 climbed: {name} is distilled from."
+            );
             return Ok((preset, Some(record(candidates, 0, why))));
         }
         if !self.opts.ladder {
@@ -170,6 +178,13 @@ impl Run<'_> {
         }
         Ok(false)
     }
+}
+
+/// `s` with its first letter upper-case, to open a sentence.
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
 /// The first candidate that clearly beats the student alone, else the one with the fewest
