@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Run, TeacherRun};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::experiment::losses::CNN_TEACHER;
 use crate::model::Predictor;
 use crate::report::{TeacherCandidate, TeacherChoice};
@@ -160,7 +160,16 @@ impl Run<'_> {
             self.deadline = deadline;
             let trained = self.hard_model(&role, &dir, rung.name);
             self.deadline = None;
-            let run = TeacherRun::single(trained?, dir);
+            // A rung that diverges is a candidate that failed, not a failed run.
+            let trained = match trained {
+                Err(e @ Error::Diverged { .. }) => {
+                    self.notes
+                        .push(format!("teacher ladder: \"{}\" left out: {e}", rung.name));
+                    continue;
+                }
+                other => other?,
+            };
+            let run = TeacherRun::single(trained, dir);
             let Some(v) = run.validation_errors else {
                 break;
             };
