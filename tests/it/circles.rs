@@ -37,32 +37,6 @@ fn without_tests(text: &str) -> String {
     text.split("#[cfg(test)]").next().unwrap_or("").to_string()
 }
 
-fn load(dir: &Path, root: &Path, tree: &mut Tree) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            load(&path, root, tree);
-            continue;
-        }
-        let relative = path.strip_prefix(root).unwrap().to_path_buf();
-        let name = relative.to_string_lossy().to_string();
-        if !name.ends_with(".rs") || name == "lib.rs" || name == "main.rs" {
-            continue;
-        }
-        if name.ends_with("tests.rs") || name.ends_with("test_support.rs") {
-            continue;
-        }
-        let code = without_tests(&std::fs::read_to_string(&path).unwrap());
-        tree.insert(
-            module_path(&relative),
-            Module {
-                file: relative,
-                code,
-            },
-        );
-    }
-}
-
 /// Code with comments removed, line by line (string contents are kept; paths in them are rare
 /// and would only add edges, never hide one).
 fn code_lines(code: &str) -> impl Iterator<Item = &str> {
@@ -301,11 +275,21 @@ fn circles(edges: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> Vec<Vec<PathBuf>> {
     groups
 }
 
+/// Every module of the crate but its roots (`lib.rs`, `main.rs`), test files left out.
 fn source_tree() -> Tree {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut tree = Tree::new();
-    load(&root, &root, &mut tree);
-    tree
+    crate::layering::src_files()
+        .into_iter()
+        .filter(|(file, _)| {
+            let name = file.to_string_lossy();
+            !matches!(name.as_ref(), "lib.rs" | "main.rs")
+                && !name.ends_with("tests.rs")
+                && !name.ends_with("test_support.rs")
+        })
+        .map(|(file, text)| {
+            let code = without_tests(&text);
+            (module_path(&file), Module { file, code })
+        })
+        .collect()
 }
 
 #[test]

@@ -114,7 +114,8 @@ fn sources(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, String)>) {
     }
 }
 
-fn src_files() -> Vec<(PathBuf, String)> {
+/// Every source file under `src/`, its path relative to `src/`, with its text.
+pub(crate) fn src_files() -> Vec<(PathBuf, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&root, &root, &mut files);

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: run the binary, check clean failures, write tiny
 //! datasets.
 
+pub mod lexer;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
