@@ -108,8 +108,6 @@ struct Run<'a> {
     backend: &'static str,
     /// Held for the whole run.
     lock: RunLock,
-    /// When the model being trained must stop (the teacher ladder's budget), if ever.
-    deadline: Option<Instant>,
 }
 
 /// Each model's report, by its name in the report.
@@ -125,12 +123,14 @@ impl Run<'_> {
     }
 
     /// Trains (or reuses, when `dir` holds a model trained with the same config and data) one
-    /// network on hard labels with all the training data.
+    /// network on hard labels with all the training data, stopping after the epoch in which
+    /// `deadline` passes, if one is given (the teacher ladder's budget).
     fn hard_model(
         &mut self,
         role: &RoleConfig,
         dir: &Path,
         label: &str,
+        deadline: Option<Instant>,
     ) -> Result<(Network, f64, Option<usize>, Vec<EpochMetrics>)> {
         let stamp = format!(
             "{}\ndata={}\n",
@@ -163,7 +163,7 @@ impl Run<'_> {
             &Objective::Hard,
             &self.device,
             &RunOutput {
-                deadline: self.deadline,
+                deadline,
                 ..self.opts.output(dir, label)
             },
         )?;
@@ -181,7 +181,7 @@ impl Run<'_> {
             return self.ensemble_teacher(roles);
         }
         let dir = opts.out.join("teacher");
-        let trained = self.hard_model(&roles.teacher, &dir, "teacher")?;
+        let trained = self.hard_model(&roles.teacher, &dir, "teacher", None)?;
         Ok(TeacherRun::single(trained, dir))
     }
 
@@ -226,7 +226,7 @@ impl Run<'_> {
             role.train = settings.check()?;
             let dir = out.join("members").join(format!("m{}", k + 1));
             let label = format!("member {}", k + 1);
-            let (net, secs, val, h) = self.hard_model(&role, &dir, &label)?;
+            let (net, secs, val, h) = self.hard_model(&role, &dir, &label, None)?;
             seconds += secs;
             member_reports.push(model_report(
                 &net,

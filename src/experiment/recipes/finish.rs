@@ -66,7 +66,6 @@ impl<'a> Run<'a> {
             selection,
             backend,
             lock,
-            deadline: None,
         };
         if let Some(pid) = run.lock.took_over() {
             run.notes.push(format!(

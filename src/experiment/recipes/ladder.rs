@@ -157,9 +157,7 @@ impl Run<'_> {
             }
             let role = rung.role.check()?;
             let dir = self.opts.out.join("teachers").join(rung.dir);
-            self.deadline = deadline;
-            let trained = self.hard_model(&role, &dir, rung.name);
-            self.deadline = None;
+            let trained = self.hard_model(&role, &dir, rung.name, deadline);
             // A rung that diverges is a candidate that failed, not a failed run.
             let trained = match trained {
                 Err(e @ Error::Diverged { .. }) => {
