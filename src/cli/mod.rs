@@ -10,6 +10,7 @@ mod export;
 mod inspect;
 mod reproduce;
 mod soft_targets;
+mod student;
 mod table;
 mod train;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{DataArgs, OnnxArgs, TransferArgs, library_value};
-use super::train::default_cache;
+use super::student::default_cache;
 use distill::compute::compute_device;
 use distill::distill::{
     LossKind, LossParams, Shard, ShardWrite, teacher_soft_targets, write_soft_target_shard,

@@ -1,7 +1,6 @@
 //! Commands that make and measure single models: `train`, `distill`, `ensemble`, `eval`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use burn::tensor::Device;
 use clap::Args;
@@ -9,20 +8,19 @@ use clap::Args;
 use super::args::{
     DataArgs, ExtraRowsArgs, OnnxArgs, ResumeArgs, TrainArgs, TransferArgs, library_value,
 };
+use super::student::Student;
 use distill::compute::compute_device;
 use distill::data::Splits;
-use distill::distill::{DistillLoss, LossKind, LossParams, Objective, StudentInputs};
+use distill::distill::{LossKind, LossParams, Objective, StudentInputs};
 use distill::error::{Error, Result};
 use distill::eval::{
     BiasAdjust, adjust_bias, check_bias_adjust, error_percent, evaluate, model_report,
     teacher_warning,
 };
-use distill::experiment::{Distillation, StudentRun, distill_student};
-use distill::fsutil::{RunLock, write_atomic};
-use distill::model::{
-    COMPLETE_FILE, Classifier, ModelSpec, Network, Predictor, TeacherOutputs, WEIGHTS_FILE, is_onnx,
-};
-use distill::train::{RoleConfig, Trained, train_role};
+use distill::experiment::grid::{Pick, TEMPERATURES};
+use distill::fsutil::RunLock;
+use distill::model::{Classifier, ModelSpec, Network, Predictor, TeacherOutputs};
+use distill::train::train_role;
 
 /// `distill train`.
 #[derive(Debug, Args)]
@@ -70,15 +68,18 @@ pub struct DistillCmd {
     /// Softmax temperature (> 0) of teacher and student while training; prediction uses T = 1.
     /// Default: 20 for kd, 4 for dkd, 1 for dist (its tau). With --logit-standardize, the
     /// base temperature applied to the z-scored logits (default 2, as Sun et al.). `auto`
-    /// trains one student at each of 1, 2, 4, 8 and 20 (in OUT/temperatures/T*) and keeps the
+    /// trains one student at each of 1, 2, 4, 8 and 20 (in OUT/grid/T*-a*) and keeps the
     /// one with the fewest validation errors (ties go to the lower T) as OUT; the grid and the
-    /// choice go to OUT/temperature.json. It needs a validation split.
+    /// choice go to OUT/choice.json. It needs a validation split.
     #[arg(long, allow_negative_numbers = true, value_name = "T|auto")]
     pub temperature: Option<String>,
-    /// kd: weight of the soft-target term in [0, 1], the labels get 1 - alpha (default 0.9).
-    /// dkd: weight of the target-class term (default 1).
-    #[arg(long, allow_negative_numbers = true)]
-    pub alpha: Option<f32>,
+    /// kd: weight of the soft-target term in [0, 1], the labels get 1 - alpha (default 0.9);
+    /// `auto` then trains students at 0.5, 0.9 and 1 (after T, at the kept T) and keeps the
+    /// one with the fewest validation errors, like `--temperature auto`. dkd: weight of the
+    /// target-class term (default 1).
+    #[arg(long, allow_negative_numbers = true, value_name = "ALPHA|auto",
+          value_parser = library_value::<Pick>)]
+    pub alpha: Option<Pick>,
     /// dkd: weight of the non-target term (default 8). dist: weight of the inter-class
     /// relation (default 1).
     #[arg(long, allow_negative_numbers = true)]
@@ -256,7 +257,10 @@ impl DistillCmd {
         };
         Ok(LossParams {
             temperature,
-            alpha: self.alpha.unwrap_or(d.alpha),
+            alpha: match self.alpha {
+                Some(Pick::Value(a)) => a,
+                _ => d.alpha,
+            },
             beta: self.beta.unwrap_or(d.beta),
             gamma: self.gamma.unwrap_or(d.gamma),
             warmup_epochs: self.dkd_warmup.unwrap_or(d.warmup_epochs),
@@ -270,7 +274,7 @@ impl DistillCmd {
     /// the grid.
     fn temperatures(&self) -> Result<Vec<f32>> {
         match self.temperature.as_deref() {
-            Some("auto") => Ok(AUTO_TEMPERATURES.to_vec()),
+            Some("auto") => Ok(TEMPERATURES.to_vec()),
             _ => Ok(vec![self.loss_settings()?.temperature]),
         }
     }
@@ -341,22 +345,22 @@ fn check_teacher(teacher: &Classifier, splits: &Splits, device: &Device) -> Resu
     Ok(())
 }
 
-/// Temperatures `distill --temperature auto` tries.
-const AUTO_TEMPERATURES: [f32; 5] = [1.0, 2.0, 4.0, 8.0, 20.0];
-
 pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let settings = c.loss_settings()?;
-    let losses = c
-        .temperatures()?
-        .into_iter()
-        .map(|temperature| {
-            let loss = LossParams {
-                temperature,
-                ..settings
-            };
-            Ok((temperature, loss.check()?))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let temperatures = c.temperatures()?;
+    let alpha_auto = c.alpha == Some(Pick::Auto);
+    if alpha_auto && c.loss != LossKind::Kd {
+        return Err(Error::config(
+            "--alpha auto chooses kd's soft-target weight; give --loss dkd a number",
+        ));
+    }
+    for &temperature in &temperatures {
+        LossParams {
+            temperature,
+            ..settings
+        }
+        .check()?;
+    }
     let role = c.train.role(&c.student).check()?;
     let s = role.train.settings();
     StudentInputs::check(s.jitter, s.mixup, c.augment_cache)?;
@@ -373,9 +377,11 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let (transfer, rows) = extra.extend(transfer, &teacher, &device)?;
     check_bias_adjust(bias, &selection.missing_classes(), splits.validation.len())?;
     check_teacher(&teacher, &splits, &device)?;
-    if losses.len() > 1 && splits.validation.is_empty() {
+    let grid = temperatures.len() > 1 || alpha_auto;
+    if grid && splits.validation.is_empty() {
         return Err(Error::config(
-            "--temperature auto chooses on validation errors and needs a validation split",
+            "--temperature auto and --alpha auto choose on validation errors, which needs a \
+             validation split",
         ));
     }
     let transfer_note = match extra.is_empty() {
@@ -390,9 +396,9 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         note: transfer_note,
         device: &device,
     };
-    let mut t = match &losses[..] {
-        [(_, loss)] => student.train(loss.clone(), &c.out, "distill")?,
-        _ => student.auto_temperature(&losses)?,
+    let mut t = match grid {
+        false => student.train(settings.check()?, &c.out, "distill")?,
+        true => student.choose(&settings, &temperatures, alpha_auto)?,
     };
     print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
     if let Some(b) = adjust_bias(
@@ -410,100 +416,6 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
         print_result(&t.network, &c.out, &splits, &device, t.seconds)?;
     }
     Ok(())
-}
-
-/// One distilled student of `distill distill`, at one temperature or chosen from several.
-struct Student<'a> {
-    c: &'a DistillCmd,
-    role: &'a RoleConfig,
-    teacher: &'a Classifier,
-    transfer: &'a Splits,
-    note: String,
-    device: &'a Device,
-}
-
-impl Student<'_> {
-    /// Trains the student towards `loss` into `out`.
-    fn train(&self, loss: Arc<dyn DistillLoss>, out: &Path, label: &str) -> Result<Trained> {
-        let (c, s) = (self.c, self.role.train.settings());
-        let cache = c
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| default_cache(&c.teacher, &c.out));
-        let inputs = StudentInputs::new(
-            s.jitter,
-            s.mixup,
-            c.augment_cache,
-            self.transfer.dataset.shape,
-            s.seed,
-        )?;
-        let announce = format!("transfer set: {}; ", self.note);
-        let distillation = Distillation {
-            teacher: self.teacher,
-            teacher_dir: &c.teacher,
-            loss,
-            inputs,
-            transfer: self.transfer,
-            cache_dir: &cache,
-            device: self.device,
-            announce: Some(&announce),
-        };
-        let student = StudentRun {
-            role: self.role,
-            output: c.resume.output(out, label),
-        };
-        Ok(distill_student(distillation, student)?.0.trained)
-    }
-
-    /// One student per temperature into `OUT/temperatures/T<t>`; the one with the fewest
-    /// validation errors (the first of equals, so the lower T) is copied to `OUT`.
-    fn auto_temperature(&self, losses: &[(f32, Arc<dyn DistillLoss>)]) -> Result<Trained> {
-        let mut best: Option<(Trained, PathBuf, f32)> = None;
-        let mut grid = Vec::new();
-        let mut tried = Vec::new();
-        for (t, loss) in losses {
-            let dir = self.c.out.join("temperatures").join(format!("T{t}"));
-            let trained = self.train(loss.clone(), &dir, &format!("T = {t}"))?;
-            let errors = trained.validation_errors();
-            grid.push(serde_json::json!({"temperature": t, "validation_errors": errors}));
-            tried.push(format!(
-                "T = {t}: {}",
-                errors.map_or("-".into(), |e| e.to_string())
-            ));
-            if best
-                .as_ref()
-                .is_none_or(|(b, _, _)| trained.beats_on_validation(b))
-            {
-                best = Some((trained, dir, *t));
-            }
-        }
-        let (trained, dir, t) = best.ok_or_else(|| Error::config("no temperature to try"))?;
-        // The completion marker last, as a run writes it.
-        for name in ["config.toml", WEIGHTS_FILE, "metrics.jsonl", COMPLETE_FILE] {
-            let from = dir.join(name);
-            let bytes = std::fs::read(&from).map_err(|e| Error::io("reading", &from, e))?;
-            write_atomic(&self.c.out.join(name), &bytes)?;
-        }
-        let choice = serde_json::json!({"chosen": t, "by": "validation errors", "grid": grid});
-        distill::fsutil::write_json(&self.c.out.join("temperature.json"), &choice)?;
-        eprintln!(
-            "temperature: T = {t} chosen on validation errors ({})",
-            tried.join(", ")
-        );
-        Ok(trained)
-    }
-}
-
-/// Where soft targets are cached by default: inside a teacher directory distill wrote, but
-/// beside the output directory for an ONNX file, so that nothing is written next to a file
-/// the user owns.
-pub(super) fn default_cache(teacher: &Path, out: &Path) -> PathBuf {
-    if is_onnx(teacher) {
-        let parent = out.parent().unwrap_or(Path::new("."));
-        parent.join("soft-target-cache")
-    } else {
-        teacher.join("cache")
-    }
 }
 
 pub(super) fn cmd_ensemble(c: EnsembleCmd) -> Result<()> {

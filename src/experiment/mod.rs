@@ -7,6 +7,7 @@
 
 pub mod bench;
 mod extra_rows;
+pub mod grid;
 mod losses;
 mod presets;
 mod recipes;

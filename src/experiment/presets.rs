@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::grid::TEMPERATURES;
 use super::losses::{LossTrialConfig, LossTrialParams, losses_recipe};
 use crate::data::TransferParams;
 use crate::distill::{DistillConfig, DistillParams, StudentInputs};
@@ -104,6 +105,14 @@ pub struct ReproduceParams {
     pub student: RoleParams,
     /// Temperature and alpha of the distilled student.
     pub distill: DistillParams,
+    /// Choose T on validation from [`TEMPERATURES`](super::grid::TEMPERATURES) rather than
+    /// take `distill.temperature`. `None` until the data decides: chosen on data other than
+    /// MNIST (where the presets' T was set) when there is a validation split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_temperature: Option<bool>,
+    /// Choose alpha on validation from [`ALPHAS`](super::grid::ALPHAS), at the chosen T.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub auto_alpha: bool,
     /// Random shifts (pixels) of the distilled student's transfer images, where they differ
     /// from the student alone's; the teacher labels every shifted batch the distilled student
     /// sees. The student alone stays the baseline, and a control student trained alone on the
@@ -137,6 +146,10 @@ pub struct ReproduceParams {
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// How a role is optimized: optimizer, initial learning rate and warm-up epochs.
@@ -259,6 +272,8 @@ impl ReproduceParams {
                 temperature: 20.0,
                 alpha: 0.9,
             },
+            auto_temperature: None,
+            auto_alpha: false,
             distilled_jitter: None,
             distilled_mixup: None,
             distilled_epochs: None,
@@ -325,6 +340,12 @@ impl ReproduceParams {
         if self.members == 0 {
             return Err(Error::config("an ensemble needs at least one member"));
         }
+        if (self.auto_temperature == Some(true) || self.auto_alpha) && self.validation_size == 0 {
+            return Err(Error::config(
+                "choosing the temperature or alpha on validation (auto) needs a validation split; \
+                 the test set never chooses",
+            ));
+        }
         let mut distilled = self.student.clone();
         if let Some(jitter) = self.distilled_jitter {
             distilled.train.jitter = jitter;
@@ -390,6 +411,7 @@ impl ReproduceParams {
         if fit.validation && self.validation_size > 0 {
             notes.extend(self.fit_validation(train_examples));
         }
+        notes.extend(self.fit_temperature(fit, side, input_energy));
         if !fit.schedule || self.preset == Preset::Smoke {
             return notes;
         }
@@ -404,6 +426,27 @@ impl ReproduceParams {
         notes.extend(self.fit_teacher_rate(stretch, input_energy));
         notes.extend(self.scale_shifts(side));
         notes
+    }
+
+    /// Whether T is chosen on validation, where no one said: on data other than MNIST, with a
+    /// validation split, unless the preset runs as it is (or is the smoke check).
+    fn fit_temperature(&mut self, fit: FitToData, side: usize, energy: f64) -> Option<String> {
+        if self.auto_temperature.is_some() {
+            return None;
+        }
+        let ratio = energy / REFERENCE_INPUT_ENERGY;
+        let mnist = side == REFERENCE_SIDE && (0.95..=1.05).contains(&ratio);
+        let auto = fit.schedule && self.preset != Preset::Smoke && self.validation_size > 0;
+        self.auto_temperature = Some(auto && !mnist);
+        (auto && !mnist).then(|| {
+            let grid: Vec<String> = TEMPERATURES.iter().map(f32::to_string).collect();
+            format!(
+                "temperature chosen on validation errors from T = {}: the preset's T = {} was \
+                 set on MNIST",
+                grid.join(", "),
+                self.distill.temperature
+            )
+        })
     }
 
     /// A tenth of the training set held out, when the preset's hold-out would take more.

@@ -10,16 +10,17 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use self::finish::{Outcome, findings};
+use super::grid::{ALPHAS, Grid, GridStudent, TEMPERATURES, grid_reason};
 use super::losses::{LossStudents, LossTrialConfig};
 use super::presets::{FitToData, ReproduceConfig, ReproduceParams};
 use super::student::{Distillation, Distilled, StudentRun, distill_student, student_report};
 use crate::data::{Splits, TransferConfig};
-use crate::distill::{Objective, StudentInputs};
+use crate::distill::{DistillParams, Objective, StudentInputs};
 use crate::error::{Error, Result};
 use crate::eval::{ModelReport, evaluate, mean_report, model_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, Network, OpenOptions, Predictor, weights_path};
-use crate::report::{ChartModel, Report, write_charts};
+use crate::report::{ChartModel, DistillChoice, Report, write_charts};
 use crate::train::{
     Checkpoints, EpochMetrics, RoleConfig, RunOutput, TrainParams, Trained, earlier_training,
     train_role,
@@ -27,6 +28,8 @@ use crate::train::{
 
 mod finish;
 mod ladder;
+
+pub(super) use ladder::judged_alone;
 
 /// Options of `distill reproduce`.
 #[derive(Debug, Clone)]
@@ -301,15 +304,18 @@ impl Run<'_> {
         train_role(role, splits, &Objective::Hard, &self.device, &output)
     }
 
-    /// The student distilled from `teacher` on `transfer`, into `out/distilled`.
+    /// The student distilled from `teacher` on `transfer`, into `out/distilled`: at the
+    /// config's T and alpha, or at the setting of a grid with the fewest validation errors
+    /// (each grid student in `out/grid/`), which then becomes `roles.distill`.
     fn distilled(
         &mut self,
-        roles: &ReproduceConfig,
+        roles: &mut ReproduceConfig,
         teacher: &TeacherRun,
         transfer: &Splits,
-    ) -> Result<Distilled> {
+    ) -> Result<(Distilled, Option<DistillChoice>)> {
         let s = roles.distilled.train.settings();
         let out = &self.opts.out;
+        let cache_dir = out.join("cache");
         let distillation = Distillation {
             teacher: &teacher.model,
             teacher_dir: &teacher.dir,
@@ -322,17 +328,69 @@ impl Run<'_> {
                 s.seed,
             )?,
             transfer,
-            cache_dir: &out.join("cache"),
+            cache_dir: &cache_dir,
             device: &self.device,
             announce: None,
         };
-        let student = StudentRun {
-            role: &roles.distilled,
-            output: self.opts.output(&out.join("distilled"), "distilled"),
+        let cfg = &self.opts.config;
+        let (auto_t, auto_a) = (cfg.auto_temperature == Some(true), cfg.auto_alpha);
+        if !auto_t && !auto_a {
+            let student = StudentRun {
+                role: &roles.distilled,
+                output: self.opts.output(&out.join("distilled"), "distilled"),
+            };
+            let (distilled, note) = distill_student(distillation, student)?;
+            self.notes.push(note);
+            return Ok((distilled, None));
+        }
+        let d = roles.distill;
+        let temperatures = match auto_t {
+            true => TEMPERATURES.to_vec(),
+            false => vec![d.temperature()],
         };
-        let (distilled, note) = distill_student(distillation, student)?;
+        let mut grid = Grid::default();
+        let students = self.grid_students(&temperatures, &[d.alpha()])?;
+        let note = grid.search(&distillation, &roles.distilled, students)?;
+        if auto_a {
+            let t = grid.best_point().map_or(d.temperature(), |p| p.temperature);
+            let alphas: Vec<f32> = ALPHAS.into_iter().filter(|&a| a != d.alpha()).collect();
+            let students = self.grid_students(&[t], &alphas)?;
+            grid.search(&distillation, &roles.distilled, students)?;
+        }
         self.notes.push(note);
-        Ok(distilled)
+        let (distilled, choice) =
+            grid.finish(&out.join("distilled"), grid_reason(auto_t, auto_a))?;
+        let kept = choice.chosen();
+        roles.distill = DistillParams {
+            temperature: kept.temperature,
+            alpha: kept.alpha,
+        }
+        .check()?;
+        Ok((distilled, Some(choice)))
+    }
+
+    /// One grid student per pair of `temperatures` and `alphas`, each into
+    /// `out/grid/T<t>-a<alpha>`.
+    fn grid_students(&self, temperatures: &[f32], alphas: &[f32]) -> Result<Vec<GridStudent>> {
+        let mut students = Vec::new();
+        for &temperature in temperatures {
+            for &alpha in alphas {
+                let loss = DistillParams { temperature, alpha }.check()?;
+                let dir = self
+                    .opts
+                    .out
+                    .join("grid")
+                    .join(format!("T{temperature}-a{alpha}"));
+                let label = format!("distilled T={temperature} alpha={alpha}");
+                students.push(GridStudent {
+                    temperature,
+                    alpha,
+                    loss: Arc::new(loss),
+                    output: self.opts.output(&dir, &label),
+                });
+            }
+        }
+        Ok(students)
     }
 
     /// The teacher's name in the report: `ensemble` for several members.
@@ -442,13 +500,13 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         .config
         .fit_to_data(opts.fit, dataset.train.len(), side, energy);
     let opts = &opts;
-    let roles = opts.config.check()?;
+    let mut roles = opts.config.check()?;
     let mut run = Run::open(opts, dataset, fitted)?;
     let teacher = run.teacher(&roles)?;
     let transfer = run.transfer_set();
     let student = run.hard_student("student", "student", &roles.student, &transfer)?;
     let (teacher, teacher_choice) = run.choose_teacher(teacher, &student, &roles.teacher, start)?;
-    let distilled = run.distilled(&roles, &teacher, &transfer)?;
+    let (distilled, distill_choice) = run.distilled(&mut roles, &teacher, &transfer)?;
     let mut models = run.main_reports(&teacher, &student, &distilled)?;
     if let Some(trial) = &roles.loss_trial {
         run.loss_students(trial, &roles, &teacher, &transfer, &mut models)?;
@@ -480,6 +538,7 @@ pub fn reproduce(opts: &ReproduceOptions) -> Result<Report> {
         changed,
         bias_adjust: adjusted.map(|(_, b)| b),
         teacher_choice,
+        distill_choice,
     };
     run.write_report(&roles, outcome, start)
 }

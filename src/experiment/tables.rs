@@ -12,6 +12,7 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use super::extra_rows::ExtraRows;
+use super::recipes::judged_alone;
 use super::student::{Distillation, StudentRun, distill_student};
 use super::table_speed::size_speed;
 use crate::compute::compute_device;
@@ -21,7 +22,9 @@ use crate::error::{Error, Result};
 use crate::eval::{ModelReport, evaluate, model_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, OnnxOptions, OpenOptions, Predictor};
-use crate::report::{ChartModel, Environment, Report, write_charts};
+use crate::report::{
+    ChartModel, Environment, Report, TeacherCandidate, TeacherChoice, write_charts,
+};
 use crate::train::{RoleConfig, RoleParams, RunOutput, Trained, train_role};
 
 /// Steps a student takes at least: small tables get more epochs, so that a table of a few
@@ -204,6 +207,7 @@ pub fn reproduce_table(recipe: &TableRecipe, out: &Path, progress: bool) -> Resu
         teacher.describe(),
         recipe.teacher.display()
     ));
+    let teacher_choice = judge_teacher(&run.models, &teacher);
     let report = Report {
         experiment: "table".into(),
         preset: "table".into(),
@@ -225,7 +229,8 @@ pub fn reproduce_table(recipe: &TableRecipe, out: &Path, progress: bool) -> Resu
         headline: None,
         changed,
         size_speed,
-        teacher_choice: None,
+        teacher_choice,
+        distill_choice: None,
     }
     .with_headline();
     report.write(out)?;
@@ -324,6 +329,28 @@ fn charts(
         &ctx.device,
         &charted,
         f64::from(run.temperature),
+    )
+}
+
+/// The given teacher judged against the student alone on validation, as `reproduce` judges
+/// it: never replaced, but the report says how it compares.
+fn judge_teacher(
+    models: &BTreeMap<String, ModelReport>,
+    teacher: &Classifier,
+) -> Option<TeacherChoice> {
+    let t = models.get("teacher")?.validation_errors?;
+    let s = models.get("student")?.validation_errors?;
+    let given = TeacherCandidate {
+        name: "the given teacher".into(),
+        model: teacher.describe(),
+        validation_errors: t,
+        seconds: 0.0,
+        epochs: "as given".into(),
+    };
+    judged_alone(
+        &given,
+        s,
+        Some("a given teacher is distilled from as it is, never replaced"),
     )
 }
 

@@ -61,6 +61,22 @@ pub fn finished_run(dir: &Path) -> Option<String> {
     (c.weights_sha256 == sha).then_some(c.run).flatten()
 }
 
+/// Copies the finished model in `from` (weights, `config.toml` and `metrics.jsonl` where
+/// present) into `to`, the completion marker last, as training writes it: a copy cut short
+/// reads as unfinished.
+pub fn copy_model(from: &Path, to: &Path) -> Result<()> {
+    clear_complete(to)?;
+    for name in ["config.toml", WEIGHTS_FILE, "metrics.jsonl", COMPLETE_FILE] {
+        let src = from.join(name);
+        if name != WEIGHTS_FILE && name != COMPLETE_FILE && !src.exists() {
+            continue;
+        }
+        let bytes = std::fs::read(&src).map_err(|e| Error::io("reading", &src, e))?;
+        write_atomic(&to.join(name), &bytes)?;
+    }
+    Ok(())
+}
+
 /// Removes the completion marker of `dir` (training is about to rewrite its weights).
 pub fn clear_complete(dir: &Path) -> Result<()> {
     let p = dir.join(COMPLETE_FILE);

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -274,31 +275,7 @@ impl Predictor for Classifier {
         }
     }
     fn log_probs(&self, images: &Tensor<2>, t: f32) -> Result<Tensor<2>> {
-        match self {
-            Classifier::Single(n) => n.log_probs(images, t),
-            Classifier::Onnx(m) => m.log_probs(images, t),
-            Classifier::Trees(m) => m.log_probs(images, t),
-            Classifier::Ensemble(v) => {
-                // Average probabilities, not logits: the paper's ensemble teacher. In log space
-                // as a log-sum-exp of the members' log-softmax outputs minus ln n, so that a
-                // class every member all but rules out keeps a finite log-probability instead
-                // of log(0) = -inf (which would turn the loss into NaN).
-                let mut acc: Option<Tensor<2>> = None;
-                for m in v {
-                    let lp = m.log_probs(images, t)?;
-                    acc = Some(match acc {
-                        None => lp,
-                        Some(a) => {
-                            let top = a.clone().max_pair(lp.clone());
-                            let sum = (a - top.clone()).exp() + (lp - top.clone()).exp();
-                            top + sum.log()
-                        }
-                    });
-                }
-                let acc = acc.ok_or_else(|| Error::config("an ensemble without members"))?;
-                Ok(acc.sub_scalar((v.len() as f32).ln()))
-            }
-        }
+        self.soften(&self.raw_outputs(images)?, t)
     }
     fn logits(&self, images: &Tensor<2>) -> Result<Tensor<2>> {
         match self {
@@ -320,6 +297,87 @@ impl Predictor for Classifier {
             Classifier::Single(n) => n.serving_path(),
             _ => None,
         }
+    }
+}
+
+/// A classifier's raw outputs for some rows: the logits of each model it runs (one for a single
+/// model, each member's in order for an ensemble). Its log-probabilities at any T follow from
+/// them by [`Classifier::soften`], bit for bit as [`Predictor::log_probs`] computes them, so a
+/// teacher run once serves a whole grid of temperatures.
+#[derive(Debug, Clone)]
+pub struct RawOutputs(Vec<Tensor<2>>);
+
+impl RawOutputs {
+    /// Values held: what keeping them costs.
+    pub fn len(&self) -> usize {
+        self.0
+            .iter()
+            .map(|t| t.dims().iter().product::<usize>())
+            .sum()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Classifier {
+    /// The raw outputs of every model this classifier runs, for `images`.
+    pub fn raw_outputs(&self, images: &Tensor<2>) -> Result<RawOutputs> {
+        match self {
+            Classifier::Ensemble(v) => {
+                let mut all = Vec::new();
+                for m in v {
+                    all.extend(m.raw_outputs(images)?.0);
+                }
+                Ok(RawOutputs(all))
+            }
+            _ => Ok(RawOutputs(vec![self.logits(images)?])),
+        }
+    }
+
+    /// Log-probabilities at temperature `t` from raw outputs this classifier gave.
+    pub fn soften(&self, raw: &RawOutputs, t: f32) -> Result<Tensor<2>> {
+        let mut outputs = raw.0.iter();
+        let lp = self.soften_from(&mut outputs, t)?;
+        match outputs.next() {
+            None => Ok(lp),
+            Some(_) => Err(Error::Mismatch(
+                "raw outputs of another classifier (more models than this one runs)".into(),
+            )),
+        }
+    }
+
+    fn soften_from<'a>(
+        &self,
+        outputs: &mut impl Iterator<Item = &'a Tensor<2>>,
+        t: f32,
+    ) -> Result<Tensor<2>> {
+        let Classifier::Ensemble(v) = self else {
+            let logits = outputs.next().ok_or_else(|| {
+                Error::Mismatch("raw outputs of another classifier (fewer models)".into())
+            })?;
+            return Ok(log_softmax(logits.clone().div_scalar(t), 1));
+        };
+        // Average probabilities, not logits: the paper's ensemble teacher. In log space as a
+        // log-sum-exp of the members' log-softmax outputs minus ln n, so that a class every
+        // member all but rules out keeps a finite log-probability instead of log(0) = -inf
+        // (which would turn the loss into NaN).
+        let mut acc: Option<Tensor<2>> = None;
+        for m in v {
+            let lp = m.soften_from(outputs, t)?;
+            acc = Some(match acc {
+                None => lp,
+                Some(a) => {
+                    let top = a.clone().max_pair(lp.clone());
+                    let sum = (a - top.clone()).exp() + (lp - top.clone()).exp();
+                    top + sum.log()
+                }
+            });
+        }
+        let acc = acc.ok_or_else(|| Error::config("an ensemble without members"))?;
+        Ok(acc.sub_scalar((v.len() as f32).ln()))
     }
 }
 

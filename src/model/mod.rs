@@ -34,11 +34,12 @@ use crate::error::Result;
 
 pub use architecture::{Architecture, NamedArray, Source};
 pub use checkpoint::{
-    COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, finished_run, mark_complete, weights_path,
+    COMPLETE_FILE, Network, WEIGHTS_FILE, clear_complete, copy_model, finished_run, mark_complete,
+    weights_path,
 };
 pub use cnn::{Cnn, CnnConfig, MAX_CONV_BLOCKS};
 pub use dropout::{Dropout, DropoutLayer};
-pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions};
+pub use ensemble::{Classifier, ENSEMBLE_FILE, OpenOptions, RawOutputs};
 pub use layers::{Layer, Norm};
 pub use mlp::{Mlp, MlpConfig};
 pub use net::Net;

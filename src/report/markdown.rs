@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, TeacherChoice};
+use super::{DistillChoice, Report, TeacherChoice};
 
 impl Report {
     /// The Markdown report.
@@ -38,6 +38,7 @@ impl Report {
             );
         }
         s += &(self.teacher_choice.as_ref()).map_or(String::new(), TeacherChoice::markdown);
+        s += &(self.distill_choice.as_ref()).map_or(String::new(), DistillChoice::markdown);
         if let Some(t) = self.size_speed_table() {
             let _ = write!(
                 s,

@@ -7,6 +7,7 @@
 
 mod changed;
 mod charts;
+mod distill_choice;
 mod environment;
 mod headline;
 mod markdown;
@@ -27,6 +28,7 @@ use crate::fsutil::write_atomic;
 
 pub use changed::{Changed, ChangedImage};
 pub use charts::{ChartModel, write_charts};
+pub use distill_choice::{DistillChoice, GridPoint};
 pub use environment::Environment;
 pub use headline::{Headline, OmittedRight};
 pub use table::{Table, by_role, html_escape, html_figure, html_page};
@@ -87,6 +89,9 @@ pub struct Report {
     /// How the teacher was chosen, when the recipe judged candidates on validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_choice: Option<TeacherChoice>,
+    /// How T and alpha were chosen, when the recipe trained a student at several settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill_choice: Option<DistillChoice>,
 }
 
 /// One model's row of the size and speed table: what serving it costs.

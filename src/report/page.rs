@@ -150,6 +150,13 @@ impl Report {
                 c.table().html()
             );
         }
+        if let Some(c) = &self.distill_choice {
+            h += &format!(
+                "<h2>Temperature and alpha chosen on validation</h2>\n<p>{}</p>\n{}",
+                esc(&c.sentence()),
+                c.table().html()
+            );
+        }
         for (title, charts) in SECTIONS {
             h += &format!("<h2>{}</h2>\n", esc(title));
             if title == "What distillation changed" {

@@ -100,6 +100,9 @@ const CASES: &[Case] = &[
     case("export-no-format", "export without --onnx or --torch", &["export", "{M}"], "required arguments were not provided", 2),
     case("bench-tiny", "bench --epoch-examples below one batch", &["bench", "--epoch-examples", "10", "--data-dir", "{T}"], "at least 128", 2),
     case("budget-negative", "reproduce --budget below 0", &["reproduce", "--budget", "-1", "--out", "{O}"], "--budget must be a positive number of minutes", 2),
+    case("alpha-auto-dkd", "distill --alpha auto with a loss other than kd", &["distill", "--teacher", "{M}", "--loss", "dkd", "--alpha", "auto", "--out", "{O}"], "--alpha auto chooses kd's soft-target weight", 2),
+    case("auto-without-validation", "reproduce --temperature auto with no validation split", &["reproduce", "--preset", "smoke", "--temperature", "auto", "--validation-size", "0", "--data-dir", "{T}", "--out", "{O}"], "needs a validation split", 2),
+    case("temperature-word", "reproduce --temperature neither a number nor auto", &["reproduce", "--temperature", "warm", "--out", "{O}"], "must be a number or auto, got \"warm\"", 2),
     case("bench-only", "bench --only an unknown figure", &["bench", "--only", "teacher_step", "--data-dir", "{T}"], "--only names an unknown figure \"teacher_step\"", 2),
     // Bad data: exit 3.
     case("data-missing-dir", "a data directory that does not exist", &["train", "--out", "{O}", "--data-dir", "/no/such/dir"], "does not exist", 3),

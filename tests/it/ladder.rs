@@ -10,12 +10,16 @@ use distill::train::Checkpoints;
 
 use crate::common::write_idx;
 
-/// The smoke preset with its teacher crippled: one epoch under heavy dropout.
+/// The smoke preset with its teacher crippled (one epoch under heavy dropout), T chosen on
+/// validation, and every model stopped early.
 fn crippled(data: &Path, out: &Path) -> Report {
     let mut config = ReproduceParams::preset(Preset::Smoke, 1, data.to_path_buf());
     config.teacher.train.epochs = 1;
     config.teacher.input_dropout = 0.8;
     config.teacher.hidden_dropout = 0.8;
+    config.auto_temperature = Some(true);
+    config.teacher.train.patience = Some(1);
+    config.student.train.patience = Some(1);
     reproduce(&ReproduceOptions {
         config,
         out: out.to_path_buf(),
@@ -86,11 +90,9 @@ fn in_a_process_of_its_own(test: &str) -> bool {
 }
 
 #[test]
-fn a_crippled_teacher_is_replaced_by_one_that_beats_the_student_alone_without_reading_the_test_set()
-{
+fn a_crippled_teacher_is_replaced_and_t_chosen_without_reading_the_test_set() {
     if !in_a_process_of_its_own(
-        "ladder::a_crippled_teacher_is_replaced_by_one_that_beats_the_student_alone_without_\
-         reading_the_test_set",
+        "ladder::a_crippled_teacher_is_replaced_and_t_chosen_without_reading_the_test_set",
     ) {
         return;
     }
@@ -106,6 +108,19 @@ fn a_crippled_teacher_is_replaced_by_one_that_beats_the_student_alone_without_re
     );
     assert_eq!(plain.teacher_better_than_student, Some(true));
     assert!(plain.markdown().contains("## Teacher chosen on validation"));
+    let grid = plain
+        .distill_choice
+        .clone()
+        .expect("T was chosen on validation");
+    assert_eq!(grid.points.len(), 5, "{grid:?}");
+    let fewest = grid.points.iter().filter_map(|p| p.validation_errors).min();
+    assert_eq!(grid.chosen().validation_errors, fewest, "{grid:?}");
+    assert_eq!(plain.temperature, grid.chosen().temperature);
+    assert!(
+        plain
+            .markdown()
+            .contains("## Temperature and alpha chosen on validation")
+    );
     // The same run on data whose test labels disagree with training makes every choice alike.
     let data = tmp.path().join("disagreeing");
     disagreeing_mnist(&data);
@@ -124,6 +139,13 @@ fn a_crippled_teacher_is_replaced_by_one_that_beats_the_student_alone_without_re
         errors(other.teacher_choice.as_ref().unwrap()),
         errors(&choice)
     );
+    let points = |r: &Report| {
+        let c = r.distill_choice.as_ref().unwrap();
+        let errors: Vec<_> = c.points.iter().map(|p| p.validation_errors).collect();
+        (c.chosen, errors)
+    };
+    assert_eq!(points(&other), points(&plain));
+    // Early stopping chose the same epochs: the kept models are the same bytes.
     for model in ["student", "distilled"] {
         let bytes = |run: &str| {
             std::fs::read(tmp.path().join(run).join(model).join("model.safetensors")).unwrap()

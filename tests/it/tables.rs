@@ -326,9 +326,8 @@ fn temperature_auto_keeps_the_student_with_the_fewest_validation_errors() {
     let o = auto(&out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let choice: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("temperature.json")).unwrap())
-            .unwrap();
-    let grid = choice["grid"].as_array().unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("choice.json")).unwrap()).unwrap();
+    let grid = choice["points"].as_array().unwrap();
     assert_eq!(grid.len(), 5, "{choice}");
     let errors: Vec<u64> = grid
         .iter()
@@ -337,12 +336,9 @@ fn temperature_auto_keeps_the_student_with_the_fewest_validation_errors() {
     let first_best = errors
         .iter()
         .position(|e| e == errors.iter().min().unwrap());
-    let chosen = choice["chosen"].as_f64().unwrap();
-    assert_eq!(
-        grid[first_best.unwrap()]["temperature"].as_f64(),
-        Some(chosen)
-    );
-    let kept = out.join("temperatures").join(format!("T{chosen}"));
+    assert_eq!(choice["chosen"].as_u64(), first_best.map(|i| i as u64));
+    let chosen = grid[first_best.unwrap()]["temperature"].as_f64().unwrap();
+    let kept = out.join("grid").join(format!("T{chosen}-a0.9"));
     assert_eq!(
         std::fs::read(out.join("model.safetensors")).unwrap(),
         std::fs::read(kept.join("model.safetensors")).unwrap()

@@ -109,7 +109,8 @@ pub fn teacher_soft_targets(
         device,
         || {
             let dev = transfer.to_device(device);
-            teacher_pass(teacher, &dev.images, temperature)
+            let memo = format!("{}|{}|{}", key.teacher, key.data, key.producer);
+            teacher_pass(teacher, &dev.images, temperature, Some(&memo))
         },
     )
 }

@@ -133,7 +133,10 @@ pub fn write_soft_target_shard(
     } else {
         let part = transfer.subset(&range.clone().collect::<Vec<_>>());
         let images = part.to_device(device).images;
-        finite_values(&teacher_pass(teacher, &images, temperature)?, temperature)?
+        finite_values(
+            &teacher_pass(teacher, &images, temperature, None)?,
+            temperature,
+        )?
     };
     write_values(&path, meta, &values, shape)?;
     let done = broken.map_or(ShardWrite::Computed, ShardWrite::Repaired);

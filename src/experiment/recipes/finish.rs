@@ -13,7 +13,7 @@ use crate::experiment::presets::{ExperimentKind, ReproduceConfig};
 use crate::experiment::student::{Distilled, student_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::Network;
-use crate::report::{Changed, DarkKnowledge, Environment, Report, TeacherChoice};
+use crate::report::{Changed, DarkKnowledge, DistillChoice, Environment, Report, TeacherChoice};
 use crate::train::{RoleConfig, Trained};
 
 /// What a run found, for its report.
@@ -32,6 +32,8 @@ pub(super) struct Outcome {
     pub teacher_better_than_student: Option<bool>,
     /// How the teacher was chosen, when the ladder judged it.
     pub teacher_choice: Option<TeacherChoice>,
+    /// How T and alpha were chosen, when a grid chose them.
+    pub distill_choice: Option<DistillChoice>,
 }
 
 impl<'a> Run<'a> {
@@ -205,6 +207,7 @@ impl<'a> Run<'a> {
             changed: outcome.changed,
             size_speed: Vec::new(),
             teacher_choice: outcome.teacher_choice,
+            distill_choice: outcome.distill_choice,
         }
         .with_headline();
         report.write(&self.opts.out)?;

@@ -22,6 +22,17 @@ pub fn clearly_fewer(teacher: usize, student: usize) -> bool {
     (teacher as f64) + 2.0 * (student as f64).sqrt() < student as f64
 }
 
+/// Whether a teacher with `teacher` validation errors beats the student alone with `student`:
+/// clearly where the count allows a clear lead, and by any margin where it is too small for one
+/// (up to 4 errors, where even a perfect teacher's lead is within the noise). A tie is never a
+/// win: a teacher no better than the student has nothing to teach it.
+pub fn beats(teacher: usize, student: usize) -> bool {
+    match clearly_fewer(0, student) {
+        true => clearly_fewer(teacher, student),
+        false => teacher < student,
+    }
+}
+
 /// One rung: its name in the report, its directory under `teachers/`, the role it trains.
 struct Rung {
     name: &'static str,
@@ -32,7 +43,9 @@ struct Rung {
 /// The rungs above the recipe's teacher, weakest first: the same network with half the dropout
 /// and twice the epochs (a teacher held back by its regularization or its schedule), then for
 /// images large enough to pool twice the project's CNN teacher (the losses experiment's) on
-/// the same longer schedule.
+/// the recipe's schedule, not a doubled one: an epoch of it costs more than one of the MLP
+/// teacher's, and with both rungs climbed on 60,000 images a doubled schedule would take the
+/// default run past its ten minutes on two cores (docs/speed.md, "The teacher ladder").
 fn rungs(teacher: &RoleConfig, cnn: bool) -> Vec<Rung> {
     let base = teacher.params();
     let mut longer = base.clone();
@@ -46,7 +59,6 @@ fn rungs(teacher: &RoleConfig, cnn: bool) -> Vec<Rung> {
     }];
     if cnn {
         let mut cnn = base;
-        cnn.train.epochs *= 2;
         cnn.spec = CNN_TEACHER.into();
         cnn.input_dropout = 0.0;
         cnn.hidden_dropout = 0.3;
@@ -87,51 +99,36 @@ impl Run<'_> {
             Some(_) => ("the given teacher", "as given".to_string()),
             None => ("the recipe's teacher", epochs_text(&preset, planned)),
         };
-        let mut candidates = vec![TeacherCandidate {
+        let first = TeacherCandidate {
             name: name.into(),
             model: preset.model.describe(),
             validation_errors: t,
             seconds: preset.seconds,
             epochs,
-        }];
-        let record = |candidates, chosen, reason: String| TeacherChoice {
+        };
+        let no_climb = if !self.opts.ladder {
+            Some("the ladder was off, so it is distilled from as it is")
+        } else if self.opts.teacher.is_some() || self.opts.config.members > 1 {
+            Some("a given teacher or an ensemble is distilled from as it is, never replaced")
+        } else {
+            None
+        };
+        if let Some(choice) = judged_alone(&first, s, no_climb) {
+            return Ok((preset, Some(choice)));
+        }
+        let mut candidates = vec![first];
+        let mut runs = vec![preset];
+        let ran_out = self.climb(teacher_role, s, start, &mut candidates, &mut runs)?;
+        let chosen = winner(&candidates, s);
+        let reason = reason(&candidates, chosen, s, ran_out);
+        let teacher = runs.swap_remove(chosen);
+        let choice = TeacherChoice {
             student_validation_errors: s,
             candidates,
             chosen,
             reason,
         };
-        if clearly_fewer(t, s) {
-            let why = format!(
-                "{} beats it clearly and is distilled from.",
-                capitalized(name)
-            );
-            return Ok((preset, Some(record(candidates, 0, why))));
-        }
-        if !clearly_fewer(0, s) {
-            let why = format!(
-                "Too few validation errors for any teacher to beat it clearly, so no ladder is \
-                 climbed: {name} is distilled from."
-            );
-            return Ok((preset, Some(record(candidates, 0, why))));
-        }
-        if !self.opts.ladder {
-            let why = "The teacher does not beat it clearly; the ladder was off, so it is \
-                       distilled from as it is."
-                .into();
-            return Ok((preset, Some(record(candidates, 0, why))));
-        }
-        if self.opts.teacher.is_some() || self.opts.config.members > 1 {
-            let why = "The teacher does not beat it clearly; a given teacher or an ensemble is \
-                       distilled from as it is, never replaced."
-                .into();
-            return Ok((preset, Some(record(candidates, 0, why))));
-        }
-        let mut runs = vec![preset];
-        let ran_out = self.climb(teacher_role, s, start, &mut candidates, &mut runs)?;
-        let chosen = winner(&candidates, s);
-        let why = reason(&candidates, chosen, s, ran_out);
-        let teacher = runs.swap_remove(chosen);
-        Ok((teacher, Some(record(candidates, chosen, why))))
+        Ok((teacher, Some(choice)))
     }
 
     /// Trains the rungs in turn into `teachers/`, adding each to `candidates` and `runs`, up to
@@ -179,11 +176,48 @@ impl Run<'_> {
                 epochs: epochs_text(&run, role.train.settings().epochs),
             });
             runs.push(run);
-            if clearly_fewer(v, student) {
+            if beats(v, student) {
                 break;
             }
         }
         Ok(false)
+    }
+}
+
+/// The record of `first`, the only teacher, judged against the student alone's `s` validation
+/// errors when no ladder is climbed: it wins, nothing can (`s` is 0), or `no_climb` says why it
+/// is kept as it is. `None` when it loses and the ladder may climb.
+pub(crate) fn judged_alone(
+    first: &TeacherCandidate,
+    s: usize,
+    no_climb: Option<&str>,
+) -> Option<TeacherChoice> {
+    let name = &first.name;
+    let reason = if beats(first.validation_errors, s) {
+        format!(
+            "{} beats it{} and is distilled from.",
+            capitalized(name),
+            how(s)
+        )
+    } else if s == 0 {
+        format!("No teacher can make fewer, so no ladder is climbed: {name} is distilled from.")
+    } else {
+        format!("The teacher does not beat it{}; {}.", how(s), no_climb?)
+    };
+    Some(TeacherChoice {
+        student_validation_errors: s,
+        candidates: vec![first.clone()],
+        chosen: 0,
+        reason,
+    })
+}
+
+/// How a teacher must beat `student` validation errors, as the report says it: " clearly"
+/// where the count allows a clear lead (see [`beats`]).
+fn how(student: usize) -> &'static str {
+    match clearly_fewer(0, student) {
+        true => " clearly",
+        false => "",
     }
 }
 
@@ -199,7 +233,7 @@ fn capitalized(s: &str) -> String {
 fn winner(candidates: &[TeacherCandidate], student: usize) -> usize {
     candidates
         .iter()
-        .position(|c| clearly_fewer(c.validation_errors, student))
+        .position(|c| beats(c.validation_errors, student))
         .unwrap_or_else(|| {
             (0..candidates.len())
                 .min_by_key(|&i| (candidates[i].validation_errors, i))
@@ -214,13 +248,14 @@ fn reason(candidates: &[TeacherCandidate], chosen: usize, student: usize, ran_ou
         true => " The time budget ran out before the next rung.",
         false => "",
     };
-    match clearly_fewer(candidates[chosen].validation_errors, student) {
+    let how = how(student);
+    match beats(candidates[chosen].validation_errors, student) {
         true => format!(
-            "The recipe's teacher does not beat it clearly; the ladder's \"{name}\" does and is \
+            "The recipe's teacher does not beat it{how}; the ladder's \"{name}\" does and is \
              distilled from.{budget}"
         ),
         false => format!(
-            "No candidate beats it clearly; \"{name}\", with the fewest validation errors, is \
+            "No candidate beats it{how}; \"{name}\", with the fewest validation errors, is \
              distilled from.{budget}"
         ),
     }
@@ -239,6 +274,17 @@ mod tests {
         // MNIST-sized counts: 2 · sqrt(110) ≈ 21.
         assert!(clearly_fewer(70, 110));
         assert!(!clearly_fewer(0, 0));
+    }
+
+    #[test]
+    fn with_few_errors_any_lead_wins_and_a_tie_never_does() {
+        assert!(!beats(2, 2));
+        assert!(beats(1, 2));
+        assert!(!beats(0, 0));
+        assert!(beats(0, 4));
+        assert!(!beats(4, 4));
+        // From 5 errors on a lead must be clear.
+        assert!(!beats(1, 5));
     }
 
     #[test]
