@@ -218,7 +218,9 @@ pub struct SummarizeCmd {
     pub json: bool,
 }
 
-pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
+/// The recipe's preset with what the options override, unchecked (`check` comes before
+/// training).
+fn overridden(c: &ReproduceCmd) -> Result<ReproduceParams> {
     let mut config = ReproduceParams::recipe(
         c.experiment,
         c.preset,
@@ -272,6 +274,11 @@ pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
     if c.test_size.is_some() {
         config.test_size = c.test_size;
     }
+    Ok(config)
+}
+
+pub(super) fn cmd_reproduce(c: ReproduceCmd) -> Result<()> {
+    let config = overridden(&c)?;
     if let Some(b) = c.budget.filter(|b| !(b.is_finite() && *b > 0.0)) {
         return Err(Error::config(format!(
             "--budget must be a positive number of minutes, got {b}"

@@ -59,14 +59,30 @@ fn fitting_leaves_mnist_alone_and_sizes_small_data() {
     };
     for preset in [Preset::Quick, Preset::Paper, Preset::Smoke] {
         let mut cfg = ReproduceParams::preset(preset, 1, "d".into());
-        let before = cfg.clone();
+        let mut before = cfg.clone();
         assert!(cfg.fit_to_data(fit, 60_000, 28, 85.0).is_empty());
+        // MNIST keeps the presets' T, which was set on it.
+        before.auto_temperature = Some(false);
         assert_eq!(cfg, before);
     }
-    // 1,438 images of 8x8: 143 held out, 1,295 left, so 42x the epochs and no shifts.
+    // 1,438 images of 8x8: 143 held out, 1,295 left, so 42x the epochs and no shifts; not
+    // MNIST, so T is chosen on validation.
     let mut cfg = ReproduceParams::preset(Preset::Quick, 1, "d".into());
     let notes = cfg.fit_to_data(fit, 1438, 8, 15.0);
-    assert_eq!(notes.len(), 4, "{notes:?}");
+    assert_eq!(notes.len(), 5, "{notes:?}");
+    assert_eq!(cfg.auto_temperature, Some(true));
+    // Images of MNIST's size but twice its brightness are other data too; without a
+    // validation split (paper) nothing can choose, and a T the user gave stays.
+    for (preset, given, auto) in [
+        (Preset::Quick, None, Some(true)),
+        (Preset::Paper, None, Some(false)),
+        (Preset::Quick, Some(false), Some(false)),
+    ] {
+        let mut cfg = ReproduceParams::preset(preset, 1, "d".into());
+        cfg.auto_temperature = given;
+        cfg.fit_to_data(fit, 60_000, 28, 2.0 * 87.8);
+        assert_eq!(cfg.auto_temperature, auto, "{preset:?}");
+    }
     assert_eq!(cfg.validation_size, 143);
     assert_eq!(
         (cfg.teacher.train.epochs, cfg.student.train.epochs),
@@ -109,8 +125,9 @@ fn fitting_sizes_the_distilled_students_own_schedule_and_shifts() {
     let mut cfg = ReproduceParams::preset(Preset::Paper, 1, "d".into());
     cfg.distilled_epochs = Some(12);
     cfg.distilled_jitter = Some(2);
-    let mnist = cfg.clone();
+    let mut mnist = cfg.clone();
     assert!(cfg.fit_to_data(fit, 60_000, 28, 85.0).is_empty());
+    mnist.auto_temperature = Some(false);
     assert_eq!(cfg, mnist);
     // 14,000 images of 56 pixels: 4x the steps' epochs, shifts twice as wide.
     let notes = cfg.fit_to_data(fit, 14_000, 56, 85.0);
