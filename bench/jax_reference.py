@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+import types
 
 FIGURES = [
     "teacher_step_ms",
@@ -39,6 +40,8 @@ FIGURES = [
     "kd_epoch_live_s",
     "kd_step_cached_ms",
     "kd_epoch_cached_s",
+    "cnn_teacher_step_ms",
+    "cnn_student_step_ms",
     "teacher_latency_b1_us",
     "student_latency_b1_us",
     "teacher_throughput_b1024",
@@ -57,6 +60,11 @@ BATCH = 128
 TEMPERATURE = 20.0
 ALPHA = 0.9
 THROUGHPUT_BATCH = 1024
+# distill's cnn:32,64/256 (hidden dropout 0.5) and cnn:16,32/64 on 28x28 grayscale images, as
+# torch_reference.py: 3x3 convolutions (padding 1), each then a 2x2 max-pool and ReLU, then a
+# dense ReLU layer and the output.
+CNN_TEACHER = ((32, 64), 256, 0.5)
+CNN_STUDENT = ((16, 32), 64, 0.0)
 
 
 def parse_args(argv=None):
@@ -215,6 +223,52 @@ def main(argv=None):
         lambda p, m, x, y, C, idx: kd_step_impl(p, m, x, y, C[idx]), **donate)
     kd_cached_step_idx = jax.jit(
         lambda p, m, X, Y, C, idx: kd_step_impl(p, m, X[idx], Y[idx], C[idx]), **donate)
+    def init_cnn(key, spec):
+        channels, dense, _ = spec
+        convs, c_in = [], 1
+        for c in channels:
+            key, kw, kb = jax.random.split(key, 3)
+            bound = 1.0 / math.sqrt(c_in * 9)  # PyTorch nn.Conv2d's default ranges
+            convs.append((jax.random.uniform(kw, (c, c_in, 3, 3), jnp.float32, -bound, bound),
+                          jax.random.uniform(kb, (c,), jnp.float32, -bound, bound)))
+            c_in = c
+        side = 28 >> len(channels)
+        widths = (c_in * side * side, dense)
+        key, kw, kb, kw2, kb2 = jax.random.split(key, 5)
+        b1 = 1.0 / math.sqrt(widths[0])
+        b2 = 1.0 / math.sqrt(dense)
+        dense_params = [
+            (jax.random.uniform(kw, widths, jnp.float32, -b1, b1),
+             jax.random.uniform(kb, (dense,), jnp.float32, -b1, b1)),
+            (jax.random.uniform(kw2, (dense, CLASSES), jnp.float32, -b2, b2),
+             jax.random.uniform(kb2, (CLASSES,), jnp.float32, -b2, b2)),
+        ]
+        return convs, dense_params
+
+    def cnn_forward(params, x, key, dropout_p):
+        convs, (d1, d2) = params
+        x = x.reshape(x.shape[0], 1, 28, 28)
+        for w, b in convs:
+            x = jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            x = x + b[None, :, None, None]
+            x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2),
+                                      "VALID")
+            x = jax.nn.relu(x)
+        x = x.reshape(x.shape[0], -1)
+        x = jax.nn.relu(x @ d1[0] + d1[1])
+        if dropout_p > 0:
+            x = dropout(key, x, dropout_p)
+        return x @ d2[0] + d2[1]
+
+    def cnn_step_impl(params, mom, x, y, step, dropout_p):
+        key = jax.random.fold_in(base_key, step)
+        loss, grads = jax.value_and_grad(
+            lambda p: cross_entropy(cnn_forward(p, x, key, dropout_p), y))(params)
+        params, mom = sgd(params, mom, grads)
+        return params, mom, loss
+
+    cnn_step = jax.jit(cnn_step_impl, static_argnums=(5,), **donate)
     predict = jax.jit(forward)
     log_probs = jax.jit(teacher_log_probs)
 
@@ -292,6 +346,23 @@ def main(argv=None):
         run("teacher_step_ms", step_repeat(t_step), lambda: check_finite("teacher", t))
         run("teacher_epoch_s", epoch_repeat(t, t_batch), lambda: check_finite("teacher", t))
         del t
+
+    # --- CNN training steps ------------------------------------------------------------
+    for name, seed, spec in (("cnn_teacher_step_ms", 7, CNN_TEACHER),
+                             ("cnn_student_step_ms", 8, CNN_STUDENT)):
+        if name not in only:
+            continue
+        params = init_cnn(jax.random.PRNGKey(seed), spec)
+        c = types.SimpleNamespace(params=params, loss=None, step=0,
+                                  mom=jax.tree_util.tree_map(jnp.zeros_like, params))
+
+        def c_step(c=c, p=spec[2]):
+            c.step += 1
+            c.params, c.mom, c.loss = cnn_step(c.params, c.mom, x_fixed, y_fixed, c.step, p)
+            return c.loss
+
+        run(name, step_repeat(c_step), lambda c=c, n=name: check_finite(n, c))
+        del c
 
     # --- distillation -----------------------------------------------------------------
     if {"kd_step_live_ms", "kd_epoch_live_s", "kd_step_cached_ms", "kd_epoch_cached_s"} & only:

@@ -38,9 +38,13 @@ impl DistillChoice {
     /// One line: the choice and what each setting gave.
     pub fn sentence(&self) -> String {
         let c = self.chosen();
-        let errors = c.validation_errors.map_or("-".into(), |e| e.to_string());
+        let errors = match c.validation_errors {
+            Some(1) => "1 validation error".to_string(),
+            Some(e) => format!("{e} validation errors"),
+            None => "no validation errors counted".to_string(),
+        };
         format!(
-            "T = {}, alpha = {} kept, with {errors} validation errors. {}",
+            "T = {}, alpha = {} kept, with {errors}. {}",
             c.temperature, c.alpha, self.reason
         )
     }

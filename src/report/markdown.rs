@@ -8,9 +8,10 @@ impl Report {
     /// The Markdown report.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# {}\n\n**{}**\n\n{}\n",
+            "# {}\n\n**{}**\n\n{}\n\n{}\n",
             self.title(),
             self.headline_text(),
+            self.recipe_line(),
             self.table()
         );
         let inputs = match &self.dataset.table {

@@ -306,6 +306,32 @@ impl Report {
         by_role(&self.models)
     }
 
+    /// The recipe in a sentence, and what it chose on validation rather than took as set.
+    pub fn recipe_line(&self) -> String {
+        let mut chosen = Vec::new();
+        if let Some(c) = &self.teacher_choice {
+            chosen.push(format!("the teacher ({})", c.candidates[c.chosen].name));
+        }
+        if let Some(c) = &self.distill_choice {
+            let p = c.chosen();
+            chosen.push(format!("T = {}, alpha = {}", p.temperature, p.alpha));
+        }
+        let chosen = match chosen.is_empty() {
+            true => "nothing".to_string(),
+            false => chosen.join("; "),
+        };
+        // The main experiment is the paper's comparison on any data: its internal name, that of
+        // the dataset it was first run on, would name data the run never saw.
+        let experiment = match self.experiment.as_str() {
+            "mnist" => "main experiment (teacher, student alone, distilled student)".to_string(),
+            e => format!("{e} experiment"),
+        };
+        format!(
+            "Recipe: the {experiment}, {} preset, on {}. Chosen on validation: {chosen}.",
+            self.preset, self.dataset.name
+        )
+    }
+
     /// The report's title: the data it ran on and the recipe. The main experiment is named
     /// after its data alone, since its recipe is the paper's comparison on any dataset.
     pub fn title(&self) -> String {

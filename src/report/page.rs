@@ -142,6 +142,7 @@ impl Report {
             self.dataset.validation_size,
             self.dataset.test_size
         );
+        h += &format!("<p class=\"meta\">{}</p>\n", esc(&self.recipe_line()));
         h += &self.results_table().html();
         if let Some(c) = &self.teacher_choice {
             h += &format!(
