@@ -10,7 +10,7 @@ use super::train::DistillCmd;
 use distill::data::Splits;
 use distill::distill::{DistillLoss, LossParams, StudentInputs};
 use distill::error::Result;
-use distill::experiment::grid::{ALPHAS, Grid, GridStudent, grid_reason};
+use distill::experiment::grid::{GridStudent, grid_dir, grid_reason, search};
 use distill::experiment::{Distillation, StudentRun, distill_student};
 use distill::model::{Classifier, is_onnx};
 use distill::train::{RoleConfig, Trained};
@@ -93,59 +93,29 @@ impl Student<'_> {
         let cache = self.cache_dir();
         let announce = format!("transfer set: {}; ", self.note);
         let distillation = self.distillation(settings.check()?, &cache, &announce)?;
-        let mut grid = Grid::default();
-        let students = self.grid_students(settings, temperatures, &[settings.alpha])?;
-        grid.search(&distillation, self.role, students)?;
-        if alpha_auto {
-            let t = grid
-                .best_point()
-                .map_or(settings.temperature, |p| p.temperature);
-            let alphas: Vec<f32> = ALPHAS
-                .into_iter()
-                .filter(|&a| a != settings.alpha)
-                .collect();
-            let students = self.grid_students(settings, &[t], &alphas)?;
-            grid.search(&distillation, self.role, students)?;
-        }
+        let student = |temperature, alpha| {
+            let loss = LossParams {
+                temperature,
+                alpha,
+                ..*settings
+            }
+            .check()?;
+            let dir = grid_dir(&self.c.out, temperature, alpha);
+            let label = format!("T = {temperature}, alpha = {alpha}");
+            Ok(GridStudent {
+                temperature,
+                alpha,
+                loss,
+                output: self.c.resume.output(&dir, &label),
+            })
+        };
+        let what = (temperatures, settings.alpha, alpha_auto);
+        let (grid, _) = search(&distillation, self.role, what, student)?;
         let reason = grid_reason(temperatures.len() > 1, alpha_auto);
         let (best, choice) = grid.finish(&self.c.out, reason)?;
         distill::fsutil::write_json(&self.c.out.join("choice.json"), &choice)?;
         eprintln!("{}", choice.sentence());
         Ok(best.trained)
-    }
-
-    /// One grid student per pair of `temperatures` and `alphas`, the rest of the loss as
-    /// `settings` says.
-    fn grid_students(
-        &self,
-        settings: &LossParams,
-        temperatures: &[f32],
-        alphas: &[f32],
-    ) -> Result<Vec<GridStudent>> {
-        let mut students = Vec::new();
-        for &temperature in temperatures {
-            for &alpha in alphas {
-                let loss = LossParams {
-                    temperature,
-                    alpha,
-                    ..*settings
-                }
-                .check()?;
-                let dir = self
-                    .c
-                    .out
-                    .join("grid")
-                    .join(format!("T{temperature}-a{alpha}"));
-                let label = format!("T = {temperature}, alpha = {alpha}");
-                students.push(GridStudent {
-                    temperature,
-                    alpha,
-                    loss,
-                    output: self.c.resume.output(&dir, &label),
-                });
-            }
-        }
-        Ok(students)
     }
 }
 

@@ -4,7 +4,7 @@
 //! one set of the teacher's soft targets, and the one with the fewest validation errors is
 //! kept. The test set is never read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -111,13 +111,11 @@ impl Grid {
         self.best.as_ref().map(|(i, _)| &self.points[*i])
     }
 
-    /// The best student, copied into `dir`, and the grid's record with `reason`.
-    pub fn finish(self, dir: &Path, reason: String) -> Result<(Distilled, DistillChoice)> {
-        let (chosen, mut best) = self
+    /// The best student, where it was trained, and the grid's record with `reason`.
+    pub fn into_choice(self, reason: String) -> Result<(Distilled, DistillChoice)> {
+        let (chosen, best) = self
             .best
             .ok_or_else(|| Error::config("the distillation grid is empty"))?;
-        crate::model::copy_model(&best.dir, dir)?;
-        best.dir = dir.to_path_buf();
         let choice = DistillChoice {
             points: self.points,
             chosen,
@@ -125,6 +123,46 @@ impl Grid {
         };
         Ok((best, choice))
     }
+
+    /// The best student, copied into `dir`, and the grid's record with `reason`.
+    pub fn finish(self, dir: &Path, reason: String) -> Result<(Distilled, DistillChoice)> {
+        let (mut best, choice) = self.into_choice(reason)?;
+        crate::model::copy_model(&best.dir, dir)?;
+        best.dir = dir.to_path_buf();
+        Ok((best, choice))
+    }
+}
+
+/// Searches T over `temperatures` at `alpha`, then with `alpha_auto` the other weights of
+/// [`ALPHAS`] at the best T, each student made by `student(T, alpha)`; the grid and the note on
+/// where the soft targets came from.
+pub fn search(
+    d: &Distillation<'_>,
+    role: &RoleConfig,
+    (temperatures, alpha, alpha_auto): (&[f32], f32, bool),
+    student: impl Fn(f32, f32) -> Result<GridStudent>,
+) -> Result<(Grid, String)> {
+    let mut grid = Grid::default();
+    let first = temperatures
+        .iter()
+        .map(|&t| student(t, alpha))
+        .collect::<Result<Vec<_>>>()?;
+    let note = grid.search(d, role, first)?;
+    if alpha_auto {
+        let t = grid.best_point().map_or(temperatures[0], |p| p.temperature);
+        let others = ALPHAS
+            .into_iter()
+            .filter(|&a| a != alpha)
+            .map(|a| student(t, a))
+            .collect::<Result<Vec<_>>>()?;
+        grid.search(d, role, others)?;
+    }
+    Ok((grid, note))
+}
+
+/// Where a grid's student at `temperature` and `alpha` goes under `root`.
+pub fn grid_dir(root: &Path, temperature: f32, alpha: f32) -> PathBuf {
+    root.join("grid").join(format!("T{temperature}-a{alpha}"))
 }
 
 /// What a grid searched, for the report: which settings were chosen on validation and how

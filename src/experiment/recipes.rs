@@ -10,7 +10,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use self::finish::{Outcome, findings};
-use super::grid::{ALPHAS, Grid, GridStudent, TEMPERATURES, grid_reason};
+use super::grid::{GridStudent, TEMPERATURES, grid_dir, grid_reason, search};
 use super::losses::{LossStudents, LossTrialConfig};
 use super::presets::{FitToData, ReproduceConfig, ReproduceParams};
 use super::student::{Distillation, Distilled, StudentRun, distill_student, student_report};
@@ -348,15 +348,19 @@ impl Run<'_> {
             true => TEMPERATURES.to_vec(),
             false => vec![d.temperature()],
         };
-        let mut grid = Grid::default();
-        let students = self.grid_students(&temperatures, &[d.alpha()])?;
-        let note = grid.search(&distillation, &roles.distilled, students)?;
-        if auto_a {
-            let t = grid.best_point().map_or(d.temperature(), |p| p.temperature);
-            let alphas: Vec<f32> = ALPHAS.into_iter().filter(|&a| a != d.alpha()).collect();
-            let students = self.grid_students(&[t], &alphas)?;
-            grid.search(&distillation, &roles.distilled, students)?;
-        }
+        let student = |temperature, alpha| {
+            let loss = DistillParams { temperature, alpha }.check()?;
+            let dir = grid_dir(out, temperature, alpha);
+            let label = format!("distilled T={temperature} alpha={alpha}");
+            Ok(GridStudent {
+                temperature,
+                alpha,
+                loss: Arc::new(loss),
+                output: self.opts.output(&dir, &label),
+            })
+        };
+        let what = (&temperatures[..], d.alpha(), auto_a);
+        let (grid, note) = search(&distillation, &roles.distilled, what, student)?;
         self.notes.push(note);
         let (distilled, choice) =
             grid.finish(&out.join("distilled"), grid_reason(auto_t, auto_a))?;
@@ -367,30 +371,6 @@ impl Run<'_> {
         }
         .check()?;
         Ok((distilled, Some(choice)))
-    }
-
-    /// One grid student per pair of `temperatures` and `alphas`, each into
-    /// `out/grid/T<t>-a<alpha>`.
-    fn grid_students(&self, temperatures: &[f32], alphas: &[f32]) -> Result<Vec<GridStudent>> {
-        let mut students = Vec::new();
-        for &temperature in temperatures {
-            for &alpha in alphas {
-                let loss = DistillParams { temperature, alpha }.check()?;
-                let dir = self
-                    .opts
-                    .out
-                    .join("grid")
-                    .join(format!("T{temperature}-a{alpha}"));
-                let label = format!("distilled T={temperature} alpha={alpha}");
-                students.push(GridStudent {
-                    temperature,
-                    alpha,
-                    loss: Arc::new(loss),
-                    output: self.opts.output(&dir, &label),
-                });
-            }
-        }
-        Ok(students)
     }
 
     /// The teacher's name in the report: `ensemble` for several members.

@@ -12,8 +12,9 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use super::extra_rows::ExtraRows;
+use super::grid::{GridStudent, search};
 use super::recipes::judged_alone;
-use super::student::{Distillation, StudentRun, distill_student};
+use super::student::Distillation;
 use super::table_speed::size_speed;
 use crate::compute::compute_device;
 use crate::data::{Munge, Splits, TableOptions};
@@ -100,46 +101,39 @@ impl Ctx<'_> {
     /// Trains `role` distilled on `transfer` at each temperature of the grid into
     /// `out/name/T<t>`, and keeps the one with the fewest validation errors.
     fn distill_grid(&self, name: &str, role: &RoleConfig, transfer: &Splits) -> Result<Chosen> {
-        let mut best: Option<Chosen> = None;
-        let mut grid = Vec::new();
-        for &t in &self.recipe.temperatures {
-            let settings = DistillParams {
-                temperature: t,
-                alpha: self.recipe.alpha,
-            }
-            .check()?;
-            let distillation = Distillation {
-                teacher: self.teacher,
-                teacher_dir: &self.recipe.teacher,
-                loss: Arc::new(settings),
-                inputs: StudentInputs::Plain,
-                transfer,
-                cache_dir: &self.out.join("cache"),
-                device: &self.device,
-                announce: None,
-            };
-            let dir = self.out.join(name).join(format!("T{t}"));
-            let label = format!("{name} T={t}");
-            let output = RunOutput::new(&dir, &label, self.progress);
-            let (student, _) = distill_student(distillation, StudentRun { role, output })?;
-            let trained = student.trained;
-            let val = trained.validation_errors();
-            grid.push((t, val));
-            if best
-                .as_ref()
-                .is_none_or(|b| trained.beats_on_validation(&b.trained))
-            {
-                best = Some(Chosen {
-                    trained,
-                    dir,
-                    temperature: t,
-                    grid: Vec::new(),
-                });
-            }
-        }
-        let mut chosen = best.ok_or_else(|| Error::config("the temperature grid is empty"))?;
-        chosen.grid = grid;
-        Ok(chosen)
+        let (temperatures, alpha) = (&self.recipe.temperatures[..], self.recipe.alpha);
+        let loss = |temperature| DistillParams { temperature, alpha }.check();
+        let cache_dir = self.out.join("cache");
+        let distillation = Distillation {
+            teacher: self.teacher,
+            teacher_dir: &self.recipe.teacher,
+            loss: Arc::new(loss(temperatures.first().copied().unwrap_or(1.0))?),
+            inputs: StudentInputs::Plain,
+            transfer,
+            cache_dir: &cache_dir,
+            device: &self.device,
+            announce: None,
+        };
+        let student = |temperature, alpha| {
+            let dir = self.out.join(name).join(format!("T{temperature}"));
+            let label = format!("{name} T={temperature}");
+            Ok(GridStudent {
+                temperature,
+                alpha,
+                loss: Arc::new(loss(temperature)?),
+                output: RunOutput::new(&dir, &label, self.progress),
+            })
+        };
+        let (grid, _) = search(&distillation, role, (temperatures, alpha, false), student)?;
+        let (best, choice) = grid.into_choice(String::new())?;
+        Ok(Chosen {
+            trained: best.trained,
+            dir: best.dir,
+            temperature: choice.chosen().temperature,
+            grid: (choice.points.iter())
+                .map(|p| (p.temperature, p.validation_errors))
+                .collect(),
+        })
     }
 }
 

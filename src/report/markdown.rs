@@ -14,30 +14,7 @@ impl Report {
             self.recipe_line(),
             self.table()
         );
-        let inputs = match &self.dataset.table {
-            Some(t) => format!("{} features", t.features.len()),
-            None => format!("{}x{} images", self.dataset.image[0], self.dataset.image[1]),
-        };
-        let _ = writeln!(
-            s,
-            "\nDistillation: T = {}, alpha = {}. Dataset {}: {} training, {} validation, {} test \
-             examples, {inputs}, {} classes.",
-            self.temperature,
-            self.alpha,
-            self.dataset.name,
-            self.dataset.train_size,
-            self.dataset.validation_size,
-            self.dataset.test_size,
-            self.dataset.classes
-        );
-        if let Some(held) = self.dataset.table.as_ref().and_then(|t| t.held_out) {
-            let _ = writeln!(
-                s,
-                "\nThe data had no test file: {:.0}% of each class was held out as the test set \
-                 (seed 0).",
-                100.0 * held
-            );
-        }
+        s += &self.settings_markdown();
         s += &(self.teacher_choice.as_ref()).map_or(String::new(), TeacherChoice::markdown);
         s += &(self.distill_choice.as_ref()).map_or(String::new(), DistillChoice::markdown);
         if let Some(t) = self.size_speed_table() {
@@ -84,6 +61,36 @@ impl Report {
             for n in &self.notes {
                 let _ = writeln!(s, "- {n}");
             }
+        }
+        s
+    }
+
+    /// The distillation settings and the data, in a paragraph or two.
+    fn settings_markdown(&self) -> String {
+        let mut s = String::new();
+        let inputs = match &self.dataset.table {
+            Some(t) => format!("{} features", t.features.len()),
+            None => format!("{}x{} images", self.dataset.image[0], self.dataset.image[1]),
+        };
+        let _ = writeln!(
+            s,
+            "\nDistillation: T = {}, alpha = {}. Dataset {}: {} training, {} validation, {} test \
+             examples, {inputs}, {} classes.",
+            self.temperature,
+            self.alpha,
+            self.dataset.name,
+            self.dataset.train_size,
+            self.dataset.validation_size,
+            self.dataset.test_size,
+            self.dataset.classes
+        );
+        if let Some(held) = self.dataset.table.as_ref().and_then(|t| t.held_out) {
+            let _ = writeln!(
+                s,
+                "\nThe data had no test file: {:.0}% of each class was held out as the test set \
+                 (seed 0).",
+                100.0 * held
+            );
         }
         s
     }

@@ -13,6 +13,10 @@ use crate::common::write_idx;
 /// The smoke preset with its teacher crippled (one epoch under heavy dropout), T chosen on
 /// validation, and every model stopped early.
 fn crippled(data: &Path, out: &Path) -> Report {
+    crippled_within(data, out, None)
+}
+
+fn crippled_within(data: &Path, out: &Path, budget_minutes: Option<f64>) -> Report {
     let mut config = ReproduceParams::preset(Preset::Smoke, 1, data.to_path_buf());
     config.teacher.train.epochs = 1;
     config.teacher.input_dropout = 0.8;
@@ -32,7 +36,7 @@ fn crippled(data: &Path, out: &Path) -> Report {
             validation: true,
         },
         ladder: true,
-        budget_minutes: None,
+        budget_minutes,
     })
     .unwrap()
 }
@@ -152,4 +156,23 @@ fn a_crippled_teacher_is_replaced_and_t_chosen_without_reading_the_test_set() {
         };
         assert_eq!(bytes("plain"), bytes("other"), "{model} differs");
     }
+}
+
+#[test]
+fn no_rung_starts_once_the_budget_has_run_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A budget over before the recipe's teacher has finished: the ladder must not climb.
+    let report = crippled_within(
+        &distill::data::mnist_dir(),
+        &tmp.path().join("run"),
+        Some(1e-6),
+    );
+    let choice = report.teacher_choice.expect("the teacher was judged");
+    assert_eq!(choice.candidates.len(), 1, "{choice:?}");
+    assert!(
+        choice.reason.contains("time budget ran out"),
+        "{}",
+        choice.reason
+    );
+    assert!(!tmp.path().join("run").join("teachers").exists());
 }
