@@ -22,6 +22,7 @@ fn crippled_within(data: &Path, out: &Path, budget_minutes: Option<f64>) -> Repo
     config.teacher.input_dropout = 0.8;
     config.teacher.hidden_dropout = 0.8;
     config.auto_temperature = Some(true);
+    config.auto_alpha = true;
     config.teacher.train.patience = Some(1);
     config.student.train.patience = Some(1);
     reproduce(&ReproduceOptions {
@@ -116,10 +117,22 @@ fn a_crippled_teacher_is_replaced_and_t_chosen_without_reading_the_test_set() {
         .distill_choice
         .clone()
         .expect("T was chosen on validation");
-    assert_eq!(grid.points.len(), 5, "{grid:?}");
+    // Five temperatures at the preset's alpha, then 0.5 and 1 at the best of them.
+    assert_eq!(grid.points.len(), 7, "{grid:?}");
+    let at_best_t = &grid.points[5..];
+    assert!(
+        at_best_t
+            .iter()
+            .all(|p| p.temperature == at_best_t[0].temperature)
+    );
+    let alphas: Vec<f32> = at_best_t.iter().map(|p| p.alpha).collect();
+    assert_eq!(alphas, [0.5, 1.0]);
     let fewest = grid.points.iter().filter_map(|p| p.validation_errors).min();
     assert_eq!(grid.chosen().validation_errors, fewest, "{grid:?}");
-    assert_eq!(plain.temperature, grid.chosen().temperature);
+    assert_eq!(
+        (plain.temperature, plain.alpha),
+        (grid.chosen().temperature, grid.chosen().alpha)
+    );
     assert!(
         plain
             .markdown()

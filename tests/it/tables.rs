@@ -349,6 +349,25 @@ fn temperature_auto_keeps_the_student_with_the_fewest_validation_errors() {
         "{}",
         stderr(&o)
     );
+    // With --alpha auto, 0.5 and 1 follow at the best T; the kept student is the grid's best.
+    let both = tmp.path().join("both");
+    let o = auto(&both, &["--alpha", "auto"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let choice: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(both.join("choice.json")).unwrap()).unwrap();
+    let points = choice["points"].as_array().unwrap();
+    let alphas: Vec<f64> = points
+        .iter()
+        .map(|p| p["alpha"].as_f64().unwrap())
+        .collect();
+    assert_eq!(alphas.len(), 7, "{choice}");
+    assert_eq!((alphas[5], alphas[6]), (0.5, 1.0), "{choice}");
+    let kept = &points[choice["chosen"].as_u64().unwrap() as usize];
+    let min = points
+        .iter()
+        .map(|p| p["validation_errors"].as_u64().unwrap())
+        .min();
+    assert_eq!(kept["validation_errors"].as_u64(), min, "{choice}");
 }
 
 /// Writes `train.csv` and `test.csv` of the table into `dir`, the test labels rotated by
