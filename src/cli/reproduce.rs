@@ -71,10 +71,11 @@ pub struct ReproduceCmd {
     /// Evaluate on only the first N test examples (preset: all).
     #[arg(long, value_name = "N")]
     pub test_size: Option<usize>,
-    /// The temperature, or auto: a student distilled at each T of 1, 2, 4, 8 and 20 from one
-    /// teacher pass, the one with the fewest validation errors kept (ties go to the lower T;
-    /// the others stay in OUT/grid). Default: the preset's 20 on MNIST, where it was set, and
-    /// auto on other data with a validation split.
+    /// The temperature, or auto: a student distilled at each T of 1, 2, 4, 8 and 20 (the
+    /// teacher run once for all of them, unless it runs live on shifted or blended images), the
+    /// one with the fewest validation errors kept (ties go to the lower T; the others stay in
+    /// OUT/grid). Default: the preset's 20 on MNIST, where it was set, in `smoke` and with
+    /// --preset-as-is; auto on other data with a validation split. --budget does not bound it.
     #[arg(long, value_name = "T|auto", allow_negative_numbers = true,
           value_parser = library_value::<Pick>)]
     pub temperature: Option<Pick>,
@@ -110,7 +111,8 @@ pub struct ReproduceCmd {
     #[arg(long)]
     pub retrain_teacher: bool,
     /// Minutes the run may take before the teacher ladder stops climbing. When the recipe's
-    /// teacher does not clearly beat the student alone on validation, stronger teachers are
+    /// teacher does not beat the student alone on validation (clearly, where the count of
+    /// errors allows), stronger teachers are
     /// tried in turn (half the dropout and twice the epochs, then for images a CNN); a rung in
     /// training stops after the epoch in which the budget runs out, and no further rung starts.
     /// Without it the ladder climbs to the first clear winner or the top.

@@ -351,7 +351,7 @@ pub(super) fn cmd_distill(c: DistillCmd) -> Result<()> {
     let alpha_auto = c.alpha == Some(Pick::Auto);
     if alpha_auto && c.loss != LossKind::Kd {
         return Err(Error::config(
-            "--alpha auto chooses kd's soft-target weight; give --loss dkd a number",
+            "--alpha auto applies only to --loss kd; give --alpha a number with another loss",
         ));
     }
     for &temperature in &temperatures {

@@ -16,8 +16,8 @@ mod objective_training;
 
 pub use cache::{
     CacheKey, CacheOutcome, MAX_VIEWS, SHARD_ALIGN, Shard, ShardWrite, StudentInputs, ViewSpec,
-    ViewTargets, ViewsCacheInfo, cached_soft_targets, teacher_soft_targets, view_soft_targets,
-    write_soft_target_shard,
+    ViewTargets, ViewsCacheInfo, cached_soft_targets, release_kept_pass, teacher_soft_targets,
+    view_soft_targets, write_soft_target_shard,
 };
 pub use loss::{
     DistillConfig, DistillLoss, DistillParams, LossKind, LossParams, check_temperature,

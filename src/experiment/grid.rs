@@ -1,8 +1,9 @@
 //! The temperature and soft-target weight chosen on validation. A preset's T = 20 and
 //! alpha = 0.9 were set on MNIST; on other data the best pair differs (a weaker teacher or a
-//! harder task wants a lower T), so a student is distilled at each setting of a small grid from
-//! one set of the teacher's soft targets, and the one with the fewest validation errors is
-//! kept. The test set is never read.
+//! harder task wants a lower T), so a student is distilled at each setting of a small grid, and
+//! the one with the fewest validation errors is kept. Every T's soft targets come from one pass
+//! of the teacher over the transfer set (see `teacher_pass`), except where the teacher runs live
+//! (shifted or blended transfer images) or over cached views. The test set is never read.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -65,17 +66,17 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Distills each of `students` from `d`'s teacher (soft targets computed, or read from the
-    /// cache, once) with `role`, keeping the one with the fewest validation errors; a student
-    /// tried earlier keeps a tie, so that ties go to the lower T when T ascends. Returns the
-    /// note on where the soft targets came from.
+    /// Distills each of `students` from `d`'s teacher with `role`, keeping the one with the
+    /// fewest validation errors; a student tried earlier keeps a tie, so that ties go to the
+    /// lower T when T ascends. Returns the note on where the first student's soft targets came
+    /// from (the first T is the one that runs the teacher).
     pub fn search(
         &mut self,
         d: &Distillation<'_>,
         role: &RoleConfig,
         students: Vec<GridStudent>,
     ) -> Result<String> {
-        let mut note = String::new();
+        let mut note: Option<String> = None;
         for (k, s) in students.into_iter().enumerate() {
             let distillation = Distillation {
                 loss: s.loss,
@@ -87,7 +88,7 @@ impl Grid {
                 output: s.output,
             };
             let (student, n) = distill_student(distillation, run)?;
-            note = n;
+            note.get_or_insert(n);
             let t = &student.trained;
             self.points.push(GridPoint {
                 temperature: s.temperature,
@@ -103,7 +104,7 @@ impl Grid {
                 self.best = Some((self.points.len() - 1, student));
             }
         }
-        Ok(note)
+        Ok(note.unwrap_or_default())
     }
 
     /// The best setting so far.
@@ -142,6 +143,9 @@ pub fn search(
     (temperatures, alpha, alpha_auto): (&[f32], f32, bool),
     student: impl Fn(f32, f32) -> Result<GridStudent>,
 ) -> Result<(Grid, String)> {
+    let Some(&first_t) = temperatures.first() else {
+        return Err(Error::config("the distillation grid is empty"));
+    };
     let mut grid = Grid::default();
     let first = temperatures
         .iter()
@@ -149,7 +153,7 @@ pub fn search(
         .collect::<Result<Vec<_>>>()?;
     let note = grid.search(d, role, first)?;
     if alpha_auto {
-        let t = grid.best_point().map_or(temperatures[0], |p| p.temperature);
+        let t = grid.best_point().map_or(first_t, |p| p.temperature);
         let others = ALPHAS
             .into_iter()
             .filter(|&a| a != alpha)
@@ -157,6 +161,7 @@ pub fn search(
             .collect::<Result<Vec<_>>>()?;
         grid.search(d, role, others)?;
     }
+    crate::distill::release_kept_pass();
     Ok((grid, note))
 }
 
@@ -169,15 +174,15 @@ pub fn grid_dir(root: &Path, temperature: f32, alpha: f32) -> PathBuf {
 /// ties were broken.
 pub fn grid_reason(temperature: bool, alpha: bool) -> String {
     let what = match (temperature, alpha) {
-        (true, true) => "T was chosen first, then alpha at that T",
-        (true, false) => "T was chosen at the given alpha",
-        (false, true) => "alpha was chosen at the given T",
+        (true, true) => {
+            "T was chosen first, then alpha at that T; on a tie the setting tried first is kept \
+             (the lower T, then the given alpha)"
+        }
+        (true, false) => "T was chosen at the given alpha; on a tie the lower T is kept",
+        (false, true) => "alpha was chosen at the given T; on a tie the given alpha is kept",
         (false, false) => "one setting was trained",
     };
-    format!(
-        "{what}, each on validation errors only; on a tie the setting tried first (the lower T) \
-         is kept."
-    )
+    format!("{what}. Every choice read validation errors only.")
 }
 
 #[cfg(test)]

@@ -107,7 +107,8 @@ pub struct ReproduceParams {
     pub distill: DistillParams,
     /// Choose T on validation from [`TEMPERATURES`](super::grid::TEMPERATURES) rather than
     /// take `distill.temperature`. `None` until the data decides: chosen on data other than
-    /// MNIST (where the presets' T was set) when there is a validation split.
+    /// MNIST (where the presets' T was set) when there is a validation split, except in
+    /// `smoke` and when the preset runs as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_temperature: Option<bool>,
     /// Choose alpha on validation from [`ALPHAS`](super::grid::ALPHAS), at the chosen T.

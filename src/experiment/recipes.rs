@@ -49,7 +49,7 @@ pub struct ReproduceOptions {
     pub checkpoints: Checkpoints,
     /// What to size to the dataset before anything trains (recorded in `config.toml`).
     pub fit: FitToData,
-    /// Climb the teacher ladder when the recipe's teacher does not clearly beat the student
+    /// Climb the teacher ladder when the recipe's teacher does not beat the student
     /// alone on validation (`ladder.rs`).
     pub ladder: bool,
     /// Minutes the whole run may take before the teacher ladder stops climbing: a rung in

@@ -69,7 +69,14 @@ pub fn copy_model(from: &Path, to: &Path) -> Result<()> {
     for name in ["config.toml", WEIGHTS_FILE, "metrics.jsonl", COMPLETE_FILE] {
         let src = from.join(name);
         if name != WEIGHTS_FILE && name != COMPLETE_FILE && !src.exists() {
-            continue;
+            // An older file of that name would describe other weights.
+            let stale = to.join(name);
+            match std::fs::remove_file(&stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io("removing", &stale, e));
+                }
+                _ => continue,
+            }
         }
         let bytes = std::fs::read(&src).map_err(|e| Error::io("reading", &src, e))?;
         write_atomic(&to.join(name), &bytes)?;

@@ -309,7 +309,11 @@ impl Report {
     /// The recipe in a sentence, and what it chose on validation rather than took as set.
     pub fn recipe_line(&self) -> String {
         let mut chosen = Vec::new();
-        if let Some(c) = &self.teacher_choice {
+        if let Some(c) = self
+            .teacher_choice
+            .as_ref()
+            .filter(|c| c.candidates.len() > 1)
+        {
             chosen.push(format!("the teacher ({})", c.candidates[c.chosen].name));
         }
         if let Some(c) = &self.distill_choice {

@@ -9,32 +9,11 @@ use crate::common::{
 };
 use tract_onnx::pb as distill_pb;
 
-/// One refused input: `args` with `{T}` (a tiny 3-class dataset), `{D}` (a data directory
-/// made for this case), `{M}` (a trained model of `{T}`), `{O}` (a fresh output directory) and
-/// `{F}` (a plain file) filled in.
-pub struct Case {
-    id: &'static str,
-    input: &'static str,
-    args: &'static [&'static str],
-    needle: &'static str,
-    code: i32,
-}
+#[path = "errors/cases.rs"]
+mod cases;
 
-pub const fn case(
-    id: &'static str,
-    input: &'static str,
-    args: &'static [&'static str],
-    needle: &'static str,
-    code: i32,
-) -> Case {
-    Case {
-        id,
-        input,
-        args,
-        needle,
-        code,
-    }
-}
+use cases::CASES;
+pub use cases::{Case, case};
 
 const T: &[&str] = &[
     "--data-dir",
@@ -43,128 +22,6 @@ const T: &[&str] = &[
     "6",
     "--epochs",
     "1",
-];
-
-#[rustfmt::skip]
-const CASES: &[Case] = &[
-    // Bad usage or configuration: exit 2.
-    case("spec-not-mlp", "a model spec of an unknown kind", &["train", "--model", "rnn:3", "--out", "{O}"], "must start with", 2),
-    case("spec-bad-width", "a width that is not a number", &["train", "--model", "mlp:12,abc", "--out", "{O}"], "is not a positive integer", 2),
-    case("spec-zero-width", "a layer of width 0", &["train", "--model", "mlp:0", "--out", "{O}"], "a layer width is 0", 2),
-    case("spec-huge-width", "a layer wider than 65,536", &["train", "--model", "mlp:70000", "--out", "{O}"], "over 65536", 2),
-    case("epochs-zero", "--epochs 0", &["train", "--epochs", "0", "--out", "{O}"], "epochs must be at least 1", 2),
-    case("batch-zero", "--batch-size 0", &["train", "--batch-size", "0", "--out", "{O}"], "batch size must be at least 1", 2),
-    case("lr-zero", "--lr 0", &["train", "--lr", "0", "--out", "{O}"], "learning rate must be", 2),
-    case("lr-negative", "--lr -1", &["train", "--lr", "-1", "--out", "{O}"], "learning rate must be", 2),
-    case("warmup-all", "a warm-up as long as training", &["train", "--epochs", "3", "--warmup-epochs", "3", "--out", "{O}"], "warm-up of 3 epochs", 2),
-    case("jitter-large", "--jitter 9", &["train", "--jitter", "9", "--out", "{O}"], "over the limit of 8", 2),
-    case("dropout-one", "--input-dropout 1", &["train", "--input-dropout", "1", "--out", "{O}"], "input dropout must be in [0, 1)", 2),
-    case("dropout-negative", "--hidden-dropout -0.1", &["train", "--hidden-dropout", "-0.1", "--out", "{O}"], "hidden dropout must be in [0, 1)", 2),
-    case("temperature-zero", "--temperature 0", &["distill", "--teacher", "{M}", "--temperature", "0", "--out", "{O}"], "--temperature must be a finite number above 0", 2),
-    case("alpha-above-one", "--alpha 1.5", &["distill", "--teacher", "{M}", "--alpha", "1.5", "--out", "{O}"], "--alpha must be in [0, 1]", 2),
-    case("reproduce-temperature", "reproduce --temperature -1", &["reproduce", "--preset", "smoke", "--temperature", "-1", "--out", "{O}"], "--temperature must be", 2),
-    case("fraction-zero", "--transfer-fraction 0", &["distill", "--teacher", "{M}", "--transfer-fraction", "0", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "--transfer-fraction must be in (0, 1]", 2),
-    case("omit-unknown-class", "--omit-classes of a class the data lacks", &["distill", "--teacher", "{M}", "--omit-classes", "7", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "class 7 does not exist", 2),
-    case("omit-and-only", "--omit-classes with --only-classes", &["distill", "--teacher", "{M}", "--omit-classes", "0", "--only-classes", "1", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "not both", 2),
-    case("omit-everything", "every class omitted", &["distill", "--teacher", "{M}", "--omit-classes", "0,1,2", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6"], "every class is omitted", 2),
-    case("augment-cache-unshifted", "--augment-cache for a student without --jitter", &["distill", "--teacher", "{M}", "--augment-cache", "4", "--out", "{O}"], "give it --jitter N", 2),
-    case("augment-cache-too-many", "more cached views than a jitter has shifts", &["distill", "--teacher", "{M}", "--jitter", "1", "--augment-cache", "12", "--out", "{O}"], "from 2 to 9 views", 2),
-    case("augment-cache-mixup", "--augment-cache with --mixup, whose blends no cache holds", &["distill", "--teacher", "{M}", "--jitter", "1", "--mixup", "0.2", "--augment-cache", "4", "--out", "{O}"], "only a live teacher", 2),
-    case("mixup-negative", "a negative mixup parameter", &["train", "--mixup", "-1", "--out", "{O}"], "--mixup must be 0", 2),
-    case("bias-adjust-word", "--bias-adjust of an unknown word", &["distill", "--teacher", "{M}", "--bias-adjust", "maybe", "--out", "{O}"], "must be auto, none or a number", 2),
-    case("bias-without-validation", "a bias adjustment with no validation split", &["distill", "--teacher", "{M}", "--omit-classes", "1", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "needs a validation split", 2),
-    case("validation-too-large", "a validation split as large as the data", &["train", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "60"], "leaves no training example", 2),
-    case("train-size-zero", "--train-size 0", &["train", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "6", "--train-size", "0"], "must be at least 1", 2),
-    case("sweep-without-validation", "a sweep with no validation split", &["sweep", "--teacher", "{M}", "--out", "{O}", "--validation-size", "0"], "judges its settings on validation errors", 2),
-    case("soften-index", "soften --index past the split", &["soften", "{M}", "--index", "999", "--data-dir", "{T}"], "out of range", 2),
-    case("soften-class", "soften --class the data lacks", &["soften", "{M}", "--class", "9", "--data-dir", "{T}"], "no image of class 9", 2),
-    case("soften-temperature", "soften --temperatures 0", &["soften", "{M}", "--index", "0", "--temperatures", "0", "--data-dir", "{T}"], "--temperature must be", 2),
-    case("ensemble-with-teacher", "--teacher with --experiment ensemble", &["reproduce", "--experiment", "ensemble", "--teacher", "{M}", "--out", "{O}"], "cannot be combined", 2),
-    case("summarize-not-a-run", "summarize a directory without report.json", &["summarize", "{O}"], "no report.json", 2),
-    case("shard-out-of-range", "soft-targets --shard past its count", &["soft-targets", "--teacher", "{M}", "--shard", "4/3", "--out", "{O}"], "expected I/N with 1 <= I <= N", 2),
-    case("loss-unknown", "--loss of an unknown kind", &["distill", "--teacher", "{M}", "--loss", "crd", "--out", "{O}"], "must be kd, dkd or dist", 2),
-    case("loss-standardize-dist", "--logit-standardize with --loss dist", &["distill", "--teacher", "{M}", "--loss", "dist", "--logit-standardize", "--out", "{O}"], "modifies kd and dkd", 2),
-    case("kd-beta", "--beta with --loss kd, which has no beta", &["distill", "--teacher", "{M}", "--beta", "2", "--out", "{O}"], "--beta has no effect with --loss kd", 2),
-    case("kd-gamma", "--gamma with --loss kd", &["distill", "--teacher", "{M}", "--loss", "kd", "--gamma", "2", "--out", "{O}"], "--gamma has no effect with --loss kd", 2),
-    case("kd-dkd-warmup", "--dkd-warmup with --loss kd", &["distill", "--teacher", "{M}", "--dkd-warmup", "5", "--out", "{O}"], "--dkd-warmup has no effect with --loss kd", 2),
-    case("kd-ce-weight", "--ce-weight with --loss kd, whose label weight is 1 - alpha", &["distill", "--teacher", "{M}", "--ce-weight", "0.5", "--out", "{O}"], "--ce-weight has no effect with --loss kd", 2),
-    case("dkd-gamma", "--gamma with --loss dkd", &["distill", "--teacher", "{M}", "--loss", "dkd", "--gamma", "2", "--out", "{O}"], "--gamma has no effect with --loss dkd", 2),
-    case("dist-alpha", "--alpha with --loss dist", &["distill", "--teacher", "{M}", "--loss", "dist", "--alpha", "0.5", "--out", "{O}"], "--alpha has no effect with --loss dist", 2),
-    case("dist-dkd-warmup", "--dkd-warmup with --loss dist", &["distill", "--teacher", "{M}", "--loss", "dist", "--dkd-warmup", "5", "--out", "{O}"], "--dkd-warmup has no effect with --loss dist", 2),
-    case("denormals-word", "DISTILL_DENORMALS of an unknown word", &["DISTILL_DENORMALS=off", "train", "--out", "{O}"], "must be flush or keep", 2),
-    case("loss-warmup-zero", "--dkd-warmup 0", &["distill", "--teacher", "{M}", "--loss", "dkd", "--dkd-warmup", "0", "--out", "{O}"], "--dkd-warmup must be at least 1", 2),
-    case("loss-negative-beta", "--beta -1", &["distill", "--teacher", "{M}", "--loss", "dkd", "--beta", "-1", "--out", "{O}"], "beta must be a finite number >= 0", 2),
-    case("input-norm-odd", "--input-norm with one number", &["eval", "{M}", "--data-dir", "{T}", "--input-norm", "0.5"], "needs an even number of values", 2),
-    case("input-norm-channels", "--input-norm for 2 channels on 1-channel images", &["eval", "{D}/m.onnx", "--data-dir", "{T}", "--input-norm", "0.1,0.2,0.3,0.4"], "gives 2 channels but the images have 1", 2),
-    case("teacher-outputs-word", "--teacher-outputs of an unknown kind", &["eval", "{M}", "--data-dir", "{T}", "--teacher-outputs", "softmax"], "--teacher-outputs must be auto, logits or probs", 2),
-    case("export-no-format", "export without --onnx or --torch", &["export", "{M}"], "required arguments were not provided", 2),
-    case("bench-tiny", "bench --epoch-examples below one batch", &["bench", "--epoch-examples", "10", "--data-dir", "{T}"], "at least 128", 2),
-    case("budget-negative", "reproduce --budget below 0", &["reproduce", "--budget", "-1", "--out", "{O}"], "--budget must be a positive number of minutes", 2),
-    case("alpha-auto-dkd", "distill --alpha auto with a loss other than kd", &["distill", "--teacher", "{M}", "--loss", "dkd", "--alpha", "auto", "--out", "{O}"], "--alpha auto chooses kd's soft-target weight", 2),
-    case("auto-without-validation", "reproduce --temperature auto with no validation split", &["reproduce", "--preset", "smoke", "--temperature", "auto", "--validation-size", "0", "--data-dir", "{T}", "--out", "{O}"], "needs a validation split", 2),
-    case("temperature-word", "reproduce --temperature neither a number nor auto", &["reproduce", "--temperature", "warm", "--out", "{O}"], "must be a number or auto, got \"warm\"", 2),
-    case("bench-only", "bench --only an unknown figure", &["bench", "--only", "teacher_step", "--data-dir", "{T}"], "--only names an unknown figure \"teacher_step\"", 2),
-    // Bad data: exit 3.
-    case("data-missing-dir", "a data directory that does not exist", &["train", "--out", "{O}", "--data-dir", "/no/such/dir"], "does not exist", 3),
-    case("data-missing-file", "a data directory without the test images", &["train", "--out", "{O}", "--data-dir", "{D}"], "missing file: neither t10k-images-idx3-ubyte", 3),
-    case("data-truncated", "a label file shorter than its header says", &["train", "--out", "{O}", "--data-dir", "{D}"], "truncated", 3),
-    case("data-bad-magic", "an image file with a foreign magic number", &["train", "--out", "{O}", "--data-dir", "{D}"], "bad magic number", 3),
-    case("data-wrong-rank", "labels where images belong", &["train", "--out", "{O}", "--data-dir", "{D}"], "expected an image file", 3),
-    case("data-not-gzip", "a .gz file that is not gzip", &["train", "--out", "{O}", "--data-dir", "{D}"], "not gzip", 3),
-    case("data-corrupt-gzip", "a gzip file cut in half", &["train", "--out", "{O}", "--data-dir", "{D}"], "corrupt or truncated gzip stream", 3),
-    case("data-gzip-claims-too-much", "a gzip file whose header claims more than it can hold", &["train", "--out", "{O}", "--data-dir", "{D}"], "more data than a", 3),
-    case("data-count-mismatch", "more labels than images", &["train", "--out", "{O}", "--data-dir", "{D}"], "images but", 3),
-    case("data-label-range", "a test label beyond the training classes", &["train", "--out", "{O}", "--data-dir", "{D}"], "out of range", 3),
-    case("data-one-class", "training labels of a single class", &["train", "--out", "{O}", "--data-dir", "{D}"], "a single class", 3),
-    case("data-size-mismatch", "test images of another size than the training images", &["train", "--out", "{O}", "--data-dir", "{D}"], "test images are 2x2", 3),
-    case("data-file-not-npz", "--data naming a file that is not an .npz", &["train", "--out", "{O}", "--data", "{D}/notes.txt"], "is a file but not an .npz", 3),
-    case("npz-not-zip", "an .npz that is not a zip archive", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "not a valid .npz (zip) file", 3),
-    case("npz-missing-key", "an .npz without y_test", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "has no array \"y_test\"", 3),
-    case("npz-count-mismatch", "an .npz with fewer labels than images", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "x_train holds 60 images but y_train holds 59 labels", 3),
-    case("npz-flat-images", "an .npz whose x_train is flat rows (a table) but x_test images", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "but x_train has 16 features per row", 3),
-    case("npz-float-range", "float images with a value above 1", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "is outside [0, 1]", 3),
-    case("npz-negative-label", "a negative label", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "negative or too large", 3),
-    case("npz-float-labels", "labels stored as floats", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "vector of integer labels", 3),
-    case("npz-lying-shape", "an array whose header claims more than the archive holds", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "claims more data than the archive holds", 3),
-    case("npz-test-size", "x_test of another image size than x_train", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "x_test images are 1x3x3 but x_train images are 1x4x4", 3),
-    case("npz-label-range", "a test label beyond the training classes", &["train", "--out", "{O}", "--data", "{D}/d.npz"], "out of range", 3),
-    case("folder-empty-class", "an image folder with an empty class folder", &["train", "--out", "{O}", "--data", "{D}"], "holds no .png or .jpg image", 3),
-    case("folder-corrupt-image", "a .png that is not an image", &["train", "--out", "{O}", "--data", "{D}"], "not a readable image", 3),
-    case("folder-size-mismatch", "an image of another size than the others", &["train", "--out", "{O}", "--data", "{D}"], "all images must have one size", 3),
-    case("folder-unknown-test-class", "a test class that training lacks", &["train", "--out", "{O}", "--data", "{D}"], "is not among the training classes", 3),
-    case("folder-one-class", "an image folder with a single class", &["train", "--out", "{O}", "--data", "{D}"], "classification needs at least two", 3),
-    // Bad models: exit 4.
-    case("model-missing", "eval of a path with no model", &["eval", "/no/such/model"], "does not exist", 4),
-    case("model-garbage", "a model.safetensors that is not safetensors", &["eval", "{D}"], "not a safetensors file", 4),
-    case("model-interrupted", "a model directory whose training did not finish", &["eval", "{D}"], "looks interrupted", 4),
-    case("model-altered", "weights changed after training finished", &["eval", "{D}"], "changed after training finished", 4),
-    case("teacher-file", "--teacher given as the weights file", &["distill", "--teacher", "{M}/model.safetensors", "--out", "{O}"], "not a file inside a model directory", 4),
-    case("teacher-classes", "a teacher with another class count than the data", &["distill", "--teacher", "{M}", "--out", "{O}", "--data-dir", "{D}", "--validation-size", "6"], "classes", 4),
-    case("model-input-size", "eval of a model on images of another size", &["eval", "{M}", "--data-dir", "{D}", "--validation-size", "6"], "values each", 4),
-    case("ensemble-manifest", "an ensemble.json that does not parse", &["eval", "{D}"], "ensemble manifest does not parse", 4),
-    case("ensemble-mismatch", "ensemble members of different class counts", &["ensemble", "--member", "{M}", "--member", "{D}", "--out", "{O}"], "ensemble member 2", 4),
-    case("onnx-not-onnx", "an .onnx file that is not ONNX", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "not an ONNX model", 4),
-    case("onnx-truncated", "an ONNX file cut short", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "or a truncated one", 4),
-    case("onnx-unsupported-op", "an ONNX operator tract lacks", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "operator DistillNoSuchOp", 4),
-    case("onnx-input-size", "an ONNX model for images of another size", &["eval", "{D}/m.onnx", "--data-dir", "{D}"], "has shape [N, 16] but the data's 1x5x5 images give [N, 25]", 4),
-    case("onnx-rank", "an ONNX input of rank 5", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "has rank 5", 4),
-    case("onnx-classes", "an ONNX teacher with another class count than the data", &["distill", "--teacher", "{D}/m.onnx", "--out", "{O}", "--data-dir", "{D}", "--validation-size", "6"], "the teacher has 3 classes but the dataset", 4),
-    case("onnx-external-missing", "an ONNX file whose external-data file is missing", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "external-data file", 4),
-    case("onnx-two-inputs", "an ONNX model with two inputs", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "it takes 2 inputs", 4),
-    case("onnx-not-probs", "--teacher-outputs probs for a model that gives logits", &["eval", "{D}/m.onnx", "--data-dir", "{T}", "--teacher-outputs", "probs"], "not a probability", 4),
-    case("shards-incomplete", "a cache directory missing shard 2 of 3", &["distill", "--teacher", "{M}", "--cache-dir", "{D}/cache", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "shard 2 of 3 (rows 60..60) is missing", 4),
-    case("shards-other-teacher", "a cache directory of shards made by another teacher", &["distill", "--teacher", "{M}", "--cache-dir", "{D}/cache", "--out", "{O}", "--data-dir", "{T}", "--validation-size", "0"], "is a soft-target shard of another teacher", 4),
-    case("onnx-runtime-unknown", "DISTILL_ONNX_RUNTIME naming no runtime", &["DISTILL_ONNX_RUNTIME=ort", "eval", "{D}/m.onnx", "--data-dir", "{T}"], "takes tract (the default) or onnxruntime", 2),
-    case("onnx-runtime-unbuilt", "DISTILL_ONNX_RUNTIME=onnxruntime in a build without the ort feature", &["DISTILL_ONNX_RUNTIME=onnxruntime", "eval", "{D}/m.onnx", "--data-dir", "{T}"], "needs distill built with the cargo feature `ort`", 2),
-    case("onnx-export-ensemble", "export of an ensemble", &["export", "{D}", "--onnx", "{O}.onnx"], "only a single trained network", 4),
-    // Input and output: exit 5.
-    case("out-under-a-file", "--out inside a plain file", &["train", "--out", "{F}/model", "--data-dir", "{T}", "--validation-size", "6", "--epochs", "1"], "creating directory", 5),
-    case("report-not-json", "summarize a report.json that is not JSON", &["summarize", "{D}"], "report.json", 5),
-    // Training that diverges, or a model whose outputs are not finite: exit 6.
-    case("onnx-non-finite", "an ONNX model that outputs NaN", &["eval", "{D}/m.onnx", "--data-dir", "{T}"], "output not finite", 6),
-    case("diverged", "a learning rate of 1e30", &["train", "--out", "{O}", "--lr", "1e30", "--model", "mlp:8", "--data-dir", "{T}", "--validation-size", "6", "--epochs", "2"], "training diverged", 6),
-    // Another process at work on the same file: exit 7.
-    case("shard-two-writers", "a shard another process is writing", &["soft-targets", "--teacher", "{M}", "--shard", "1/1", "--out", "{D}/cache", "--data-dir", "{T}", "--validation-size", "0"], "is being written by another distill process", 7),
 ];
 
 /// Builds the data directory (or model directory) case `id` needs in `dir`.

@@ -25,6 +25,7 @@ use store::{finite_values, read_values, write_values};
 
 pub use key::CacheKey;
 pub(super) use key::teacher_key;
+pub use pass::release_kept_pass;
 pub(super) use pass::teacher_pass;
 pub use shards::{SHARD_ALIGN, Shard, ShardWrite, write_soft_target_shard};
 pub use views::{

@@ -26,16 +26,22 @@ pub(super) fn images_bar(total: usize, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The most values the last pass's raw outputs may hold to be kept (256 MiB of floats): a grid
+/// The most values the last pass's raw outputs may hold to be kept (64 MiB of floats): a grid
 /// over a transfer set of ordinary size runs its teacher once, and a huge one is not held in
 /// memory for it.
-const MEMO_VALUES: usize = 1 << 26;
+const MEMO_VALUES: usize = 1 << 24;
 
 /// The last pass's raw outputs, one per step, under the identity of its teacher and images.
 /// `--temperature auto` asks for one teacher's log-probabilities over one transfer set at
 /// several T in turn; every T follows from these outputs exactly as a pass at that T computes
 /// it (see [`Classifier::soften`]), and for a large teacher the pass is most of the cost.
 static LAST_PASS: Mutex<Option<(String, Vec<RawOutputs>)>> = Mutex::new(None);
+
+/// Lets go of the kept raw outputs (a grid calls it when its students are trained), so that
+/// they do not stay in memory for the rest of the process.
+pub fn release_kept_pass() {
+    *LAST_PASS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
 
 /// `teacher`'s log-probabilities at T for every row of `images`, in steps of [`PASS_ROWS`]
 /// with a progress bar. With `memo` (what names the teacher and the images), the raw outputs
@@ -104,7 +110,8 @@ mod tests {
     #[test]
     fn a_kept_pass_gives_every_temperature_the_bits_of_a_pass_of_its_own() {
         let device = Device::flex();
-        let images = Tensor::<2>::random([300, 16], Distribution::Default, &device);
+        // More rows than one step, so the kept outputs span several.
+        let images = Tensor::<2>::random([PASS_ROWS + 300, 16], Distribution::Default, &device);
         let bits = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
         for teacher in [
             net(&device),

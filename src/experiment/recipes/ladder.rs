@@ -1,10 +1,10 @@
-//! The teacher ladder. A teacher that does not clearly beat the student trained alone on
-//! validation has little to teach, and a first run on new data is where that happens: a
-//! preset's regularization and schedule were sized on other data. So the recipe climbs. Each
-//! rung is a stronger teacher, trained and judged on validation errors only, and the climb
-//! stops at the first clear winner, at the top, or when the time budget runs out. A teacher the
-//! user gives (a model directory, an ONNX file) or an ensemble is judged the same way and never
-//! replaced: the report says how it compares.
+//! The teacher ladder. A teacher that does not beat the student trained alone on validation
+//! (clearly, where the count of errors allows: see [`beats`]) has little to teach, and a first
+//! run on new data is where that happens: a preset's regularization and schedule were sized on
+//! other data. So the recipe climbs. Each rung is a stronger teacher, trained and judged on
+//! validation errors only, and the climb stops at the first winner, at the top, or when the
+//! time budget runs out. A teacher the user gives (a model directory, an ONNX file) or an
+//! ensemble is judged the same way and never replaced: the report says how it compares.
 
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,8 @@ struct Rung {
 /// and twice the epochs (a teacher held back by its regularization or its schedule), then for
 /// images large enough to pool twice the project's CNN teacher (the losses experiment's) on
 /// the recipe's schedule, not a doubled one: an epoch of it costs more than one of the MLP
-/// teacher's, and with both rungs climbed on 60,000 images a doubled schedule would take the
-/// default run past its ten minutes on two cores (docs/speed.md, "The teacher ladder").
+/// teacher's, and with both rungs climbed on a large dataset a doubled schedule would take the
+/// default run past its time limit (docs/speed.md, "The teacher ladder").
 fn rungs(teacher: &RoleConfig, cnn: bool) -> Vec<Rung> {
     let base = teacher.params();
     let mut longer = base.clone();
@@ -80,7 +80,7 @@ fn epochs_text(run: &TeacherRun, planned: usize) -> String {
 }
 
 impl Run<'_> {
-    /// The teacher to distill from: the recipe's own when it clearly beats `student` on
+    /// The teacher to distill from: the recipe's own when it [`beats`] `student` on
     /// validation, else the first rung that does, else the candidate with the fewest
     /// validation errors. `None` for the record when nothing could judge (no validation split:
     /// the test set never decides).
@@ -132,7 +132,7 @@ impl Run<'_> {
     }
 
     /// Trains the rungs in turn into `teachers/`, adding each to `candidates` and `runs`, up to
-    /// the first that clearly beats the student's `student` validation errors; true when the
+    /// the first that beats the student alone's `student` validation errors; true when the
     /// budget stopped the climb.
     fn climb(
         &mut self,
