@@ -309,12 +309,14 @@ impl Report {
     /// The recipe in a sentence, and what it chose on validation rather than took as set.
     pub fn recipe_line(&self) -> String {
         let mut chosen = Vec::new();
-        if let Some(c) = self
-            .teacher_choice
-            .as_ref()
-            .filter(|c| c.candidates.len() > 1)
-        {
-            chosen.push(format!("the teacher ({})", c.candidates[c.chosen].name));
+        // A teacher judged alone was kept, not chosen: said apart, after the choices.
+        let mut kept = String::new();
+        match &self.teacher_choice {
+            Some(c) if c.candidates.len() > 1 => {
+                chosen.push(format!("the teacher ({})", c.candidates[c.chosen].name));
+            }
+            Some(c) => kept = format!(" Judged on validation and kept: {}.", c.candidates[0].name),
+            None => {}
         }
         if let Some(c) = &self.distill_choice {
             let p = c.chosen();
@@ -331,7 +333,7 @@ impl Report {
             e => format!("{e} experiment"),
         };
         format!(
-            "Recipe: the {experiment}, {} preset, on {}. Chosen on validation: {chosen}.",
+            "Recipe: the {experiment}, {} preset, on {}. Chosen on validation: {chosen}.{kept}",
             self.preset, self.dataset.name
         )
     }

@@ -180,6 +180,11 @@ fn no_rung_starts_once_the_budget_has_run_out() {
         &tmp.path().join("run"),
         Some(1e-6),
     );
+    let recipe = report.recipe_line();
+    assert!(
+        recipe.contains("Judged on validation and kept: the recipe's teacher."),
+        "{recipe}"
+    );
     let choice = report.teacher_choice.expect("the teacher was judged");
     assert_eq!(choice.candidates.len(), 1, "{choice:?}");
     assert!(
