@@ -83,23 +83,31 @@ impl Objective {
         }
     }
 
-    /// The objective with the shapes of its soft targets, as it enters a run's identity: a run
-    /// resumes only towards the objective it started with.
+    /// The objective with its soft targets' shapes and a hash of their values, as it enters a
+    /// run's identity: a run resumes only towards the objective it started with, and soft
+    /// targets of another teacher (a ladder that chose another rung since) are another
+    /// objective even at the same loss and shape.
     pub fn kind(&self) -> String {
         match self {
             Objective::Hard => "hard labels".to_string(),
             Objective::Distill {
                 loss,
                 teacher_log_probs,
-            } => format!("{} cached {:?}", loss.describe(), teacher_log_probs.dims()),
+            } => format!(
+                "{} cached {:?} {}",
+                loss.describe(),
+                teacher_log_probs.dims(),
+                values_hash(teacher_log_probs)
+            ),
             Objective::DistillLive { loss, teacher } => {
                 format!("{} live {}", loss.describe(), teacher.describe())
             }
             Objective::DistillViews { loss, targets } => format!(
-                "{} cached views {:?} {:?}",
+                "{} cached views {:?} {:?} {}",
                 loss.describe(),
                 targets.log_probs.dims(),
-                targets.spec
+                targets.spec,
+                values_hash(&targets.log_probs)
             ),
         }
     }
@@ -133,4 +141,11 @@ impl Objective {
             Objective::DistillViews { loss, .. } => views.map(|t| (t, loss.as_ref())),
         })
     }
+}
+
+/// A short SHA-256 of a tensor's values, as they are in memory (little-endian floats).
+fn values_hash(t: &Tensor<2>) -> String {
+    let values: Vec<f32> = t.clone().into_data().try_to_vec().unwrap_or_default();
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    crate::fsutil::sha256_hex(&bytes)[..16].to_string()
 }

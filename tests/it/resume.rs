@@ -321,3 +321,45 @@ fn random_kills_never_leave_a_state_that_fails_to_load() {
         assert_same_model(&full, &cut);
     }
 }
+
+#[test]
+fn resume_does_not_keep_a_student_distilled_from_another_teacher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [first, second] = ["first", "second"].map(|t| tmp.path().join(t));
+    run(&train_args(first.to_str().unwrap(), "1"));
+    let mut other = train_args(second.to_str().unwrap(), "1");
+    let seed = other.iter().position(|a| *a == "--seed").unwrap() + 1;
+    other[seed] = "6";
+    run(&other);
+    let out = tmp.path().join("student");
+    let distill_from = |teacher: &Path| {
+        run(&[
+            "distill",
+            "--teacher",
+            teacher.to_str().unwrap(),
+            "--student",
+            "mlp:48",
+            "--epochs",
+            "2",
+            "--train-size",
+            "3000",
+            "--test-size",
+            "200",
+            "--validation-size",
+            "300",
+            "--cache-dir",
+            tmp.path().join("cache").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--resume",
+        ]);
+        std::fs::read(out.join("model.safetensors")).unwrap()
+    };
+    let from_first = distill_from(&first);
+    // The same loss, shapes and settings towards another teacher's soft targets: trained
+    // again, not taken as finished.
+    let from_second = distill_from(&second);
+    assert_ne!(from_first, from_second);
+    // Towards the first teacher again it trains the first student again, bit for bit.
+    assert_eq!(distill_from(&first), from_first);
+}
