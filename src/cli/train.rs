@@ -71,8 +71,9 @@ pub struct DistillCmd {
     /// trains one student at each of 1, 2, 4, 8 and 20 (in OUT/grid/T*-a*) and keeps the
     /// one with the fewest validation errors (ties go to the lower T) as OUT; the grid and the
     /// choice go to OUT/choice.json. It needs a validation split.
-    #[arg(long, allow_negative_numbers = true, value_name = "T|auto")]
-    pub temperature: Option<String>,
+    #[arg(long, allow_negative_numbers = true, value_name = "T|auto",
+          value_parser = library_value::<Pick>)]
+    pub temperature: Option<Pick>,
     /// kd: weight of the soft-target term in [0, 1], the labels get 1 - alpha (default 0.9);
     /// `auto` then trains students at 0.5, 0.9 and 1 (after T, at the kept T) and keeps the
     /// one with the fewest validation errors, like `--temperature auto`. dkd: weight of the
@@ -249,11 +250,9 @@ impl DistillCmd {
             true => d.standardized(),
             false => d,
         };
-        let temperature = match self.temperature.as_deref() {
-            None | Some("auto") => d.temperature,
-            Some(t) => t.parse().map_err(|_| {
-                Error::config(format!("--temperature takes a number or auto, got {t:?}"))
-            })?,
+        let temperature = match self.temperature {
+            Some(Pick::Value(t)) => t,
+            _ => d.temperature,
         };
         Ok(LossParams {
             temperature,
@@ -273,8 +272,8 @@ impl DistillCmd {
     /// The temperatures to train at: the one asked for (or the loss's default), or with `auto`
     /// the grid.
     fn temperatures(&self) -> Result<Vec<f32>> {
-        match self.temperature.as_deref() {
-            Some("auto") => Ok(TEMPERATURES.to_vec()),
+        match self.temperature {
+            Some(Pick::Auto) => Ok(TEMPERATURES.to_vec()),
             _ => Ok(vec![self.loss_settings()?.temperature]),
         }
     }

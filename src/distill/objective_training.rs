@@ -143,9 +143,7 @@ impl Objective {
     }
 }
 
-/// A short SHA-256 of a tensor's values, as they are in memory (little-endian floats).
+/// A short SHA-256 of a tensor's values, as they are in memory.
 fn values_hash(t: &Tensor<2>) -> String {
-    let values: Vec<f32> = t.clone().into_data().try_to_vec().unwrap_or_default();
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    crate::fsutil::sha256_hex(&bytes)[..16].to_string()
+    crate::fsutil::sha256_hex(t.clone().into_data().as_bytes())[..16].to_string()
 }

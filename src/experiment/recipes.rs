@@ -459,7 +459,7 @@ fn control_name(student: &TrainParams, distilled: &TrainParams) -> Option<&'stat
 
 /// Whether the teacher makes fewer validation errors than the student trained alone; `None`
 /// without a validation split (the test set never decides it).
-fn teacher_beats_student(models: &Models, teacher_name: &str) -> Option<bool> {
+pub(super) fn teacher_beats_student(models: &Models, teacher_name: &str) -> Option<bool> {
     let teacher = models.get(teacher_name)?.validation_errors?;
     let student = models.get("student")?.validation_errors?;
     Some(teacher < student)

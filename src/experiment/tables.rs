@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::extra_rows::ExtraRows;
 use super::grid::{GridStudent, search};
-use super::recipes::judged_alone;
-use super::student::Distillation;
+use super::recipes::{judged_alone, teacher_beats_student};
+use super::student::{Distillation, Distilled};
 use super::table_speed::size_speed;
 use crate::compute::compute_device;
 use crate::data::{Munge, Splits, TableOptions};
@@ -24,7 +24,7 @@ use crate::eval::{ModelReport, evaluate, model_report};
 use crate::fsutil::{RunLock, write_atomic};
 use crate::model::{Classifier, OnnxOptions, OpenOptions, Predictor};
 use crate::report::{
-    ChartModel, Environment, Report, TeacherCandidate, TeacherChoice, write_charts,
+    ChartModel, DistillChoice, Environment, Report, TeacherCandidate, TeacherChoice, write_charts,
 };
 use crate::train::{RoleConfig, RoleParams, RunOutput, Trained, train_role};
 
@@ -81,12 +81,17 @@ impl TableRecipe {
     }
 }
 
-/// One distilled student: the temperature chosen and what each one tried gave.
+/// One distilled student: the one its grid kept, and what each temperature tried gave.
 struct Chosen {
-    trained: Trained,
-    dir: PathBuf,
-    temperature: f32,
-    grid: Vec<(f32, Option<usize>)>,
+    student: Distilled,
+    choice: DistillChoice,
+}
+
+impl Chosen {
+    /// The temperature kept.
+    fn temperature(&self) -> f32 {
+        self.choice.chosen().temperature
+    }
 }
 
 struct Ctx<'a> {
@@ -125,30 +130,21 @@ impl Ctx<'_> {
             })
         };
         let (grid, _) = search(&distillation, role, (temperatures, alpha, false), student)?;
-        let (best, choice) = grid.into_choice(String::new())?;
-        Ok(Chosen {
-            trained: best.trained,
-            dir: best.dir,
-            temperature: choice.chosen().temperature,
-            grid: (choice.points.iter())
-                .map(|p| (p.temperature, p.validation_errors))
-                .collect(),
-        })
+        let (student, choice) = grid.into_choice(String::new())?;
+        Ok(Chosen { student, choice })
     }
 }
 
 fn grid_note(name: &str, c: &Chosen) -> String {
-    let tried: Vec<String> = c
-        .grid
-        .iter()
-        .map(|(t, v)| match v {
-            Some(v) => format!("T = {t}: {v}"),
-            None => format!("T = {t}: -"),
+    let tried: Vec<String> = (c.choice.points.iter())
+        .map(|p| match p.validation_errors {
+            Some(v) => format!("T = {}: {v}", p.temperature),
+            None => format!("T = {}: -", p.temperature),
         })
         .collect();
     format!(
         "{name}: T = {} chosen on validation errors ({})",
-        c.temperature,
+        c.temperature(),
         tried.join(", ")
     )
 }
@@ -212,7 +208,7 @@ pub fn reproduce_table(recipe: &TableRecipe, out: &Path, progress: bool) -> Resu
         git_commit: env.git_commit.clone(),
         environment: env,
         dataset: splits.info(),
-        teacher_better_than_student: teacher_beats(&run.models),
+        teacher_better_than_student: teacher_beats_student(&run.models, "teacher"),
         models: run.models,
         config: serde_json::to_value(recipe).unwrap_or_default(),
         total_seconds: start.elapsed().as_secs_f64(),
@@ -289,14 +285,21 @@ fn train_all(ctx: &Ctx<'_>, splits: &Splits) -> Result<Run> {
     let mut findings = BTreeMap::new();
     for (name, c) in &distilled {
         notes.push(grid_note(name, c));
-        findings.insert(format!("{name}_temperature"), f64::from(c.temperature));
-        let t = &c.trained;
+        findings.insert(format!("{name}_temperature"), f64::from(c.temperature()));
+        let t = &c.student.trained;
         let val = t.validation_errors();
-        let report = model_report(&t.network, &c.dir, splits, &ctx.device, t.seconds, val)?;
+        let report = model_report(
+            &t.network,
+            &c.student.dir,
+            splits,
+            &ctx.device,
+            t.seconds,
+            val,
+        )?;
         models.insert(name.clone(), report);
     }
     Ok(Run {
-        temperature: distilled[0].1.temperature,
+        temperature: distilled[0].1.temperature(),
         models,
         notes,
         findings,
@@ -315,7 +318,8 @@ fn charts(
         ("student", &run.alone.network, &run.alone.history),
     ];
     for (name, c) in &run.distilled {
-        charted.push((name, &c.trained.network, &c.trained.history));
+        let t = &c.student.trained;
+        charted.push((name, &t.network, &t.history));
     }
     write_charts(
         ctx.out,
@@ -346,10 +350,4 @@ fn judge_teacher(
         s,
         Some("a given teacher is distilled from as it is, never replaced"),
     )
-}
-
-fn teacher_beats(models: &BTreeMap<String, ModelReport>) -> Option<bool> {
-    let t = models.get("teacher")?.validation_errors?;
-    let s = models.get("student")?.validation_errors?;
-    Some(t < s)
 }

@@ -140,6 +140,32 @@ fn resuming_a_finished_run_removes_the_state_a_kill_left() {
     assert!(!dir.join("resume").exists(), "resumable state left behind");
 }
 
+/// `distill` of an `mlp:48` student from `teacher` for `epochs` on a slice of MNIST, its soft
+/// targets cached in `cache`.
+fn distill_args(teacher: &Path, cache: &Path, out: &Path, epochs: &str) -> Vec<String> {
+    [
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--student",
+        "mlp:48",
+        "--epochs",
+        epochs,
+        "--train-size",
+        "3000",
+        "--test-size",
+        "200",
+        "--validation-size",
+        "300",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 #[test]
 fn distill_from_a_cached_teacher_killed_and_resumed_is_bit_identical() {
     let tmp = tempfile::tempdir().unwrap();
@@ -147,31 +173,9 @@ fn distill_from_a_cached_teacher_killed_and_resumed_is_bit_identical() {
     run(&train_args(teacher.to_str().unwrap(), "2"));
     let cache = tmp.path().join("cache");
     let args = |out: &Path| -> Vec<String> {
-        [
-            "distill",
-            "--teacher",
-            teacher.to_str().unwrap(),
-            "--student",
-            "mlp:48",
-            "--epochs",
-            "6",
-            "--train-size",
-            "3000",
-            "--test-size",
-            "200",
-            "--validation-size",
-            "300",
-            "--seed",
-            "9",
-            "--checkpoint-every",
-            "0",
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut a = distill_args(&teacher, &cache, out, "6");
+        a.extend(["--seed", "9", "--checkpoint-every", "0"].map(String::from));
+        a
     };
     let full = tmp.path().join("full");
     let cut = tmp.path().join("cut");
@@ -332,27 +336,11 @@ fn resume_does_not_keep_a_student_distilled_from_another_teacher() {
     other[seed] = "6";
     run(&other);
     let out = tmp.path().join("student");
+    let cache = tmp.path().join("cache");
     let distill_from = |teacher: &Path| {
-        run(&[
-            "distill",
-            "--teacher",
-            teacher.to_str().unwrap(),
-            "--student",
-            "mlp:48",
-            "--epochs",
-            "2",
-            "--train-size",
-            "3000",
-            "--test-size",
-            "200",
-            "--validation-size",
-            "300",
-            "--cache-dir",
-            tmp.path().join("cache").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--resume",
-        ]);
+        let mut args = distill_args(teacher, &cache, &out, "2");
+        args.push("--resume".into());
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>());
         std::fs::read(out.join("model.safetensors")).unwrap()
     };
     let from_first = distill_from(&first);
