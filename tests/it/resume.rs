@@ -65,23 +65,23 @@ fn run(args: &[&str]) {
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
 }
 
+/// The slice of MNIST every run here trains on.
+const SLICE: [&str; 6] = [
+    "--train-size",
+    "3000",
+    "--test-size",
+    "200",
+    "--validation-size",
+    "300",
+];
+
 /// `train` with dropout and jitter (every random stream in use), on a slice of MNIST, with a
 /// checkpoint every epoch (these epochs take well under the default interval).
 fn train_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--checkpoint-every",
-        "0",
-        "--model",
-        "mlp:96",
-        "--epochs",
-        epochs,
-        "--train-size",
-        "3000",
-        "--test-size",
-        "200",
-        "--validation-size",
-        "300",
+    let mut args = vec!["train", "--checkpoint-every", "0", "--model", "mlp:96"];
+    args.extend(["--epochs", epochs]);
+    args.extend(SLICE);
+    args.extend([
         "--hidden-dropout",
         "0.2",
         "--jitter",
@@ -90,7 +90,8 @@ fn train_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
         "5",
         "--out",
         out,
-    ]
+    ]);
+    args
 }
 
 #[test]
@@ -143,27 +144,18 @@ fn resuming_a_finished_run_removes_the_state_a_kill_left() {
 /// `distill` of an `mlp:48` student from `teacher` for `epochs` on a slice of MNIST, its soft
 /// targets cached in `cache`.
 fn distill_args(teacher: &Path, cache: &Path, out: &Path, epochs: &str) -> Vec<String> {
-    [
+    let (teacher, cache, out) = (teacher.to_str(), cache.to_str(), out.to_str());
+    let mut args = vec![
         "distill",
         "--teacher",
-        teacher.to_str().unwrap(),
+        teacher.unwrap(),
         "--student",
         "mlp:48",
-        "--epochs",
-        epochs,
-        "--train-size",
-        "3000",
-        "--test-size",
-        "200",
-        "--validation-size",
-        "300",
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec()
+    ];
+    args.extend(["--epochs", epochs]);
+    args.extend(SLICE);
+    args.extend(["--cache-dir", cache.unwrap(), "--out", out.unwrap()]);
+    args.into_iter().map(String::from).collect()
 }
 
 #[test]
